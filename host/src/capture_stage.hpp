@@ -1,0 +1,54 @@
+// The capture stage: reads every packet of every source once and summarises what was read
+// (per input, per link type, per protocol, flows). Later stages hang off the same loop.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "experiment.hpp"
+#include "trafficid/capture.hpp"
+
+namespace trafficid::host {
+
+struct CaptureSummary {
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t ipv4 = 0, ipv6 = 0, not_ip = 0;
+  std::uint64_t tcp = 0, udp = 0, icmp = 0, other_l4 = 0;
+  std::uint64_t fragments = 0, truncated = 0, vlan_tagged = 0;
+  std::uint64_t flows = 0;
+  std::map<std::uint32_t, std::uint64_t> per_link_type;
+  std::map<std::uint16_t, std::uint64_t> per_server_port;  // lower port of each TCP/UDP packet
+  std::vector<SourceFileInfo> files;
+  std::vector<std::string> sources;
+  bool stopped_early = false;
+};
+
+class FlowCounter;
+
+// Reads `source` to the end (or `max_packets`, or a stop request) into `summary`.
+void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& host,
+                 std::uint64_t max_packets, CaptureSummary& summary, FlowCounter& flows);
+
+// Runs the capture stage of an experiment: every source, in order.
+CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host);
+
+Json to_json(const CaptureSummary& summary);
+std::string format_summary(const CaptureSummary& summary);
+
+// Distinct bidirectional flows (canonical 5-tuples).
+class FlowCounter {
+ public:
+  void add(const FiveTuple& tuple);
+  std::uint64_t size() const;
+  ~FlowCounter();
+  FlowCounter();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace trafficid::host

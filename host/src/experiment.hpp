@@ -1,0 +1,44 @@
+// An experiment file: TOML sections wiring plugins together, checked as a whole against the
+// host's own sections and each plugin's declared schema before anything runs.
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <toml++/toml.h>
+#include <vector>
+
+#include "diagnostics.hpp"
+#include "plugin_registry.hpp"
+
+namespace trafficid::host {
+
+// One capture source of the experiment: a plugin with its resolved parameters.
+struct SourceSpec {
+  const PluginInfo* plugin = nullptr;
+  std::string instance;  // as written in capture.sources: "synth", "pcap:captures/"
+  Json params;
+};
+
+struct Experiment {
+  std::filesystem::path file;
+  std::string name;
+  std::int64_t seed = 0;
+  std::filesystem::path output_dir;
+  Json resolved;  // the whole config with every default filled in
+  std::vector<SourceSpec> sources;
+  std::uint64_t max_packets = 0;
+
+  toml::table resolved_toml() const;
+};
+
+// The host's own sections, as schemas (shown by `trafficid validate --explain`).
+const Schema& experiment_section_schema();
+const Schema& capture_section_schema();
+
+// Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
+// errors; warnings may be present either way. Throws Error only for a file that cannot be read.
+std::optional<Experiment> load_experiment(const std::filesystem::path& file,
+                                          const std::vector<std::string>& overrides,
+                                          const PluginRegistry& registry, Diagnostics& diagnostics);
+
+}  // namespace trafficid::host

@@ -1,0 +1,91 @@
+// Finds, loads and checks plugin shared objects; creates plugin objects that keep their library
+// loaded for as long as they live. Plugins come only from the folders named explicitly
+// (--plugin-path, TRAFFICID_PLUGIN_PATH) and the host's own plugin folder, never from the
+// current directory.
+#pragma once
+#include <boost/dll/shared_library.hpp>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trafficid/error.hpp"
+#include "trafficid/plugin.hpp"
+
+namespace trafficid::host {
+
+struct PluginInfo {
+  std::filesystem::path file;
+  PluginKind kind{};
+  std::string name;
+  std::string version;
+  std::string description;
+  std::string primary_param;
+  Schema schema;
+  const PluginDescriptor* descriptor = nullptr;
+  std::shared_ptr<boost::dll::shared_library> library;
+
+  std::string label() const;  // "capture plugin 'pcap' (/path/file.so)"
+};
+
+struct LoadProblem {
+  std::filesystem::path file;
+  std::string message;
+};
+
+// Folders searched, in order: each --plugin-path, each entry of TRAFFICID_PLUGIN_PATH, then the
+// folder the host was installed with (BINDIR/../lib/trafficid/plugins).
+std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::string>& cli_paths);
+std::filesystem::path builtin_plugin_dir();
+
+class PluginRegistry {
+ public:
+  // Loads every *.so in each folder (not recursively). Problems are recorded, never thrown:
+  // one bad plugin does not stop the others from loading.
+  void load_directories(const std::vector<std::filesystem::path>& folders);
+  void load_file(const std::filesystem::path& file);
+
+  const std::vector<LoadProblem>& problems() const { return problems_; }
+  const std::vector<std::unique_ptr<PluginInfo>>& plugins() const { return plugins_; }
+  const PluginInfo* find(PluginKind kind, std::string_view name) const;
+  // Any kind; nullptr when no plugin (or more than one, of different kinds) has the name.
+  std::vector<const PluginInfo*> find_any(std::string_view name) const;
+  std::vector<std::string> names(PluginKind kind) const;
+
+  // Creates an object of plugin `info` and checks it implements `Interface`. Exceptions from the
+  // plugin become trafficid::Error naming it.
+  template <class Interface>
+  std::shared_ptr<Interface> create(const PluginInfo& info, const Json& params, HostServices& host,
+                                    std::string instance_name) const {
+    std::unique_ptr<Plugin> object = create_object(info, params, host, std::move(instance_name));
+    auto* typed = dynamic_cast<Interface*>(object.get());
+    if (!typed)
+      throw Error(info.label() + ": the object its factory made does not implement the " +
+                  to_string(info.kind) + " interface (was it built against this SDK?)");
+    Plugin* owner = object.release();
+    // The deleter holds the library: the plugin's code cannot be unloaded under its objects.
+    return std::shared_ptr<Interface>(typed, [library = info.library, owner](Interface*) { delete owner; });
+  }
+
+ private:
+  std::unique_ptr<Plugin> create_object(const PluginInfo& info, const Json& params, HostServices& host,
+                                        std::string instance_name) const;
+  std::vector<std::unique_ptr<PluginInfo>> plugins_;
+  std::vector<LoadProblem> problems_;
+};
+
+// Runs `body`, turning any exception into trafficid::Error prefixed with the plugin's label.
+template <class Body>
+decltype(auto) guarded(const PluginInfo& info, Body&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    throw Error(info.label() + ": " + e.what());
+  } catch (const std::exception& e) {
+    throw Error(info.label() + " failed: " + e.what());
+  } catch (...) {
+    throw Error(info.label() + " failed with an exception that is not a std::exception");
+  }
+}
+
+}  // namespace trafficid::host

@@ -1,0 +1,47 @@
+# trafficid_add_plugin(NAME KIND SOURCES... [LIBRARIES libs...] [OUTPUT_DIRECTORY dir] [NO_INSTALL])
+#
+# Builds a plugin shared object named trafficid_<KIND>_<NAME>.so with hidden visibility, linked
+# against the SDK. KIND is one of capture, labeler, features, model, tuner. The host finds it in
+# its own plugin folder, or in any folder named by --plugin-path or TRAFFICID_PLUGIN_PATH.
+function(trafficid_add_plugin name kind)
+  cmake_parse_arguments(ARG "NO_INSTALL" "OUTPUT_DIRECTORY;INSTALL_DESTINATION" "LIBRARIES" ${ARGN})
+  set(known_kinds capture labeler features model tuner)
+  if(NOT kind IN_LIST known_kinds)
+    message(FATAL_ERROR "trafficid_add_plugin(${name}): unknown kind '${kind}' (one of: ${known_kinds})")
+  endif()
+  if(NOT ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "trafficid_add_plugin(${name}): no source files")
+  endif()
+  set(target trafficid_${kind}_${name})
+  add_library(${target} MODULE ${ARG_UNPARSED_ARGUMENTS})
+  set_target_properties(${target} PROPERTIES
+    PREFIX "" OUTPUT_NAME ${target}
+    CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON)
+  target_compile_features(${target} PRIVATE cxx_std_20)
+  if(TARGET trafficid_sdk)
+    target_link_libraries(${target} PRIVATE trafficid_sdk)
+  else()
+    target_link_libraries(${target} PRIVATE trafficid::sdk)
+  endif()
+  # A missing symbol must fail when the host loads the plugin, never later in the middle of a run.
+  target_link_options(${target} PRIVATE "LINKER:--no-undefined")
+  if(ARG_LIBRARIES)
+    target_link_libraries(${target} PRIVATE ${ARG_LIBRARIES})
+  endif()
+  if(ARG_OUTPUT_DIRECTORY)
+    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${ARG_OUTPUT_DIRECTORY})
+  elseif(DEFINED TRAFFICID_PLUGIN_OUTPUT_DIR)
+    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${TRAFFICID_PLUGIN_OUTPUT_DIR})
+  endif()
+  if(NOT ARG_NO_INSTALL)
+    if(ARG_INSTALL_DESTINATION)
+      set(dest ${ARG_INSTALL_DESTINATION})
+    elseif(DEFINED TRAFFICID_PLUGIN_SUBDIR)
+      set(dest ${TRAFFICID_PLUGIN_SUBDIR})
+    else()
+      set(dest lib/trafficid/plugins)
+    endif()
+    install(TARGETS ${target} LIBRARY DESTINATION ${dest})
+  endif()
+endfunction()

@@ -1,0 +1,15 @@
+// Everything a plugin author needs, in one include.
+#pragma once
+#include "trafficid/capture.hpp"
+#include "trafficid/dataset.hpp"
+#include "trafficid/error.hpp"
+#include "trafficid/features.hpp"
+#include "trafficid/flow.hpp"
+#include "trafficid/labeler.hpp"
+#include "trafficid/metrics.hpp"
+#include "trafficid/model.hpp"
+#include "trafficid/packet.hpp"
+#include "trafficid/params.hpp"
+#include "trafficid/pcap_writer.hpp"
+#include "trafficid/plugin.hpp"
+#include "trafficid/tuner.hpp"
