@@ -105,7 +105,7 @@ fs::path make_run_dir(const Experiment& experiment, const std::string& requested
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw Error(fmt::format("cannot create run folder {}: {} (choose another with --run-dir or experiment.output_dir)", dir, ec.message()));
+  if (ec) throw Error(fmt::format("cannot create run folder {}: {} (choose another with --run-dir or experiment.output_dir)", dir.string(), ec.message()));
   return dir;
 }
 
@@ -116,7 +116,7 @@ void write_file(const fs::path& file, const std::string& content) {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out << content;
     out.flush();
-    if (!out) throw Error(fmt::format("cannot write {} (disk full or no permission?)", file));
+    if (!out) throw Error(fmt::format("cannot write {} (disk full or no permission?)", file.string()));
   }
   fs::rename(temporary, file);  // readers never see a half-written file
 }
@@ -210,7 +210,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
            << "`trafficid run` on this file repeats the run.\n\n"
            << experiment->resolved_toml() << '\n';
   write_file(dir / "config.resolved.toml", resolved.str());
-  log.info(fmt::format("run {} of {} in {}", experiment->name, file, dir));
+  log.info(fmt::format("run {} of {} in {}", experiment->name, file, dir.string()));
 
   auto started = std::chrono::steady_clock::now();
   Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment->name},
@@ -237,7 +237,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
   run_record["seconds"] = seconds;
   run_record["warnings"] = log.warnings();
   write_file(dir / "run.json", run_record.dump(2));
-  log.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir, seconds, log.warnings(), log.warnings() == 1 ? "" : "s"));
+  log.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir.string(), seconds, log.warnings(), log.warnings() == 1 ? "" : "s"));
   return run_record["status"] == "interrupted" ? 130 : 0;
 }
 

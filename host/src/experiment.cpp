@@ -16,7 +16,7 @@ const Schema& experiment_section_schema() {
       ParamSpec::string("description", "", "what the experiment is for"),
       ParamSpec::integer("seed", 1, "seed of every random choice in the run (splits, initialisation, generators)")
           .range(0, 9.0e15),
-      ParamSpec::path("output_dir", "runs", "folder that receives one run folder per run"),
+      ParamSpec::string("output_dir", "runs", "folder receiving one run folder per run (relative to the working directory)"),
   };
   return schema;
 }

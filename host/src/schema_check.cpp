@@ -299,8 +299,18 @@ void apply_override(toml::table& document, const std::string& assignment) {
   try {
     holder = toml::parse("value = " + text, std::string_view("--set"));
   } catch (const toml::parse_error&) {
-    holder = toml::table{};
-    holder.insert("value", text);  // a bare word: take it as a string
+    // Not TOML (a bare word, a path): take it as a string, still located on the command line.
+    std::string quoted = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') quoted += '\\';
+      quoted += c;
+    }
+    quoted += '"';
+    try {
+      holder = toml::parse("value = " + quoted, std::string_view("--set"));
+    } catch (const toml::parse_error& e) {
+      throw Error(fmt::format("--set {}: cannot read the value: {}", key, e.description()));
+    }
   }
 
   toml::node* current = &document;

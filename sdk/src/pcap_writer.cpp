@@ -28,12 +28,12 @@ PcapWriter::PcapWriter(const std::filesystem::path& file, std::uint32_t link_typ
   file_ = std::fopen(file.c_str(), "wb");
   if (!file_)
     throw Error(fmt::format("cannot create {}: {} (check that the folder exists and is writable)",
-                            file, std::strerror(errno)));
+                            file.string(), std::strerror(errno)));
   FileHeader header{nanosecond ? 0xa1b23c4du : 0xa1b2c3d4u};
   header.snaplen = snaplen;
   header.network = link_type;
   if (std::fwrite(&header, sizeof header, 1, file_) != 1)
-    throw Error(fmt::format("cannot write {}: {}", file, std::strerror(errno)));
+    throw Error(fmt::format("cannot write {}: {}", file.string(), std::strerror(errno)));
 }
 
 PcapWriter::~PcapWriter() {
@@ -42,7 +42,7 @@ PcapWriter::~PcapWriter() {
 
 void PcapWriter::write(std::int64_t timestamp_ns, std::span<const std::uint8_t> data,
                        std::uint32_t wire_length) {
-  if (!file_) throw Error(fmt::format("{}: write after close", path_));
+  if (!file_) throw Error(fmt::format("{}: write after close", path_.string()));
   std::int64_t seconds = timestamp_ns / 1'000'000'000;
   std::int64_t rest = timestamp_ns % 1'000'000'000;
   RecordHeader record{static_cast<std::uint32_t>(seconds),
@@ -51,7 +51,7 @@ void PcapWriter::write(std::int64_t timestamp_ns, std::span<const std::uint8_t> 
                       wire_length ? wire_length : static_cast<std::uint32_t>(data.size())};
   if (std::fwrite(&record, sizeof record, 1, file_) != 1 ||
       (!data.empty() && std::fwrite(data.data(), data.size(), 1, file_) != 1))
-    throw Error(fmt::format("cannot write {}: {} (disk full?)", path_, std::strerror(errno)));
+    throw Error(fmt::format("cannot write {}: {} (disk full?)", path_.string(), std::strerror(errno)));
   ++packets_;
 }
 
@@ -60,7 +60,7 @@ void PcapWriter::close() {
   bool failed = std::fflush(file_) != 0;
   failed |= std::fclose(file_) != 0;
   file_ = nullptr;
-  if (failed) throw Error(fmt::format("cannot finish {}: {}", path_, std::strerror(errno)));
+  if (failed) throw Error(fmt::format("cannot finish {}: {}", path_.string(), std::strerror(errno)));
 }
 
 }  // namespace trafficid

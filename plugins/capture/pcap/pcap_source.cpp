@@ -110,7 +110,7 @@ class PcapSource final : public CaptureSource {
       std::sort(found.begin(), found.end());
       files_.insert(files_.end(), found.begin(), found.end());
     } else {
-      throw Error(fmt::format("{}: no such file or folder (paths are relative to the experiment file)", path));
+      throw Error(fmt::format("{}: no such file or folder (paths are relative to the experiment file)", path.string()));
     }
   }
 

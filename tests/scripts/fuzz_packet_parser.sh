@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the packet-parser fuzz target with clang (libFuzzer, ASan, UBSan) and runs it for a
+# bounded time, seeded with frames of every link type. Fails on any crash or sanitizer report.
+# usage: fuzz_packet_parser.sh SOURCE_DIR WORK_DIR [SECONDS]
+set -euo pipefail
+src=$1 work=$2 seconds=${3:-60}
+[[ "$seconds" =~ ^[0-9]+$ ]] || seconds=60
+mkdir -p "$work/corpus"
+clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  -I"$src/sdk/include" "$src/tests/fuzz/fuzz_packet_parser.cpp" "$src/sdk/src/packet_parser.cpp" \
+  -o "$work/fuzz_packet_parser"
+# Seeds: byte 0 picks the link type (0 Ethernet, 1 raw IP, 4 SLL), then a real-looking frame.
+ipv4_tcp='\x45\x00\x00\x2c\x12\x34\x40\x00\x40\x06\x00\x00\x0a\x00\x00\x01\xc0\xa8\x01\x02\x04\xd2\x01\xbb\x00\x00\x00\x01\x00\x00\x00\x00\x60\x18\xff\xff\x00\x00\x00\x00\x02\x04\x05\xb4'
+ipv6_udp='\x60\x00\x00\x00\x00\x10\x00\x40\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x11\x00\x00\x00\x00\x00\x00\x00\x00\x35\x00\x35\x00\x08\x00\x00'
+printf "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x81\x00\x00\x64\x08\x00$ipv4_tcp" > "$work/corpus/eth_vlan_tcp"
+printf "\x01$ipv4_tcp" > "$work/corpus/raw_tcp"
+printf "\x01$ipv6_udp" > "$work/corpus/raw_ipv6_hop_udp"
+printf "\x04\x00\x00\x00\x01\x00\x06\x00\x01\x02\x03\x04\x05\x00\x00\x86\xdd$ipv6_udp" > "$work/corpus/sll_ipv6"
+"$work/fuzz_packet_parser" -max_total_time="$seconds" -print_final_stats=1 -max_len=2048 \
+  -artifact_prefix="$work/" "$work/corpus" 2>&1 | tail -n 25
+echo "fuzz_packet_parser: ${seconds}s without a crash or sanitizer report"

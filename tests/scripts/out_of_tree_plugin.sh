@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs trafficid into a temporary prefix, builds the example model plugin in
+# sdk/examples/nearest_centroid against the installed SDK (find_package + trafficid_add_plugin),
+# and checks that the installed host loads it from --plugin-path and TRAFFICID_PLUGIN_PATH only.
+# usage: out_of_tree_plugin.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1 src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cmake --install "$build" --prefix "$work/prefix" > "$work/install.log"
+cmake -S "$src/sdk/examples/nearest_centroid" -B "$work/plugin" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_BUILD_TYPE=Release > "$work/configure.log" || { cat "$work/configure.log"; fail "configure against the installed SDK"; }
+cmake --build "$work/plugin" > "$work/build.log" 2>&1 || { cat "$work/build.log"; fail "build against the installed SDK"; }
+plugin="$work/plugin/trafficid_model_nearest_centroid.so"
+[[ -f "$plugin" ]] || fail "trafficid_add_plugin did not produce $plugin"
+host="$work/prefix/bin/trafficid"
+
+"$host" plugins | grep -Eq '^capture +synth ' || fail "the installed host does not list its own plugins"
+# Never loaded implicitly, not even from the current directory.
+(cd "$work/plugin" && "$host" plugins) | grep -q nearest_centroid && fail "plugin loaded without being asked for"
+"$host" --plugin-path "$work/plugin" plugins | grep -Eq '^model +nearest_centroid +0\.1\.0 ' \
+  || fail "--plugin-path did not load the example"
+"$host" --plugin-path "$work/plugin" plugins nearest_centroid \
+  | grep -Eq '^metric +choice +"euclidean" +one of: euclidean, manhattan, cosine +distance to the centroids' \
+  || fail "parameter table of the example"
+TRAFFICID_PLUGIN_PATH="$work/plugin" "$host" plugins nearest_centroid --json | grep -q '"name": "shrink"' \
+  || fail "TRAFFICID_PLUGIN_PATH did not load the example"
+# The installed quickstart runs from the installed host.
+"$host" -q run "$work/prefix/share/trafficid/experiments/quickstart.toml" --run-dir "$work/run" \
+  || fail "installed quickstart"
+[[ -s "$work/run/capture/summary.json" && -s "$work/run/config.resolved.toml" ]] || fail "run folder incomplete"
+echo "out_of_tree_plugin: built against the installed SDK and loaded by the installed host"

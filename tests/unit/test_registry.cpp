@@ -1,0 +1,112 @@
+// The plugin host refuses broken plugins with a message naming the file and the reason, and
+// keeps loading the others.
+#include <algorithm>
+
+#include "host_log.hpp"
+#include "plugin_registry.hpp"
+#include "test_support.hpp"
+#include "trafficid/capture.hpp"
+
+using namespace trafficid;
+using namespace trafficid::host;
+namespace fs = std::filesystem;
+
+namespace {
+std::string problem_for(const PluginRegistry& registry, const std::string& file_name) {
+  for (const auto& p : registry.problems())
+    if (p.file.filename() == file_name) return p.message;
+  return "";
+}
+}  // namespace
+
+TEST_CASE("broken plugins are refused one by one and the good ones still load", "[registry]") {
+  PluginRegistry registry;
+  registry.load_directories({fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "broken", TRAFFICID_PLUGIN_DIR});
+
+  SECTION("wrong ABI version names the file and both versions") {
+    auto message = problem_for(registry, "bad_abi.so");
+    CHECK_THAT(message, Catch::Contains("wrong ABI version on plugin"));
+    CHECK_THAT(message, Catch::Contains("bad_abi.so"));
+    CHECK_THAT(message, Catch::Contains("got version " + std::to_string(TRAFFICID_ABI_VERSION + 41)));
+    CHECK_THAT(message, Catch::Contains("supported version is " + std::to_string(TRAFFICID_ABI_VERSION)));
+    CHECK(registry.find(PluginKind::capture, "bad_abi") == nullptr);
+  }
+  SECTION("a missing symbol fails at load time and says which") {
+    auto message = problem_for(registry, "missing_symbol.so");
+    CHECK_THAT(message, Catch::Contains("cannot load"));
+    CHECK_THAT(message, Catch::Contains("trafficid_test_symbol_that_does_not_exist"));
+  }
+  SECTION("a shared object without the entry point is not a plugin") {
+    CHECK_THAT(problem_for(registry, "no_entry_point.so"), Catch::Contains("no 'trafficid_plugin' entry point"));
+  }
+  SECTION("an unknown kind is refused") {
+    CHECK_THAT(problem_for(registry, "unknown_kind.so"), Catch::Contains("unknown plugin kind 77"));
+  }
+  SECTION("the other plugins are loaded") {
+    CHECK(registry.find(PluginKind::capture, "pcap") != nullptr);
+    CHECK(registry.find(PluginKind::capture, "synth") != nullptr);
+    CHECK(registry.find(PluginKind::capture, "throwing") != nullptr);
+    CHECK(registry.problems().size() == 4);
+  }
+  SECTION("an exception from a factory becomes a host error naming the plugin") {
+    const auto* plugin = registry.find(PluginKind::capture, "throwing");
+    REQUIRE(plugin);
+    HostLog log;
+    try {
+      registry.create<CaptureSource>(*plugin, Json::object({{"level", 1}}), log, "throwing");
+      FAIL("the factory's exception was swallowed");
+    } catch (const Error& e) {
+      std::string what = e.what();
+      CHECK_THAT(what, Catch::Contains("capture plugin 'throwing'"));
+      CHECK_THAT(what, Catch::Contains("throwing_factory.so"));
+      CHECK_THAT(what, Catch::Contains("cannot open the device: permission denied"));
+    }
+  }
+}
+
+TEST_CASE("two plugins of the same kind and name: the second is refused naming both files", "[registry]") {
+  PluginRegistry registry;
+  registry.load_directories({fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins"});
+  REQUIRE(registry.plugins().size() == 1);
+  CHECK(registry.plugins()[0]->file.filename() == "good_first.so");
+  REQUIRE(registry.problems().size() == 1);
+  const auto& problem = registry.problems()[0];
+  CHECK(problem.file.filename() == "good_second.so");
+  CHECK_THAT(problem.message, Catch::Contains("duplicate capture plugin 'twin'"));
+  CHECK_THAT(problem.message, Catch::Contains("good_first.so"));
+  CHECK_THAT(problem.message, Catch::Contains("version 1.0.0"));
+  CHECK_THAT(problem.message, Catch::Contains("version 2.0.0"));
+}
+
+TEST_CASE("objects keep their plugin's library loaded after the registry is gone", "[registry]") {
+  HostLog log;
+  std::shared_ptr<CaptureSource> source;
+  {
+    PluginRegistry registry;
+    registry.load_directories({TRAFFICID_PLUGIN_DIR});
+    const auto* synth = registry.find(PluginKind::capture, "synth");
+    REQUIRE(synth);
+    Json params = {{"seed", 3}, {"flows_per_app", 1}, {"apps", {"dns"}}, {"clients", 1},
+                   {"start_time", 1700000000}, {"duration", 10}};
+    source = registry.create<CaptureSource>(*synth, params, log, "synth");
+  }
+  // The registry and its handles are destroyed; the object's deleter still holds the library.
+  PacketView packet;
+  int packets = 0;
+  while (source->next(packet)) ++packets;
+  CHECK(packets == 4);  // A and AAAA, query and answer
+  CHECK(source->files().at(0).packets == 4);
+  source.reset();
+}
+
+TEST_CASE("the plugin search path puts explicit folders first and never the current directory", "[registry]") {
+  ::setenv("TRAFFICID_PLUGIN_PATH", "/tmp/trafficid-a:/tmp/trafficid-b", 1);
+  auto path = plugin_search_path({"/tmp/trafficid-cli"});
+  ::unsetenv("TRAFFICID_PLUGIN_PATH");
+  REQUIRE(path.size() == 4);
+  CHECK(path[0] == "/tmp/trafficid-cli");
+  CHECK(path[1] == "/tmp/trafficid-a");
+  CHECK(path[2] == "/tmp/trafficid-b");
+  CHECK(path[3] == builtin_plugin_dir());
+  CHECK(std::find(path.begin(), path.end(), fs::current_path()) == path.end());
+}

@@ -1,0 +1,29 @@
+// Helpers shared by the unit tests: where the shared data and the built plugins are.
+#pragma once
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace test_support {
+
+// The shared captures folder. Missing: fail under CI=true, otherwise let the caller skip.
+inline std::filesystem::path data_dir_or_empty() {
+  const char* env = std::getenv("TRAFFICID_DATA_DIR");
+  std::filesystem::path dir = env && *env ? env : TRAFFICID_DEFAULT_DATA_DIR;
+  if (std::filesystem::is_directory(dir / "captures")) return dir;
+  const char* ci = std::getenv("CI");
+  if (ci && std::string(ci) == "true")
+    FAIL("shared data folder " << dir << " is missing (set TRAFFICID_DATA_DIR or -DTRAFFICID_DATA_DIR)");
+  WARN("shared data folder " << dir << " is missing: test not run");
+  return {};
+}
+
+inline std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("trafficid-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace test_support
