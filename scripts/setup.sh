@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages trafficid needs (only those missing), then configures and
+# builds it with the `default` CMake preset into ./build. Run as root or with sudo available.
+# usage: scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # toolchain
+  cmake g++ make pkg-config ccache
+  # libraries (headers); libopenblas0-pthread: without it LibTorch falls back to the slow reference BLAS
+  libpcap-dev libndpi-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev catch2 libopenblas0-pthread
+  # test tools: capinfos/editcap (tshark), ndpiReader (libndpi-bin), clang with libFuzzer
+  tshark libndpi-bin clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+
+cmake --preset default > /dev/null
+cmake --build --preset default
