@@ -92,11 +92,19 @@ Json check_scalar(const toml::node& node, ParamType type, const ParamSpec& spec,
     case ParamType::path: {
       if (!node.is_string()) return wrong_type("a path string");
       std::filesystem::path p = *node.value<std::string>();
-      if (p.empty() || p.is_absolute()) return p.string();
+      if (p.empty()) return p.string();
       // Values given on the command line are relative to the working directory.
       const auto& file = node.source().path;
       auto base = file && *file == "--set" ? std::filesystem::current_path() : context.base_dir;
-      return (base / p).lexically_normal().string();
+      auto resolved = p.is_absolute() ? p : (base / p).lexically_normal();
+      std::error_code ec;
+      if (spec.must_exist && !std::filesystem::exists(resolved, ec)) {
+        context.diagnostics.error(where(node, context), path,
+                                  fmt::format("no such file or folder: {}{}", resolved.string(),
+                                              p.is_absolute() ? "" : " (relative paths start at the experiment file's folder)"));
+        return Json();
+      }
+      return resolved.string();
     }
     case ParamType::string:
     default:

@@ -22,7 +22,8 @@ const PluginRegistry& registry() {
 }
 
 fs::path write_experiment(const std::string& name, const std::string& text) {
-  auto dir = test_support::temp_dir("config");
+  static const auto dir = test_support::temp_dir("config");  // one folder for the whole process
+  fs::create_directories(dir / "captures");
   auto file = dir / name;
   std::ofstream(file) << text;
   return file;
@@ -70,6 +71,8 @@ dropout = 0.1
   std::vector<std::string> expected = {
       f + ":3:1: experiment.sede: unknown key (did you mean 'seed'?)",
       f + ":6:12: capture.sources.0: no capture plugin named 'synht' (did you mean 'synth'?) (installed: pcap, synth)",
+      f + ":6:21: capture.pcap.paths.0: no such file or folder: " + (file.parent_path() / "does-not-matter").string() +
+          " (relative paths start at the experiment file's folder)",
       f + ":7:15: capture.max_packets: -5 is out of range >= 0",
       f + ":10:17: capture.synth.flows_per_app: expected an integer, got string 'many'",
       f + ":11:11: capture.synth.clients: 1000 is out of range [1, 200]",
@@ -78,8 +81,7 @@ dropout = 0.1
       f + ":13:1: capture.synth.colour: unknown key",
       f + ":15:2: captures: unknown section (did you mean 'capture'?)",
   };
-  // The pcap source's folder does not exist, but that is the source's business at run time;
-  // the synth table is not used by a source (synht is misspelt), which is a warning.
+  // The synth table is not used by any source (synht is misspelt): that is a warning.
   std::vector<std::string> errors;
   for (const auto& d : diagnostics.sorted())
     if (!d.warning) errors.push_back(d.format());

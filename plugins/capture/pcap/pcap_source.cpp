@@ -230,7 +230,8 @@ Schema schema() {
   return {
       ParamSpec::list("paths", ParamType::path_list, nullptr,
                       "capture files or folders to read (relative to the experiment file)")
-          .required(),
+          .required()
+          .existing(),
       ParamSpec::boolean("recursive", true, "descend into sub-folders of the folders named in paths"),
       ParamSpec::list("extensions", ParamType::string_list, Json::array({".pcap", ".pcapng", ".cap"}),
                       "file name endings read from folders (files named directly are always read)"),

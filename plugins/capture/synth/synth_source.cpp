@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 #include <map>
+#include <queue>
 
 #include "protocols.hpp"
 #include "trafficid/sdk.hpp"
@@ -42,55 +43,15 @@ std::vector<std::string> app_names() {
 
 constexpr std::int64_t ms = 1'000'000;
 
-class SynthSource final : public CaptureSource {
+// Writes the frames of one flow. Each flow has its own generator seeded from the capture's seed
+// and the flow's number, so flows can be made one at a time, in any order, with the same bytes.
+class FlowGenerator {
  public:
-  explicit SynthSource(const PluginArgs& args) : random_(static_cast<std::uint64_t>(args.params.at("seed").get<std::int64_t>())) {
-    const auto& p = args.params;
-    const auto flows = p.at("flows_per_app").get<std::int64_t>();
-    const auto clients = p.at("clients").get<std::int64_t>();
-    const std::int64_t start = p.at("start_time").get<std::int64_t>() * 1'000'000'000;
-    const std::int64_t window = p.at("duration").get<std::int64_t>() * 1'000'000'000;
-    auto selected = p.at("apps").get<std::vector<std::string>>();
-    if (selected.empty()) throw Error("apps is empty: name at least one of " + fmt::format("{}", fmt::join(app_names(), ", ")));
-    for (std::size_t a = 0; a < apps().size(); ++a) {
-      const App& app = apps()[a];
-      if (std::find(selected.begin(), selected.end(), app.name) == selected.end()) continue;
-      for (std::int64_t f = 0; f < flows; ++f) {
-        Endpoint client = client_endpoint(static_cast<std::uint32_t>(random_.below(static_cast<std::uint64_t>(clients))));
-        Endpoint server = server_endpoint(a, static_cast<std::uint32_t>(f));
-        std::int64_t begin = start + static_cast<std::int64_t>(random_.unit() * static_cast<double>(window));
-        std::int64_t rtt = (8 + static_cast<std::int64_t>(random_.below(70))) * ms;
-        generate(app, client, server, begin, rtt);
-      }
-    }
-    std::stable_sort(frames_.begin(), frames_.end(),
-                     [](const Frame& x, const Frame& y) { return x.timestamp_ns < y.timestamp_ns; });
-    info_.path = fmt::format("synth(seed={}, flows_per_app={}, apps={})", p.at("seed").get<std::int64_t>(), flows,
-                             fmt::join(selected, ","));
-    info_.format = "synth";
-    info_.link_types = {linktype::ethernet};
-  }
+  explicit FlowGenerator(std::uint64_t seed) : random_(seed) {}
+  std::vector<Frame>& frames() { return frames_; }
+  Random& random() { return random_; }
 
-  bool next(PacketView& packet) override {
-    if (position_ >= frames_.size()) return false;
-    const Frame& f = frames_[position_];
-    packet.timestamp_ns = f.timestamp_ns;
-    packet.link_type = linktype::ethernet;
-    packet.wire_length = static_cast<std::uint32_t>(f.bytes.size());
-    packet.data = f.bytes;
-    packet.file_id = 0;
-    packet.index = position_++;
-    parse_packet(packet);
-    if (info_.packets == 0) info_.first_ns = f.timestamp_ns;
-    info_.last_ns = f.timestamp_ns;
-    ++info_.packets;
-    info_.bytes += f.bytes.size();
-    return true;
-  }
-
-  std::vector<SourceFileInfo> files() const override { return {info_}; }
-
- private:
+ public:
   Endpoint client_endpoint(std::uint32_t index) {
     Endpoint e;
     e.mac = {0x02, 0x00, 0x5e, 0x10, 0x00, static_cast<std::uint8_t>(index + 10)};
@@ -241,7 +202,94 @@ class SynthSource final : public CaptureSource {
 
   Random random_;
   std::vector<Frame> frames_;
-  std::size_t position_ = 0;
+};
+
+// Plans every flow up front (application, start, endpoints: a few bytes each), then generates
+// flows as their start time comes up and merges their frames in time order through a heap, so
+// memory holds only the flows in progress, whatever the capture's size.
+class SynthSource final : public CaptureSource {
+ public:
+  explicit SynthSource(const PluginArgs& args) {
+    const auto& p = args.params;
+    const auto seed = static_cast<std::uint64_t>(p.at("seed").get<std::int64_t>());
+    const auto flows = p.at("flows_per_app").get<std::int64_t>();
+    const auto clients = static_cast<std::uint64_t>(p.at("clients").get<std::int64_t>());
+    const std::int64_t start = p.at("start_time").get<std::int64_t>() * 1'000'000'000;
+    const std::int64_t window = p.at("duration").get<std::int64_t>() * 1'000'000'000;
+    auto selected = p.at("apps").get<std::vector<std::string>>();
+    if (selected.empty()) throw Error("apps is empty: name at least one of " + fmt::format("{}", fmt::join(app_names(), ", ")));
+    Random planner(seed);
+    for (std::size_t a = 0; a < apps().size(); ++a) {
+      if (std::find(selected.begin(), selected.end(), apps()[a].name) == selected.end()) continue;
+      for (std::int64_t f = 0; f < flows; ++f) {
+        PlannedFlow flow;
+        flow.app = a;
+        flow.number = static_cast<std::uint32_t>(f);
+        flow.client = static_cast<std::uint32_t>(planner.below(clients));
+        flow.begin = start + static_cast<std::int64_t>(planner.unit() * static_cast<double>(window));
+        flow.seed = planner.next();
+        plan_.push_back(flow);
+      }
+    }
+    std::stable_sort(plan_.begin(), plan_.end(), [](const PlannedFlow& x, const PlannedFlow& y) { return x.begin < y.begin; });
+    info_.path = fmt::format("synth(seed={}, flows_per_app={}, apps={})", seed, flows, fmt::join(selected, ","));
+    info_.format = "synth";
+    info_.link_types = {linktype::ethernet};
+  }
+
+  bool next(PacketView& packet) override {
+    // Every flow starting before the earliest pending frame may have an earlier frame: make it.
+    while (next_flow_ < plan_.size() && (pending_.empty() || plan_[next_flow_].begin <= pending_.top().frame.timestamp_ns))
+      generate(plan_[next_flow_++]);
+    if (pending_.empty()) return false;
+    current_ = std::move(const_cast<Pending&>(pending_.top()).frame);
+    pending_.pop();
+    packet.timestamp_ns = current_.timestamp_ns;
+    packet.link_type = linktype::ethernet;
+    packet.wire_length = static_cast<std::uint32_t>(current_.bytes.size());
+    packet.data = current_.bytes;
+    packet.file_id = 0;
+    packet.index = info_.packets;
+    parse_packet(packet);
+    if (info_.packets == 0) info_.first_ns = current_.timestamp_ns;
+    info_.last_ns = current_.timestamp_ns;
+    ++info_.packets;
+    info_.bytes += current_.bytes.size();
+    return true;
+  }
+
+  std::vector<SourceFileInfo> files() const override { return {info_}; }
+
+ private:
+  struct PlannedFlow {
+    std::size_t app = 0;
+    std::uint32_t number = 0;
+    std::uint32_t client = 0;
+    std::int64_t begin = 0;
+    std::uint64_t seed = 0;
+  };
+  struct Pending {
+    Frame frame;
+    std::uint64_t order;  // ties in time keep generation order
+    bool operator>(const Pending& other) const {
+      return std::tie(frame.timestamp_ns, order) > std::tie(other.frame.timestamp_ns, other.order);
+    }
+  };
+
+  void generate(const PlannedFlow& flow) {
+    FlowGenerator g(flow.seed);
+    Endpoint client = g.client_endpoint(flow.client);
+    Endpoint server = g.server_endpoint(flow.app, flow.number);
+    std::int64_t rtt = (8 + static_cast<std::int64_t>(g.random().below(70))) * ms;
+    g.generate(apps()[flow.app], client, server, flow.begin, rtt);
+    for (auto& f : g.frames()) pending_.push({std::move(f), order_++});
+  }
+
+  std::vector<PlannedFlow> plan_;
+  std::size_t next_flow_ = 0;
+  std::priority_queue<Pending, std::vector<Pending>, std::greater<>> pending_;
+  std::uint64_t order_ = 0;
+  Frame current_;
   SourceFileInfo info_;
 };
 

@@ -40,6 +40,7 @@ struct TRAFFICID_VISIBLE ParamSpec {
   std::vector<std::string> choices;
   std::vector<ParamSpec> fields;  // for table and table_list
   bool optional = false;          // may be absent without a default
+  bool must_exist = false;        // path / path_list: checked before anything runs
 
   // Builders, so a plugin's schema reads as a table.
   static ParamSpec boolean(std::string name, bool def, std::string help);
@@ -62,6 +63,10 @@ struct TRAFFICID_VISIBLE ParamSpec {
   ParamSpec& required() {
     default_value = nullptr;
     optional = false;
+    return *this;
+  }
+  ParamSpec& existing() {
+    must_exist = true;
     return *this;
   }
   ParamSpec& may_be_absent() {
