@@ -92,6 +92,24 @@ void print_diagnostics(const Diagnostics& diagnostics) {
   for (const auto& d : diagnostics.sorted()) std::cerr << d.format() << '\n';
 }
 
+// Loads and checks an experiment, printing every diagnostic and, when it is invalid, the count.
+std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
+                                             const std::vector<std::string>& overrides) {
+  if (!fs::is_regular_file(file)) {
+    std::cerr << "error: experiment file " << file << " does not exist or is not a file\n";
+    return std::nullopt;
+  }
+  Diagnostics diagnostics;
+  auto experiment = load_experiment(file, overrides, registry, diagnostics);
+  print_diagnostics(diagnostics);
+  if (!experiment) {
+    std::size_t errors = 0;
+    for (const auto& d : diagnostics.all()) errors += !d.warning;
+    std::cerr << fmt::format("{}: {} error{}\n", file, errors, errors == 1 ? "" : "s");
+  }
+  return experiment;
+}
+
 std::string timestamp_now() {
   return fmt::format("{:%Y%m%d-%H%M%S}", fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
@@ -170,16 +188,8 @@ int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json)
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json) {
   auto registry = load_plugins(global);
-  if (!fs::exists(file)) throw Error(fmt::format("experiment file {} does not exist", file));
-  Diagnostics diagnostics;
-  auto experiment = load_experiment(file, overrides, registry, diagnostics);
-  print_diagnostics(diagnostics);
-  if (!experiment) {
-    std::size_t errors = 0;
-    for (const auto& d : diagnostics.all()) errors += !d.warning;
-    std::cerr << fmt::format("{}: {} error{}\n", file, errors, errors == 1 ? "" : "s");
-    return 2;
-  }
+  auto experiment = checked_experiment(registry, file, overrides);
+  if (!experiment) return 2;
   if (json) std::cout << experiment->resolved.dump(2) << '\n';
   else if (!global.quiet)
     std::cout << fmt::format("{}: valid ({} capture source{})\n", file, experiment->sources.size(),
@@ -190,12 +200,9 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
             const std::string& run_dir, bool json) {
   auto registry = load_plugins(global);
-  if (!fs::exists(file)) throw Error(fmt::format("experiment file {} does not exist", file));
-  Diagnostics diagnostics;
-  auto experiment = load_experiment(file, overrides, registry, diagnostics);
-  print_diagnostics(diagnostics);
+  auto experiment = checked_experiment(registry, file, overrides);
   if (!experiment) {
-    std::cerr << file << ": not run (fix the errors above; `trafficid validate` checks without running)\n";
+    std::cerr << file << ": not run (`trafficid validate` checks an experiment without running it)\n";
     return 2;
   }
   install_stop_handlers();

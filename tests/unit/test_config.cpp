@@ -12,14 +12,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static PluginRegistry r = [] {
-    PluginRegistry loaded;
-    loaded.load_directories({TRAFFICID_PLUGIN_DIR});
-    return loaded;
-  }();
-  return r;
-}
+const PluginRegistry& registry() { return test_support::built_plugins(); }
 
 fs::path write_experiment(const std::string& name, const std::string& text) {
   static const auto dir = test_support::temp_dir("config");  // one folder for the whole process

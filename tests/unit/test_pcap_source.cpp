@@ -19,14 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static PluginRegistry r = [] {
-    PluginRegistry loaded;
-    loaded.load_directories({TRAFFICID_PLUGIN_DIR});
-    return loaded;
-  }();
-  return r;
-}
+const PluginRegistry& registry() { return test_support::built_plugins(); }
 
 struct ReadResult {
   CaptureSummary summary;

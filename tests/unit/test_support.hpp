@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include "plugin_registry.hpp"
+
 namespace test_support {
 
 // The shared captures folder. Missing: fail under CI=true, otherwise let the caller skip.
@@ -17,6 +19,16 @@ inline std::filesystem::path data_dir_or_empty() {
     FAIL("shared data folder " << dir << " is missing (set TRAFFICID_DATA_DIR or -DTRAFFICID_DATA_DIR)");
   WARN("shared data folder " << dir << " is missing: test not run");
   return {};
+}
+
+// The plugins built in this tree, loaded once per test process.
+inline const trafficid::host::PluginRegistry& built_plugins() {
+  static const trafficid::host::PluginRegistry registry = [] {
+    trafficid::host::PluginRegistry loaded;
+    loaded.load_directories({TRAFFICID_PLUGIN_DIR});
+    return loaded;
+  }();
+  return registry;
 }
 
 inline std::filesystem::path temp_dir(const std::string& name) {
