@@ -20,9 +20,7 @@ namespace trafficid::host {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems = true) {
+PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems) {
   PluginRegistry registry;
   registry.load_directories(plugin_search_path(global.plugin_paths));
   if (report_problems)
@@ -33,6 +31,8 @@ PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems = 
 LogLevel log_threshold(const GlobalOptions& global) {
   return global.verbose ? LogLevel::debug : global.quiet ? LogLevel::warning : LogLevel::info;
 }
+
+namespace {
 
 std::string default_text(const ParamSpec& spec) {
   if (spec.default_value.is_null()) return spec.optional ? "(none)" : "(required)";

@@ -1,8 +1,11 @@
 // The `trafficid` subcommands. Each returns the process exit status:
 // 0 success, 1 a runtime failure, 2 invalid input (experiment, arguments).
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "trafficid/host_services.hpp"
 
 namespace trafficid::host {
 
@@ -12,6 +15,27 @@ struct GlobalOptions {
   bool quiet = false;
 };
 
+int cmd_convert(const GlobalOptions& global, const std::string& in, const std::string& out, const std::string& format);
+struct SplitRequest {
+  std::string in, prefix;
+  std::uint64_t packets = 0;
+  double seconds = 0;
+  bool by_flow = false;
+  double flow_timeout = 120;
+};
+int cmd_split(const GlobalOptions& global, const SplitRequest& request);
+struct CaptureRequest {
+  std::string interface, directory, filter, prefix = "trafficid";
+  std::int64_t snaplen = 262144, buffer_size_mb = 32;
+  bool promiscuous = true, list_interfaces = false;
+  std::uint64_t rotate_packets = 0;
+  double rotate_seconds = 0, rotate_megabytes = 0;
+  std::uint64_t count = 0;
+  double duration = 0;
+  double progress_seconds = 5;
+};
+int cmd_capture(const GlobalOptions& global, const CaptureRequest& request);
+
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json);
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);
@@ -19,5 +43,10 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
             const std::string& run_dir, bool json);
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params);
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json);
+
+// Shared by the commands.
+class PluginRegistry;
+PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems = true);
+LogLevel log_threshold(const GlobalOptions& global);
 
 }  // namespace trafficid::host

@@ -44,6 +44,39 @@ int main(int argc, char** argv) {
   info->add_option("paths", paths, "capture files or folders")->required();
   info->add_flag("--json", json, "machine-readable output");
 
+  auto* convert = app.add_subcommand("convert", "convert pcapng to pcap or pcap to pcapng, by OUT's extension");
+  std::string in, format;
+  convert->add_option("in", in, "capture file to read")->required();
+  convert->add_option("out", out, "file to write (.pcap or .pcapng)")->required();
+  convert->add_option("--format,-F", format, "output format whatever OUT's extension")->check(CLI::IsMember({"pcap", "pcapng"}));
+
+  auto* split = app.add_subcommand("split", "split a capture into files of N packets or N seconds (like editcap -c/-i)");
+  SplitRequest split_request;
+  split->add_option("in", split_request.in, "capture file to read")->required();
+  split->add_option("prefix", split_request.prefix, "output path prefix: PREFIX_00000_YYYYMMDDHHMMSS.ext")->required();
+  split->add_option("-c", split_request.packets, "packets per file")->check(CLI::PositiveNumber);
+  split->add_option("-i", split_request.seconds, "seconds per file")->check(CLI::PositiveNumber);
+  split->add_flag("--by-flow", split_request.by_flow, "keep every flow whole in the file where it started");
+  split->add_option("--flow-timeout", split_request.flow_timeout, "with --by-flow: seconds of silence that end a flow")
+      ->check(CLI::PositiveNumber);
+
+  auto* capture = app.add_subcommand("capture", "record from a network interface into rotating pcap files");
+  CaptureRequest capture_request;
+  capture->add_option("-i,--interface", capture_request.interface, "interface to capture on");
+  capture->add_option("-w,--write-dir", capture_request.directory, "folder for the capture files");
+  capture->add_option("-f,--filter", capture_request.filter, "BPF filter (tcpdump syntax)");
+  capture->add_option("--snaplen", capture_request.snaplen, "bytes kept of each packet")->check(CLI::Range(64, 262144));
+  capture->add_option("--buffer-size", capture_request.buffer_size_mb, "kernel buffer in MB")->check(CLI::Range(1, 4096));
+  capture->add_flag("!--no-promisc", capture_request.promiscuous, "do not put the interface in promiscuous mode");
+  capture->add_option("-c,--rotate-packets", capture_request.rotate_packets, "start a new file every N packets");
+  capture->add_option("-G,--rotate-seconds", capture_request.rotate_seconds, "start a new file every N seconds");
+  capture->add_option("-C,--rotate-mb", capture_request.rotate_megabytes, "start a new file every N megabytes");
+  capture->add_option("--count", capture_request.count, "stop after N packets");
+  capture->add_option("--duration", capture_request.duration, "stop after N seconds");
+  capture->add_option("--prefix", capture_request.prefix, "file name prefix");
+  capture->add_option("--progress", capture_request.progress_seconds, "seconds between progress lines (0: none)");
+  capture->add_flag("--list-interfaces,-D", capture_request.list_interfaces, "list the interfaces and exit");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*plugins) return cmd_plugins(global, name, json);
@@ -51,6 +84,9 @@ int main(int argc, char** argv) {
     if (*run) return cmd_run(global, file, overrides, run_dir, json);
     if (*synth) return cmd_synth(global, out, params);
     if (*info) return cmd_info(global, paths, json);
+    if (*convert) return cmd_convert(global, in, out, format);
+    if (*split) return cmd_split(global, split_request);
+    if (*capture) return cmd_capture(global, capture_request);
   } catch (const trafficid::Error& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;

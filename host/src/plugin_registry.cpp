@@ -12,7 +12,7 @@ namespace trafficid::host {
 namespace fs = std::filesystem;
 
 std::string PluginInfo::label() const {
-  return fmt::format("{} plugin '{}' ({})", to_string(kind), name, file);
+  return fmt::format("{} plugin '{}' ({})", to_string(kind), name, file.string());
 }
 
 fs::path builtin_plugin_dir() {

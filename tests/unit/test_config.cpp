@@ -63,7 +63,7 @@ dropout = 0.1
   const std::string f = file.string();
   std::vector<std::string> expected = {
       f + ":3:1: experiment.sede: unknown key (did you mean 'seed'?)",
-      f + ":6:12: capture.sources.0: no capture plugin named 'synht' (did you mean 'synth'?) (installed: pcap, synth)",
+      f + ":6:12: capture.sources.0: no capture plugin named 'synht' (did you mean 'synth'?) (installed: live, pcap, synth)",
       f + ":6:21: capture.pcap.paths.0: no such file or folder: " + (file.parent_path() / "does-not-matter").string() +
           " (relative paths start at the experiment file's folder)",
       f + ":7:15: capture.max_packets: -5 is out of range >= 0",

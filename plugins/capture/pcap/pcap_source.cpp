@@ -122,6 +122,7 @@ class PcapSource final : public CaptureSource {
       info.path = file.string();
       Format format = sniff(file);
       info.format = format_name(format);
+      info.resolution_ns = format == Format::pcap_ns ? 1 : format == Format::pcapng ? pcapng_resolution_ns(file) : 1000;
       infos_.push_back(info);
       if (format == Format::unknown) {
         infos_.back().warning = "not a pcap or pcapng file (unknown magic number); skipped";
@@ -140,6 +141,7 @@ class PcapSource final : public CaptureSource {
         continue;
       }
       link_type_ = linktype_of_dlt(pcap_datalink(pcap_.get()));
+      infos_.back().snaplen = static_cast<std::uint32_t>(pcap_snapshot(pcap_.get()));
       offset_ = 24;
       format_ = format;
       open_ = true;

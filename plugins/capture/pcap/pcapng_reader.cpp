@@ -1,5 +1,6 @@
 #include "pcapng_reader.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 
@@ -174,6 +175,27 @@ bool PcapngReader::next(PcapngPacket& packet) {
     packet.timestamp_ns = has_time ? to_ns(i, ticks) : 0;
     return true;
   }
+}
+
+std::uint32_t PcapngReader::finest_resolution_ns() const {
+  std::uint32_t finest = 1000;
+  for (const auto& i : interfaces_) {
+    std::uint64_t ns;
+    if (i.base2) ns = i.resolution >= 30 ? 1 : 1'000'000'000ull >> i.resolution;
+    else {
+      ns = 1;
+      for (int k = i.resolution; k < 9; ++k) ns *= 10;
+    }
+    finest = static_cast<std::uint32_t>(std::min<std::uint64_t>(finest, std::max<std::uint64_t>(ns, 1)));
+  }
+  return finest;
+}
+
+std::uint32_t pcapng_resolution_ns(const std::filesystem::path& file) {
+  PcapngReader reader(file);
+  PcapngPacket packet;
+  reader.next(packet);
+  return reader.finest_resolution_ns();
 }
 
 }  // namespace trafficid::pcap_plugin

@@ -26,6 +26,8 @@ class PcapngReader {
   // Next packet; false at the end or at damage (then error() says what and damage_offset() where).
   bool next(PcapngPacket& packet);
   const std::string& error() const { return error_; }
+  // The finest timestamp resolution of the interfaces declared so far, in nanoseconds (1000: µs).
+  std::uint32_t finest_resolution_ns() const;
   std::int64_t damage_offset() const { return damage_offset_; }
 
  private:
@@ -52,5 +54,8 @@ class PcapngReader {
   std::string error_;
   std::int64_t damage_offset_ = -1;
 };
+
+// The finest timestamp resolution a pcapng file declares before its first packet.
+std::uint32_t pcapng_resolution_ns(const std::filesystem::path& file);
 
 }  // namespace trafficid::pcap_plugin

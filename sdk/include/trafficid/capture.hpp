@@ -22,7 +22,25 @@ struct SourceFileInfo {
   std::int64_t last_ns = 0;
   std::string warning;                  // empty when the input was read whole
   std::int64_t damaged_at = -1;         // byte offset of the damage, -1 when none
+  std::uint32_t resolution_ns = 1000;   // finest timestamp resolution the input records (1: ns)
+  std::uint32_t snaplen = 262144;       // snapshot length the input declares
+  // Live sources: what the kernel and the interface report (pcap_stats).
+  std::uint64_t received = 0;
+  std::uint64_t dropped_kernel = 0;
+  std::uint64_t dropped_interface = 0;
 };
+
+// A network interface that can be captured on.
+struct CaptureInterface {
+  std::string name;
+  std::string description;
+  std::vector<std::string> addresses;
+  bool up = false, running = false, loopback = false;
+};
+
+// The interfaces libpcap can open (pcap_findalldevs). Throws Error when it cannot list them.
+TRAFFICID_SDK_API std::vector<CaptureInterface> capture_interfaces();
+TRAFFICID_SDK_API std::string interface_names();  // "lo, eth0, ..." for messages
 
 class TRAFFICID_SDK_API CaptureSource : public Plugin {
  public:

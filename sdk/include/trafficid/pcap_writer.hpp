@@ -1,32 +1,70 @@
-// Streaming writer of classic pcap files (microsecond or nanosecond timestamps).
+// Streaming writers of capture files: classic pcap (one link type, micro- or nanosecond
+// timestamps) and pcapng (an interface per link type, nanosecond timestamps). On a write error
+// (a full disk) the file is cut back to its last whole packet before the error is thrown, so what
+// is on disk stays a valid capture.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <span>
+#include <vector>
 
 #include "trafficid/export.hpp"
 
 namespace trafficid {
 
-class TRAFFICID_SDK_API PcapWriter {
+class TRAFFICID_SDK_API CaptureWriter {
+ public:
+  virtual ~CaptureWriter();
+  // wire_length 0 means "as captured".
+  virtual void write(std::int64_t timestamp_ns, std::uint32_t link_type, std::span<const std::uint8_t> data,
+                     std::uint32_t wire_length = 0) = 0;
+  void close();  // flushes; throws Error naming the file on a write failure
+  std::uint64_t packets() const { return packets_; }
+  std::uint64_t bytes() const { return good_size_; }  // file size up to the last whole packet
+  const std::filesystem::path& path() const { return path_; }
+
+ protected:
+  CaptureWriter(const std::filesystem::path& file);
+  void append(const void* data, std::size_t size);  // buffered; the record is whole after commit()
+  void commit();
+  std::FILE* file_ = nullptr;
+  std::filesystem::path path_;
+  std::uint64_t packets_ = 0;
+  std::uint64_t good_size_ = 0;
+  std::uint64_t pending_ = 0;
+};
+
+class TRAFFICID_SDK_API PcapWriter final : public CaptureWriter {
  public:
   PcapWriter(const std::filesystem::path& file, std::uint32_t link_type, bool nanosecond = true,
              std::uint32_t snaplen = 262144);
-  ~PcapWriter();
-  PcapWriter(const PcapWriter&) = delete;
-  PcapWriter& operator=(const PcapWriter&) = delete;
-
-  void write(std::int64_t timestamp_ns, std::span<const std::uint8_t> data,
-             std::uint32_t wire_length = 0);
-  void close();  // flushes; throws Error naming the file on a write failure
-  std::uint64_t packets() const { return packets_; }
+  ~PcapWriter() override;
+  // Throws Error when `link_type` differs from the file's: a pcap file holds one link type.
+  void write(std::int64_t timestamp_ns, std::uint32_t link_type, std::span<const std::uint8_t> data,
+             std::uint32_t wire_length = 0) override;
+  // The file's own link type.
+  void write(std::int64_t timestamp_ns, std::span<const std::uint8_t> data, std::uint32_t wire_length = 0) {
+    write(timestamp_ns, link_type_, data, wire_length);
+  }
+  std::uint32_t link_type() const { return link_type_; }
 
  private:
-  std::filesystem::path path_;
-  std::FILE* file_ = nullptr;
+  std::uint32_t link_type_;
   bool nanosecond_;
-  std::uint64_t packets_ = 0;
+};
+
+class TRAFFICID_SDK_API PcapngWriter final : public CaptureWriter {
+ public:
+  explicit PcapngWriter(const std::filesystem::path& file, std::uint32_t snaplen = 262144);
+  ~PcapngWriter() override;
+  void write(std::int64_t timestamp_ns, std::uint32_t link_type, std::span<const std::uint8_t> data,
+             std::uint32_t wire_length = 0) override;
+
+ private:
+  std::uint32_t interface_for(std::uint32_t link_type);
+  std::uint32_t snaplen_;
+  std::vector<std::uint32_t> interfaces_;  // link type of each interface description block
 };
 
 }  // namespace trafficid

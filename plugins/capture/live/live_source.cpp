@@ -1,0 +1,188 @@
+// The `live` capture source: packets from a network interface through libpcap, promiscuous by
+// default (SPAN ports), with a BPF filter, snapshot length, kernel buffer size, and limits by
+// packet count or duration. Polls the host's stop flag so SIGINT/SIGTERM end it cleanly.
+#include <chrono>
+#include <fmt/format.h>
+#include <pcap/pcap.h>
+
+#include "trafficid/sdk.hpp"
+
+namespace trafficid::live {
+namespace {
+
+struct PcapCloser {
+  void operator()(pcap_t* p) const { pcap_close(p); }
+};
+
+std::uint32_t linktype_of_dlt(int dlt) {
+  if (dlt == linktype::raw_dlt || dlt == linktype::raw_dlt_bsd) return linktype::raw;
+  return static_cast<std::uint32_t>(dlt);
+}
+
+class LiveSource final : public CaptureSource {
+ public:
+  explicit LiveSource(const PluginArgs& args) : host_(args.host) {
+    const auto& p = args.params;
+    interface_ = p.at("interface").get<std::string>();
+    count_ = static_cast<std::uint64_t>(p.at("count").get<std::int64_t>());
+    duration_ = p.at("duration").get<double>();
+    char errbuf[PCAP_ERRBUF_SIZE] = "";
+    pcap_.reset(pcap_create(interface_.c_str(), errbuf));
+    if (!pcap_) throw Error(fmt::format("cannot open interface '{}': {}", interface_, errbuf));
+    pcap_set_snaplen(pcap_.get(), static_cast<int>(p.at("snaplen").get<std::int64_t>()));
+    pcap_set_promisc(pcap_.get(), p.at("promiscuous").get<bool>() ? 1 : 0);
+    pcap_set_buffer_size(pcap_.get(), static_cast<int>(p.at("buffer_size_mb").get<std::int64_t>() << 20));
+    pcap_set_timeout(pcap_.get(), 100);  // wake up at least every 100 ms to look at the stop flag
+    pcap_set_immediate_mode(pcap_.get(), p.at("immediate").get<bool>() ? 1 : 0);
+    nanosecond_ = pcap_set_tstamp_precision(pcap_.get(), PCAP_TSTAMP_PRECISION_NANO) == 0;
+    activate();
+    std::string filter = p.at("filter").get<std::string>();
+    if (!filter.empty()) {
+      bpf_program program{};
+      if (pcap_compile(pcap_.get(), &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+        throw Error(fmt::format("bad capture filter '{}': {} (the syntax is tcpdump's: man 7 pcap-filter)", filter,
+                                pcap_geterr(pcap_.get())));
+      int rc = pcap_setfilter(pcap_.get(), &program);
+      pcap_freecode(&program);
+      if (rc != 0) throw Error(fmt::format("cannot apply filter '{}': {}", filter, pcap_geterr(pcap_.get())));
+    }
+    info_.path = "live:" + interface_;
+    info_.format = "live";
+    info_.link_types = {linktype_of_dlt(pcap_datalink(pcap_.get()))};
+    info_.resolution_ns = nanosecond_ ? 1 : 1000;
+    info_.snaplen = static_cast<std::uint32_t>(pcap_snapshot(pcap_.get()));
+    started_ = std::chrono::steady_clock::now();
+  }
+
+  bool next(PacketView& packet) override {
+    if (!pcap_) return false;
+    while (true) {
+      if ((count_ && info_.packets >= count_) ||
+          (duration_ > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() >= duration_)) {
+        finish();
+        return false;
+      }
+      if (host_.stop_requested() && !draining_) {
+        // Stop, but first take what the kernel already holds: nothing it delivered is lost.
+        draining_ = true;
+        char errbuf[PCAP_ERRBUF_SIZE] = "";
+        pcap_setnonblock(pcap_.get(), 1, errbuf);
+      }
+      pcap_pkthdr* header = nullptr;
+      const u_char* data = nullptr;
+      int rc = pcap_next_ex(pcap_.get(), &header, &data);
+      if (rc == 0 && draining_) {
+        finish();
+        return false;
+      }
+      if (rc == 0) continue;  // timeout: look at the limits again
+      if (rc == PCAP_ERROR_BREAK) {
+        finish();
+        return false;
+      }
+      if (rc < 0) {
+        std::string error = pcap_geterr(pcap_.get());
+        finish();
+        throw Error(fmt::format("capture on '{}' failed: {}", interface_, error));
+      }
+      packet.timestamp_ns = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 +
+                            static_cast<std::int64_t>(header->ts.tv_usec) * (nanosecond_ ? 1 : 1000);
+      packet.link_type = info_.link_types[0];
+      packet.wire_length = header->len;
+      packet.data = {data, header->caplen};
+      packet.file_id = 0;
+      packet.index = info_.packets;
+      parse_packet(packet);
+      if (info_.packets == 0) info_.first_ns = packet.timestamp_ns;
+      info_.last_ns = packet.timestamp_ns;
+      ++info_.packets;
+      info_.bytes += header->caplen;
+      return true;
+    }
+  }
+
+  std::vector<SourceFileInfo> files() const override {
+    auto info = info_;
+    if (pcap_) read_stats(info);
+    return {info};
+  }
+
+ private:
+  void activate() {
+    int rc = pcap_activate(pcap_.get());
+    if (rc > 0) host_.warn(fmt::format("interface '{}': {}", interface_, pcap_geterr(pcap_.get())));
+    if (rc >= 0) return;
+    std::string detail = pcap_geterr(pcap_.get());
+    switch (rc) {
+      case PCAP_ERROR_NO_SUCH_DEVICE:
+        throw Error(fmt::format("no such interface '{}' (interfaces: {})", interface_, interface_names()));
+      case PCAP_ERROR_PERM_DENIED:
+      case PCAP_ERROR_PROMISC_PERM_DENIED:
+        throw Error(fmt::format(
+            "no permission to capture on '{}' ({}): run as root, or grant the capture capabilities once with "
+            "`sudo setcap cap_net_raw,cap_net_admin=eip $(command -v trafficid)`",
+            interface_, detail));
+      case PCAP_ERROR_IFACE_NOT_UP:
+        throw Error(fmt::format("interface '{}' is down (bring it up with `ip link set {} up`)", interface_, interface_));
+      default:
+        throw Error(fmt::format("cannot capture on '{}': {}", interface_, detail));
+    }
+  }
+
+  void read_stats(SourceFileInfo& info) const {
+    pcap_stat stats{};
+    if (pcap_stats(pcap_.get(), &stats) == 0) {
+      info.received = stats.ps_recv;
+      info.dropped_kernel = stats.ps_drop;
+      info.dropped_interface = stats.ps_ifdrop;
+    }
+  }
+
+  void finish() {
+    if (!pcap_) return;
+    read_stats(info_);
+    pcap_.reset();
+  }
+
+  HostServices& host_;
+  std::string interface_;
+  std::uint64_t count_ = 0;
+  double duration_ = 0;
+  bool nanosecond_ = false;
+  bool draining_ = false;
+  std::unique_ptr<pcap_t, PcapCloser> pcap_;
+  SourceFileInfo info_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+Schema schema() {
+  return {
+      ParamSpec::string("interface", "", "network interface to capture on (trafficid capture --list-interfaces)").required(),
+      ParamSpec::string("filter", "", "BPF capture filter, tcpdump syntax (empty: everything)"),
+      ParamSpec::integer("snaplen", 262144, "bytes kept of each packet").range(64, 262144),
+      ParamSpec::boolean("promiscuous", true, "capture traffic not addressed to this host (SPAN ports)"),
+      ParamSpec::integer("buffer_size_mb", 32, "kernel capture buffer; larger drops less in bursts").range(1, 4096),
+      ParamSpec::boolean("immediate", false, "deliver each packet at once instead of in batches"),
+      ParamSpec::integer("count", 0, "stop after this many packets (0: no limit)").range(0, std::nullopt),
+      ParamSpec::real("duration", 0.0, "stop after this many seconds (0: no limit)").range(0, std::nullopt),
+  };
+}
+
+std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<LiveSource>(args); }
+
+const PluginDescriptor* descriptor() {
+  static const PluginDescriptor d{TRAFFICID_ABI_VERSION,
+                                  static_cast<std::uint32_t>(PluginKind::capture),
+                                  "live",
+                                  "1.0.0",
+                                  "captures from a network interface through libpcap",
+                                  "interface",
+                                  &schema,
+                                  &create};
+  return &d;
+}
+
+}  // namespace
+}  // namespace trafficid::live
+
+TRAFFICID_PLUGIN(trafficid::live::descriptor)
