@@ -45,7 +45,19 @@ PendingFile::~PendingFile() {
 }
 
 void PendingFile::write(const PacketView& packet) {
-  writer_->write(packet.timestamp_ns, packet.link_type, packet.data, packet.wire_length);
+  try {
+    writer_->write(packet.timestamp_ns, packet.link_type, packet.data, packet.wire_length);
+  } catch (const Error& e) {
+    // The writer kept a valid file: give it its final name, and that name in the message.
+    std::string message = e.what();
+    auto at = message.find(temporary_.string());
+    if (at != std::string::npos) message.replace(at, temporary_.string().size(), final_path_.string());
+    try {
+      finish();
+    } catch (const Error&) {
+    }
+    throw Error(message);
+  }
 }
 
 void PendingFile::finish() {

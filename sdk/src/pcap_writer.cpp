@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -11,47 +12,81 @@
 
 namespace trafficid {
 
+namespace {
+constexpr std::size_t write_buffer_size = 1 << 20;
+}
+
 CaptureWriter::CaptureWriter(const std::filesystem::path& file) : path_(file) {
-  file_ = std::fopen(file.c_str(), "wb");
-  if (!file_)
+  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0)
     throw Error(fmt::format("cannot create {}: {} (check that the folder exists and is writable)", file.string(),
                             std::strerror(errno)));
+  buffer_.reserve(write_buffer_size + 65536);
 }
 
 CaptureWriter::~CaptureWriter() {
-  if (file_) std::fclose(file_);
+  try {
+    close();
+  } catch (...) {
+  }
 }
 
 void CaptureWriter::append(const void* data, std::size_t size) {
-  if (!file_) throw Error(fmt::format("{}: write after close", path_.string()));
-  if (size && std::fwrite(data, size, 1, file_) != 1) {
-    int error = errno;
-    // Cut the file back to its last whole packet so that it stays a valid capture.
-    std::fflush(file_);
-    if (::ftruncate(::fileno(file_), static_cast<off_t>(good_size_)) != 0) { /* keep the first error */ }
-    std::fclose(file_);
-    file_ = nullptr;
-    throw Error(fmt::format("cannot write {}: {}; the file was cut back to its last whole packet ({} packets)",
-                            path_.string(), std::strerror(error), packets_));
-  }
-  pending_ += size;
+  if (fd_ < 0) throw Error(fmt::format("{}: write after close", path_.string()));
+  auto* bytes = static_cast<const std::uint8_t*>(data);
+  buffer_.insert(buffer_.end(), bytes, bytes + size);
 }
 
-void CaptureWriter::commit() {
-  good_size_ += pending_;
-  pending_ = 0;
+void CaptureWriter::commit(bool packet) {
+  record_ends_.emplace_back(flushed_ + buffer_.size(), packet);
+  record_start_ = buffer_.size();
+  if (packet) ++packets_;
+  if (buffer_.size() >= write_buffer_size) flush();
+}
+
+void CaptureWriter::flush() {
+  // Only whole records go out; a record still being appended stays in the buffer.
+  std::size_t whole = record_start_;
+  std::size_t done = 0;
+  while (done < whole) {
+    ssize_t n = ::write(fd_, buffer_.data() + done, whole - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int error = n < 0 ? errno : ENOSPC;
+      // Cut the file back to the last record that reached the disk whole: it stays a valid capture.
+      std::uint64_t on_disk = flushed_ + done, keep = flushed_;
+      std::uint64_t lost_packets = 0;
+      for (const auto& [end, is_packet] : record_ends_) {
+        if (end <= on_disk) keep = end;
+        else lost_packets += is_packet;
+      }
+      if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) { /* report the write error below */ }
+      ::close(fd_);
+      fd_ = -1;
+      packets_ -= lost_packets;
+      flushed_ = keep;
+      buffer_.clear();
+      record_ends_.clear();
+      record_start_ = 0;
+      throw Error(fmt::format("cannot write {}: {}; the file was cut back to its last whole packet ({} packets)",
+                              path_.string(), std::strerror(error), packets_));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  flushed_ += whole;
+  buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<long>(whole));
+  record_start_ = 0;
+  record_ends_.clear();
 }
 
 void CaptureWriter::close() {
-  if (!file_) return;
-  bool failed = std::fflush(file_) != 0;
-  int error = errno;
-  if (failed) (void)::ftruncate(::fileno(file_), static_cast<off_t>(good_size_));
-  failed |= std::fclose(file_) != 0;
-  file_ = nullptr;
-  if (failed)
-    throw Error(fmt::format("cannot finish {}: {}; the file was cut back to its last whole packet", path_.string(),
-                            std::strerror(error)));
+  if (fd_ < 0) return;
+  flush();
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    throw Error(fmt::format("cannot finish {}: {}", path_.string(), std::strerror(errno)));
+  }
+  fd_ = -1;
 }
 
 namespace {
@@ -75,7 +110,7 @@ PcapWriter::PcapWriter(const std::filesystem::path& file, std::uint32_t link_typ
   header.snaplen = snaplen;
   header.network = link_type;
   append(&header, sizeof header);
-  commit();
+  commit(false);
 }
 
 PcapWriter::~PcapWriter() = default;
@@ -84,7 +119,7 @@ void PcapWriter::write(std::int64_t timestamp_ns, std::uint32_t link_type, std::
                        std::uint32_t wire_length) {
   if (link_type != link_type_)
     throw Error(fmt::format("{}: a pcap file holds one link type ({}), this packet is {} (write pcapng instead)",
-                            path_.string(), linktype_name(link_type_), linktype_name(link_type)));
+                            path().string(), linktype_name(link_type_), linktype_name(link_type)));
   std::int64_t seconds = timestamp_ns / 1'000'000'000;
   std::int64_t rest = timestamp_ns % 1'000'000'000;
   PcapRecordHeader record{static_cast<std::uint32_t>(seconds),
@@ -93,8 +128,7 @@ void PcapWriter::write(std::int64_t timestamp_ns, std::uint32_t link_type, std::
                           wire_length ? wire_length : static_cast<std::uint32_t>(data.size())};
   append(&record, sizeof record);
   append(data.data(), data.size());
-  commit();
-  ++packets_;
+  commit(true);
 }
 
 namespace {
@@ -134,7 +168,7 @@ PcapngWriter::PcapngWriter(const std::filesystem::path& file, std::uint32_t snap
   put<std::uint32_t>(body, 0);  // opt_endofopt
   block(out, 0x0a0d0d0a, body);
   append(out.data(), out.size());
-  commit();
+  commit(false);
 }
 
 PcapngWriter::~PcapngWriter() = default;
@@ -152,7 +186,7 @@ std::uint32_t PcapngWriter::interface_for(std::uint32_t link_type) {
   put<std::uint32_t>(body, 0);
   block(out, 1, body);
   append(out.data(), out.size());
-  commit();
+  commit(false);
   interfaces_.push_back(link_type);
   return static_cast<std::uint32_t>(interfaces_.size() - 1);
 }
@@ -160,19 +194,24 @@ std::uint32_t PcapngWriter::interface_for(std::uint32_t link_type) {
 void PcapngWriter::write(std::int64_t timestamp_ns, std::uint32_t link_type, std::span<const std::uint8_t> data,
                          std::uint32_t wire_length) {
   std::uint32_t interface = interface_for(link_type);
-  std::vector<std::uint8_t> body, out;
-  body.reserve(20 + data.size() + 3);
-  auto ticks = static_cast<std::uint64_t>(timestamp_ns);
-  put<std::uint32_t>(body, interface);
-  put<std::uint32_t>(body, static_cast<std::uint32_t>(ticks >> 32));
-  put<std::uint32_t>(body, static_cast<std::uint32_t>(ticks));
-  put<std::uint32_t>(body, static_cast<std::uint32_t>(data.size()));
-  put<std::uint32_t>(body, wire_length ? wire_length : static_cast<std::uint32_t>(data.size()));
-  body.insert(body.end(), data.begin(), data.end());
-  block(out, 6, body);
-  append(out.data(), out.size());
-  commit();
-  ++packets_;
+  // Enhanced packet block, written in place: header, data, padding to 4 bytes, trailing length.
+  const auto captured = static_cast<std::uint32_t>(data.size());
+  const std::uint32_t padding = (4 - captured % 4) % 4;
+  const std::uint32_t length = 32 + captured + padding;
+  const auto ticks = static_cast<std::uint64_t>(timestamp_ns);
+  const std::uint32_t header[7] = {6,
+                                   length,
+                                   interface,
+                                   static_cast<std::uint32_t>(ticks >> 32),
+                                   static_cast<std::uint32_t>(ticks),
+                                   captured,
+                                   wire_length ? wire_length : captured};
+  static constexpr std::uint8_t zeros[4] = {};
+  append(header, sizeof header);
+  append(data.data(), data.size());
+  append(zeros, padding);
+  append(&length, sizeof length);
+  commit(true);
 }
 
 }  // namespace trafficid

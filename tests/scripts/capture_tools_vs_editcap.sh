@@ -66,4 +66,19 @@ set -e
 grep -q "damaged at byte 237" "$work/err" || fail "damage not reported: $(cat "$work/err")"
 [[ "$(capinfos -T -r -c "$work/damaged.pcap" | cut -f2)" == 1 ]] || fail "the good packet before the damage was not kept"
 [[ -z "$(ls -A "$work" | grep '\.part$' || true)" ]] || fail "temporary files left behind"
+# A full disk: the output is cut back to its last whole packet and stays a valid capture.
+mkdir "$work/full"
+if mount -t tmpfs -o size=256k tmpfs "$work/full" 2> /dev/null; then
+  set +e
+  "$tid" -q convert "$data/captures/AnyDesk/anydesk.pcap" "$work/full/out.pcap" 2> "$work/err"; status=$?
+  set -e
+  kept=$(capinfos -T -r -c "$work/full/out.pcap" 2>/dev/null | cut -f2) || kept=invalid
+  umount "$work/full"
+  [[ $status -eq 1 ]] || fail "convert onto a full disk: status $status"
+  grep -q "cut back to its last whole packet" "$work/err" || fail "full disk not reported: $(cat "$work/err")"
+  [[ "$kept" =~ ^[0-9]+$ && $kept -gt 0 ]] || fail "the output on the full disk is not a valid capture ($kept)"
+  echo "full disk: status 1, $kept whole packets kept in a valid file"
+else
+  echo "full disk: not checked (cannot mount a small tmpfs here)"
+fi
 echo "capture_tools_vs_editcap: $checked captures converted and split exactly as editcap does"

@@ -48,11 +48,39 @@ done
 [[ $total -eq 150 ]] || fail "after SIGINT the files hold $total packets, 150 were sent"
 grep -q "150 captured, 150 written" "$work/int.log" || fail "summary after SIGINT: $(tail -1 "$work/int.log")"
 
-# 3. Clear errors.
+# 3. The same plugin as an experiment's capture source: `live:lo`.
+cat > "$work/live.toml" <<TOML
+[capture]
+sources = ["live:lo"]
+[capture.live]
+filter = "udp and dst port $port"
+count = 40
+TOML
+"$tid" -q run "$work/live.toml" --run-dir "$work/run" &
+pid=$!
+sleep 1.5
+send 40
+wait "$pid" || fail "experiment with a live source failed"
+grep -q '"packets": 40,' "$work/run/capture/summary.json" || fail "live experiment: $(grep -m1 packets "$work/run/capture/summary.json")"
+grep -q "interface = 'lo'" "$work/run/config.resolved.toml" || fail "live experiment: resolved config"
+
+# 4. Clear errors.
 set +e
 "$tid" capture -i nosuch0 -w "$work/x" 2> "$work/err"; s1=$?
 "$tid" capture -i lo -w "$work/x" -f "udp prt 5" 2> "$work/err2"; s2=$?
 set -e
 [[ $s1 -ne 0 ]] && grep -q "no such interface 'nosuch0' (interfaces: .*lo" "$work/err" || fail "unknown interface: $(cat "$work/err")"
 [[ $s2 -ne 0 ]] && grep -q "bad capture filter 'udp prt 5'" "$work/err2" || fail "bad filter: $(cat "$work/err2")"
+set +e
+"$tid" capture -i lo -w /proc/trafficid-cannot-write-here 2> "$work/err3"; s3=$?
+chmod 711 "$work" && mkdir -m 777 "$work/nobody"  # a folder the unprivileged user may write
+setpriv --reuid=65534 --regid=65534 --clear-groups "$tid" capture -i lo -w "$work/nobody" 2> "$work/err4"; s4=$?
+set -e
+[[ $s3 -ne 0 ]] && grep -q "cannot write to /proc/trafficid-cannot-write-here" "$work/err3" || fail "unwritable folder: $(cat "$work/err3")"
+if setpriv --reuid=65534 --regid=65534 --clear-groups "$tid" --version > /dev/null 2>&1; then
+  [[ $s4 -ne 0 ]] && grep -q "no permission to capture on 'lo'.*setcap cap_net_raw" "$work/err4" \
+    || fail "no permission: $(cat "$work/err4")"
+else
+  echo "no-permission message: not checked (an unprivileged user cannot run $tid from this folder)"
+fi
 echo "live_capture: rotation, contents, SIGINT and errors checked on lo"

@@ -124,10 +124,10 @@ TEST_CASE("a damaged capture keeps its packets before the damage and warns with 
   CHECK_THAT(info.warning, Catch::Contains("damaged at byte 237 after 1 good packets"));
 }
 
-TEST_CASE("a capture cut in the middle of a packet keeps every whole packet; the next file goes on", "[pcap][data]") {
+TEST_CASE("a capture cut in the middle of a packet keeps every whole packet and the next file goes on", "[pcap][data]") {
   auto data = test_support::data_dir_or_empty();
   if (data.empty()) return;
-  for (const char* name : {"captures/SSH/ssh.pcap", "captures/BitTorrent/big_endian_issue.pcapng"}) {
+  for (const char* name : {"captures/SSH/ssh__ssh.pcap", "captures/BitTorrent/big_endian_issue.pcapng"}) {
     INFO(name);
     fs::path original = data / name;
     REQUIRE(fs::exists(original));

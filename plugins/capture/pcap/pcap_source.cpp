@@ -129,7 +129,13 @@ class PcapSource final : public CaptureSource {
         continue;
       }
       char errbuf[PCAP_ERRBUF_SIZE] = "";
-      pcap_.reset(pcap_open_offline_with_tstamp_precision(file.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf));
+      // Our own FILE with a large buffer: libpcap's reads then cost few system calls.
+      std::FILE* stream = std::fopen(file.c_str(), "rb");
+      if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(read_buffer_size);
+      if (stream) std::setvbuf(stream, read_buffer_.get(), _IOFBF, read_buffer_size);
+      pcap_.reset(stream ? pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_NANO, errbuf) : nullptr);
+      if (!stream) std::snprintf(errbuf, sizeof errbuf, "%s", std::strerror(errno));
+      else if (!pcap_) std::fclose(stream);  // libpcap closes it only when it took it
       if (!pcap_) {
         if (format == Format::pcapng) {  // e.g. the first interfaces already disagree
           switch_to_own_reader(0, errbuf);
@@ -219,6 +225,8 @@ class PcapSource final : public CaptureSource {
   std::vector<fs::path> files_;
   std::size_t next_file_ = 0;
   std::vector<SourceFileInfo> infos_;
+  static constexpr std::size_t read_buffer_size = 1 << 20;
+  std::unique_ptr<char[]> read_buffer_;  // the open file's stdio buffer: declared before pcap_, freed after it
   std::unique_ptr<pcap_t, PcapCloser> pcap_;
   std::unique_ptr<PcapngReader> own_;
   std::uint64_t own_skip_ = 0;

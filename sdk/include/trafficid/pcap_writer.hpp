@@ -4,8 +4,8 @@
 // is on disk stays a valid capture.
 #pragma once
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -16,23 +16,30 @@ namespace trafficid {
 class TRAFFICID_SDK_API CaptureWriter {
  public:
   virtual ~CaptureWriter();
+  CaptureWriter(const CaptureWriter&) = delete;
+  CaptureWriter& operator=(const CaptureWriter&) = delete;
   // wire_length 0 means "as captured".
   virtual void write(std::int64_t timestamp_ns, std::uint32_t link_type, std::span<const std::uint8_t> data,
                      std::uint32_t wire_length = 0) = 0;
   void close();  // flushes; throws Error naming the file on a write failure
   std::uint64_t packets() const { return packets_; }
-  std::uint64_t bytes() const { return good_size_; }  // file size up to the last whole packet
+  std::uint64_t bytes() const { return flushed_ + buffer_.size(); }  // whole records written so far
   const std::filesystem::path& path() const { return path_; }
 
  protected:
-  CaptureWriter(const std::filesystem::path& file);
-  void append(const void* data, std::size_t size);  // buffered; the record is whole after commit()
-  void commit();
-  std::FILE* file_ = nullptr;
+  explicit CaptureWriter(const std::filesystem::path& file);
+  void append(const void* data, std::size_t size);  // part of a record
+  void commit(bool packet);                          // the record appended since the last commit is whole
+
+ private:
+  void flush();
+  int fd_ = -1;
   std::filesystem::path path_;
+  std::vector<std::uint8_t> buffer_;  // our own buffer: after a failed write we know what reached the disk
+  std::vector<std::pair<std::uint64_t, bool>> record_ends_;  // in the buffer: (file offset, is a packet)
+  std::size_t record_start_ = 0;      // in buffer_: where the record being appended begins
+  std::uint64_t flushed_ = 0;
   std::uint64_t packets_ = 0;
-  std::uint64_t good_size_ = 0;
-  std::uint64_t pending_ = 0;
 };
 
 class TRAFFICID_SDK_API PcapWriter final : public CaptureWriter {
