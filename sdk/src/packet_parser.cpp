@@ -160,8 +160,12 @@ bool parse_link(const Cursor& c, PacketView& p, std::size_t& off, int& version) 
       break;
     case linktype::ppp:
     case linktype::ppp_hdlc:
-      if (!parse_ppp(c, off, version)) return false;
-      break;
+      // Cisco HDLC frames (address 0x0f unicast, 0x8f broadcast) are also stored as PPP.
+      if (!(c.has(0, 4) && (c.data[0] == 0x0f || c.data[0] == 0x8f))) {
+        if (!parse_ppp(c, off, version)) return false;
+        break;
+      }
+      [[fallthrough]];
     case linktype::c_hdlc:
       if (!c.has(0, 4)) return false;
       p.ethertype = be16(c.data + 2);

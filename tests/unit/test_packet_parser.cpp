@@ -108,6 +108,7 @@ TEST_CASE("the other link types", "[parser]") {
   check_ipv4_tcp(parsed(with_prefix({0xff, 0x03, 0x00, 0x21}, ip), linktype::ppp), 4);
   check_ipv4_tcp(parsed(with_prefix({0x00, 0x21}, ip), linktype::ppp), 2);
   check_ipv4_tcp(parsed(with_prefix({0x0f, 0x00, 0x08, 0x00}, ip), linktype::c_hdlc), 4);
+  check_ipv4_tcp(parsed(with_prefix({0x8f, 0x00, 0x08, 0x00}, ip), linktype::ppp), 4);  // Cisco HDLC stored as PPP
   // PPPoE session inside Ethernet.
   Bytes pppoe = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x88, 0x64, 0x11, 0, 0, 1, 0, 0, 0x00, 0x21};
   check_ipv4_tcp(parsed(with_prefix(pppoe, ip), linktype::ethernet), 22);

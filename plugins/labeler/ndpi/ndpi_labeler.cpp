@@ -1,0 +1,269 @@
+// The `ndpi` labeler: nDPI 4.2 over bidirectional flows, handled the way Debian's ndpiReader
+// handles them so that labels agree with it: a flow is keyed by VLAN, protocol and its two
+// endpoints; non-first IPv4 fragments are skipped; each packet goes to nDPI until the protocol is
+// known and no extra dissection is possible, or until 80 TCP / 24 UDP packets; then nDPI gives up
+// (guessing by port). ndpiReader practically never expires a flow while it reads a file, so by
+// default neither does this labeler (flows end with their input: 100% agreement on nDPI's suite);
+// idle and active timeouts and TCP teardown are there for captures with millions of flows.
+// nDPI's headers define PACKAGE, VERSION, HAVE_*: they are included in this file only.
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <memory>
+#include <unordered_map>
+
+extern "C" {
+#include <ndpi/ndpi_api.h>
+}
+
+#include "trafficid/sdk.hpp"
+
+namespace trafficid::ndpi_labeler {
+namespace {
+
+struct ModuleDeleter {
+  void operator()(ndpi_detection_module_struct* m) const { ndpi_exit_detection_module(m); }
+};
+struct FlowDeleter {
+  void operator()(ndpi_flow_struct* f) const { ndpi_flow_free(f); }
+};
+
+struct Key {
+  FiveTuple tuple;  // canonical
+  std::uint16_t vlan = 0;
+  friend bool operator==(const Key&, const Key&) = default;
+};
+struct KeyHash {
+  std::size_t operator()(const Key& k) const { return symmetric_hash(k.tuple) ^ (std::size_t{k.vlan} << 1); }
+};
+
+struct Flow {
+  std::unique_ptr<ndpi_flow_struct, FlowDeleter> ndpi;
+  FlowRecord record;
+  ndpi_protocol protocol{};
+  bool completed = false;
+  bool fin_c2s = false, fin_s2c = false, reset = false;
+  std::uint64_t dissected = 0;
+};
+
+class NdpiLabeler final : public Labeler {
+ public:
+  explicit NdpiLabeler(const PluginArgs& args) : host_(args.host) {
+    const auto& p = args.params;
+    tcp_max_ = static_cast<std::uint64_t>(p.at("tcp_max_packets").get<std::int64_t>());
+    udp_max_ = static_cast<std::uint64_t>(p.at("udp_max_packets").get<std::int64_t>());
+    idle_ns_ = static_cast<std::int64_t>(p.at("idle_timeout").get<double>() * 1e9);
+    active_ns_ = static_cast<std::int64_t>(p.at("active_timeout").get<double>() * 1e9);
+    teardown_ = p.at("tcp_teardown").get<bool>();
+    guess_ = p.at("guess").get<bool>();
+    module_.reset(ndpi_init_detection_module(ndpi_no_prefs));
+    if (!module_) throw Error("nDPI: cannot initialise the detection module (out of memory?)");
+    NDPI_PROTOCOL_BITMASK all;
+    NDPI_BITMASK_SET_ALL(all);
+    ndpi_set_protocol_detection_bitmask2(module_.get(), &all);
+    load(p, "protocols_file", [&](const char* f) { return ndpi_load_protocols_file(module_.get(), f); });
+    load(p, "categories_file", [&](const char* f) { return ndpi_load_categories_file(module_.get(), f); });
+    load(p, "risky_domains_file", [&](const char* f) { return ndpi_load_risk_domain_file(module_.get(), f); });
+    load(p, "ja3_file", [&](const char* f) { return ndpi_load_malicious_ja3_file(module_.get(), f); });
+    load(p, "sha1_file", [&](const char* f) { return ndpi_load_malicious_sha1_file(module_.get(), f); });
+    ndpi_finalize_initialization(module_.get());
+  }
+
+  void begin_file(const SourceFileInfo& file) override {
+    file_id_ = file.id;
+    pending_flush_ = true;  // flows never span two inputs: the previous file's are emitted first
+  }
+
+  void process(const PacketView& packet, FlowSink& out) override {
+    if (pending_flush_) {
+      flush(out);
+      pending_flush_ = false;
+    }
+    expire(packet.timestamp_ns, out);  // before any flow of the map is referenced below
+    if (!packet.has_ip()) return;
+    if (packet.flags & packet_flag::non_first_fragment) return;  // as ndpiReader: no L4 header
+    if ((packet.l4_protocol == 4 || packet.l4_protocol == 41) && packet.has_l4()) {
+      // IPv4 or IPv6 inside IP (6in4, 4in6 tunnels): label the inner flow, as ndpiReader does.
+      PacketView inner = packet;
+      inner.link_type = linktype::raw;
+      inner.data = packet.data.subspan(static_cast<std::size_t>(packet.l4_offset));
+      if (parse_packet(inner)) {
+        process(inner, out);
+        return;
+      }
+    }
+    Key key;
+    key.tuple = packet.tuple;
+    if (key.tuple.protocol != ipproto::tcp && key.tuple.protocol != ipproto::udp)
+      key.tuple.src_port = key.tuple.dst_port = 0;
+    const FiveTuple oriented = key.tuple;
+    key.tuple = canonical(key.tuple);
+    key.vlan = vlan_of(packet);
+
+    auto it = flows_.find(key);
+    if (it != flows_.end() && ended_before(it->second, packet.timestamp_ns)) {
+      finish(it->second, out);  // that flow ended (idle, too long, torn down): this packet starts another
+      flows_.erase(it);
+      it = flows_.end();
+    }
+    if (it == flows_.end()) {
+      Flow flow;
+      flow.ndpi.reset(static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(SIZEOF_FLOW_STRUCT)));
+      if (!flow.ndpi) throw Error("nDPI: out of memory for a new flow");
+      std::memset(flow.ndpi.get(), 0, SIZEOF_FLOW_STRUCT);
+      flow.record.flow_id = next_flow_id_++;
+      flow.record.file_id = file_id_;
+      flow.record.tuple = oriented;  // the first packet's sender is the client
+      flow.record.first_ns = packet.timestamp_ns;
+      it = flows_.emplace(key, std::move(flow)).first;
+    }
+    Flow& flow = it->second;
+    auto& r = flow.record;
+    bool client_to_server = oriented.src == r.tuple.src && oriented.src_port == r.tuple.src_port;
+    (client_to_server ? r.packets_c2s : r.packets_s2c) += 1;
+    (client_to_server ? r.bytes_c2s : r.bytes_s2c) += packet.wire_length;
+    r.last_ns = packet.timestamp_ns;
+    if (oriented.protocol == ipproto::tcp) {
+      if (packet.tcp_flags & 0x04) flow.reset = true;
+      if (packet.tcp_flags & 0x01) (client_to_server ? flow.fin_c2s : flow.fin_s2c) = true;
+    }
+
+    if (flow.completed) return;
+    const std::uint64_t seen = r.packets_c2s + r.packets_s2c;
+    const bool enough = (oriented.protocol == ipproto::udp && seen > udp_max_) ||
+                        (oriented.protocol == ipproto::tcp && seen > tcp_max_);
+    auto l3 = packet.l3();
+    std::size_t length = packet.l3_length ? std::min<std::size_t>(l3.size(), packet.l3_length) : l3.size();
+    length = std::min<std::size_t>(length, 0xffff);
+    const auto time_ms = static_cast<std::uint64_t>(packet.timestamp_ns / 1'000'000);
+    flow.protocol = ndpi_detection_process_packet(module_.get(), flow.ndpi.get(), l3.data(),
+                                                  static_cast<unsigned short>(length), time_ms);
+    ++flow.dissected;
+    if (enough || flow.protocol.app_protocol != NDPI_PROTOCOL_UNKNOWN) {
+      if (!enough && ndpi_extra_dissection_possible(module_.get(), flow.ndpi.get())) return;
+      complete(flow);
+    }
+  }
+
+  // Emits the flows that ended, looked for once per second of capture time (never without a timeout).
+  void expire(std::int64_t now, FlowSink& out) {
+    if ((!idle_ns_ && !active_ns_ && !teardown_) || now - last_sweep_ns_ < 1'000'000'000) return;
+    last_sweep_ns_ = now;
+    for (auto it = flows_.begin(); it != flows_.end();) {
+      if (ended_before(it->second, now)) {
+        finish(it->second, out);
+        it = flows_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  bool ended_before(const Flow& flow, std::int64_t now) const {
+    const auto& r = flow.record;
+    if (idle_ns_ && now - r.last_ns > idle_ns_) return true;
+    if (active_ns_ && now - r.first_ns > active_ns_) return true;
+    // A torn-down flow still takes the last ACKs that follow its FINs for a moment.
+    constexpr std::int64_t teardown_grace_ns = 1'000'000'000;
+    return teardown_ && flow.completed && (flow.reset || (flow.fin_c2s && flow.fin_s2c)) &&
+           now - r.last_ns > teardown_grace_ns;
+  }
+
+  void flush(FlowSink& out) override {
+    for (auto& [key, flow] : flows_) finish(flow, out);
+    flows_.clear();
+  }
+
+ private:
+  template <class Loader>
+  void load(const Json& params, const char* name, Loader loader) {
+    if (!params.contains(name)) return;
+    auto file = params.at(name).get<std::string>();
+    if (file.empty()) return;
+    if (loader(file.c_str()) < 0)
+      throw Error(fmt::format("nDPI could not load {} = {} (check its format against nDPI's example files)", name, file));
+  }
+
+  static std::uint16_t vlan_of(const PacketView& p) {
+    if (p.link_type != linktype::ethernet || p.vlan_count == 0 || p.data.size() < 16) return 0;
+    return static_cast<std::uint16_t>(((p.data[14] << 8) | p.data[15]) & 0x0fff);
+  }
+
+  void complete(Flow& flow) {
+    flow.completed = true;
+    if (flow.protocol.app_protocol == NDPI_PROTOCOL_UNKNOWN) {
+      std::uint8_t guessed = 0;
+      flow.protocol = ndpi_detection_giveup(module_.get(), flow.ndpi.get(), guess_ ? 1 : 0, &guessed);
+    }
+    describe(flow);
+    flow.ndpi.reset();  // what nDPI found is in the record now; free its 688-byte state early
+  }
+
+  void finish(Flow& flow, FlowSink& out) {
+    if (!flow.completed) complete(flow);
+    out.emit(flow.record);
+  }
+
+  void describe(Flow& flow) {
+    auto& r = flow.record;
+    char name[128];
+    r.label = ndpi_protocol2name(module_.get(), flow.protocol, name, sizeof name);
+    r.master_protocol = ndpi_get_proto_name(module_.get(), flow.protocol.master_protocol);
+    r.app_protocol = ndpi_get_proto_name(module_.get(), flow.protocol.app_protocol);
+    r.category = ndpi_category_get_name(module_.get(), flow.protocol.category);
+    const ndpi_flow_struct* f = flow.ndpi.get();
+    r.confidence = ndpi_confidence_get_name(f->confidence);
+    r.server_name = f->host_server_name;
+    r.ja3_client = f->protos.tls_quic.ja3_client;
+    r.ja3_server = f->protos.tls_quic.ja3_server;
+  }
+
+  HostServices& host_;
+  std::unique_ptr<ndpi_detection_module_struct, ModuleDeleter> module_;
+  std::unordered_map<Key, Flow, KeyHash> flows_;
+  std::uint64_t tcp_max_ = 80, udp_max_ = 24;
+  std::int64_t idle_ns_ = 0, active_ns_ = 0;
+  bool teardown_ = false;
+  std::int64_t last_sweep_ns_ = 0;
+  bool guess_ = true;
+  std::uint32_t file_id_ = 0;
+  std::uint64_t next_flow_id_ = 1;
+  bool pending_flush_ = false;
+};
+
+Schema schema() {
+  auto optional_file = [](const char* name, const char* help) { return ParamSpec::path(name, "", help).existing(); };
+  return {
+      optional_file("protocols_file", "nDPI custom protocols file (ndpiReader -p)"),
+      optional_file("categories_file", "nDPI categories file (ndpiReader -c)"),
+      optional_file("risky_domains_file", "nDPI risky domains file (ndpiReader -r)"),
+      optional_file("ja3_file", "malicious JA3 fingerprints (ndpiReader -j)"),
+      optional_file("sha1_file", "malicious certificate SHA1 fingerprints (ndpiReader -S)"),
+      ParamSpec::integer("tcp_max_packets", 80, "TCP packets given to nDPI before it gives up (ndpiReader: 80)").range(1, 10000),
+      ParamSpec::integer("udp_max_packets", 24, "UDP packets given to nDPI before it gives up (ndpiReader: 24)").range(1, 10000),
+      ParamSpec::real("idle_timeout", 0.0, "seconds of silence that end a flow (0: never, as ndpiReader; NFStream: 120)")
+          .range(0, 1e7),
+      ParamSpec::real("active_timeout", 0.0, "seconds after which a flow is cut (0: never; NFStream: 1800)").range(0, 1e7),
+      ParamSpec::boolean("tcp_teardown", false, "end a TCP flow at FIN from both sides or RST, once detected"),
+      ParamSpec::boolean("guess", true, "when nDPI gives up, guess the protocol from ports and addresses"),
+  };
+}
+
+std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<NdpiLabeler>(args); }
+
+const PluginDescriptor* descriptor() {
+  static const PluginDescriptor d{TRAFFICID_ABI_VERSION,
+                                  static_cast<std::uint32_t>(PluginKind::labeler),
+                                  "ndpi",
+                                  "0.1.0",
+                                  "labels bidirectional flows with nDPI 4.2, as ndpiReader does",
+                                  "",
+                                  &schema,
+                                  &create};
+  return &d;
+}
+
+}  // namespace
+}  // namespace trafficid::ndpi_labeler
+
+TRAFFICID_PLUGIN(trafficid::ndpi_labeler::descriptor)

@@ -1,0 +1,204 @@
+// The ndpi labeler against nDPI 4.2's own regression suite: every capture with an expected result
+// file, labelled with the suite's example/ files, must give the flows' labels ndpiReader gave.
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "host_log.hpp"
+#include "schema_check.hpp"
+#include "test_support.hpp"
+#include "trafficid/capture.hpp"
+#include "trafficid/labeler.hpp"
+
+using namespace trafficid;
+using namespace trafficid::host;
+namespace fs = std::filesystem;
+
+namespace {
+
+// "[2a03::b00c::25de]:443" as glibc writes it: ndpiReader's own formatter shortens a single zero
+// group to "::", which RFC 5952 (and inet_ntop) do not.
+std::string normalised(const std::string& endpoint) {
+  if (endpoint.empty() || endpoint[0] != '[') return endpoint;
+  auto close = endpoint.find(']');
+  std::string address = endpoint.substr(1, close - 1);
+  in6_addr raw{};
+  char text[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET6, address.c_str(), &raw) != 1 || !inet_ntop(AF_INET6, &raw, text, sizeof text)) return endpoint;
+  return "[" + std::string(text) + endpoint.substr(close);
+}
+
+// "TCP 1.2.3.4:80 <-> 5.6.7.8:1234" with the lower endpoint first, so both sides name a flow alike.
+std::string flow_key(const std::string& proto, std::string a, std::string b) {
+  a = normalised(a);
+  b = normalised(b);
+  if (b < a) std::swap(a, b);
+  return proto + " " + a + " <-> " + b;
+}
+
+std::string endpoint(const IpAddress& ip, std::uint16_t port) {
+  return ip.version == 6 ? fmt::format("[{}]:{}", to_string(ip), port) : fmt::format("{}:{}", to_string(ip), port);
+}
+
+std::string l4_name(std::uint8_t protocol) {
+  switch (protocol) {
+    case 6: return "TCP";
+    case 17: return "UDP";
+    case 1: return "ICMP";
+    case 58: return "ICMPV6";
+    default: return std::to_string(protocol);
+  }
+}
+
+struct Collected : FlowSink {
+  std::multimap<std::string, std::string> labels;  // flow key -> label
+  void emit(const FlowRecord& f) override {
+    labels.emplace(flow_key(l4_name(f.tuple.protocol), endpoint(f.tuple.src, f.tuple.src_port),
+                            endpoint(f.tuple.dst, f.tuple.dst_port)),
+                   f.label);
+  }
+};
+
+// Flow lines of an ndpiReader -v 2 result: "\t1\tTCP a:p <-> b:q [proto: 7.126/HTTP.Google]..."
+std::multimap<std::string, std::string> expected_labels(const fs::path& out) {
+  static const std::regex line(R"(^\t\d+\t(\S+) (\S+) <-> (\S+) .*?\[proto: [0-9.]+/([^\]]+)\])");
+  std::multimap<std::string, std::string> labels;
+  std::ifstream in(out);
+  std::string text;
+  std::smatch m;
+  while (std::getline(in, text))
+    if (std::regex_search(text, m, line)) labels.emplace(flow_key(m[1], m[2], m[3]), m[4]);
+  return labels;
+}
+
+}  // namespace
+
+TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99% of flows", "[ndpi][data]") {
+  auto data = test_support::data_dir_or_empty();
+  if (data.empty()) return;
+  const fs::path suite = data / "ndpi-4.2-tests";
+  const auto& registry = test_support::built_plugins();
+  const auto* pcap = registry.find(PluginKind::capture, "pcap");
+  const auto* ndpi = registry.find(PluginKind::labeler, "ndpi");
+  REQUIRE(pcap);
+  REQUIRE(ndpi);
+  Json labeler_params = schema_defaults(ndpi->schema);
+  labeler_params["protocols_file"] = (suite / "example/protos.txt").string();
+  labeler_params["categories_file"] = (suite / "example/categories.txt").string();
+  labeler_params["risky_domains_file"] = (suite / "example/risky_domains.txt").string();
+  labeler_params["ja3_file"] = (suite / "example/ja3_fingerprints.csv").string();
+  labeler_params["sha1_file"] = (suite / "example/sha1_fingerprints.csv").string();
+  HostLog log(LogLevel::error);
+
+  std::size_t total = 0, agreeing = 0, files = 0;
+  std::vector<std::string> disagreements;
+  for (const auto& entry : fs::directory_iterator(suite / "pcap")) {
+    fs::path result = suite / "result" / (entry.path().filename().string() + ".out");
+    if (!fs::exists(result)) continue;
+    ++files;
+    Json params = schema_defaults(pcap->schema);
+    params["paths"] = Json::array({entry.path().string()});
+    auto source = registry.create<CaptureSource>(*pcap, params, log, "pcap");
+    // A fresh labeler per capture, as ndpiReader runs once per file.
+    auto labeler = registry.create<Labeler>(*ndpi, labeler_params, log, "ndpi");
+    Collected collected;
+    PacketView packet;
+    bool started = false;
+    while (source->next(packet)) {
+      if (!started) {
+        labeler->begin_file(source->files().back());
+        started = true;
+      }
+      labeler->process(packet, collected);
+    }
+    labeler->flush(collected);
+    auto expected = expected_labels(result);
+    for (const auto& [key, label] : expected) {
+      ++total;
+      auto range = collected.labels.equal_range(key);
+      bool found = false;
+      for (auto it = range.first; it != range.second; ++it)
+        if (it->second == label) {
+          found = true;
+          collected.labels.erase(it);
+          break;
+        }
+      if (found) ++agreeing;
+      else {
+        std::string ours = range.first == range.second ? "(no such flow)" : range.first->second;
+        disagreements.push_back(fmt::format("{}: {}: expected {}, got {}", entry.path().filename().string(), key, label, ours));
+      }
+    }
+  }
+  for (const auto& d : disagreements) UNSCOPED_INFO(d);
+  INFO(fmt::format("{} captures, {} flows, {} agree ({:.2f}%)", files, total, agreeing, 100.0 * agreeing / total));
+  CHECK(files >= 200);
+  CHECK(static_cast<double>(agreeing) >= 0.99 * static_cast<double>(total));
+  WARN(fmt::format("{} captures, {} flows, {} agree ({:.2f}%), {} differ", files, total, agreeing,
+                   100.0 * agreeing / total, disagreements.size()));
+}
+
+namespace {
+struct Counting : FlowSink {
+  std::vector<FlowRecord> flows;
+  void emit(const FlowRecord& f) override { flows.push_back(f); }
+};
+
+// Labels the synthetic capture; returns the flows emitted before and after flush().
+std::pair<std::size_t, std::size_t> label_synth(Json overrides, std::vector<FlowRecord>* all = nullptr) {
+  const auto& registry = test_support::built_plugins();
+  const auto* synth = registry.find(PluginKind::capture, "synth");
+  const auto* ndpi = registry.find(PluginKind::labeler, "ndpi");
+  Json source_params = schema_defaults(synth->schema);
+  source_params.update({{"seed", 4}, {"flows_per_app", 4}});
+  Json params = schema_defaults(ndpi->schema);
+  params.update(overrides);
+  HostLog log(LogLevel::error);
+  auto source = registry.create<CaptureSource>(*synth, source_params, log, "synth");
+  auto labeler = registry.create<Labeler>(*ndpi, params, log, "ndpi");
+  Counting sink;
+  PacketView p;
+  labeler->begin_file(source->files().at(0));
+  while (source->next(p)) labeler->process(p, sink);
+  std::size_t before = sink.flows.size();
+  labeler->flush(sink);
+  if (all) *all = sink.flows;
+  return {before, sink.flows.size() - before};
+}
+}  // namespace
+
+TEST_CASE("ndpi labels the synthetic capture's applications, with counters and names", "[ndpi]") {
+  std::vector<FlowRecord> flows;
+  auto [early, late] = label_synth(Json::object(), &flows);
+  CHECK(early == 0);  // by default flows end with their input, as in ndpiReader
+  REQUIRE(late == 40);
+  std::map<std::string, int> labels;
+  for (const auto& f : flows) {
+    ++labels[f.label.rfind("DNS", 0) == 0 ? "DNS" : f.label];
+    CHECK(f.packets_c2s > 0);
+    CHECK(f.last_ns >= f.first_ns);
+    if (f.label == "TLS.YouTube") {
+      CHECK(f.master_protocol == "TLS");
+      CHECK(f.app_protocol == "YouTube");
+      CHECK(f.tuple.dst_port == 443);  // the first packet's sender is the client
+      CHECK_FALSE(f.server_name.empty());
+      CHECK(f.ja3_client.size() == 32);
+      CHECK(f.confidence == "DPI");
+    }
+  }
+  CHECK(labels == std::map<std::string, int>{{"BitTorrent", 4}, {"DNS", 4}, {"HTTP.Wikipedia", 4}, {"NTP", 4},
+                                             {"SSH", 4}, {"STUN", 4}, {"TLS.NetFlix", 4}, {"TLS.WhatsApp", 4},
+                                             {"TLS.YouTube", 4}, {"TLS.Zoom", 4}});
+}
+
+TEST_CASE("ndpi idle timeout and TCP teardown end flows", "[ndpi]") {
+  // STUN exchanges are 0.5 to 2.5 s apart: a 0.3 s idle timeout cuts each STUN flow in pieces.
+  auto [early_idle, late_idle] = label_synth({{"idle_timeout", 0.3}});
+  CHECK(early_idle + late_idle > 40);
+  // Every synthetic TCP flow ends with FIN from both sides: with teardown they are emitted early.
+  auto [early_fin, late_fin] = label_synth({{"tcp_teardown", true}});
+  CHECK(early_fin + late_fin == 40);
+  CHECK(early_fin > 0);
+}
