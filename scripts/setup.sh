@@ -10,7 +10,7 @@ packages=(
   cmake g++ make pkg-config ccache
   # libraries (headers); libopenblas0-pthread: without it LibTorch falls back to the slow reference BLAS
   libpcap-dev libndpi-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libfmt-dev
-  nlohmann-json3-dev libcli11-dev catch2 libopenblas0-pthread
+  nlohmann-json3-dev libcli11-dev catch2 libsqlite3-dev libgcrypt20-dev libopenblas0-pthread sqlite3
   # test tools: capinfos/editcap (tshark), ndpiReader (libndpi-bin), clang with libFuzzer
   tshark libndpi-bin clang libclang-rt-14-dev
 )

@@ -36,6 +36,13 @@ struct CaptureRequest {
 };
 int cmd_capture(const GlobalOptions& global, const CaptureRequest& request);
 
+struct LabelRequest {
+  std::vector<std::string> paths, params;
+  std::string db, csv, labeler = "ndpi";
+};
+int cmd_label(const GlobalOptions& global, const LabelRequest& request);
+int cmd_apps(const GlobalOptions& global, const std::string& db, const std::string& format);
+
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json);
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);

@@ -77,6 +77,20 @@ int main(int argc, char** argv) {
   capture->add_option("--progress", capture_request.progress_seconds, "seconds between progress lines (0: none)");
   capture->add_flag("--list-interfaces,-D", capture_request.list_interfaces, "list the interfaces and exit");
 
+  auto* label = app.add_subcommand("label", "label the flows of captures into an SQLite database (and CSV)");
+  LabelRequest label_request;
+  label->add_option("paths", label_request.paths, "capture files or folders")->required();
+  label->add_option("--db", label_request.db, "labels database (SQLite), created if missing")->required();
+  label->add_option("--csv", label_request.csv, "also write the flows labelled in this run as CSV");
+  label->add_option("--labeler", label_request.labeler, "labeler plugin");
+  label->add_option("--param,-p", label_request.params, "labeler parameter: name=value (see `trafficid plugins ndpi`)")
+      ->type_name("K=V");
+
+  auto* apps = app.add_subcommand("apps", "the applications and categories in a labels database");
+  std::string apps_db, apps_format = "table";
+  apps->add_option("db", apps_db, "labels database")->required();
+  apps->add_option("--format", apps_format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*plugins) return cmd_plugins(global, name, json);
@@ -87,6 +101,8 @@ int main(int argc, char** argv) {
     if (*convert) return cmd_convert(global, in, out, format);
     if (*split) return cmd_split(global, split_request);
     if (*capture) return cmd_capture(global, capture_request);
+    if (*label) return cmd_label(global, label_request);
+    if (*apps) return cmd_apps(global, apps_db, apps_format);
   } catch (const trafficid::Error& e) {
     std::cerr << "error: " << e.what() << '\n';
     return 1;

@@ -1,0 +1,183 @@
+// `trafficid label` (captures -> labels database) and `trafficid apps` (what the database holds).
+#include <fmt/format.h>
+#include <fstream>
+#include <iostream>
+
+#include "commands.hpp"
+#include "host_log.hpp"
+#include "label_db.hpp"
+#include "plugin_registry.hpp"
+#include "schema_check.hpp"
+#include "trafficid/labeler.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<fs::path> capture_files(const std::vector<std::string>& paths) {
+  std::vector<fs::path> out;
+  for (const auto& p : paths) {
+    fs::path path = fs::absolute(p).lexically_normal();
+    if (fs::is_regular_file(path)) {
+      out.push_back(path);
+    } else if (fs::is_directory(path)) {
+      std::vector<fs::path> found;
+      for (const auto& e : fs::recursive_directory_iterator(path)) {
+        auto ext = e.path().extension();
+        if (e.is_regular_file() && (ext == ".pcap" || ext == ".pcapng" || ext == ".cap")) found.push_back(e.path());
+      }
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      throw Error(fmt::format("{}: no such file or folder", p));
+    }
+  }
+  return out;
+}
+
+std::string csv(const std::string& field) {
+  if (field.find_first_of(",\"\n") == std::string::npos) return field;
+  std::string quoted = "\"";
+  for (char c : field) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+class DbSink final : public FlowSink {
+ public:
+  DbSink(LabelDb& db, std::ofstream* csv_out, std::string path) : db_(db), csv_(csv_out), path_(std::move(path)) {}
+  void emit(const FlowRecord& f) override {
+    db_.add_flow(f);
+    ++flows;
+    if (csv_)
+      *csv_ << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv(path_), f.tuple.protocol,
+                           to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
+                           f.first_ns, f.last_ns, f.packets_c2s, f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv(f.label),
+                           csv(f.master_protocol), csv(f.app_protocol), csv(f.category), csv(f.confidence),
+                           csv(f.server_name));
+  }
+  std::uint64_t flows = 0;
+
+ private:
+  LabelDb& db_;
+  std::ofstream* csv_;
+  std::string path_;
+};
+
+}  // namespace
+
+int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
+  auto registry = load_plugins(global);
+  const PluginInfo* labeler_plugin = registry.find(PluginKind::labeler, request.labeler);
+  if (!labeler_plugin) {
+    std::cerr << "error: no labeler plugin named '" << request.labeler << "'"
+              << did_you_mean(request.labeler, registry.names(PluginKind::labeler)) << '\n';
+    return 2;
+  }
+  const PluginInfo* pcap = registry.find(PluginKind::capture, "pcap");
+  if (!pcap) throw Error("the pcap capture plugin is not installed");
+  toml::table document;
+  for (const auto& p : request.params) apply_override(document, p);
+  Diagnostics diagnostics;
+  CheckContext context{diagnostics, fs::current_path()};
+  Json params = check_table(&document, labeler_plugin->schema, request.labeler, document.source(), context);
+  if (diagnostics.has_errors()) {
+    for (const auto& d : diagnostics.sorted()) std::cerr << d.format() << '\n';
+    return 2;
+  }
+  // A file is labelled again when its content or the labeler (version, parameters) changed.
+  const std::string config = Json{{"labeler", labeler_plugin->name}, {"version", labeler_plugin->version}, {"params", params}}.dump();
+
+  install_stop_handlers();
+  HostLog log(log_threshold(global));
+  LabelDb db(request.db);
+  std::ofstream csv_out;
+  if (!request.csv.empty()) {
+    csv_out.open(request.csv);
+    if (!csv_out) throw Error(fmt::format("cannot write {}", request.csv));
+    csv_out << "path,protocol,src_ip,src_port,dst_ip,dst_port,first_ns,last_ns,packets_c2s,packets_s2c,bytes_c2s,"
+               "bytes_s2c,label,master,app,category,confidence,server_name\n";
+  }
+  std::size_t labelled = 0, skipped = 0, damaged = 0;
+  for (const auto& file : capture_files(request.paths)) {
+    if (log.stop_requested()) break;
+    std::string hash = sha256_file(file);
+    if (db.up_to_date(file.string(), hash, config)) {
+      ++skipped;
+      continue;
+    }
+    Json source_params = schema_defaults(pcap->schema);
+    source_params["paths"] = Json::array({file.string()});
+    auto source = registry.create<CaptureSource>(*pcap, source_params, log, "pcap");
+    auto labeler = registry.create<Labeler>(*labeler_plugin, params, log, request.labeler);
+    db.begin_file(file.string(), fs::file_size(file), hash, config);
+    DbSink sink(db, request.csv.empty() ? nullptr : &csv_out, file.string());
+    try {
+      SourceFileInfo info;
+      info.path = file.string();
+      guarded(*labeler_plugin, [&] { labeler->begin_file(info); });
+      PacketView packet;
+      while (guarded(*pcap, [&] { return source->next(packet); })) {
+        guarded(*labeler_plugin, [&] { labeler->process(packet, sink); });
+        if (log.stop_requested()) break;
+      }
+      if (log.stop_requested()) {
+        db.abandon_file();  // the database keeps what was complete; the next run resumes here
+        break;
+      }
+      guarded(*labeler_plugin, [&] { labeler->flush(sink); });
+      auto result = source->files().at(0);
+      if (!result.warning.empty()) {
+        ++damaged;
+        log.warn(fmt::format("{}: {}", file.string(), result.warning));
+      }
+      db.end_file(result);
+    } catch (...) {
+      db.abandon_file();
+      throw;
+    }
+    ++labelled;
+    log.info(fmt::format("{}: {} packets, {} flows", file.string(), source->files().at(0).packets, sink.flows));
+  }
+  log.info(fmt::format("{}: {} files labelled, {} unchanged and skipped{}", request.db, labelled, skipped,
+                       damaged ? fmt::format(", {} damaged (see the warnings)", damaged) : ""));
+  if (log.stop_requested()) return 130;
+  return damaged ? 1 : 0;
+}
+
+int cmd_apps(const GlobalOptions& global, const std::string& db_file, const std::string& format) {
+  (void)global;
+  if (!fs::is_regular_file(db_file)) throw Error(fmt::format("{}: no such labels database (make one with `trafficid label`)", db_file));
+  LabelDb db(db_file);
+  auto apps = db.applications();
+  auto categories = db.categories();
+  if (format == "json") {
+    auto rows = [](const std::vector<LabelDb::AppRow>& list, bool with_category) {
+      Json out = Json::array();
+      for (const auto& r : list) {
+        Json j{{"name", r.name}, {"flows", r.flows}, {"packets", r.packets}, {"bytes", r.bytes}, {"files", r.files}};
+        if (with_category) j["category"] = r.category;
+        out.push_back(j);
+      }
+      return out;
+    };
+    std::cout << Json{{"applications", rows(apps, true)}, {"categories", rows(categories, false)}}.dump(2) << '\n';
+  } else if (format == "csv") {
+    std::cout << "kind,name,category,flows,packets,bytes,files\n";
+    for (const auto& r : apps)
+      std::cout << fmt::format("application,{},{},{},{},{},{}\n", csv(r.name), csv(r.category), r.flows, r.packets, r.bytes, r.files);
+    for (const auto& r : categories)
+      std::cout << fmt::format("category,{},,{},{},{},{}\n", csv(r.name), r.flows, r.packets, r.bytes, r.files);
+  } else {
+    std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", "APPLICATION", "CATEGORY", "FLOWS", "PACKETS", "BYTES", "FILES");
+    for (const auto& r : apps)
+      std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", r.name, r.category, r.flows, r.packets, r.bytes, r.files);
+    std::cout << fmt::format("\n{:<32} {:>8} {:>10} {:>14} {:>6}\n", "CATEGORY", "FLOWS", "PACKETS", "BYTES", "FILES");
+    for (const auto& r : categories)
+      std::cout << fmt::format("{:<32} {:>8} {:>10} {:>14} {:>6}\n", r.name, r.flows, r.packets, r.bytes, r.files);
+  }
+  return 0;
+}
+
+}  // namespace trafficid::host

@@ -1,0 +1,206 @@
+#include "label_db.hpp"
+
+#include <array>
+#include <fmt/format.h>
+#include <fstream>
+#include <gcrypt.h>
+#include <sqlite3.h>
+
+#include "trafficid/error.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+std::string sha256_file(const fs::path& file) {
+  gcry_md_hd_t md = nullptr;
+  if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0) throw Error("cannot start a SHA-256 digest (libgcrypt)");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    gcry_md_close(md);
+    throw Error(fmt::format("cannot read {}", file.string()));
+  }
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    gcry_md_write(md, buffer.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  const unsigned char* digest = gcry_md_read(md, GCRY_MD_SHA256);
+  std::string hex;
+  for (int i = 0; i < 32; ++i) hex += fmt::format("{:02x}", digest[i]);
+  gcry_md_close(md);
+  return hex;
+}
+
+namespace {
+struct Statement {
+  sqlite3_stmt* stmt = nullptr;
+  ~Statement() { sqlite3_finalize(stmt); }
+};
+
+const char* schema_sql = R"(
+PRAGMA foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS files (
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  size INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  labeler_config TEXT NOT NULL,
+  packets INTEGER,
+  link_types TEXT,
+  error TEXT,
+  damaged_at INTEGER,
+  complete INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS flows (
+  id INTEGER PRIMARY KEY,
+  file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  protocol INTEGER NOT NULL,
+  src_ip TEXT NOT NULL, src_port INTEGER NOT NULL,
+  dst_ip TEXT NOT NULL, dst_port INTEGER NOT NULL,
+  first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL,
+  packets_c2s INTEGER NOT NULL, packets_s2c INTEGER NOT NULL,
+  bytes_c2s INTEGER NOT NULL, bytes_s2c INTEGER NOT NULL,
+  label TEXT NOT NULL, master TEXT, app TEXT, category TEXT, confidence TEXT,
+  server_name TEXT, ja3_client TEXT, ja3_server TEXT
+);
+CREATE INDEX IF NOT EXISTS flows_by_file ON flows(file_id);
+CREATE INDEX IF NOT EXISTS flows_by_label ON flows(label);
+CREATE INDEX IF NOT EXISTS flows_by_app ON flows(app);
+CREATE INDEX IF NOT EXISTS flows_by_category ON flows(category);
+CREATE INDEX IF NOT EXISTS flows_by_server_name ON flows(server_name);
+)";
+}  // namespace
+
+struct LabelDb::Statements {
+  Statement insert_flow;
+};
+
+LabelDb::LabelDb(const fs::path& file) : path_(file), statements_(std::make_unique<Statements>()) {
+  if (sqlite3_open(file.c_str(), &db_) != SQLITE_OK) {
+    std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error(fmt::format("cannot open the labels database {}: {}", file.string(), message));
+  }
+  sqlite3_busy_timeout(db_, 10000);
+  exec("PRAGMA journal_mode = WAL;");
+  exec(schema_sql);
+  if (sqlite3_prepare_v2(db_,
+                         "INSERT INTO flows (file_id, protocol, src_ip, src_port, dst_ip, dst_port, first_ns, last_ns, "
+                         "packets_c2s, packets_s2c, bytes_c2s, bytes_s2c, label, master, app, category, confidence, "
+                         "server_name, ja3_client, ja3_server) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         -1, &statements_->insert_flow.stmt, nullptr) != SQLITE_OK)
+    throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+}
+
+LabelDb::~LabelDb() {
+  statements_.reset();
+  sqlite3_close(db_);
+}
+
+void LabelDb::exec(const char* sql) const {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error ? error : "unknown error";
+    sqlite3_free(error);
+    throw Error(fmt::format("labels database {}: {}", path_.string(), message));
+  }
+}
+
+bool LabelDb::up_to_date(const std::string& path, const std::string& sha256, const std::string& config) const {
+  Statement s;
+  sqlite3_prepare_v2(db_, "SELECT 1 FROM files WHERE path = ? AND sha256 = ? AND labeler_config = ? AND complete = 1",
+                     -1, &s.stmt, nullptr);
+  sqlite3_bind_text(s.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.stmt, 2, sha256.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.stmt, 3, config.c_str(), -1, SQLITE_TRANSIENT);
+  return sqlite3_step(s.stmt) == SQLITE_ROW;
+}
+
+void LabelDb::begin_file(const std::string& path, std::uint64_t size, const std::string& sha256,
+                         const std::string& config) {
+  exec("BEGIN IMMEDIATE;");
+  Statement del, ins;
+  sqlite3_prepare_v2(db_, "DELETE FROM files WHERE path = ?", -1, &del.stmt, nullptr);
+  sqlite3_bind_text(del.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_step(del.stmt);
+  sqlite3_prepare_v2(db_, "INSERT INTO files (path, size, sha256, labeler_config) VALUES (?,?,?,?)", -1, &ins.stmt, nullptr);
+  sqlite3_bind_text(ins.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(ins.stmt, 2, static_cast<sqlite3_int64>(size));
+  sqlite3_bind_text(ins.stmt, 3, sha256.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins.stmt, 4, config.c_str(), -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(ins.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+  file_row_ = sqlite3_last_insert_rowid(db_);
+}
+
+void LabelDb::add_flow(const FlowRecord& f) {
+  sqlite3_stmt* s = statements_->insert_flow.stmt;
+  sqlite3_reset(s);
+  int i = 0;
+  auto text = [&](const std::string& v) { sqlite3_bind_text(s, ++i, v.c_str(), -1, SQLITE_TRANSIENT); };
+  auto integer = [&](std::int64_t v) { sqlite3_bind_int64(s, ++i, v); };
+  integer(file_row_);
+  integer(f.tuple.protocol);
+  text(to_string(f.tuple.src));
+  integer(f.tuple.src_port);
+  text(to_string(f.tuple.dst));
+  integer(f.tuple.dst_port);
+  integer(f.first_ns);
+  integer(f.last_ns);
+  integer(static_cast<std::int64_t>(f.packets_c2s));
+  integer(static_cast<std::int64_t>(f.packets_s2c));
+  integer(static_cast<std::int64_t>(f.bytes_c2s));
+  integer(static_cast<std::int64_t>(f.bytes_s2c));
+  for (const auto* v : {&f.label, &f.master_protocol, &f.app_protocol, &f.category, &f.confidence, &f.server_name,
+                        &f.ja3_client, &f.ja3_server})
+    text(*v);
+  if (sqlite3_step(s) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+}
+
+void LabelDb::end_file(const SourceFileInfo& info) {
+  Statement s;
+  sqlite3_prepare_v2(db_, "UPDATE files SET packets = ?, link_types = ?, error = ?, damaged_at = ?, complete = 1 WHERE id = ?",
+                     -1, &s.stmt, nullptr);
+  std::string types = fmt::format("{}", fmt::join(info.link_types, ","));
+  sqlite3_bind_int64(s.stmt, 1, static_cast<sqlite3_int64>(info.packets));
+  sqlite3_bind_text(s.stmt, 2, types.c_str(), -1, SQLITE_TRANSIENT);
+  if (info.warning.empty()) sqlite3_bind_null(s.stmt, 3);
+  else sqlite3_bind_text(s.stmt, 3, info.warning.c_str(), -1, SQLITE_TRANSIENT);
+  if (info.damaged_at < 0) sqlite3_bind_null(s.stmt, 4);
+  else sqlite3_bind_int64(s.stmt, 4, info.damaged_at);
+  sqlite3_bind_int64(s.stmt, 5, file_row_);
+  if (sqlite3_step(s.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+  exec("COMMIT;");
+}
+
+void LabelDb::abandon_file() { sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr); }
+
+namespace {
+std::vector<LabelDb::AppRow> aggregate(sqlite3* db, const char* key, const char* category) {
+  std::string sql = fmt::format(
+      "SELECT {}, {}, COUNT(*), SUM(packets_c2s + packets_s2c), SUM(bytes_c2s + bytes_s2c), COUNT(DISTINCT file_id) "
+      "FROM flows GROUP BY 1 ORDER BY 4 DESC, 1",
+      key, category);
+  Statement s;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s.stmt, nullptr) != SQLITE_OK) throw Error(sqlite3_errmsg(db));
+  std::vector<LabelDb::AppRow> rows;
+  while (sqlite3_step(s.stmt) == SQLITE_ROW) {
+    LabelDb::AppRow r;
+    auto col = [&](int c) { auto* t = sqlite3_column_text(s.stmt, c); return t ? std::string(reinterpret_cast<const char*>(t)) : ""; };
+    r.name = col(0);
+    r.category = col(1);
+    r.flows = static_cast<std::uint64_t>(sqlite3_column_int64(s.stmt, 2));
+    r.packets = static_cast<std::uint64_t>(sqlite3_column_int64(s.stmt, 3));
+    r.bytes = static_cast<std::uint64_t>(sqlite3_column_int64(s.stmt, 4));
+    r.files = static_cast<std::uint64_t>(sqlite3_column_int64(s.stmt, 5));
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+}  // namespace
+
+std::vector<LabelDb::AppRow> LabelDb::applications() const { return aggregate(db_, "label", "MIN(category)"); }
+std::vector<LabelDb::AppRow> LabelDb::categories() const { return aggregate(db_, "category", "''"); }
+
+}  // namespace trafficid::host

@@ -1,0 +1,52 @@
+// The labels database ("nDPI base"): one row per capture file (path, size, content hash, packets,
+// link types, damage) and one per flow with its labels and counters. Each file is labelled in one
+// transaction, so an interrupted run leaves the database consistent and the next run resumes: a
+// file whose content hash and labeler config are unchanged is skipped.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "trafficid/capture.hpp"
+#include "trafficid/flow.hpp"
+
+struct sqlite3;
+
+namespace trafficid::host {
+
+std::string sha256_file(const std::filesystem::path& file);
+
+class LabelDb {
+ public:
+  explicit LabelDb(const std::filesystem::path& file);
+  ~LabelDb();
+  LabelDb(const LabelDb&) = delete;
+  LabelDb& operator=(const LabelDb&) = delete;
+
+  // True when `path` was labelled whole with this content hash and labeler config.
+  bool up_to_date(const std::string& path, const std::string& sha256, const std::string& config) const;
+  // Replaces whatever the database held for the file, in one transaction.
+  void begin_file(const std::string& path, std::uint64_t size, const std::string& sha256, const std::string& config);
+  void add_flow(const FlowRecord& flow);
+  void end_file(const SourceFileInfo& info);  // commits
+  void abandon_file();                         // rolls back
+
+  struct AppRow {
+    std::string name, category;
+    std::uint64_t flows = 0, packets = 0, bytes = 0, files = 0;
+  };
+  std::vector<AppRow> applications() const;  // per label, by packets
+  std::vector<AppRow> categories() const;    // per category, by packets
+
+ private:
+  void exec(const char* sql) const;
+  sqlite3* db_ = nullptr;
+  std::filesystem::path path_;
+  std::int64_t file_row_ = 0;
+  struct Statements;
+  std::unique_ptr<Statements> statements_;
+};
+
+}  // namespace trafficid::host

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `trafficid label` into an SQLite database and `trafficid apps` on ../shared/data/captures:
+# the per-label flow counts equal those of Debian's ndpiReader 4.2 (flows-ndpi-4.2.tsv), a second
+# run skips every unchanged file, and a changed labeler configuration labels them again.
+# usage: label_apps.sh TRAFFICID DATA_DIR
+set -euo pipefail
+tid=$1 data=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[[ -f "$data/flows-ndpi-4.2.tsv" ]] || fail "shared data folder $data is missing (set TRAFFICID_DATA_DIR)"
+
+"$tid" -q label "$data/captures" --db "$work/labels.sqlite" --csv "$work/flows.csv"
+# Per label: flows in the reference (every flow, so every in-class flow too) and in our database.
+awk -F'\t' 'NR > 1 {n[$7]++} END {for (l in n) print l "\t" n[l]}' "$data/flows-ndpi-4.2.tsv" | sort > "$work/reference"
+"$tid" apps "$work/labels.sqlite" --format csv | awk -F, '$1 == "application" {print $2 "\t" $4}' | sort > "$work/ours"
+diff "$work/reference" "$work/ours" > "$work/diff" || { cat "$work/diff"; fail "per-label flow counts differ from ndpiReader's"; }
+# In-class flows (label of the folder's class) per label, as the reference counts them.
+awk -F'\t' 'NR > 1 && $12 == 1 {n[$7]++} END {for (l in n) print l "\t" n[l]}' "$data/flows-ndpi-4.2.tsv" | sort > "$work/inclass"
+join -t $'\t' "$work/inclass" "$work/ours" | awk -F'\t' '$2 > $3 {bad = 1; print} END {exit bad}' \
+  || fail "fewer flows of an in-class label than the reference"
+flows=$(($(wc -l < "$work/flows.csv") - 1))
+[[ $flows -eq $(($(wc -l < "$data/flows-ndpi-4.2.tsv") - 1)) ]] || fail "CSV holds $flows flows"
+
+# A second run skips every unchanged file; another labeler configuration labels them again.
+"$tid" label "$data/captures" --db "$work/labels.sqlite" 2> "$work/second"
+grep -q "0 files labelled, 52 unchanged and skipped" "$work/second" || fail "second run: $(tail -1 "$work/second")"
+"$tid" label "$data/captures" --db "$work/labels.sqlite" -p udp_max_packets=30 2> "$work/third"
+grep -q "52 files labelled, 0 unchanged" "$work/third" || fail "changed config: $(tail -1 "$work/third")"
+[[ $(sqlite3 "$work/labels.sqlite" 'SELECT COUNT(*) FROM files WHERE complete = 1') -eq 52 ]] || fail "files table"
+"$tid" apps "$work/labels.sqlite" --format json | grep -q '"name": "TLS.AnyDesk"' || fail "apps --format json"
+"$tid" apps "$work/labels.sqlite" | grep -Eq '^BitTorrent +Download +8[0-9]{2} ' || fail "apps table"
+echo "label_apps: $(wc -l < "$work/ours") labels with ndpiReader's flow counts; unchanged files skipped"
