@@ -2,12 +2,14 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "commands.hpp"
 #include "host_log.hpp"
 #include "label_db.hpp"
 #include "plugin_registry.hpp"
 #include "schema_check.hpp"
+#include "sharded_labeling.hpp"
 #include "trafficid/labeler.hpp"
 
 namespace trafficid::host {
@@ -100,6 +102,7 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
                "bytes_s2c,label,master,app,category,confidence,server_name\n";
   }
   std::size_t labelled = 0, skipped = 0, damaged = 0;
+  const unsigned threads = request.threads ? request.threads : std::max(1u, std::thread::hardware_concurrency());
   for (const auto& file : capture_files(request.paths)) {
     if (log.stop_requested()) break;
     std::string hash = sha256_file(file);
@@ -110,23 +113,25 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
     Json source_params = schema_defaults(pcap->schema);
     source_params["paths"] = Json::array({file.string()});
     auto source = registry.create<CaptureSource>(*pcap, source_params, log, "pcap");
-    auto labeler = registry.create<Labeler>(*labeler_plugin, params, log, request.labeler);
     db.begin_file(file.string(), fs::file_size(file), hash, config);
     DbSink sink(db, request.csv.empty() ? nullptr : &csv_out, file.string());
     try {
       SourceFileInfo info;
       info.path = file.string();
-      guarded(*labeler_plugin, [&] { labeler->begin_file(info); });
+      ShardedLabeling labeling(
+          *labeler_plugin, [&] { return registry.create<Labeler>(*labeler_plugin, params, log, request.labeler); },
+          threads, info);
       PacketView packet;
       while (guarded(*pcap, [&] { return source->next(packet); })) {
-        guarded(*labeler_plugin, [&] { labeler->process(packet, sink); });
+        labeling.process(packet);
         if (log.stop_requested()) break;
       }
+      auto flows = labeling.finish();
       if (log.stop_requested()) {
         db.abandon_file();  // the database keeps what was complete; the next run resumes here
         break;
       }
-      guarded(*labeler_plugin, [&] { labeler->flush(sink); });
+      for (const auto& flow : flows) sink.emit(flow);
       auto result = source->files().at(0);
       if (!result.warning.empty()) {
         ++damaged;

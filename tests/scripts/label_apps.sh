@@ -10,7 +10,7 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 [[ -f "$data/flows-ndpi-4.2.tsv" ]] || fail "shared data folder $data is missing (set TRAFFICID_DATA_DIR)"
 
-"$tid" -q label "$data/captures" --db "$work/labels.sqlite" --csv "$work/flows.csv"
+"$tid" -q label "$data/captures" --db "$work/labels.sqlite" --csv "$work/flows.csv" --threads 1
 # Per label: flows in the reference (every flow, so every in-class flow too) and in our database.
 awk -F'\t' 'NR > 1 {n[$7]++} END {for (l in n) print l "\t" n[l]}' "$data/flows-ndpi-4.2.tsv" | sort > "$work/reference"
 "$tid" apps "$work/labels.sqlite" --format csv | awk -F, '$1 == "application" {print $2 "\t" $4}' | sort > "$work/ours"
@@ -21,6 +21,11 @@ join -t $'\t' "$work/inclass" "$work/ours" | awk -F'\t' '$2 > $3 {bad = 1; print
   || fail "fewer flows of an in-class label than the reference"
 flows=$(($(wc -l < "$work/flows.csv") - 1))
 [[ $flows -eq $(($(wc -l < "$data/flows-ndpi-4.2.tsv") - 1)) ]] || fail "CSV holds $flows flows"
+
+# Two threads (flows sharded by 5-tuple, a labeler each) give the same flows and labels.
+"$tid" -q label "$data/captures" --db "$work/parallel.sqlite" --threads 2
+query='SELECT protocol, src_ip, src_port, dst_ip, dst_port, first_ns, packets_c2s, packets_s2c, label FROM flows ORDER BY 1,2,3,4,5,6'
+cmp <(sqlite3 "$work/labels.sqlite" "$query") <(sqlite3 "$work/parallel.sqlite" "$query") || fail "--threads 2 labelled differently"
 
 # A second run skips every unchanged file; another labeler configuration labels them again.
 "$tid" label "$data/captures" --db "$work/labels.sqlite" 2> "$work/second"

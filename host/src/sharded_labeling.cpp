@@ -1,0 +1,138 @@
+#include "sharded_labeling.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+namespace trafficid::host {
+
+namespace {
+// Packets copied out of the reader's buffer, in batches, with their parsed views.
+struct Batch {
+  std::vector<std::uint8_t> bytes;
+  std::vector<PacketView> packets;  // data spans are fixed up on the worker side
+  std::vector<std::size_t> offsets;
+};
+constexpr std::size_t batch_packets = 512;
+constexpr std::size_t queue_batches = 16;
+}  // namespace
+
+struct ShardedLabeling::Worker : FlowSink {
+  std::shared_ptr<Labeler> labeler;
+  std::thread thread;
+  std::mutex mutex;
+  std::condition_variable ready, space;
+  std::deque<Batch> queue;
+  bool closing = false;
+  Batch filling;
+  std::vector<FlowRecord> flows;
+  std::exception_ptr failure;
+
+  void emit(const FlowRecord& flow) override { flows.push_back(flow); }
+
+  void run(const PluginInfo& plugin) {
+    try {
+      while (true) {
+        Batch batch;
+        {
+          std::unique_lock lock(mutex);
+          ready.wait(lock, [&] { return !queue.empty() || closing; });
+          if (queue.empty()) break;
+          batch = std::move(queue.front());
+          queue.pop_front();
+        }
+        space.notify_one();
+        for (std::size_t i = 0; i < batch.packets.size(); ++i) {
+          PacketView& p = batch.packets[i];
+          p.data = std::span<const std::uint8_t>(batch.bytes.data() + batch.offsets[i], p.data.size());
+          guarded(plugin, [&] { labeler->process(p, *this); });
+        }
+      }
+      guarded(plugin, [&] { labeler->flush(*this); });
+    } catch (...) {
+      failure = std::current_exception();
+      std::lock_guard lock(mutex);
+      queue.clear();
+      closing = true;
+      space.notify_all();
+    }
+  }
+};
+
+ShardedLabeling::ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers,
+                                 const SourceFileInfo& file)
+    : plugin_(plugin) {
+  for (unsigned i = 0; i < std::max(1u, workers); ++i) {
+    auto w = std::make_unique<Worker>();
+    w->labeler = make_labeler();
+    guarded(plugin, [&] { w->labeler->begin_file(file); });
+    workers_.push_back(std::move(w));
+  }
+  for (auto& w : workers_) w->thread = std::thread([&plugin, worker = w.get()] { worker->run(plugin); });
+}
+
+ShardedLabeling::~ShardedLabeling() {
+  if (!finished_) {
+    try {
+      finish();
+    } catch (...) {
+    }
+  }
+}
+
+void ShardedLabeling::process(const PacketView& packet) {
+  // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),
+  // so every flow between two hosts must meet the same detection module.
+  std::size_t index = 0;
+  if (workers_.size() > 1) {
+    FiveTuple hosts;
+    hosts.src = packet.tuple.src;
+    hosts.dst = packet.tuple.dst;
+    index = symmetric_hash(hosts) % workers_.size();
+  }
+  Worker& w = *workers_[index];
+  w.filling.offsets.push_back(w.filling.bytes.size());
+  w.filling.bytes.insert(w.filling.bytes.end(), packet.data.begin(), packet.data.end());
+  w.filling.packets.push_back(packet);
+  if (w.filling.packets.size() >= batch_packets) dispatch(index);
+}
+
+void ShardedLabeling::dispatch(std::size_t index) {
+  Worker& w = *workers_[index];
+  if (w.filling.packets.empty()) return;
+  {
+    std::unique_lock lock(w.mutex);
+    w.space.wait(lock, [&] { return w.queue.size() < queue_batches || w.closing; });
+    if (w.failure) std::rethrow_exception(w.failure);
+    w.queue.push_back(std::move(w.filling));
+  }
+  w.filling = Batch{};
+  w.ready.notify_one();
+}
+
+std::vector<FlowRecord> ShardedLabeling::finish() {
+  finished_ = true;
+  for (std::size_t i = 0; i < workers_.size(); ++i) dispatch(i);
+  for (auto& w : workers_) {
+    {
+      std::lock_guard lock(w->mutex);
+      w->closing = true;
+    }
+    w->ready.notify_one();
+  }
+  for (auto& w : workers_) w->thread.join();
+  std::vector<FlowRecord> flows;
+  for (auto& w : workers_) {
+    if (w->failure) std::rethrow_exception(w->failure);
+    flows.insert(flows.end(), std::make_move_iterator(w->flows.begin()), std::make_move_iterator(w->flows.end()));
+  }
+  std::stable_sort(flows.begin(), flows.end(), [](const FlowRecord& a, const FlowRecord& b) {
+    return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple);
+  });
+  return flows;
+}
+
+}  // namespace trafficid::host
