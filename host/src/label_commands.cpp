@@ -122,7 +122,9 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
           *labeler_plugin, [&] { return registry.create<Labeler>(*labeler_plugin, params, log, request.labeler); },
           threads, info);
       PacketView packet;
+      LabelDb::PacketCounts counts;
       while (guarded(*pcap, [&] { return source->next(packet); })) {
+        counts.count(packet);
         labeling.process(packet);
         if (log.stop_requested()) break;
       }
@@ -137,7 +139,7 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
         ++damaged;
         log.warn(fmt::format("{}: {}", file.string(), result.warning));
       }
-      db.end_file(result);
+      db.end_file(result, counts);
     } catch (...) {
       db.abandon_file();
       throw;

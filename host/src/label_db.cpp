@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS files (
   link_types TEXT,
   error TEXT,
   damaged_at INTEGER,
+  not_ip_packets INTEGER,
+  fragments INTEGER,
+  snapped_packets INTEGER,
+  truncated_headers INTEGER,
+  malformed_packets INTEGER,
   complete INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS flows (
@@ -85,7 +90,21 @@ LabelDb::LabelDb(const fs::path& file) : path_(file), statements_(std::make_uniq
   }
   sqlite3_busy_timeout(db_, 10000);
   exec("PRAGMA journal_mode = WAL;");
+  // The layout's version: a database from another layout is refused rather than half-used.
+  constexpr int layout_version = 1;
+  Statement version, tables;
+  sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &version.stmt, nullptr);
+  sqlite3_step(version.stmt);
+  int found = sqlite3_column_int(version.stmt, 0);
+  sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", -1, &tables.stmt, nullptr);
+  sqlite3_step(tables.stmt);
+  bool empty = sqlite3_column_int(tables.stmt, 0) == 0;
+  if (!empty && found != layout_version)
+    throw Error(fmt::format("{} is not a labels database of this trafficid (layout {}, expected {}): label into a new "
+                            "file, or delete this one to start again",
+                            file.string(), found, layout_version));
   exec(schema_sql);
+  exec(fmt::format("PRAGMA user_version = {};", layout_version).c_str());
   if (sqlite3_prepare_v2(db_,
                          "INSERT INTO flows (file_id, protocol, src_ip, src_port, dst_ip, dst_port, first_ns, last_ns, "
                          "packets_c2s, packets_s2c, bytes_c2s, bytes_s2c, label, master, app, category, confidence, "
@@ -158,9 +177,20 @@ void LabelDb::add_flow(const FlowRecord& f) {
   if (sqlite3_step(s) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
 }
 
-void LabelDb::end_file(const SourceFileInfo& info) {
+void LabelDb::PacketCounts::count(const PacketView& p) {
+  if (!p.has_ip()) ++not_ip;
+  if (p.flags & packet_flag::fragment) ++fragments;
+  if (p.data.size() < p.wire_length) ++snapped;
+  if (p.flags & packet_flag::truncated) ++truncated_headers;
+  if (p.flags & packet_flag::malformed) ++malformed;
+}
+
+void LabelDb::end_file(const SourceFileInfo& info, const PacketCounts& counts) {
   Statement s;
-  sqlite3_prepare_v2(db_, "UPDATE files SET packets = ?, link_types = ?, error = ?, damaged_at = ?, complete = 1 WHERE id = ?",
+  sqlite3_prepare_v2(db_,
+                     "UPDATE files SET packets = ?, link_types = ?, error = ?, damaged_at = ?, not_ip_packets = ?, "
+                     "fragments = ?, snapped_packets = ?, truncated_headers = ?, malformed_packets = ?, complete = 1 "
+                     "WHERE id = ?",
                      -1, &s.stmt, nullptr);
   std::string types = fmt::format("{}", fmt::join(info.link_types, ","));
   sqlite3_bind_int64(s.stmt, 1, static_cast<sqlite3_int64>(info.packets));
@@ -169,7 +199,10 @@ void LabelDb::end_file(const SourceFileInfo& info) {
   else sqlite3_bind_text(s.stmt, 3, info.warning.c_str(), -1, SQLITE_TRANSIENT);
   if (info.damaged_at < 0) sqlite3_bind_null(s.stmt, 4);
   else sqlite3_bind_int64(s.stmt, 4, info.damaged_at);
-  sqlite3_bind_int64(s.stmt, 5, file_row_);
+  int column = 5;
+  for (auto n : {counts.not_ip, counts.fragments, counts.snapped, counts.truncated_headers, counts.malformed})
+    sqlite3_bind_int64(s.stmt, column++, static_cast<sqlite3_int64>(n));
+  sqlite3_bind_int64(s.stmt, column, file_row_);
   if (sqlite3_step(s.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
   exec("COMMIT;");
 }

@@ -11,6 +11,7 @@
 
 #include "trafficid/capture.hpp"
 #include "trafficid/flow.hpp"
+#include "trafficid/packet.hpp"
 
 struct sqlite3;
 
@@ -30,7 +31,12 @@ class LabelDb {
   // Replaces whatever the database held for the file, in one transaction.
   void begin_file(const std::string& path, std::uint64_t size, const std::string& sha256, const std::string& config);
   void add_flow(const FlowRecord& flow);
-  void end_file(const SourceFileInfo& info);  // commits
+  // What was odd in a file's packets: counted and kept with the file, never a reason to stop.
+  struct PacketCounts {
+    std::uint64_t not_ip = 0, fragments = 0, snapped = 0, truncated_headers = 0, malformed = 0;
+    void count(const PacketView& p);
+  };
+  void end_file(const SourceFileInfo& info, const PacketCounts& counts);  // commits
   void abandon_file();                         // rolls back
 
   struct AppRow {
