@@ -19,7 +19,7 @@ void FlowCounter::add(const FiveTuple& tuple) { impl_->flows.insert(canonical(tu
 std::uint64_t FlowCounter::size() const { return impl_->flows.size(); }
 
 void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& host, std::uint64_t max_packets,
-                 CaptureSummary& summary, FlowCounter& flows) {
+                 CaptureSummary& summary, FlowCounter& flows, const PacketObserver& observer) {
   PacketView packet;
   auto last_progress = std::chrono::steady_clock::now();
   while (true) {
@@ -31,6 +31,7 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& 
     if (!guarded(plugin, [&] { return source.next(packet); })) break;
     ++summary.packets;
     summary.bytes += packet.data.size();
+    if (observer) observer(packet, source);
     ++summary.per_link_type[packet.link_type];
     if (packet.flags & packet_flag::fragment) ++summary.fragments;
     if (packet.flags & packet_flag::truncated) ++summary.truncated;
@@ -63,13 +64,14 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& 
   }
 }
 
-CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host) {
+CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
+                                 const PacketObserver& observer) {
   CaptureSummary summary;
   FlowCounter flows;
   for (const auto& spec : experiment.sources) {
     summary.sources.push_back(spec.instance);
     auto source = registry.create<CaptureSource>(*spec.plugin, spec.params, host, spec.instance);
-    read_source(*source, *spec.plugin, host, experiment.max_packets, summary, flows);
+    read_source(*source, *spec.plugin, host, experiment.max_packets, summary, flows, observer);
     if (summary.stopped_early) break;
   }
   summary.flows = flows.size();

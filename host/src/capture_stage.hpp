@@ -2,6 +2,7 @@
 // (per input, per link type, per protocol, flows). Later stages hang off the same loop.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -28,12 +29,17 @@ struct CaptureSummary {
 
 class FlowCounter;
 
+// Later stages that see every packet in the same pass (the label stage).
+using PacketObserver = std::function<void(const PacketView& packet, const CaptureSource& source)>;
+
 // Reads `source` to the end (or `max_packets`, or a stop request) into `summary`.
 void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& host,
-                 std::uint64_t max_packets, CaptureSummary& summary, FlowCounter& flows);
+                 std::uint64_t max_packets, CaptureSummary& summary, FlowCounter& flows,
+                 const PacketObserver& observer = {});
 
 // Runs the capture stage of an experiment: every source, in order.
-CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host);
+CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
+                                 const PacketObserver& observer = {});
 
 Json to_json(const CaptureSummary& summary);
 std::string format_summary(const CaptureSummary& summary);

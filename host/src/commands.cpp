@@ -12,6 +12,7 @@
 #include "capture_stage.hpp"
 #include "experiment.hpp"
 #include "host_log.hpp"
+#include "label_stage.hpp"
 #include "plugin_registry.hpp"
 #include "schema_check.hpp"
 #include "trafficid/pcap_writer.hpp"
@@ -226,11 +227,25 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
   try {
     fs::create_directories(dir / "capture");
     log.info("stage capture: " + fmt::format("{}", fmt::join(experiment->sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
-    auto summary = run_capture_stage(*experiment, registry, log);
+    std::unique_ptr<LabelStage> label_stage;
+    if (experiment->label) label_stage = std::make_unique<LabelStage>(*experiment->label, registry, log, dir / "label");
+    PacketObserver observer;
+    if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s) { label_stage->on_packet(p, s); };
+    auto summary = run_capture_stage(*experiment, registry, log, observer);
     auto summary_json = to_json(summary);
     write_file(dir / "capture" / "summary.json", summary_json.dump(2));
     log.info("stage capture done: " + format_summary(summary));
     run_record["stages"].push_back({{"name", "capture"}, {"output", "capture/summary.json"}});
+    if (label_stage) {
+      auto labels = label_stage->finish();
+      std::string classes;
+      for (const auto& [name, c] : labels["classes"].items())
+        classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
+      log.info(fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets", labels["labeler"].get<std::string>(),
+                           labels["class_from"].get<std::string>(), classes, labels["dropped"]["flows"].get<std::uint64_t>(),
+                           labels["dropped"]["packets"].get<std::uint64_t>()));
+      run_record["stages"].push_back({{"name", "label"}, {"output", "label/classes.json"}});
+    }
     run_record["status"] = summary.stopped_early ? "interrupted" : "done";
     if (json) std::cout << summary_json.dump(2) << '\n';
   } catch (const Error& e) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <regex>
 #include <set>
 
 #include "schema_check.hpp"
@@ -32,11 +33,27 @@ const Schema& capture_section_schema() {
   return schema;
 }
 
+const Schema& label_section_schema() {
+  static const Schema schema = {
+      ParamSpec::string("labeler", "ndpi", "labeler plugin that names each flow's application"),
+      ParamSpec::choice("class_from", "map", {"map", "directory", "regex"},
+                        "a flow's class: from [label.classes] over its label, the folder of its capture, or "
+                        "filename_regex's first group on the capture's file name"),
+      ParamSpec::string("filename_regex", "", "with class_from = \"regex\": a regular expression whose first group is the class"),
+      ParamSpec::choice("unmatched", "drop", {"drop", "other"},
+                        "flows no class claims (with directory/regex: whose label the folder's class does not claim): "
+                        "drop them, or put them in other_class"),
+      ParamSpec::string("other_class", "Other", "the class of unmatched flows when unmatched = \"other\""),
+      ParamSpec::integer("threads", 0, "labelling threads (0: one per core)").range(0, 256),
+  };
+  return schema;
+}
+
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
 namespace {
 
-const std::vector<std::string> known_sections = {"experiment", "capture"};
+const std::vector<std::string> known_sections = {"experiment", "capture", "label"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -167,6 +184,92 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
   resolved["capture"] = std::move(section_resolved);
 }
 
+void check_label(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                 CheckContext& context, Json& resolved) {
+  auto& diags = context.diagnostics;
+  const toml::node* section_node = doc.get("label");
+  if (!section_node) return;
+  const toml::table* section = section_node->as_table();
+  if (!section) {
+    diags.error(section_node->source(), "label", "expected a table ([label])");
+    return;
+  }
+  auto labelers = registry.names(PluginKind::labeler);
+  std::vector<std::string> candidates = labelers;
+  for (const auto& s : label_section_schema()) candidates.push_back(s.name);
+  candidates.push_back("classes");
+  for (const auto& [key, node] : *section) {
+    std::string k(key.str());
+    bool host_key = std::any_of(label_section_schema().begin(), label_section_schema().end(),
+                                [&](const ParamSpec& s) { return s.name == k; });
+    if (host_key || k == "classes" || registry.find(PluginKind::labeler, k)) continue;
+    diags.error(key.source(), "label." + k,
+                "unknown key: neither a [label] setting, classes, nor a labeler plugin" + did_you_mean(k, candidates));
+  }
+  Json settings = check_table(section, label_section_schema(), "label", section->source(), context,
+                              TableCheck{.report_unknown = false});
+  LabelSpec spec;
+  // The classes: [label.classes.NAME] tables, or NAME = ["pattern", ...] for patterns alone.
+  Json classes = Json::object();
+  if (const toml::node* classes_node = section->get("classes")) {
+    if (const toml::table* table = classes_node->as_table()) {
+      for (const auto& [key, node] : *table) {
+        std::string name(key.str());
+        std::string path = "label.classes." + name;
+        if (node.is_array()) {
+          ParamSpec patterns = ParamSpec::list("patterns", ParamType::string_list, Json::array(), "");
+          Json v = check_value(node, patterns, path, context);
+          if (!v.is_null()) classes[name] = Json{{"patterns", v}};
+        } else if (node.is_table()) {
+          classes[name] = check_table(node.as_table(), class_definition_schema(), path, node.source(), context);
+        } else {
+          diags.error(node.source(), path, "expected a table (apps, masters, categories, patterns) or a list of patterns");
+        }
+      }
+    } else {
+      diags.error(classes_node->source(), "label.classes", "expected a table of classes");
+    }
+  }
+  spec.map = label_map_from_json(classes);
+  settings["classes"] = classes;
+  if (settings.contains("class_from")) {
+    spec.class_from = settings["class_from"].get<std::string>();
+    spec.filename_regex = settings.value("filename_regex", "");
+    spec.unmatched = settings.value("unmatched", "drop");
+    spec.other_class = settings.value("other_class", "Other");
+    spec.threads = settings.value("threads", 0u);
+    if (spec.class_from == "map" && spec.map.empty())
+      diags.error(section->source(), "label.classes",
+                  "class_from = \"map\" needs classes: add [label.classes] (e.g. YouTube = [\"*YouTube*\"]), "
+                  "or take classes from folders with class_from = \"directory\"");
+    if (spec.class_from == "regex") {
+      const toml::node* where = section->get("filename_regex");
+      try {
+        std::regex r(spec.filename_regex);
+        if (r.mark_count() < 1) throw std::regex_error(std::regex_constants::error_badrepeat);
+      } catch (const std::regex_error&) {
+        diags.error(where ? where->source() : section->source(), "label.filename_regex",
+                    "needs a valid regular expression with a group for the class, e.g. \"^([A-Za-z]+)_\"");
+      }
+    }
+  }
+  std::string labeler = settings.value("labeler", "ndpi");
+  spec.plugin = registry.find(PluginKind::labeler, labeler);
+  if (!spec.plugin) {
+    const toml::node* where = section->get("labeler");
+    diags.error(where ? where->source() : section->source(), "label.labeler",
+                fmt::format("no labeler plugin named '{}'{} (installed: {})", labeler, did_you_mean(labeler, labelers),
+                            fmt::join(labelers, ", ")));
+  } else {
+    const toml::node* table = section->get(labeler);
+    spec.params = check_table(table ? table->as_table() : nullptr, spec.plugin->schema, "label." + labeler,
+                              table ? table->source() : section->source(), context);
+    settings[labeler] = spec.params;
+  }
+  resolved["label"] = settings;
+  experiment.label = std::move(spec);
+}
+
 }  // namespace
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
@@ -208,6 +311,7 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
                                          "experiment", doc.source(), context);
   }
   check_capture(doc, experiment, registry, context, resolved);
+  check_label(doc, experiment, registry, context, resolved);
 
   if (diagnostics.has_errors()) return std::nullopt;
   auto& exp = resolved["experiment"];

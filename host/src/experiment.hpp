@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "diagnostics.hpp"
+#include "label_map.hpp"
 #include "plugin_registry.hpp"
 
 namespace trafficid::host {
@@ -19,6 +20,18 @@ struct SourceSpec {
   Json params;
 };
 
+// The label stage: a labeler plugin, and how flows get their experiment class.
+struct LabelSpec {
+  const PluginInfo* plugin = nullptr;
+  Json params;               // the labeler's resolved parameters
+  std::string class_from;    // "map", "directory" or "regex"
+  std::string filename_regex;
+  std::string unmatched;     // "drop" or "other"
+  std::string other_class;
+  unsigned threads = 0;
+  LabelMap map;
+};
+
 struct Experiment {
   std::filesystem::path file;
   std::string name;
@@ -27,6 +40,7 @@ struct Experiment {
   Json resolved;  // the whole config with every default filled in
   std::vector<SourceSpec> sources;
   std::uint64_t max_packets = 0;
+  std::optional<LabelSpec> label;
 
   toml::table resolved_toml() const;
 };
@@ -34,6 +48,7 @@ struct Experiment {
 // The host's own sections, as schemas (shown by `trafficid validate --explain`).
 const Schema& experiment_section_schema();
 const Schema& capture_section_schema();
+const Schema& label_section_schema();
 
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.

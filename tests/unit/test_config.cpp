@@ -141,3 +141,47 @@ TEST_CASE("invalid TOML is reported with its position", "[config]") {
   CHECK_THAT(lines[0], Catch::StartsWith(file.string() + ":2:"));  // the array opened on line 2 never closes
   CHECK_THAT(lines[0], Catch::Contains("not valid TOML"));
 }
+
+TEST_CASE("the label section is checked like the rest: labeler, settings, class definitions", "[config]") {
+  auto file = write_experiment("label.toml", R"([capture]
+sources = ["synth"]
+[label]
+labeler = "ndpii"
+class_from = "folder"
+[label.classes]
+Video = { pattern = ["*YouTube*"] }
+Chat = "WhatsApp"
+)");
+  Diagnostics diagnostics;
+  CHECK_FALSE(load_experiment(file, {}, registry(), diagnostics).has_value());
+  const std::string f = file.string();
+  std::vector<std::string> lines = formatted(diagnostics);
+  std::vector<std::string> expected = {
+      f + ":4:11: label.labeler: no labeler plugin named 'ndpii' (did you mean 'ndpi'?) (installed: ndpi)",
+      f + ":5:14: label.class_from: 'folder' is not one of: map, directory, regex",
+      f + ":7:11: label.classes.Video.pattern: unknown key (did you mean 'patterns'?)",
+      f + ":8:8: label.classes.Chat: expected a table (apps, masters, categories, patterns) or a list of patterns",
+  };
+  for (const auto& e : expected) CHECK(std::find(lines.begin(), lines.end(), e) != lines.end());
+  CHECK(lines.size() == expected.size());
+  INFO(Catch::Detail::stringify(lines));
+
+  auto ok = write_experiment("label-ok.toml", R"([capture]
+sources = ["synth"]
+[label]
+[label.classes]
+P2P = ["BitTorrent*"]
+Secure = { masters = ["SSH"] }
+[label.ndpi]
+udp_max_packets = 30
+)");
+  Diagnostics fine;
+  auto experiment = load_experiment(ok, {}, registry(), fine);
+  REQUIRE(experiment.has_value());
+  REQUIRE(experiment->label.has_value());
+  CHECK(experiment->label->class_from == "map");
+  CHECK(experiment->label->params.at("udp_max_packets") == 30);
+  CHECK(experiment->label->params.at("tcp_max_packets") == 80);
+  CHECK(experiment->label->map.classes().size() == 2);
+  CHECK(experiment->resolved.at("label").at("classes").at("P2P").at("patterns") == Json::array({"BitTorrent*"}));
+}

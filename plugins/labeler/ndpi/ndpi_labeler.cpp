@@ -208,8 +208,11 @@ class NdpiLabeler final : public Labeler {
     auto& r = flow.record;
     char name[128];
     r.label = ndpi_protocol2name(module_.get(), flow.protocol, name, sizeof name);
-    r.master_protocol = ndpi_get_proto_name(module_.get(), flow.protocol.master_protocol);
+    // "TLS.YouTube": master TLS, app YouTube. "SSH": nDPI leaves the master unknown; it is SSH for both.
     r.app_protocol = ndpi_get_proto_name(module_.get(), flow.protocol.app_protocol);
+    r.master_protocol = flow.protocol.master_protocol == NDPI_PROTOCOL_UNKNOWN
+                            ? r.app_protocol
+                            : ndpi_get_proto_name(module_.get(), flow.protocol.master_protocol);
     r.category = ndpi_category_get_name(module_.get(), flow.protocol.category);
     const ndpi_flow_struct* f = flow.ndpi.get();
     r.confidence = ndpi_confidence_get_name(f->confidence);

@@ -1,0 +1,94 @@
+#include "label_stage.hpp"
+
+#include <fmt/format.h>
+#include <regex>
+#include <thread>
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+LabelStage::LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, fs::path dir)
+    : spec_(spec), registry_(registry), host_(host), dir_(std::move(dir)) {
+  fs::create_directories(dir_);
+  flows_csv_.open(dir_ / "flows.csv");
+  if (!flows_csv_) throw Error(fmt::format("cannot write {}", (dir_ / "flows.csv").string()));
+  flows_csv_ << "file,protocol,src_ip,src_port,dst_ip,dst_port,first_ns,last_ns,packets,bytes,label,category,class\n";
+}
+
+LabelStage::~LabelStage() = default;
+
+std::string LabelStage::file_class(const std::string& path) const {
+  if (spec_.class_from == "directory") return fs::path(path).parent_path().filename().string();
+  if (spec_.class_from == "regex") {
+    std::smatch m;
+    std::string name = fs::path(path).filename().string();
+    static thread_local std::string compiled_for;
+    static thread_local std::regex expression;
+    if (compiled_for != spec_.filename_regex) {
+      expression = std::regex(spec_.filename_regex);
+      compiled_for = spec_.filename_regex;
+    }
+    if (std::regex_search(name, m, expression) && m.size() > 1) return m[1].str();
+  }
+  return "";
+}
+
+void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source) {
+  if (!labeling_ || &source != current_source_ || packet.file_id != current_file_) {
+    end_file();
+    current_source_ = &source;
+    current_file_ = packet.file_id;
+    SourceFileInfo info;
+    for (const auto& f : source.files())
+      if (f.id == packet.file_id) info = f;
+    current_path_ = info.path;
+    unsigned threads = spec_.threads ? spec_.threads : std::max(1u, std::thread::hardware_concurrency());
+    labeling_ = std::make_unique<ShardedLabeling>(
+        *spec_.plugin, [&] { return registry_.create<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); },
+        threads, info);
+  }
+  labeling_->process(packet);
+}
+
+void LabelStage::end_file() {
+  if (!labeling_) return;
+  auto flows = labeling_->finish();
+  labeling_.reset();
+  const std::string from_file = file_class(current_path_);
+  for (const auto& f : flows) {
+    std::optional<std::string> cls;
+    if (spec_.class_from == "map") {
+      cls = spec_.map.classify(f);
+    } else if (!from_file.empty()) {
+      // The folder (or file name) says the class; the map, where it defines that class, says
+      // which of the file's flows really are it: the rest is background (DNS, DHCP, mDNS, ...).
+      const ClassDefinition* definition = spec_.map.find(from_file);
+      if (!definition || definition->matches(f)) cls = from_file;
+    }
+    if (!cls && spec_.unmatched == "other") cls = spec_.other_class;
+    std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
+    auto& counts = cls ? classes_[*cls] : dropped_;
+    ++counts.flows;
+    counts.packets += packets;
+    counts.bytes += bytes;
+    flows_csv_ << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}\n", current_path_, f.tuple.protocol,
+                              to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
+                              f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
+  }
+}
+
+Json LabelStage::finish() {
+  end_file();
+  flows_csv_.close();
+  Json classes = Json::object();
+  for (const auto& [name, c] : classes_) classes[name] = {{"flows", c.flows}, {"packets", c.packets}, {"bytes", c.bytes}};
+  Json summary{{"labeler", spec_.plugin->name},
+               {"class_from", spec_.class_from},
+               {"classes", classes},
+               {"dropped", {{"flows", dropped_.flows}, {"packets", dropped_.packets}, {"bytes", dropped_.bytes}}}};
+  std::ofstream(dir_ / "classes.json") << summary.dump(2) << '\n';
+  return summary;
+}
+
+}  // namespace trafficid::host
