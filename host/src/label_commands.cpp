@@ -1,6 +1,7 @@
 // `trafficid label` (captures -> labels database) and `trafficid apps` (what the database holds).
 #include <fmt/format.h>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -67,6 +68,20 @@ class DbSink final : public FlowSink {
   std::string path_;
 };
 
+// ", 12 not IP, 3 fragments" for the packets of a file that are not plain IP flows.
+std::string odd_packets(const LabelDb::PacketCounts& c) {
+  std::string out;
+  auto add = [&](std::uint64_t n, const char* what) {
+    if (n) out += fmt::format(", {} {}", n, what);
+  };
+  add(c.not_ip, "not IP");
+  add(c.fragments, "fragments");
+  add(c.snapped, "snapped");
+  add(c.truncated_headers, "with truncated headers");
+  add(c.malformed, "malformed");
+  return out;
+}
+
 }  // namespace
 
 int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
@@ -102,18 +117,28 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
                "bytes_s2c,label,master,app,category,confidence,server_name\n";
   }
   std::size_t labelled = 0, skipped = 0, damaged = 0;
+  LabelDb::PacketCounts last_counts;
   const unsigned threads = request.threads ? request.threads : std::max(1u, std::thread::hardware_concurrency());
   for (const auto& file : capture_files(request.paths)) {
     if (log.stop_requested()) break;
-    std::string hash = sha256_file(file);
-    if (db.up_to_date(file.string(), hash, config)) {
-      ++skipped;
-      continue;
+    // The content hash decides whether a file the database already holds can be skipped; for a new
+    // or resized file it is only recorded, so it is computed on another core while labelling.
+    const auto size = fs::file_size(file);
+    std::future<std::string> hash;
+    if (db.has_size(file.string(), size)) {
+      std::string known = sha256_file(file);
+      if (db.up_to_date(file.string(), known, config)) {
+        ++skipped;
+        continue;
+      }
+      hash = std::async(std::launch::deferred, [known] { return known; });
+    } else {
+      hash = std::async(std::launch::async, [file] { return sha256_file(file); });
     }
     Json source_params = schema_defaults(pcap->schema);
     source_params["paths"] = Json::array({file.string()});
     auto source = registry.create<CaptureSource>(*pcap, source_params, log, "pcap");
-    db.begin_file(file.string(), fs::file_size(file), hash, config);
+    db.begin_file(file.string(), size, config);
     DbSink sink(db, request.csv.empty() ? nullptr : &csv_out, file.string());
     try {
       SourceFileInfo info;
@@ -122,7 +147,8 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
           *labeler_plugin, [&] { return registry.create<Labeler>(*labeler_plugin, params, log, request.labeler); },
           threads, info);
       PacketView packet;
-      LabelDb::PacketCounts counts;
+      LabelDb::PacketCounts& counts = last_counts;
+      counts = {};
       while (guarded(*pcap, [&] { return source->next(packet); })) {
         counts.count(packet);
         labeling.process(packet);
@@ -139,13 +165,14 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
         ++damaged;
         log.warn(fmt::format("{}: {}", file.string(), result.warning));
       }
-      db.end_file(result, counts);
+      db.end_file(result, counts, hash.get());
     } catch (...) {
       db.abandon_file();
       throw;
     }
     ++labelled;
-    log.info(fmt::format("{}: {} packets, {} flows", file.string(), source->files().at(0).packets, sink.flows));
+    log.info(fmt::format("{}: {} packets, {} flows{}", file.string(), source->files().at(0).packets, sink.flows,
+                         odd_packets(last_counts)));
   }
   log.info(fmt::format("{}: {} files labelled, {} unchanged and skipped{}", request.db, labelled, skipped,
                        damaged ? fmt::format(", {} damaged (see the warnings)", damaged) : ""));

@@ -137,8 +137,15 @@ bool LabelDb::up_to_date(const std::string& path, const std::string& sha256, con
   return sqlite3_step(s.stmt) == SQLITE_ROW;
 }
 
-void LabelDb::begin_file(const std::string& path, std::uint64_t size, const std::string& sha256,
-                         const std::string& config) {
+bool LabelDb::has_size(const std::string& path, std::uint64_t size) const {
+  Statement s;
+  sqlite3_prepare_v2(db_, "SELECT 1 FROM files WHERE path = ? AND size = ? AND complete = 1", -1, &s.stmt, nullptr);
+  sqlite3_bind_text(s.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(s.stmt, 2, static_cast<sqlite3_int64>(size));
+  return sqlite3_step(s.stmt) == SQLITE_ROW;
+}
+
+void LabelDb::begin_file(const std::string& path, std::uint64_t size, const std::string& config) {
   exec("BEGIN IMMEDIATE;");
   Statement del, ins;
   sqlite3_prepare_v2(db_, "DELETE FROM files WHERE path = ?", -1, &del.stmt, nullptr);
@@ -147,7 +154,7 @@ void LabelDb::begin_file(const std::string& path, std::uint64_t size, const std:
   sqlite3_prepare_v2(db_, "INSERT INTO files (path, size, sha256, labeler_config) VALUES (?,?,?,?)", -1, &ins.stmt, nullptr);
   sqlite3_bind_text(ins.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(ins.stmt, 2, static_cast<sqlite3_int64>(size));
-  sqlite3_bind_text(ins.stmt, 3, sha256.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(ins.stmt, 3, "", -1, SQLITE_STATIC);
   sqlite3_bind_text(ins.stmt, 4, config.c_str(), -1, SQLITE_TRANSIENT);
   if (sqlite3_step(ins.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
   file_row_ = sqlite3_last_insert_rowid(db_);
@@ -185,11 +192,11 @@ void LabelDb::PacketCounts::count(const PacketView& p) {
   if (p.flags & packet_flag::malformed) ++malformed;
 }
 
-void LabelDb::end_file(const SourceFileInfo& info, const PacketCounts& counts) {
+void LabelDb::end_file(const SourceFileInfo& info, const PacketCounts& counts, const std::string& sha256) {
   Statement s;
   sqlite3_prepare_v2(db_,
                      "UPDATE files SET packets = ?, link_types = ?, error = ?, damaged_at = ?, not_ip_packets = ?, "
-                     "fragments = ?, snapped_packets = ?, truncated_headers = ?, malformed_packets = ?, complete = 1 "
+                     "fragments = ?, snapped_packets = ?, truncated_headers = ?, malformed_packets = ?, sha256 = ?, complete = 1 "
                      "WHERE id = ?",
                      -1, &s.stmt, nullptr);
   std::string types = fmt::format("{}", fmt::join(info.link_types, ","));
@@ -202,6 +209,7 @@ void LabelDb::end_file(const SourceFileInfo& info, const PacketCounts& counts) {
   int column = 5;
   for (auto n : {counts.not_ip, counts.fragments, counts.snapped, counts.truncated_headers, counts.malformed})
     sqlite3_bind_int64(s.stmt, column++, static_cast<sqlite3_int64>(n));
+  sqlite3_bind_text(s.stmt, column++, sha256.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(s.stmt, column, file_row_);
   if (sqlite3_step(s.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
   exec("COMMIT;");

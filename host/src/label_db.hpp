@@ -28,15 +28,17 @@ class LabelDb {
 
   // True when `path` was labelled whole with this content hash and labeler config.
   bool up_to_date(const std::string& path, const std::string& sha256, const std::string& config) const;
-  // Replaces whatever the database held for the file, in one transaction.
-  void begin_file(const std::string& path, std::uint64_t size, const std::string& sha256, const std::string& config);
+  // True when the database holds `path` at this size: only then can its hash let it be skipped.
+  bool has_size(const std::string& path, std::uint64_t size) const;
+  // Replaces whatever the database held for the file, in one transaction (the hash comes at the end).
+  void begin_file(const std::string& path, std::uint64_t size, const std::string& config);
   void add_flow(const FlowRecord& flow);
   // What was odd in a file's packets: counted and kept with the file, never a reason to stop.
   struct PacketCounts {
     std::uint64_t not_ip = 0, fragments = 0, snapped = 0, truncated_headers = 0, malformed = 0;
     void count(const PacketView& p);
   };
-  void end_file(const SourceFileInfo& info, const PacketCounts& counts);  // commits
+  void end_file(const SourceFileInfo& info, const PacketCounts& counts, const std::string& sha256);  // commits
   void abandon_file();                         // rolls back
 
   struct AppRow {
