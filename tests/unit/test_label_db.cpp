@@ -23,7 +23,7 @@ std::int64_t count(const fs::path& db, const char* sql) {
 }
 }  // namespace
 
-TEST_CASE("an abandoned file leaves the database as it was; a complete one is skipped next time", "[labeldb]") {
+TEST_CASE("an abandoned file leaves the database as it was and a complete one is skipped next time", "[labeldb]") {
   auto dir = test_support::temp_dir("labeldb");
   auto path = dir / "labels.sqlite";
   FlowRecord flow;
