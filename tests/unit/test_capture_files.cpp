@@ -17,12 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::shared_ptr<CaptureSource> open_source(const std::string& plugin_name, Json overrides) {
-  const auto* plugin = test_support::built_plugins().find(PluginKind::capture, plugin_name);
-  REQUIRE(plugin);
-  Json params = schema_defaults(plugin->schema);
-  params.update(overrides);
-  static HostLog log(LogLevel::error);
-  return test_support::built_plugins().create<CaptureSource>(*plugin, params, log, plugin_name);
+  return test_support::make_plugin<CaptureSource>(PluginKind::capture, plugin_name, overrides);
 }
 
 // Splits the synthetic capture and returns, per flow, the output files holding its packets.

@@ -90,7 +90,6 @@ TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99% of
   labeler_params["risky_domains_file"] = (suite / "example/risky_domains.txt").string();
   labeler_params["ja3_file"] = (suite / "example/ja3_fingerprints.csv").string();
   labeler_params["sha1_file"] = (suite / "example/sha1_fingerprints.csv").string();
-  HostLog log(LogLevel::error);
 
   std::size_t total = 0, agreeing = 0, files = 0;
   std::vector<std::string> disagreements;
@@ -98,11 +97,10 @@ TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99% of
     fs::path result = suite / "result" / (entry.path().filename().string() + ".out");
     if (!fs::exists(result)) continue;
     ++files;
-    Json params = schema_defaults(pcap->schema);
-    params["paths"] = Json::array({entry.path().string()});
-    auto source = registry.create<CaptureSource>(*pcap, params, log, "pcap");
+    auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "pcap",
+                                                           {{"paths", Json::array({entry.path().string()})}});
     // A fresh labeler per capture, as ndpiReader runs once per file.
-    auto labeler = registry.create<Labeler>(*ndpi, labeler_params, log, "ndpi");
+    auto labeler = test_support::make_plugin<Labeler>(PluginKind::labeler, "ndpi", labeler_params);
     Collected collected;
     PacketView packet;
     bool started = false;
@@ -148,16 +146,8 @@ struct Counting : FlowSink {
 
 // Labels the synthetic capture; returns the flows emitted before and after flush().
 std::pair<std::size_t, std::size_t> label_synth(Json overrides, std::vector<FlowRecord>* all = nullptr) {
-  const auto& registry = test_support::built_plugins();
-  const auto* synth = registry.find(PluginKind::capture, "synth");
-  const auto* ndpi = registry.find(PluginKind::labeler, "ndpi");
-  Json source_params = schema_defaults(synth->schema);
-  source_params.update({{"seed", 4}, {"flows_per_app", 4}});
-  Json params = schema_defaults(ndpi->schema);
-  params.update(overrides);
-  HostLog log(LogLevel::error);
-  auto source = registry.create<CaptureSource>(*synth, source_params, log, "synth");
-  auto labeler = registry.create<Labeler>(*ndpi, params, log, "ndpi");
+  auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "synth", {{"seed", 4}, {"flows_per_app", 4}});
+  auto labeler = test_support::make_plugin<Labeler>(PluginKind::labeler, "ndpi", overrides);
   Counting sink;
   PacketView p;
   labeler->begin_file(source->files().at(0));

@@ -28,13 +28,11 @@ struct ReadResult {
 };
 
 ReadResult read_capture(const std::vector<fs::path>& paths, bool keep_packets = false) {
+  Json list = Json::array();
+  for (const auto& p : paths) list.push_back(p.string());
+  auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "pcap", {{"paths", list}});
   const auto* plugin = registry().find(PluginKind::capture, "pcap");
-  REQUIRE(plugin);
-  Json params = schema_defaults(plugin->schema);
-  params["paths"] = Json::array();
-  for (const auto& p : paths) params["paths"].push_back(p.string());
   HostLog log(LogLevel::error);
-  auto source = registry().create<CaptureSource>(*plugin, params, log, "pcap");
   ReadResult result;
   if (keep_packets) {
     PacketView p;

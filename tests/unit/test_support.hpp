@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <string>
 
+#include "host_log.hpp"
 #include "plugin_registry.hpp"
+#include "schema_check.hpp"
 
 namespace test_support {
 
@@ -29,6 +31,18 @@ inline const trafficid::host::PluginRegistry& built_plugins() {
     return loaded;
   }();
   return registry;
+}
+
+// An object of a built plugin: its schema's defaults with `overrides` on top.
+template <class Interface>
+std::shared_ptr<Interface> make_plugin(trafficid::PluginKind kind, const std::string& name,
+                                       const trafficid::Json& overrides = trafficid::Json::object()) {
+  const auto* plugin = built_plugins().find(kind, name);
+  REQUIRE(plugin);
+  trafficid::Json params = trafficid::host::schema_defaults(plugin->schema);
+  params.update(overrides);
+  static trafficid::host::HostLog log(trafficid::LogLevel::error);
+  return built_plugins().create<Interface>(*plugin, params, log, name);
 }
 
 inline std::filesystem::path temp_dir(const std::string& name) {

@@ -17,20 +17,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const PluginRegistry& registry() { return test_support::built_plugins(); }
-
 struct Capture {
   std::vector<std::int64_t> timestamps;
   std::vector<std::vector<std::uint8_t>> frames;
 };
 
 Capture generate(Json overrides) {
-  const auto* plugin = registry().find(PluginKind::capture, "synth");
-  REQUIRE(plugin);
-  Json params = schema_defaults(plugin->schema);
-  params.update(overrides);
-  HostLog log(LogLevel::error);
-  auto source = registry().create<CaptureSource>(*plugin, params, log, "synth");
+  auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "synth", overrides);
   Capture c;
   PacketView p;
   while (source->next(p)) {
