@@ -168,21 +168,8 @@ Schema schema() {
   };
 }
 
-std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<LiveSource>(args); }
-
-const PluginDescriptor* descriptor() {
-  static const PluginDescriptor d{TRAFFICID_ABI_VERSION,
-                                  static_cast<std::uint32_t>(PluginKind::capture),
-                                  "live",
-                                  "1.0.0",
-                                  "captures from a network interface through libpcap",
-                                  "interface",
-                                  &schema,
-                                  &create};
-  return &d;
-}
-
 }  // namespace
 }  // namespace trafficid::live
 
-TRAFFICID_PLUGIN(trafficid::live::descriptor)
+TRAFFICID_DEFINE_PLUGIN(trafficid::live::LiveSource, trafficid::PluginKind::capture, "live", "1.0.0",
+                        "captures from a network interface through libpcap", "interface", trafficid::live::schema)

@@ -248,21 +248,8 @@ Schema schema() {
   };
 }
 
-std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<PcapSource>(args); }
-
-const PluginDescriptor* descriptor() {
-  static const PluginDescriptor d{TRAFFICID_ABI_VERSION,
-                                  static_cast<std::uint32_t>(PluginKind::capture),
-                                  "pcap",
-                                  "1.0.0",
-                                  "reads .pcap and .pcapng files or folders of them through libpcap",
-                                  "paths",
-                                  &schema,
-                                  &create};
-  return &d;
-}
-
 }  // namespace
 }  // namespace trafficid::pcap_plugin
 
-TRAFFICID_PLUGIN(trafficid::pcap_plugin::descriptor)
+TRAFFICID_DEFINE_PLUGIN(trafficid::pcap_plugin::PcapSource, trafficid::PluginKind::capture, "pcap", "1.0.0",
+                        "reads .pcap and .pcapng files or folders of them through libpcap", "paths", trafficid::pcap_plugin::schema)

@@ -307,21 +307,8 @@ Schema schema() {
   };
 }
 
-std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<SynthSource>(args); }
-
-const PluginDescriptor* descriptor() {
-  static const PluginDescriptor d{TRAFFICID_ABI_VERSION,
-                                  static_cast<std::uint32_t>(PluginKind::capture),
-                                  "synth",
-                                  "1.0.0",
-                                  "generates a seeded capture of real protocol exchanges (TLS, HTTP, DNS, SSH, BitTorrent, STUN, NTP)",
-                                  "seed",
-                                  &schema,
-                                  &create};
-  return &d;
-}
-
 }  // namespace
 }  // namespace trafficid::synth
 
-TRAFFICID_PLUGIN(trafficid::synth::descriptor)
+TRAFFICID_DEFINE_PLUGIN(trafficid::synth::SynthSource, trafficid::PluginKind::capture, "synth", "1.0.0",
+                        "generates a seeded capture of real protocol exchanges (TLS, HTTP, DNS, SSH, BitTorrent, STUN, NTP)", "seed", trafficid::synth::schema)

@@ -252,21 +252,8 @@ Schema schema() {
   };
 }
 
-std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<NdpiLabeler>(args); }
-
-const PluginDescriptor* descriptor() {
-  static const PluginDescriptor d{TRAFFICID_ABI_VERSION,
-                                  static_cast<std::uint32_t>(PluginKind::labeler),
-                                  "ndpi",
-                                  "0.1.0",
-                                  "labels bidirectional flows with nDPI 4.2, as ndpiReader does",
-                                  "",
-                                  &schema,
-                                  &create};
-  return &d;
-}
-
 }  // namespace
 }  // namespace trafficid::ndpi_labeler
 
-TRAFFICID_PLUGIN(trafficid::ndpi_labeler::descriptor)
+TRAFFICID_DEFINE_PLUGIN(trafficid::ndpi_labeler::NdpiLabeler, trafficid::PluginKind::labeler, "ndpi", "0.1.0",
+                        "labels bidirectional flows with nDPI 4.2, as ndpiReader does", "", trafficid::ndpi_labeler::schema)

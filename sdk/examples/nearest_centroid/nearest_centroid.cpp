@@ -1,6 +1,7 @@
 // A complete model plugin written outside the trafficid tree: a nearest-centroid classifier
 // (one mean vector per class, optionally shrunk towards the overall mean). Everything it needs
-// comes from <trafficid/sdk.hpp>: the schema, the model interface, the metrics, the entry point.
+// comes from <trafficid/sdk.hpp>: the schema, the model interface, the metrics, and the one line
+// that declares the plugin (TRAFFICID_DEFINE_PLUGIN at the end).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -130,16 +131,7 @@ Schema schema() {
   };
 }
 
-std::unique_ptr<Plugin> create(const PluginArgs& args) { return std::make_unique<NearestCentroid>(args); }
-
-const PluginDescriptor* descriptor() {
-  static const PluginDescriptor d{TRAFFICID_ABI_VERSION, static_cast<std::uint32_t>(PluginKind::model),
-                                  "nearest_centroid", "0.1.0",
-                                  "nearest-centroid classifier: an example model plugin built outside the tree", "",
-                                  &schema, &create};
-  return &d;
-}
-
 }  // namespace
 
-TRAFFICID_PLUGIN(descriptor)
+TRAFFICID_DEFINE_PLUGIN(NearestCentroid, trafficid::PluginKind::model, "nearest_centroid", "0.1.0",
+                        "nearest-centroid classifier: an example model plugin built outside the tree", "", schema)
