@@ -51,6 +51,10 @@ grep -qx "    flows_per_app = 2" "$work/run/config.resolved.toml" || fail "overr
 grep -qx "    clients = 4" "$work/run/config.resolved.toml" || fail "defaults not filled in"
 grep -q '"status": "done"' "$work/run/run.json" || fail "run status"
 grep -q '"flows": 20,' "$work/run/capture/summary.json" || fail "2 flows x 10 applications expected"
+# The label stage: all 20 flows labelled by nDPI and put in one of the quickstart's classes.
+[[ -s "$work/run/label/classes.json" ]] || fail "no label/classes.json"
+[[ $(awk -F, 'NR > 1 && $NF != ""' "$work/run/label/flows.csv" | wc -l) -eq 20 ]] || fail "flows without a class: $(cat "$work/run/label/flows.csv")"
+grep -q ',TLS.YouTube,.*,Streaming$' "$work/run/label/flows.csv" || fail "YouTube flows not in Streaming"
 # The resolved config runs again as it is and gives the same capture.
 "$tid" -q run "$work/run/config.resolved.toml" --run-dir "$work/again"
 cmp "$work/run/capture/summary.json" "$work/again/capture/summary.json" || fail "resolved config does not repeat the run"
