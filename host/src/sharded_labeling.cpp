@@ -17,6 +17,14 @@ struct Batch {
   std::vector<std::size_t> offsets;
 };
 constexpr std::size_t batch_packets = 512;
+
+// A run's flows in a fixed order, however the work was split.
+std::vector<FlowRecord> by_first_packet(std::vector<FlowRecord> flows) {
+  std::stable_sort(flows.begin(), flows.end(), [](const FlowRecord& a, const FlowRecord& b) {
+    return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple);
+  });
+  return flows;
+}
 constexpr std::size_t queue_batches = 16;
 }  // namespace
 
@@ -71,7 +79,9 @@ ShardedLabeling::ShardedLabeling(const PluginInfo& plugin, Factory make_labeler,
     guarded(plugin, [&] { w->labeler->begin_file(file); });
     workers_.push_back(std::move(w));
   }
-  for (auto& w : workers_) w->thread = std::thread([&plugin, worker = w.get()] { worker->run(plugin); });
+  // One worker: label in the caller's thread, without copying packets.
+  if (workers_.size() > 1)
+    for (auto& w : workers_) w->thread = std::thread([&plugin, worker = w.get()] { worker->run(plugin); });
 }
 
 ShardedLabeling::~ShardedLabeling() {
@@ -84,6 +94,11 @@ ShardedLabeling::~ShardedLabeling() {
 }
 
 void ShardedLabeling::process(const PacketView& packet) {
+  if (workers_.size() == 1) {
+    Worker& only = *workers_[0];
+    guarded(plugin_, [&] { only.labeler->process(packet, only); });
+    return;
+  }
   // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),
   // so every flow between two hosts must meet the same detection module.
   std::size_t index = 0;
@@ -115,6 +130,12 @@ void ShardedLabeling::dispatch(std::size_t index) {
 
 std::vector<FlowRecord> ShardedLabeling::finish() {
   finished_ = true;
+  if (workers_.size() == 1) {
+    Worker& only = *workers_[0];
+    guarded(plugin_, [&] { only.labeler->flush(only); });
+    auto flows = std::move(only.flows);
+    return by_first_packet(std::move(flows));
+  }
   for (std::size_t i = 0; i < workers_.size(); ++i) dispatch(i);
   for (auto& w : workers_) {
     {
@@ -129,10 +150,7 @@ std::vector<FlowRecord> ShardedLabeling::finish() {
     if (w->failure) std::rethrow_exception(w->failure);
     flows.insert(flows.end(), std::make_move_iterator(w->flows.begin()), std::make_move_iterator(w->flows.end()));
   }
-  std::stable_sort(flows.begin(), flows.end(), [](const FlowRecord& a, const FlowRecord& b) {
-    return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple);
-  });
-  return flows;
+  return by_first_packet(std::move(flows));
 }
 
 }  // namespace trafficid::host
