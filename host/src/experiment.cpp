@@ -44,7 +44,7 @@ const Schema& label_section_schema() {
                         "flows no class claims (with directory/regex: whose label the folder's class does not claim): "
                         "drop them, or put them in other_class"),
       ParamSpec::string("other_class", "Other", "the class of unmatched flows when unmatched = \"other\""),
-      ParamSpec::integer("threads", 0, "labelling threads (0: one per core)").range(0, 256),
+      ParamSpec::integer("threads", 1, "labelling threads, flows sharded by host pair (0: one per core)").range(0, 256),
   };
   return schema;
 }
