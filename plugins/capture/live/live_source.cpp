@@ -93,10 +93,7 @@ class LiveSource final : public CaptureSource {
       packet.file_id = 0;
       packet.index = info_.packets;
       parse_packet(packet);
-      if (info_.packets == 0) info_.first_ns = packet.timestamp_ns;
-      info_.last_ns = packet.timestamp_ns;
-      ++info_.packets;
-      info_.bytes += header->caplen;
+      info_.count(packet);
       return true;
     }
   }

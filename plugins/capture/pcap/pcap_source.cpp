@@ -72,12 +72,7 @@ class PcapSource final : public CaptureSource {
         auto& info = infos_.back();
         packet.file_id = info.id;
         packet.index = info.packets;
-        if (info.packets == 0) info.first_ns = packet.timestamp_ns;
-        info.last_ns = packet.timestamp_ns;
-        ++info.packets;
-        info.bytes += packet.data.size();
-        if (std::find(info.link_types.begin(), info.link_types.end(), packet.link_type) == info.link_types.end())
-          info.link_types.push_back(packet.link_type);
+        info.count(packet);
         parse_packet(packet);
         return true;
       }

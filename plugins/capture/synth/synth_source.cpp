@@ -251,10 +251,7 @@ class SynthSource final : public CaptureSource {
     packet.file_id = 0;
     packet.index = info_.packets;
     parse_packet(packet);
-    if (info_.packets == 0) info_.first_ns = current_.timestamp_ns;
-    info_.last_ns = current_.timestamp_ns;
-    ++info_.packets;
-    info_.bytes += current_.bytes.size();
+    info_.count(packet);
     return true;
   }
 

@@ -1,6 +1,7 @@
 // Capture sources: pcap/pcapng files, live interfaces, generators. Pull model: the host calls
 // next() until it returns false, so a source never holds more than its current packet.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +29,16 @@ struct SourceFileInfo {
   std::uint64_t received = 0;
   std::uint64_t dropped_kernel = 0;
   std::uint64_t dropped_interface = 0;
+
+  // Counts one packet delivered from this input: timestamps, packets, bytes, link types.
+  void count(const PacketView& packet) {
+    if (packets == 0) first_ns = packet.timestamp_ns;
+    last_ns = packet.timestamp_ns;
+    ++packets;
+    bytes += packet.data.size();
+    if (std::find(link_types.begin(), link_types.end(), packet.link_type) == link_types.end())
+      link_types.push_back(packet.link_type);
+  }
 };
 
 // A network interface that can be captured on.
