@@ -29,6 +29,25 @@ PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems) {
   return registry;
 }
 
+std::optional<Json> plugin_params_from_cli(const PluginInfo& plugin, const std::vector<std::string>& assignments) {
+  toml::table document;
+  Diagnostics diagnostics;
+  diagnostics.set_default_file("--param");
+  for (const auto& assignment : assignments) {
+    try {
+      apply_override(document, assignment);
+    } catch (const Error& e) {
+      std::cerr << "error: --param " << e.what() << '\n';
+      return std::nullopt;
+    }
+  }
+  CheckContext context{diagnostics, fs::current_path()};
+  Json resolved = check_table(&document, plugin.schema, plugin.name, document.source(), context);
+  for (const auto& d : diagnostics.sorted()) std::cerr << d.format() << '\n';
+  if (diagnostics.has_errors()) return std::nullopt;
+  return resolved;
+}
+
 LogLevel log_threshold(const GlobalOptions& global) {
   return global.verbose ? LogLevel::debug : global.quiet ? LogLevel::warning : LogLevel::info;
 }
@@ -267,25 +286,10 @@ int cmd_synth(const GlobalOptions& global, const std::string& out, const std::ve
   auto registry = load_plugins(global);
   const PluginInfo* plugin = registry.find(PluginKind::capture, "synth");
   if (!plugin) throw Error("the synth capture plugin is not installed (`trafficid plugins` lists what is)");
-  toml::table document;
-  for (const auto& p : params) {
-    try {
-      apply_override(document, p);
-    } catch (const Error& e) {
-      std::cerr << "error: --param " << e.what() << '\n';
-      return 2;
-    }
-  }
-  Diagnostics diagnostics;
-  diagnostics.set_default_file("--param");
-  CheckContext context{diagnostics, fs::current_path()};
-  Json resolved = check_table(&document, plugin->schema, "synth", document.source(), context);
-  if (diagnostics.has_errors()) {
-    print_diagnostics(diagnostics);
-    return 2;
-  }
+  auto resolved = plugin_params_from_cli(*plugin, params);
+  if (!resolved) return 2;
   HostLog log(log_threshold(global));
-  auto source = registry.create<CaptureSource>(*plugin, resolved, log, "synth");
+  auto source = registry.create<CaptureSource>(*plugin, *resolved, log, "synth");
   std::unique_ptr<PcapWriter> writer;
   PacketView packet;
   fs::path temporary = out + ".part";

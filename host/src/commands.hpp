@@ -2,10 +2,12 @@
 // 0 success, 1 a runtime failure, 2 invalid input (experiment, arguments).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "trafficid/host_services.hpp"
+#include "trafficid/params.hpp"
 
 namespace trafficid::host {
 
@@ -54,7 +56,11 @@ int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths,
 
 // Shared by the commands.
 class PluginRegistry;
+struct PluginInfo;
 PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems = true);
+// A plugin's parameters from `-p name=value` assignments, checked against its schema, defaults
+// filled in; nullopt after printing the problems (the command then exits with status 2).
+std::optional<Json> plugin_params_from_cli(const PluginInfo& plugin, const std::vector<std::string>& assignments);
 LogLevel log_threshold(const GlobalOptions& global);
 
 }  // namespace trafficid::host

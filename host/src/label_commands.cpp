@@ -94,15 +94,9 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
   }
   const PluginInfo* pcap = registry.find(PluginKind::capture, "pcap");
   if (!pcap) throw Error("the pcap capture plugin is not installed");
-  toml::table document;
-  for (const auto& p : request.params) apply_override(document, p);
-  Diagnostics diagnostics;
-  CheckContext context{diagnostics, fs::current_path()};
-  Json params = check_table(&document, labeler_plugin->schema, request.labeler, document.source(), context);
-  if (diagnostics.has_errors()) {
-    for (const auto& d : diagnostics.sorted()) std::cerr << d.format() << '\n';
-    return 2;
-  }
+  auto checked = plugin_params_from_cli(*labeler_plugin, request.params);
+  if (!checked) return 2;
+  const Json params = *checked;
   // A file is labelled again when its content or the labeler (version, parameters) changed.
   const std::string config = Json{{"labeler", labeler_plugin->name}, {"version", labeler_plugin->version}, {"params", params}}.dump();
 
