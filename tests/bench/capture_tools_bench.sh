@@ -12,12 +12,8 @@ mkdir -p "$work"
 trap 'rm -rf "$work/out" "$work/big.pcap" "$work/base.pcap"' EXIT
 
 # 1. The input: every Ethernet pcap of the shared captures, concatenated, repeated to >= 1 GB.
-mapfile -t inputs < <(find "$data/captures" -name '*.pcap' | sort | while read -r f; do
-  capinfos -E "$f" 2>/dev/null | grep -q 'Ethernet$\|ether$' && echo "$f"; done)
-mergecap -a -F nsecpcap -w "$work/base.pcap" "${inputs[@]}"
-base=$(stat -c %s "$work/base.pcap")
-copies=$(( (1000000000 + base - 1) / base ))
-mergecap -a -F nsecpcap -w "$work/big.pcap" $(for _ in $(seq "$copies"); do echo "$work/base.pcap"; done)
+source "$root/tests/bench/big_capture.sh"
+build_big_capture "$data" "$work" nsecpcap
 size=$(stat -c %s "$work/big.pcap")
 packets=$(capinfos -T -r -c "$work/big.pcap" | cut -f2)
 echo "input: $work/big.pcap, $((size / 1000000)) MB, $packets packets ($copies copies of ${#inputs[@]} captures)"

@@ -3,8 +3,7 @@
 # on a capture of at least 1 GB built from ../shared/data/captures, side by side in one run,
 # best of 3 rounds each. Prints packets/s and peak memory; ratio = ndpiReader time / trafficid time.
 # usage: tests/bench/label_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR] [THREADS...]
-# DISTINCT=1: give each copy its own addresses (tcprewrite --seed, Debian package tcpreplay), so that
-# every copy's flows are new flows for nDPI instead of more packets of the first copy's flows.
+# DISTINCT=1: give each copy its own addresses, so its flows are new to nDPI (see big_capture.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build} data=${2:-${TRAFFICID_DATA_DIR:-$root/../shared/data}} work=${3:-$(mktemp -d)}
@@ -14,18 +13,8 @@ tid="$build/bin/trafficid"
 mkdir -p "$work"
 trap 'rm -f "$work/big.pcap" "$work/base.pcap" "$work"/labels.sqlite*' EXIT
 
-mapfile -t inputs < <(find "$data/captures" -name '*.pcap' | sort | while read -r f; do
-  capinfos -E "$f" 2>/dev/null | grep -q 'Ethernet$\|ether$' && echo "$f"; done)
-mergecap -a -F pcap -w "$work/base.pcap" "${inputs[@]}"
-base=$(stat -c %s "$work/base.pcap")
-copies=$(( (1000000000 + base - 1) / base ))
-if [[ "${DISTINCT:-0}" == 1 ]]; then
-  for k in $(seq "$copies"); do tcprewrite --seed="$k" --fixcsum -i "$work/base.pcap" -o "$work/copy$k.pcap"; done
-  mergecap -a -F pcap -w "$work/big.pcap" $(for k in $(seq "$copies"); do echo "$work/copy$k.pcap"; done)
-  rm -f "$work"/copy*.pcap
-else
-  mergecap -a -F pcap -w "$work/big.pcap" $(for _ in $(seq "$copies"); do echo "$work/base.pcap"; done)
-fi
+source "$root/tests/bench/big_capture.sh"
+build_big_capture "$data" "$work" pcap
 packets=$(capinfos -T -r -c "$work/big.pcap" | cut -f2)
 echo "input: $(( $(stat -c %s "$work/big.pcap") / 1000000 )) MB, $packets packets ($copies copies of ${#inputs[@]} captures)"
 cat "$work/big.pcap" > /dev/null
