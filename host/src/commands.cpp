@@ -1,6 +1,11 @@
 #include "commands.hpp"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <fmt/std.h>
@@ -10,6 +15,7 @@
 #include <thread>
 
 #include "capture_stage.hpp"
+#include "dataset_builder.hpp"
 #include "experiment.hpp"
 #include "host_log.hpp"
 #include "label_stage.hpp"
@@ -159,6 +165,80 @@ void write_file(const fs::path& file, const std::string& content) {
   fs::rename(temporary, file);  // readers never see a half-written file
 }
 
+int finish_run(const fs::path& dir, Json& run_record, HostLog& log, std::chrono::steady_clock::time_point started) {
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  run_record["seconds"] = seconds;
+  run_record["warnings"] = log.warnings();
+  write_file(dir / "run.json", run_record.dump(2));
+  log.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir.string(), seconds, log.warnings(), log.warnings() == 1 ? "" : "s"));
+  return run_record["status"] == "interrupted" ? 130 : 0;
+}
+
+// Only one process builds a given dataset at a time (two runs of one experiment, tuning workers).
+class DatasetLock {
+ public:
+  explicit DatasetLock(const fs::path& folder) {
+    fs::create_directories(folder.parent_path());
+    fs::path path = folder;
+    path += ".lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error(fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw Error(fmt::format("another trafficid process is building {} now (it holds {}); when it is done, run "
+                              "again to reuse its dataset", folder.string(), path.string()));
+    }
+  }
+  DatasetLock(const DatasetLock&) = delete;
+  DatasetLock& operator=(const DatasetLock&) = delete;
+  ~DatasetLock() { ::close(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
+// The run folder's `dataset` link to the dataset it used (datasets live outside run folders so
+// that runs share them).
+void link_dataset(const fs::path& run_dir, const fs::path& dataset) {
+  std::error_code ec;
+  fs::remove(run_dir / "dataset", ec);
+  fs::create_directory_symlink(fs::absolute(dataset), run_dir / "dataset", ec);
+}
+
+void sync_folder(const fs::path& folder) {
+  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+Json dataset_summary(const DatasetManifest& m) {
+  Json totals = Json::object();
+  for (const auto& [split, per_class] : m.counts) {
+    std::uint64_t n = 0;
+    for (auto c : per_class) n += c;
+    totals[split] = n;
+  }
+  return {{"classes", m.class_names.size()}, {"rows", totals}, {"excluded", m.excluded},
+          {"split", m.split_method}, {"leaks", m.split_leaks()}, {"statistics", m.statistics}};
+}
+
+std::string describe_dataset(const DatasetManifest& m) {
+  std::string text = fmt::format("{} classes, {} {} of {} ({}), split by {}{}\n", m.class_names.size(),
+                                 m.spec.granularity == Granularity::packet ? "packets" : "flows", m.extractor,
+                                 fmt::join(m.spec.shape, "x"), m.storage, m.split_method,
+                                 m.split_leaks() ? " (LEAKS: packets of one flow on both sides)" : "");
+  std::vector<std::array<std::string, 5>> rows;
+  for (std::size_t c = 0; c < m.class_names.size(); ++c)
+    text += fmt::format("  {:<24} train {:>9}  validation {:>8}  test {:>8}\n", m.class_names[c], m.counts.at("train")[c],
+                        m.counts.at("validation")[c], m.counts.at("test")[c]);
+  text += fmt::format("  excluded: {} without class, {} duplicates across splits, {} by balancing",
+                      m.excluded.count("no_class") ? m.excluded.at("no_class") : 0,
+                      m.excluded.count("duplicate") ? m.excluded.at("duplicate") : 0,
+                      m.excluded.count("balancing") ? m.excluded.at("balancing") : 0);
+  return text;
+}
+
 }  // namespace
 
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json) {
@@ -218,7 +298,7 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
 }
 
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json) {
+            const std::string& run_dir, bool json, bool rebuild) {
   auto registry = load_plugins(global);
   auto experiment = checked_experiment(registry, file, overrides);
   if (!experiment) {
@@ -244,10 +324,47 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
                   {"started", timestamp_now()}, {"status", "running"}, {"stages", Json::array()}};
   write_file(dir / "run.json", run_record.dump(2));
   try {
+    // The dataset stage, when the experiment has features: reused when nothing it depends on changed.
+    std::optional<DatasetPlan> plan;
+    if (experiment->features) {
+      plan = plan_dataset(*experiment);
+      std::string why;
+      if (experiment->dataset.reuse && !rebuild) {
+        if (auto manifest = reusable_dataset(*plan, *experiment, registry, log, why)) {
+          log.info(fmt::format("stage dataset: reusing {} (same config, inputs unchanged; --rebuild builds it again)",
+                               plan->folder.string()));
+          link_dataset(dir, plan->folder);
+          run_record["stages"].push_back({{"name", "dataset"}, {"output", fs::absolute(plan->folder).string()}, {"reused", true}});
+          run_record["dataset"] = dataset_summary(*manifest);
+          log.info(describe_dataset(*manifest));
+          run_record["status"] = "done";
+          return finish_run(dir, run_record, log, started);
+        }
+        log.info(fmt::format("stage dataset: building {} ({})", plan->folder.string(), why));
+      }
+    }
     fs::create_directories(dir / "capture");
     log.info("stage capture: " + fmt::format("{}", fmt::join(experiment->sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
+    std::unique_ptr<DatasetLock> lock;
+    std::unique_ptr<DatasetBuilder> builder;
+    fs::path part;
+    unsigned workers = 0;
+    if (plan) {
+      lock = std::make_unique<DatasetLock>(plan->folder);
+      part = plan->folder;
+      part += ".part";
+      std::error_code ec;
+      if (fs::exists(part, ec)) {
+        log.warn(fmt::format("{} is what an interrupted run left: starting that dataset again", part.string()));
+        fs::remove_all(part);
+      }
+      fs::create_directories(part);
+      workers = experiment->features->threads ? experiment->features->threads : std::max(1u, std::thread::hardware_concurrency());
+      builder = std::make_unique<DatasetBuilder>(*experiment, registry, log, part, workers);
+    }
     std::unique_ptr<LabelStage> label_stage;
-    if (experiment->label) label_stage = std::make_unique<LabelStage>(*experiment->label, registry, log, dir / "label");
+    if (experiment->label)
+      label_stage = std::make_unique<LabelStage>(*experiment->label, registry, log, dir / "label", builder.get(), workers);
     PacketObserver observer;
     if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s) { label_stage->on_packet(p, s); };
     auto summary = run_capture_stage(*experiment, registry, log, observer);
@@ -265,6 +382,24 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
                            labels["dropped"]["packets"].get<std::uint64_t>()));
       run_record["stages"].push_back({{"name", "label"}, {"output", "label/classes.json"}});
     }
+    if (builder && summary.stopped_early) {
+      log.warn(fmt::format("interrupted: the dataset was not finished; {} stays incomplete and the next run starts it again",
+                           part.string()));
+    } else if (builder) {
+      auto manifest = builder->finish(plan->config_hash, plan->config);
+      builder.reset();
+      manifest.statistics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      write_file(part / "manifest.json", to_json(manifest).dump(2));
+      if (experiment->dataset.sync) sync_folder(part);
+      std::error_code ec;
+      fs::remove_all(plan->folder, ec);  // an earlier dataset of this config whose inputs changed
+      fs::rename(part, plan->folder);
+      if (experiment->dataset.sync) sync_folder(plan->folder.parent_path());
+      link_dataset(dir, plan->folder);
+      run_record["stages"].push_back({{"name", "dataset"}, {"output", fs::absolute(plan->folder).string()}, {"reused", false}});
+      run_record["dataset"] = dataset_summary(manifest);
+      log.info("stage dataset done: " + describe_dataset(manifest));
+    }
     run_record["status"] = summary.stopped_early ? "interrupted" : "done";
     if (json) std::cout << summary_json.dump(2) << '\n';
   } catch (const Error& e) {
@@ -274,12 +409,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
     write_file(dir / "run.json", run_record.dump(2));
     return 1;
   }
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  run_record["seconds"] = seconds;
-  run_record["warnings"] = log.warnings();
-  write_file(dir / "run.json", run_record.dump(2));
-  log.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir.string(), seconds, log.warnings(), log.warnings() == 1 ? "" : "s"));
-  return run_record["status"] == "interrupted" ? 130 : 0;
+  return finish_run(dir, run_record, log, started);
 }
 
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params) {

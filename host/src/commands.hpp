@@ -49,8 +49,9 @@ int cmd_apps(const GlobalOptions& global, const std::string& db, const std::stri
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json);
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);
+// `rebuild`: build the dataset even when an earlier one with the same config is current.
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json);
+            const std::string& run_dir, bool json, bool rebuild = false);
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params);
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json);
 

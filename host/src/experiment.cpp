@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -49,11 +50,43 @@ const Schema& label_section_schema() {
   return schema;
 }
 
+const Schema& features_section_schema() {
+  static const Schema schema = {
+      ParamSpec::string("extractor", "deep_packet", "features plugin: deep_packet, flow_stats, flow_packets, or your own"),
+      ParamSpec::integer("threads", 0, "workers that label and extract side by side, flows sharded by host pair "
+                                       "(0: one per core)").range(0, 256),
+  };
+  return schema;
+}
+
+const Schema& dataset_section_schema() {
+  static const Schema schema = {
+      ParamSpec::choice("split", "flow", {"flow", "file", "packet"},
+                        "what stays together in one split: a flow (default), a capture file, or nothing "
+                        "(\"packet\": leaks flows across splits; reports flag it)"),
+      ParamSpec::list("fractions", ParamType::real_list, Json::array({0.8, 0.1, 0.1}),
+                      "train, validation and test shares, stratified by class"),
+      ParamSpec::choice("balance", "none", {"none", "undersample", "cap", "weights"},
+                        "training split only: undersample every class to the smallest, cap each at "
+                        "max_per_class, or keep all and write class weights for the loss"),
+      ParamSpec::integer("max_per_class", 0, "with balance = \"cap\": training samples kept per class").range(0, std::nullopt),
+      ParamSpec::choice("storage", "auto", {"auto", "dense", "ragged"},
+                        "dense: [rows, *shape] arrays; ragged: only the bytes each sample has, padded when "
+                        "loaded (auto: ragged for variable-length byte features)"),
+      ParamSpec::boolean("deduplicate", true, "identical samples never on two sides: validation and test copies of a "
+                                              "training sample (and test copies of a validation one) are excluded"),
+      ParamSpec::boolean("reuse", true, "reuse the dataset of an earlier run with the same config and unchanged inputs"),
+      ParamSpec::boolean("sync", false, "fsync the dataset before marking it complete (survives power loss)"),
+      ParamSpec::string("directory", "", "where datasets are kept (default: OUTPUT_DIR/datasets)"),
+  };
+  return schema;
+}
+
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
 namespace {
 
-const std::vector<std::string> known_sections = {"experiment", "capture", "label"};
+const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -270,6 +303,91 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
   experiment.label = std::move(spec);
 }
 
+void check_features(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                    CheckContext& context, Json& resolved) {
+  auto& diags = context.diagnostics;
+  const toml::node* section_node = doc.get("features");
+  if (!section_node) return;
+  const toml::table* section = section_node->as_table();
+  if (!section) {
+    diags.error(section_node->source(), "features", "expected a table ([features])");
+    return;
+  }
+  auto extractors = registry.names(PluginKind::features);
+  std::vector<std::string> candidates = extractors;
+  for (const auto& s : features_section_schema()) candidates.push_back(s.name);
+  for (const auto& [key, node] : *section) {
+    std::string k(key.str());
+    bool host_key = std::any_of(features_section_schema().begin(), features_section_schema().end(),
+                                [&](const ParamSpec& s) { return s.name == k; });
+    if (host_key || registry.find(PluginKind::features, k)) continue;
+    diags.error(key.source(), "features." + k,
+                "unknown key: neither a [features] setting nor a features plugin" + did_you_mean(k, candidates));
+  }
+  Json settings = check_table(section, features_section_schema(), "features", section->source(), context,
+                              TableCheck{.report_unknown = false});
+  FeatureStageSpec spec;
+  spec.threads = settings.value("threads", 0u);
+  std::string name = settings.value("extractor", "deep_packet");
+  spec.plugin = registry.find(PluginKind::features, name);
+  if (!spec.plugin) {
+    const toml::node* where = section->get("extractor");
+    diags.error(where ? where->source() : section->source(), "features.extractor",
+                fmt::format("no features plugin named '{}'{} (installed: {})", name, did_you_mean(name, extractors),
+                            fmt::join(extractors, ", ")));
+  } else {
+    const toml::node* table = section->get(name);
+    spec.params = check_table(table ? table->as_table() : nullptr, spec.plugin->schema, "features." + name,
+                              table ? table->source() : section->source(), context);
+    settings[name] = spec.params;
+  }
+  if (!experiment.label)
+    diags.error(section->source(), "features",
+                "features need labelled flows: add a [label] section (e.g. labeler = \"ndpi\", class_from = \"directory\")");
+  resolved["features"] = settings;
+  experiment.features = std::move(spec);
+}
+
+void check_dataset(const toml::table& doc, Experiment& experiment, CheckContext& context, Json& resolved) {
+  auto& diags = context.diagnostics;
+  const toml::node* section_node = doc.get("dataset");
+  if (section_node && !section_node->is_table()) {
+    diags.error(section_node->source(), "dataset", "expected a table ([dataset])");
+    return;
+  }
+  const toml::table* section = section_node ? section_node->as_table() : nullptr;
+  if (section && !experiment.features)
+    diags.warning(section->source(), "dataset", "[dataset] has no effect without a [features] section");
+  Json settings = check_table(section, dataset_section_schema(), "dataset", section ? section->source() : doc.source(), context);
+  auto& d = experiment.dataset;
+  d.split = settings.value("split", "flow");
+  d.balance = settings.value("balance", "none");
+  d.max_per_class = settings.value("max_per_class", std::uint64_t{0});
+  d.storage = settings.value("storage", "auto");
+  d.deduplicate = settings.value("deduplicate", true);
+  d.reuse = settings.value("reuse", true);
+  d.sync = settings.value("sync", false);
+  d.directory = settings.value("directory", "");
+  auto fractions = settings.value("fractions", std::vector<double>{0.8, 0.1, 0.1});
+  const toml::node* where = section ? section->get("fractions") : nullptr;
+  const auto& at = where ? where->source() : (section ? section->source() : doc.source());
+  double sum = 0;
+  for (double f : fractions) sum += f;
+  if (fractions.size() != 3 || std::any_of(fractions.begin(), fractions.end(), [](double f) { return f < 0; }) ||
+      std::abs(sum - 1.0) > 1e-6 || fractions[0] <= 0) {
+    diags.error(at, "dataset.fractions",
+                fmt::format("expected three shares for train, validation and test, none negative, adding up to 1 "
+                            "(e.g. [0.8, 0.1, 0.1]); got {} adding up to {}", Json(fractions).dump(), sum));
+  } else {
+    d.fractions = {fractions[0], fractions[1], fractions[2]};
+  }
+  if (d.balance == "cap" && d.max_per_class == 0) {
+    const toml::node* b = section ? section->get("balance") : nullptr;
+    diags.error(b ? b->source() : at, "dataset.max_per_class", "balance = \"cap\" needs max_per_class > 0");
+  }
+  if (experiment.features) resolved["dataset"] = settings;
+}
+
 }  // namespace
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
@@ -312,6 +430,8 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   }
   check_capture(doc, experiment, registry, context, resolved);
   check_label(doc, experiment, registry, context, resolved);
+  check_features(doc, experiment, registry, context, resolved);
+  check_dataset(doc, experiment, context, resolved);
 
   if (diagnostics.has_errors()) return std::nullopt;
   auto& exp = resolved["experiment"];
@@ -319,6 +439,7 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   experiment.name = exp["name"].get<std::string>();
   experiment.seed = exp["seed"].get<std::int64_t>();
   experiment.output_dir = exp["output_dir"].get<std::string>();
+  if (experiment.dataset.directory.empty()) experiment.dataset.directory = experiment.output_dir / "datasets";
   experiment.resolved = std::move(resolved);
   return experiment;
 }

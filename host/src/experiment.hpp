@@ -1,6 +1,7 @@
 // An experiment file: TOML sections wiring plugins together, checked as a whole against the
 // host's own sections and each plugin's declared schema before anything runs.
 #pragma once
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -32,6 +33,26 @@ struct LabelSpec {
   LabelMap map;
 };
 
+// The feature stage: an extractor plugin run beside the labeler, in the same workers.
+struct FeatureStageSpec {
+  const PluginInfo* plugin = nullptr;
+  Json params;
+  unsigned threads = 0;  // labelling and extraction workers (0: one per core)
+};
+
+// How samples become a dataset: split, deduplication, balancing, storage.
+struct DatasetSpec {
+  std::string split = "flow";  // "flow", "file" or "packet"
+  std::array<double, 3> fractions{0.8, 0.1, 0.1};
+  std::string balance = "none";
+  std::uint64_t max_per_class = 0;
+  std::string storage = "auto";
+  bool deduplicate = true;
+  bool reuse = true;
+  bool sync = false;
+  std::filesystem::path directory;  // where datasets are kept, one folder per config hash
+};
+
 struct Experiment {
   std::filesystem::path file;
   std::string name;
@@ -41,6 +62,8 @@ struct Experiment {
   std::vector<SourceSpec> sources;
   std::uint64_t max_packets = 0;
   std::optional<LabelSpec> label;
+  std::optional<FeatureStageSpec> features;
+  DatasetSpec dataset;
 
   toml::table resolved_toml() const;
 };
@@ -49,6 +72,8 @@ struct Experiment {
 const Schema& experiment_section_schema();
 const Schema& capture_section_schema();
 const Schema& label_section_schema();
+const Schema& features_section_schema();
+const Schema& dataset_section_schema();
 
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.

@@ -32,6 +32,14 @@ std::string sha256_file(const fs::path& file) {
   return hex;
 }
 
+std::string sha256_text(std::string_view text) {
+  unsigned char digest[32];
+  gcry_md_hash_buffer(GCRY_MD_SHA256, digest, text.data(), text.size());
+  std::string hex;
+  for (unsigned char byte : digest) hex += fmt::format("{:02x}", byte);
+  return hex;
+}
+
 namespace {
 struct Statement {
   sqlite3_stmt* stmt = nullptr;

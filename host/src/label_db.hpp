@@ -18,6 +18,7 @@ struct sqlite3;
 namespace trafficid::host {
 
 std::string sha256_file(const std::filesystem::path& file);
+std::string sha256_text(std::string_view text);
 
 class LabelDb {
  public:

@@ -8,8 +8,9 @@ namespace trafficid::host {
 
 namespace fs = std::filesystem;
 
-LabelStage::LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, fs::path dir)
-    : spec_(spec), registry_(registry), host_(host), dir_(std::move(dir)) {
+LabelStage::LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, fs::path dir,
+                       LabelListener* listener, unsigned threads)
+    : spec_(spec), registry_(registry), host_(host), dir_(std::move(dir)), listener_(listener), threads_(threads) {
   fs::create_directories(dir_);
   flows_csv_.open(dir_ / "flows.csv");
   if (!flows_csv_) throw Error(fmt::format("cannot write {}", (dir_ / "flows.csv").string()));
@@ -43,11 +44,16 @@ void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source
     for (const auto& f : source.files())
       if (f.id == packet.file_id) info = f;
     current_path_ = info.path;
-    unsigned threads = spec_.threads ? spec_.threads : std::max(1u, std::thread::hardware_concurrency());
+    unsigned threads = threads_ ? threads_ : spec_.threads;
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<PacketHook*> hooks;
+    if (listener_) hooks = listener_->begin_input(info, threads);
+    current_packets_ = 0;
     labeling_ = std::make_unique<ShardedLabeling>(
         *spec_.plugin, [&] { return registry_.create<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); },
-        threads, info);
+        threads, info, std::move(hooks));
   }
+  ++current_packets_;
   labeling_->process(packet);
 }
 
@@ -68,6 +74,7 @@ void LabelStage::end_file() {
     }
     if (!cls && spec_.unmatched == "other") cls = spec_.other_class;
     std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
+    if (listener_) listener_->labelled(f, cls);
     auto& counts = cls ? classes_[*cls] : dropped_;
     ++counts.flows;
     counts.packets += packets;
@@ -76,6 +83,7 @@ void LabelStage::end_file() {
                               to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
                               f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
   }
+  if (listener_) listener_->end_input(current_packets_);
 }
 
 Json LabelStage::finish() {

@@ -7,15 +7,29 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "experiment.hpp"
 #include "sharded_labeling.hpp"
 
 namespace trafficid::host {
 
+// The stages after labelling (features), told about each input and each labelled flow.
+class LabelListener {
+ public:
+  virtual ~LabelListener() = default;
+  // An input starts: the hooks for its `workers` labelling workers (one each, or none).
+  virtual std::vector<PacketHook*> begin_input(const SourceFileInfo& file, unsigned workers) = 0;
+  // A flow of the input with its experiment class (nullopt: no class claims it).
+  virtual void labelled(const FlowRecord& flow, const std::optional<std::string>& cls) = 0;
+  virtual void end_input(std::uint64_t packets) = 0;
+};
+
 class LabelStage {
  public:
-  LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, std::filesystem::path dir);
+  // `threads`: labelling workers, overriding spec.threads when not 0.
+  LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, std::filesystem::path dir,
+             LabelListener* listener = nullptr, unsigned threads = 0);
   ~LabelStage();
   void on_packet(const PacketView& packet, const CaptureSource& source);
   Json finish();  // flows of the last input, then the summary (also written to classes.json)
@@ -32,6 +46,9 @@ class LabelStage {
   std::string current_path_;
   const CaptureSource* current_source_ = nullptr;
   std::uint32_t current_file_ = 0;
+  std::uint64_t current_packets_ = 0;
+  LabelListener* listener_ = nullptr;
+  unsigned threads_ = 0;
   struct Counts {
     std::uint64_t flows = 0, packets = 0, bytes = 0;
   };

@@ -34,6 +34,14 @@ int main(int argc, char** argv) {
   run->add_option("--set", overrides, "override a value: key.path=value (repeatable)")->type_name("K=V");
   run->add_option("--run-dir", run_dir, "run folder (default: OUTPUT_DIR/NAME-TIMESTAMP)");
   run->add_flag("--json", json, "print the run's summary as JSON on stdout");
+  bool rebuild = false;
+  run->add_flag("--rebuild", rebuild, "build the dataset again even when an earlier one is current");
+  auto* prepro = app.add_subcommand("prepro", "run an experiment's stages up to its dataset (capture, label, features)");
+  prepro->add_option("experiment", file, "experiment TOML file")->required();
+  prepro->add_option("--set", overrides, "override a value: key.path=value (repeatable)")->type_name("K=V");
+  prepro->add_option("--run-dir", run_dir, "run folder (default: OUTPUT_DIR/NAME-TIMESTAMP)");
+  prepro->add_flag("--rebuild", rebuild, "build the dataset again even when an earlier one is current");
+  prepro->add_flag("--json", json, "print the run's summary as JSON on stdout");
 
   auto* synth = app.add_subcommand("synth", "write the embedded synthetic capture (real protocol exchanges) to a pcap file");
   synth->add_option("--out,-o", out, "pcap file to write")->required();
@@ -96,7 +104,8 @@ int main(int argc, char** argv) {
   try {
     if (*plugins) return cmd_plugins(global, name, json);
     if (*validate) return cmd_validate(global, file, overrides, json);
-    if (*run) return cmd_run(global, file, overrides, run_dir, json);
+    if (*run) return cmd_run(global, file, overrides, run_dir, json, rebuild);
+    if (*prepro) return cmd_run(global, file, overrides, run_dir, json, rebuild);
     if (*synth) return cmd_synth(global, out, params);
     if (*info) return cmd_info(global, paths, json);
     if (*convert) return cmd_convert(global, in, out, format);

@@ -30,6 +30,8 @@ constexpr std::size_t queue_batches = 16;
 
 struct ShardedLabeling::Worker : FlowSink {
   std::shared_ptr<Labeler> labeler;
+  PacketHook* hook = nullptr;
+  std::uint64_t index = 0, count = 1;  // this worker's place among `count`: its flow ids are made unique
   std::thread thread;
   std::mutex mutex;
   std::condition_variable ready, space;
@@ -39,7 +41,21 @@ struct ShardedLabeling::Worker : FlowSink {
   std::vector<FlowRecord> flows;
   std::exception_ptr failure;
 
-  void emit(const FlowRecord& flow) override { flows.push_back(flow); }
+  std::uint64_t global_id(std::uint64_t local) const { return local ? (local - 1) * count + index + 1 : 0; }
+
+  void emit(const FlowRecord& flow) override {
+    flows.push_back(flow);
+    flows.back().flow_id = global_id(flow.flow_id);
+    if (hook) hook->on_flow(flows.back());
+  }
+
+  void label(const PluginInfo& plugin, const PacketView& p) {
+    PacketFlow counted = guarded(plugin, [&] { return labeler->process(p, *this); });
+    if (hook && counted.flow_id) {
+      counted.flow_id = global_id(counted.flow_id);
+      hook->on_packet(p, counted);
+    }
+  }
 
   void run(const PluginInfo& plugin) {
     try {
@@ -56,7 +72,7 @@ struct ShardedLabeling::Worker : FlowSink {
         for (std::size_t i = 0; i < batch.packets.size(); ++i) {
           PacketView& p = batch.packets[i];
           p.data = std::span<const std::uint8_t>(batch.bytes.data() + batch.offsets[i], p.data.size());
-          guarded(plugin, [&] { labeler->process(p, *this); });
+          label(plugin, p);
         }
       }
       guarded(plugin, [&] { labeler->flush(*this); });
@@ -71,10 +87,15 @@ struct ShardedLabeling::Worker : FlowSink {
 };
 
 ShardedLabeling::ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers,
-                                 const SourceFileInfo& file)
+                                 const SourceFileInfo& file, std::vector<PacketHook*> hooks)
     : plugin_(plugin) {
-  for (unsigned i = 0; i < std::max(1u, workers); ++i) {
+  workers = std::max(1u, workers);
+  if (!hooks.empty() && hooks.size() != workers) throw Error("internal: one packet hook per labelling worker");
+  for (unsigned i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
+    w->index = i;
+    w->count = workers;
+    if (!hooks.empty()) w->hook = hooks[i];
     w->labeler = make_labeler();
     guarded(plugin, [&] { w->labeler->begin_file(file); });
     workers_.push_back(std::move(w));
@@ -95,8 +116,7 @@ ShardedLabeling::~ShardedLabeling() {
 
 void ShardedLabeling::process(const PacketView& packet) {
   if (workers_.size() == 1) {
-    Worker& only = *workers_[0];
-    guarded(plugin_, [&] { only.labeler->process(packet, only); });
+    workers_[0]->label(plugin_, packet);
     return;
   }
   // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),

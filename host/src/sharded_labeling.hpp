@@ -12,10 +12,21 @@
 
 namespace trafficid::host {
 
+// What runs beside each labeler, in its worker's thread (the feature stage): every packet with the
+// flow it was counted in, and every flow the labeler ended. Flow ids are unique within the file.
+class PacketHook {
+ public:
+  virtual ~PacketHook() = default;
+  virtual void on_packet(const PacketView& packet, const PacketFlow& flow) = 0;
+  virtual void on_flow(const FlowRecord& flow) = 0;
+};
+
 class ShardedLabeling {
  public:
   using Factory = std::function<std::shared_ptr<Labeler>()>;
-  ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers, const SourceFileInfo& file);
+  // `hooks`: none, or one per worker.
+  ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers, const SourceFileInfo& file,
+                  std::vector<PacketHook*> hooks = {});
   ~ShardedLabeling();
   void process(const PacketView& packet);
   // Waits for the workers, flushes every labeler, and returns all flows sorted by first packet.

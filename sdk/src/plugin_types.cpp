@@ -15,6 +15,11 @@ FlowSink::~FlowSink() = default;
 Labeler::~Labeler() = default;
 SampleSink::~SampleSink() = default;
 FeatureExtractor::~FeatureExtractor() = default;
+void FeatureExtractor::end_flow(const FlowRecord&, SampleSink&) {}
+
+const char* to_string(DType dtype) { return dtype == DType::u8 ? "uint8" : "float32"; }
+const char* to_string(Granularity granularity) { return granularity == Granularity::packet ? "packet" : "flow"; }
+std::size_t dtype_size(DType dtype) { return dtype == DType::u8 ? 1 : 4; }
 TrainingObserver::~TrainingObserver() = default;
 Model::~Model() = default;
 Tuner::~Tuner() = default;

@@ -81,6 +81,11 @@ class PcapSource final : public CaptureSource {
   }
 
   std::vector<SourceFileInfo> files() const override { return infos_; }
+  std::optional<std::vector<std::string>> planned_files() const override {
+    std::vector<std::string> paths;
+    for (const auto& f : files_) paths.push_back(f.string());
+    return paths;
+  }
 
  private:
   void add_path(const fs::path& path) {

@@ -256,6 +256,7 @@ class SynthSource final : public CaptureSource {
   }
 
   std::vector<SourceFileInfo> files() const override { return {info_}; }
+  std::optional<std::vector<std::string>> planned_files() const override { return std::vector<std::string>{}; }
 
  private:
   struct PlannedFlow {

@@ -74,23 +74,20 @@ class NdpiLabeler final : public Labeler {
     pending_flush_ = true;  // flows never span two inputs: the previous file's are emitted first
   }
 
-  void process(const PacketView& packet, FlowSink& out) override {
+  PacketFlow process(const PacketView& packet, FlowSink& out) override {
     if (pending_flush_) {
       flush(out);
       pending_flush_ = false;
     }
     expire(packet.timestamp_ns, out);  // before any flow of the map is referenced below
-    if (!packet.has_ip()) return;
-    if (packet.flags & packet_flag::non_first_fragment) return;  // as ndpiReader: no L4 header
+    if (!packet.has_ip()) return {};
+    if (packet.flags & packet_flag::non_first_fragment) return {};  // as ndpiReader: no L4 header
     if ((packet.l4_protocol == 4 || packet.l4_protocol == 41) && packet.has_l4()) {
       // IPv4 or IPv6 inside IP (6in4, 4in6 tunnels): label the inner flow, as ndpiReader does.
       PacketView inner = packet;
       inner.link_type = linktype::raw;
       inner.data = packet.data.subspan(static_cast<std::size_t>(packet.l4_offset));
-      if (parse_packet(inner)) {
-        process(inner, out);
-        return;
-      }
+      if (parse_packet(inner)) return process(inner, out);
     }
     Key key;
     key.tuple = packet.tuple;
@@ -128,7 +125,8 @@ class NdpiLabeler final : public Labeler {
       if (packet.tcp_flags & 0x01) (client_to_server ? flow.fin_c2s : flow.fin_s2c) = true;
     }
 
-    if (flow.completed) return;
+    const PacketFlow counted{r.flow_id, client_to_server};
+    if (flow.completed) return counted;
     const std::uint64_t seen = r.packets_c2s + r.packets_s2c;
     const bool enough = (oriented.protocol == ipproto::udp && seen > udp_max_) ||
                         (oriented.protocol == ipproto::tcp && seen > tcp_max_);
@@ -140,9 +138,10 @@ class NdpiLabeler final : public Labeler {
                                                   static_cast<unsigned short>(length), time_ms);
     ++flow.dissected;
     if (enough || flow.protocol.app_protocol != NDPI_PROTOCOL_UNKNOWN) {
-      if (!enough && ndpi_extra_dissection_possible(module_.get(), flow.ndpi.get())) return;
+      if (!enough && ndpi_extra_dissection_possible(module_.get(), flow.ndpi.get())) return counted;
       complete(flow);
     }
+    return counted;
   }
 
   // Emits the flows that ended, looked for once per second of capture time (never without a timeout).

@@ -3,6 +3,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,11 @@ class TRAFFICID_SDK_API CaptureSource : public Plugin {
   virtual bool next(PacketView& packet) = 0;
   // The inputs opened so far with their counters; complete once next() returned false.
   virtual std::vector<SourceFileInfo> files() const = 0;
+  // The files this source will read, known before reading: what the host needs to tell whether
+  // a dataset built earlier from the same config is still current. An empty list: the config
+  // alone decides the packets (a seeded generator). nullopt (the default): the packets cannot be
+  // known in advance (a live interface), so nothing built from them is ever reused.
+  virtual std::optional<std::vector<std::string>> planned_files() const { return std::nullopt; }
 };
 
 }  // namespace trafficid

@@ -1,7 +1,21 @@
-// The dataset manifest: what a preprocessing run wrote and how it was split. Shards are NumPy
-// .npy files so a researcher can load them with numpy.load alone.
+// A dataset folder, as `trafficid prepro` writes it and models read it:
+//
+//   manifest.json            this, written last: a folder without it is not a dataset
+//   shard-NNNN.x.npy         features, [rows, *shape] (storage "dense")
+//   shard-NNNN.bytes.npy     or: the stored bytes of every row, concatenated (storage "ragged",
+//   shard-NNNN.len.npy           variable-length u8 features), and each row's stored length (uint16);
+//                                a row is its bytes followed by zeros up to the shape
+//   shard-NNNN.y.npy         class index (int64), -1 for rows no class claims
+//   shard-NNNN.split.npy     0 train, 1 validation, 2 test, 255 excluded (no class, duplicate, balancing)
+//   shard-NNNN.flow.npy      flow id (uint64): input id << 40 | the labeler's flow number
+//   shard-NNNN.file.npy      input id (uint32), an index into manifest "inputs"
+//   shard-NNNN.packet.npy    packet granularity: the packet's 0-based index in its input (uint64)
+//
+// Every file loads with numpy.load alone.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -11,32 +25,52 @@
 
 namespace trafficid {
 
-enum class SplitName : std::uint8_t { train, validation, test };
+enum class SplitName : std::uint8_t { train = 0, validation = 1, test = 2 };
+inline constexpr std::uint8_t excluded_split = 255;
 TRAFFICID_SDK_API const char* to_string(SplitName split);
 
 struct DatasetShard {
-  SplitName split = SplitName::train;
-  std::string features_file;  // relative to the dataset folder
-  std::string labels_file;    // int64
-  std::string flow_ids_file;  // uint64
-  std::string file_ids_file;  // uint32
+  std::string name;  // "shard-0000"; its files are name + ".x.npy", ".y.npy", ...
   std::uint64_t rows = 0;
 };
 
+struct DatasetInput {
+  std::uint32_t id = 0;
+  std::string path;      // as the capture source named it; empty for a generator
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::string sha256;    // of the file's content; empty for a generator
+  std::uint64_t packets = 0;
+};
+
 struct DatasetManifest {
-  std::string config_hash;                 // of the resolved preprocessing config
+  int version = 1;
+  std::string config_hash;                 // of the resolved config that made it
+  std::string extractor;                   // the features plugin
   FeatureSpec spec;
+  std::string storage = "dense";           // "dense" or "ragged"
   std::vector<std::string> class_names;    // label index -> name
   std::string split_method = "flow";       // "flow", "file" or "packet" (leaks; flagged in reports)
   std::uint64_t split_seed = 0;
-  std::map<std::string, std::string> input_hashes;  // input file -> sha256
+  std::array<double, 3> fractions{0.8, 0.1, 0.1};
+  std::string balance = "none";            // "none", "undersample", "cap" or "weights" (train only)
+  std::vector<double> class_weights;       // per class, for the training loss ("weights"; else 1)
+  std::map<std::string, std::vector<std::uint64_t>> counts;  // split name -> rows per class
+  std::map<std::string, std::uint64_t> excluded;             // reason -> rows
+  std::vector<DatasetInput> inputs;
   std::vector<DatasetShard> shards;
-  // counts[split][class] samples
-  std::map<std::string, std::vector<std::uint64_t>> counts;
   Json config;                             // the resolved config that made it
+  Json statistics = Json::object();        // packets read, kept, dropped by rule, seconds
+
+  bool split_leaks() const { return split_method == "packet"; }
+  std::filesystem::path shard_file(const std::filesystem::path& folder, std::size_t shard, const char* part) const {
+    return folder / (shards.at(shard).name + "." + part + ".npy");
+  }
 };
 
 TRAFFICID_SDK_API Json to_json(const DatasetManifest& manifest);
 TRAFFICID_SDK_API DatasetManifest manifest_from_json(const Json& json);
+// Reads folder/manifest.json; throws Error naming the folder when it is not a complete dataset.
+TRAFFICID_SDK_API DatasetManifest read_manifest(const std::filesystem::path& folder);
 
 }  // namespace trafficid

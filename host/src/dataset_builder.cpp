@@ -1,0 +1,561 @@
+#include "dataset_builder.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <unordered_set>
+
+#include "label_db.hpp"
+#include "trafficid/npy.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::uint64_t shard_feature_bytes = 512ull << 20;  // a new shard after this many feature bytes
+constexpr int input_shift = 40;                              // flow id = input << 40 | labeler's flow id
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+std::uint64_t combine(std::uint64_t seed, std::uint64_t value) { return mix(seed ^ (value + 0x9e3779b97f4a7c15ull)); }
+
+// A 64-bit hash of a sample's content, trailing zero bytes ignored (they are implied padding).
+std::uint64_t content_hash(std::span<const std::uint8_t> bytes) {
+  std::size_t n = bytes.size();
+  while (n > 0 && bytes[n - 1] == 0) --n;
+  std::uint64_t h = 0x243f6a8885a308d3ull ^ n;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, bytes.data() + i, 8);
+    h = (h ^ word) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  std::uint64_t tail = 0;
+  std::memcpy(&tail, bytes.data() + i, n - i);
+  return mix(h ^ tail);
+}
+
+// Modification time in nanoseconds since the Unix epoch; 0 when it cannot be read.
+std::int64_t mtime_ns(const fs::path& path) {
+  std::error_code ec;
+  auto t = fs::last_write_time(path, ec);
+  if (ec) return 0;
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::file_clock::to_sys(t).time_since_epoch()).count();
+}
+
+std::uint64_t tuple_hash(const FiveTuple& t) {
+  const FiveTuple c = canonical(t);
+  std::uint64_t h = 0;
+  for (std::size_t i = 0; i < 16; i += 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, c.src.bytes.data() + i, 8);
+    std::memcpy(&b, c.dst.bytes.data() + i, 8);
+    h = combine(combine(h, a), b);
+  }
+  return combine(h, (std::uint64_t{c.src_port} << 24) | (std::uint64_t{c.dst_port} << 8) | c.protocol);
+}
+
+double to_unit(std::uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
+
+std::uint8_t split_by_unit(double u, const std::array<double, 3>& f) {
+  if (u < f[0]) return 0;
+  if (u < f[0] + f[1]) return 1;
+  return 2;
+}
+
+}  // namespace
+
+// One labelling worker's extractor and shard writer: a PacketHook for the labeller, a SampleSink
+// for the extractor. Used by one thread only.
+struct DatasetBuilder::Worker final : PacketHook, SampleSink {
+  DatasetBuilder& owner;
+  unsigned index;
+  const PluginInfo& plugin;
+  std::shared_ptr<FeatureExtractor> extractor;
+  std::uint32_t input = 0;
+  std::uint64_t packet_index = 0;
+  std::uint64_t packets = 0, rows = 0;
+  int shard_number = 0;
+  std::uint64_t shard_rows = 0, shard_bytes = 0;
+  std::string shard_name;
+  std::unique_ptr<NpyWriter> x, bytes, lengths, flow, file, packet, hash;
+  std::vector<DatasetShard> shards;
+  std::vector<std::uint8_t> padded;
+
+  Worker(DatasetBuilder& o, unsigned i, const PluginInfo& p, std::shared_ptr<FeatureExtractor> e)
+      : owner(o), index(i), plugin(p), extractor(std::move(e)) {}
+
+  void on_packet(const PacketView& p, const PacketFlow& f) override {
+    packet_index = p.index;
+    ++packets;
+    guarded(plugin, [&] { extractor->process(p, f, *this); });
+  }
+  void on_flow(const FlowRecord& f) override { guarded(plugin, [&] { extractor->end_flow(f, *this); }); }
+
+  void open_shard() {
+    shard_name = fmt::format("shard-{:02}-{:04}", index, shard_number++);
+    auto path = [&](const char* part) { return owner.folder_ / (shard_name + "." + part + ".npy"); };
+    const auto& spec = owner.spec_;
+    if (owner.ragged_) {
+      bytes = std::make_unique<NpyWriter>(path("bytes"), "|u1", 1);
+      lengths = std::make_unique<NpyWriter>(path("len"), npy_descr<std::uint32_t>(), 4);
+    } else {
+      x = std::make_unique<NpyWriter>(path("x"), spec.dtype == DType::u8 ? "|u1" : "<f4", dtype_size(spec.dtype), spec.shape);
+    }
+    flow = std::make_unique<NpyWriter>(path("flow"), npy_descr<std::uint64_t>(), 8);
+    file = std::make_unique<NpyWriter>(path("file"), npy_descr<std::uint32_t>(), 4);
+    if (spec.granularity == Granularity::packet) packet = std::make_unique<NpyWriter>(path("packet"), npy_descr<std::uint64_t>(), 8);
+    hash = std::make_unique<NpyWriter>(path("hash"), npy_descr<std::uint64_t>(), 8);
+    shard_rows = shard_bytes = 0;
+  }
+
+  void close_shard(bool sync) {
+    if (!flow) return;
+    for (auto* w : {&x, &bytes, &lengths, &flow, &file, &packet, &hash})
+      if (*w) {
+        (*w)->close(sync);
+        w->reset();
+      }
+    shards.push_back({shard_name, shard_rows});
+  }
+
+  void add(std::span<const std::uint8_t> sample, std::uint64_t flow_id) override {
+    const auto& spec = owner.spec_;
+    const std::size_t full = spec.bytes();
+    if (sample.size() > full || (!spec.variable_length && sample.size() != full))
+      throw Error(fmt::format("{} gave a sample of {} bytes where its spec ({} of {}) says {}{}", plugin.label(),
+                              sample.size(), fmt::join(spec.shape, "x"), to_string(spec.dtype),
+                              spec.variable_length ? "at most " : "", full));
+    if (!flow) open_shard();
+    if (owner.ragged_) {
+      bytes->append(sample);
+      lengths->append_value(static_cast<std::uint32_t>(sample.size()));
+    } else if (sample.size() == full) {
+      x->append(sample);
+    } else {
+      padded.assign(full, 0);
+      std::memcpy(padded.data(), sample.data(), sample.size());
+      x->append(padded);
+    }
+    flow->append_value((std::uint64_t{input} << input_shift) | flow_id);
+    file->append_value(input);
+    if (packet) packet->append_value(packet_index);
+    hash->append_value(content_hash(sample));
+    ++rows;
+    ++shard_rows;
+    shard_bytes += sample.size();
+    if (shard_bytes >= shard_feature_bytes) close_shard(false);
+  }
+};
+
+DatasetBuilder::DatasetBuilder(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
+                               fs::path folder, unsigned workers)
+    : experiment_(experiment), host_(host), folder_(std::move(folder)) {
+  const auto& features = *experiment.features;
+  for (unsigned i = 0; i < std::max(1u, workers); ++i) {
+    auto extractor = registry.create<FeatureExtractor>(*features.plugin, features.params, host, features.plugin->name);
+    if (i == 0) spec_ = guarded(*features.plugin, [&] { return extractor->spec(); });
+    workers_.push_back(std::make_unique<Worker>(*this, i, *features.plugin, std::move(extractor)));
+  }
+  if (spec_.shape.empty() || spec_.elements() == 0)
+    throw Error(fmt::format("{} declares an empty sample shape", features.plugin->label()));
+  const auto& storage = experiment.dataset.storage;
+  if (storage == "ragged" && (spec_.dtype != DType::u8 || !spec_.variable_length))
+    throw Error(fmt::format("dataset.storage = \"ragged\" needs variable-length byte features; {} gives fixed {} "
+                            "samples (use storage = \"dense\" or \"auto\")", features.plugin->name, to_string(spec_.dtype)));
+  ragged_ = storage == "ragged" || (storage == "auto" && spec_.variable_length && spec_.dtype == DType::u8);
+}
+
+DatasetBuilder::~DatasetBuilder() = default;
+
+std::vector<PacketHook*> DatasetBuilder::begin_input(const SourceFileInfo& info, unsigned workers) {
+  if (workers != workers_.size())
+    throw Error(fmt::format("internal: {} labelling workers for {} feature workers", workers, workers_.size()));
+  DatasetInput input;
+  input.id = static_cast<std::uint32_t>(inputs_.size());
+  input.path = info.path;
+  std::error_code ec;
+  if (!info.path.empty() && fs::is_regular_file(info.path, ec)) {
+    input.size = fs::file_size(info.path, ec);
+    input.mtime_ns = mtime_ns(info.path);
+    hashes_.push_back(std::async(std::launch::async, [path = info.path] { return sha256_file(path); }));
+  } else {
+    hashes_.push_back({});
+  }
+  inputs_.push_back(input);
+  std::vector<PacketHook*> hooks;
+  for (auto& w : workers_) {
+    w->input = input.id;
+    hooks.push_back(w.get());
+  }
+  return hooks;
+}
+
+void DatasetBuilder::labelled(const FlowRecord& f, const std::optional<std::string>& cls) {
+  const std::uint32_t input = static_cast<std::uint32_t>(inputs_.size() - 1);
+  FlowEntry entry;
+  entry.input = input;
+  entry.key = combine(combine(combine(static_cast<std::uint64_t>(experiment_.seed), input), tuple_hash(f.tuple)),
+                      static_cast<std::uint64_t>(f.first_ns));
+  if (cls) {
+    auto [it, fresh] = class_ids_.try_emplace(*cls, static_cast<std::int32_t>(class_seen_.size()));
+    if (fresh) class_seen_.push_back(*cls);
+    entry.cls = it->second;
+  }
+  flow_index_[(std::uint64_t{input} << input_shift) | f.flow_id] = static_cast<std::uint32_t>(flows_.size());
+  flows_.push_back(entry);
+}
+
+void DatasetBuilder::end_input(std::uint64_t packets) { inputs_.back().packets = packets; }
+
+namespace {
+// Gives each group (flow or file, already in seeded order) to the split furthest below its share
+// of the class's rows: stratified, every split served before any gets a second helping.
+template <class Group>
+void deficit_assign(std::vector<Group*>& groups, const std::array<double, 3>& fractions) {
+  double total = 0;
+  for (auto* g : groups) total += static_cast<double>(g->rows);
+  std::array<double, 3> assigned{0, 0, 0};
+  for (auto* g : groups) {
+    int best = 0;
+    double best_deficit = -1e300;
+    for (int s : {0, 2, 1}) {  // on a tie: train, then test, then validation
+      double deficit = fractions[static_cast<std::size_t>(s)] * total - assigned[static_cast<std::size_t>(s)];
+      if (fractions[static_cast<std::size_t>(s)] > 0 && deficit > best_deficit) {
+        best = s;
+        best_deficit = deficit;
+      }
+    }
+    g->split = static_cast<std::uint8_t>(best);
+    assigned[static_cast<std::size_t>(best)] += static_cast<double>(g->rows);
+  }
+}
+}  // namespace
+
+void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
+  const auto& d = experiment_.dataset;
+  if (d.split == "flow") {
+    std::vector<std::vector<FlowEntry*>> per_class(classes.size());
+    for (auto& f : flows_)
+      if (f.cls >= 0 && f.rows > 0) per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])].push_back(&f);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      auto& group = per_class[c];
+      std::sort(group.begin(), group.end(), [](const FlowEntry* a, const FlowEntry* b) { return a->key < b->key; });
+      deficit_assign(group, d.fractions);
+      if (group.size() < 3 && !group.empty())
+        host_.warn(fmt::format("class {} has {} flow{} with samples: a flow split cannot give it all three splits",
+                               classes[c], group.size(), group.size() == 1 ? "" : "s"));
+    }
+  } else if (d.split == "file") {
+    // A file goes where its main class (most rows) needs it; all its flows follow.
+    struct FileGroup {
+      std::uint64_t key = 0, rows = 0;
+      std::uint8_t split = 0;
+      std::vector<std::uint64_t> per_class;
+    };
+    std::vector<FileGroup> files(inputs_.size());
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      files[i].per_class.assign(classes.size(), 0);
+      files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed),
+                             std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
+    }
+    for (const auto& f : flows_)
+      if (f.cls >= 0 && f.rows > 0) {
+        files[f.input].rows += f.rows;
+        files[f.input].per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])] += f.rows;
+      }
+    std::vector<std::vector<FileGroup*>> per_class(classes.size());
+    for (auto& g : files) {
+      if (g.rows == 0) continue;
+      auto main = std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin();
+      per_class[static_cast<std::size_t>(main)].push_back(&g);
+    }
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      auto& group = per_class[c];
+      std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
+      deficit_assign(group, d.fractions);
+      if (group.size() < 3 && !group.empty())
+        host_.warn(fmt::format("class {} is the main class of {} file{}: a file split cannot give it all three splits",
+                               classes[c], group.size(), group.size() == 1 ? "" : "s"));
+    }
+    for (auto& f : flows_) f.split = files[f.input].split;
+  }
+  // "packet": decided per row in the passes below.
+}
+
+DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Json& config) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto& d = experiment_.dataset;
+  DatasetManifest m;
+  for (auto& w : workers_) {
+    // Flows still open in the extractor were ended by the labeler's flush; close the files.
+    w->close_shard(d.sync);
+    m.shards.insert(m.shards.end(), w->shards.begin(), w->shards.end());
+  }
+  for (std::size_t i = 0; i < inputs_.size(); ++i)
+    if (hashes_[i].valid()) inputs_[i].sha256 = hashes_[i].get();
+
+  // Classes in name order; their ids as seen -> final index.
+  std::vector<std::string> classes = class_seen_;
+  std::sort(classes.begin(), classes.end());
+  std::vector<std::int32_t> remap(class_seen_.size());
+  for (std::size_t i = 0; i < class_seen_.size(); ++i)
+    remap[i] = static_cast<std::int32_t>(std::lower_bound(classes.begin(), classes.end(), class_seen_[i]) - classes.begin());
+  const std::size_t k = classes.size();
+
+  auto shard_path = [&](const DatasetShard& s, const char* part) { return folder_ / (s.name + "." + part + ".npy"); };
+  auto entry_of = [&](std::uint64_t flow_id) -> FlowEntry* {
+    auto it = flow_index_.find(flow_id);
+    return it == flow_index_.end() ? nullptr : &flows_[it->second];
+  };
+
+  // Pass 1: rows per flow, for a split stratified by samples.
+  for (const auto& s : m.shards)
+    for (std::uint64_t id : read_npy<std::uint64_t>(shard_path(s, "flow")))
+      if (FlowEntry* f = entry_of(id)) ++f->rows;
+  assign_splits(classes, remap);
+
+  const bool by_packet = d.split == "packet";
+  const bool packet_rows = spec_.granularity == Granularity::packet;
+  const auto seed = static_cast<std::uint64_t>(experiment_.seed);
+  // Each row's split before deduplication and balancing, and an identity independent of threads.
+  struct Row {
+    std::int32_t cls = -1;
+    std::uint8_t split = excluded_split;
+    std::uint64_t identity = 0;
+  };
+  auto rows_of = [&](const DatasetShard& s, auto&& visit) {
+    auto flows = read_npy<std::uint64_t>(shard_path(s, "flow"));
+    auto hashes = read_npy<std::uint64_t>(shard_path(s, "hash"));
+    std::vector<std::uint64_t> packets;
+    if (packet_rows) packets = read_npy<std::uint64_t>(shard_path(s, "packet"));
+    for (std::size_t i = 0; i < flows.size(); ++i) {
+      Row r;
+      const FlowEntry* f = entry_of(flows[i]);
+      if (f && f->cls >= 0) {
+        r.cls = remap[static_cast<std::size_t>(f->cls)];
+        r.identity = packet_rows ? combine(combine(seed, flows[i] >> input_shift), packets[i]) : combine(seed, f->key);
+        r.split = by_packet ? split_by_unit(to_unit(combine(seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
+      }
+      visit(i, r, hashes[i]);
+    }
+  };
+
+  // Pass 2: what training and validation hold (for deduplication) and the training rows per class,
+  // with a histogram of their identities (for exact, thread-independent balancing).
+  std::unordered_set<std::uint64_t> train_hashes, validation_hashes;
+  std::vector<std::uint64_t> train_rows(k, 0);
+  const bool balancing = d.balance == "undersample" || d.balance == "cap";
+  constexpr int bucket_bits = 16;
+  std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
+  for (const auto& s : m.shards)
+    rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
+      if (r.cls < 0) return;
+      if (r.split == 0) {
+        if (d.deduplicate) train_hashes.insert(h);
+        ++train_rows[static_cast<std::size_t>(r.cls)];
+        if (balancing) ++histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
+      } else if (r.split == 1 && d.deduplicate) {
+        validation_hashes.insert(h);
+      }
+    });
+
+  // Balancing: keep the training rows of class c whose identity is among its `target[c]` smallest.
+  std::vector<std::uint64_t> target = train_rows;
+  if (d.balance == "undersample") {
+    std::uint64_t smallest = UINT64_MAX;
+    for (auto n : train_rows)
+      if (n > 0) smallest = std::min(smallest, n);
+    for (auto& t : target) t = std::min(t, smallest);
+  } else if (d.balance == "cap") {
+    for (auto& t : target) t = std::min<std::uint64_t>(t, d.max_per_class);
+  }
+  std::vector<std::uint64_t> threshold(k, UINT64_MAX);  // keep identity <= threshold
+  if (balancing) {
+    std::vector<int> boundary(k, -1);
+    std::vector<std::uint64_t> need(k, 0);
+    for (std::size_t c = 0; c < k; ++c) {
+      if (target[c] >= train_rows[c]) continue;
+      if (target[c] == 0) {
+        threshold[c] = 0;
+        boundary[c] = -2;
+        continue;
+      }
+      std::uint64_t below = 0;
+      for (int b = 0; b < (1 << bucket_bits); ++b) {
+        if (below + histogram[c][static_cast<std::size_t>(b)] >= target[c]) {
+          boundary[c] = b;
+          need[c] = target[c] - below;
+          break;
+        }
+        below += histogram[c][static_cast<std::size_t>(b)];
+      }
+    }
+    histogram.clear();
+    std::vector<std::vector<std::uint64_t>> at_boundary(k);
+    for (const auto& s : m.shards)
+      rows_of(s, [&](std::size_t, const Row& r, std::uint64_t) {
+        if (r.cls < 0 || r.split != 0) return;
+        auto c = static_cast<std::size_t>(r.cls);
+        if (boundary[c] >= 0 && static_cast<int>(r.identity >> (64 - bucket_bits)) == boundary[c])
+          at_boundary[c].push_back(r.identity);
+      });
+    for (std::size_t c = 0; c < k; ++c) {
+      if (boundary[c] < 0) continue;
+      auto& ids = at_boundary[c];
+      std::nth_element(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(need[c] - 1), ids.end());
+      threshold[c] = ids[need[c] - 1];
+    }
+  }
+
+  // Pass 3: the final label and split of every row.
+  std::map<std::string, std::vector<std::uint64_t>> counts;
+  for (auto s : {SplitName::train, SplitName::validation, SplitName::test}) counts[to_string(s)].assign(k, 0);
+  std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, total_rows = 0;
+  for (const auto& s : m.shards) {
+    NpyWriter y(shard_path(s, "y"), npy_descr<std::int64_t>(), 8);
+    NpyWriter split(shard_path(s, "split"), "|u1", 1);
+    rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
+      ++total_rows;
+      std::uint8_t final_split = r.split;
+      if (r.cls < 0) {
+        ++no_class;
+      } else if (final_split == 0 && r.identity > threshold[static_cast<std::size_t>(r.cls)]) {
+        final_split = excluded_split;
+        ++balanced_out;
+      } else if (d.deduplicate && ((final_split >= 1 && train_hashes.contains(h)) ||
+                                   (final_split == 2 && validation_hashes.contains(h)))) {
+        final_split = excluded_split;
+        ++duplicate;
+      }
+      if (final_split != excluded_split)
+        ++counts[to_string(static_cast<SplitName>(final_split))][static_cast<std::size_t>(r.cls)];
+      y.append_value(static_cast<std::int64_t>(r.cls));
+      split.append_value(final_split);
+    });
+    y.close(d.sync);
+    split.close(d.sync);
+    fs::remove(shard_path(s, "hash"));  // content hashes served deduplication; not part of the dataset
+  }
+
+  m.config_hash = config_hash;
+  m.extractor = experiment_.features->plugin->name;
+  m.spec = spec_;
+  m.storage = ragged_ ? "ragged" : "dense";
+  m.class_names = classes;
+  m.split_method = d.split;
+  m.split_seed = seed;
+  m.fractions = d.fractions;
+  m.balance = d.balance;
+  m.class_weights.assign(k, 1.0);
+  if (d.balance == "weights") {
+    std::uint64_t total = 0, present = 0;
+    for (auto n : counts["train"]) {
+      total += n;
+      present += n > 0;
+    }
+    for (std::size_t c = 0; c < k; ++c)
+      m.class_weights[c] = counts["train"][c] ? static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(counts["train"][c])) : 0.0;
+  }
+  m.counts = counts;
+  m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}};
+  m.inputs = inputs_;
+  m.config = config;
+  std::uint64_t packets = 0, packets_in_flows = 0, feature_bytes = 0, dataset_bytes = 0;
+  for (const auto& i : inputs_) packets += i.packets;
+  for (const auto& w : workers_) packets_in_flows += w->packets;
+  for (const auto& e : fs::directory_iterator(folder_))
+    if (e.is_regular_file()) {
+      dataset_bytes += e.file_size();
+      auto name = e.path().filename().string();
+      if (name.ends_with(".x.npy") || name.ends_with(".bytes.npy")) feature_bytes += e.file_size();
+    }
+  m.statistics = {{"packets_read", packets},
+                  {"packets_in_flows", packets_in_flows},
+                  {"rows", total_rows},
+                  {"flows", flows_.size()},
+                  {"feature_bytes", feature_bytes},
+                  {"dataset_bytes", dataset_bytes},
+                  {"bytes_per_row", total_rows ? static_cast<double>(dataset_bytes) / static_cast<double>(total_rows) : 0.0},
+                  {"finish_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()}};
+  return m;
+}
+
+DatasetPlan plan_dataset(const Experiment& experiment) {
+  // Everything that decides the samples, and nothing that does not (names, folders, fsync).
+  Json config = experiment.resolved;
+  config.erase("experiment");
+  config["seed"] = experiment.seed;
+  if (config.contains("dataset"))
+    for (const char* key : {"reuse", "sync", "directory"}) config["dataset"].erase(key);
+  if (config.contains("features")) config["features"].erase("threads");
+  if (config.contains("label")) config["label"].erase("threads");
+  Json versions = Json::object();
+  for (const auto& s : experiment.sources) versions["capture." + s.plugin->name] = s.plugin->version;
+  if (experiment.label) versions["labeler." + experiment.label->plugin->name] = experiment.label->plugin->version;
+  if (experiment.features) versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
+  Json hashed = {{"config", config}, {"plugins", versions}, {"format", 1}};
+  DatasetPlan plan;
+  plan.config_hash = sha256_text(hashed.dump());
+  plan.config = config;
+  plan.folder = experiment.dataset.directory / fmt::format("{}-{}", experiment.name, plan.config_hash.substr(0, 16));
+  return plan;
+}
+
+std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const Experiment& experiment,
+                                                const PluginRegistry& registry, HostServices& host, std::string& why) {
+  std::error_code ec;
+  if (!fs::exists(plan.folder / "manifest.json", ec)) {
+    why = "no dataset built from this config yet";
+    return std::nullopt;
+  }
+  DatasetManifest m;
+  try {
+    m = read_manifest(plan.folder);
+  } catch (const Error& e) {
+    why = e.what();
+    return std::nullopt;
+  }
+  if (m.config_hash != plan.config_hash) {
+    why = "its config differs";
+    return std::nullopt;
+  }
+  // The files the sources would read now, against those it was built from.
+  std::vector<std::string> planned;
+  for (const auto& s : experiment.sources) {
+    auto source = registry.create<CaptureSource>(*s.plugin, s.params, host, s.instance);
+    auto files = source->planned_files();
+    if (!files) {
+      why = fmt::format("source {} is live: its packets are new each time", s.instance);
+      return std::nullopt;
+    }
+    planned.insert(planned.end(), files->begin(), files->end());
+  }
+  std::vector<std::string> built;
+  for (const auto& i : m.inputs)
+    if (!i.path.empty()) built.push_back(i.path);
+  if (planned != built) {
+    why = fmt::format("the inputs changed ({} files now, {} then)", planned.size(), built.size());
+    return std::nullopt;
+  }
+  for (const auto& i : m.inputs) {
+    if (i.path.empty()) continue;
+    auto size = fs::file_size(i.path, ec);
+    if (ec || size != i.size || mtime_ns(i.path) != i.mtime_ns) {
+      why = fmt::format("{} changed since the dataset was built", i.path);
+      return std::nullopt;
+    }
+  }
+  return m;
+}
+
+}  // namespace trafficid::host

@@ -1,0 +1,145 @@
+#include "trafficid/npy.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <unistd.h>
+
+#include "trafficid/error.hpp"
+
+namespace trafficid {
+
+namespace {
+// The header is padded to this size so the final row count always fits where the first one was.
+constexpr std::size_t header_size = 128;
+constexpr char magic[] = "\x93NUMPY";
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string text = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) text += fmt::format("{}{}", shape[i], shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
+  return text + ")";
+}
+}  // namespace
+
+NpyWriter::NpyWriter(std::filesystem::path path, std::string descr, std::size_t item_size,
+                     std::vector<std::int64_t> row_shape)
+    : path_(std::move(path)), descr_(std::move(descr)), item_size_(item_size), row_shape_(std::move(row_shape)) {
+  file_ = std::fopen(path_.c_str(), "wb");
+  if (!file_) throw Error(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
+  buffer_.resize(1 << 20);
+  std::setvbuf(file_, buffer_.data(), _IOFBF, buffer_.size());
+  write_header();
+}
+
+NpyWriter::~NpyWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void NpyWriter::write_header() {
+  std::vector<std::int64_t> shape;
+  std::uint64_t per_row = 1;
+  for (auto d : row_shape_) per_row *= static_cast<std::uint64_t>(d);
+  shape.push_back(static_cast<std::int64_t>(per_row ? items_ / per_row : 0));
+  shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+  std::string dict = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr_, shape_text(shape));
+  std::string header(magic, 6);
+  header += '\x01';
+  header += '\x00';
+  const std::size_t text = header_size - 10;
+  if (dict.size() + 1 > text) throw Error(fmt::format("{}: array shape too long for a .npy header", path_.string()));
+  dict.append(text - 1 - dict.size(), ' ');
+  dict += '\n';
+  header += static_cast<char>(text & 0xff);
+  header += static_cast<char>(text >> 8);
+  header += dict;
+  if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(header.data(), 1, header.size(), file_) != header.size())
+    throw Error(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
+}
+
+void NpyWriter::append(std::span<const std::uint8_t> bytes) {
+  if (bytes.empty()) return;
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
+    throw Error(fmt::format("cannot write {}: {} (is the disk full?)", path_.string(), std::strerror(errno)));
+  items_ += bytes.size() / item_size_;
+}
+
+void NpyWriter::close(bool sync) {
+  if (!file_) return;
+  write_header();
+  bool ok = std::fflush(file_) == 0;
+  if (ok && sync) ok = ::fsync(::fileno(file_)) == 0;
+  int error = errno;
+  ok = (std::fclose(file_) == 0) && ok;
+  file_ = nullptr;
+  if (!ok) throw Error(fmt::format("cannot finish {}: {} (is the disk full?)", path_.string(), std::strerror(error)));
+}
+
+NpyHeader read_npy_header(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
+  char start[10];
+  in.read(start, 10);
+  if (in.gcount() != 10 || std::memcmp(start, magic, 6) != 0)
+    throw Error(fmt::format("{}: not a NumPy .npy file (no \\x93NUMPY magic at byte 0)", path.string()));
+  const int major = static_cast<unsigned char>(start[6]);
+  std::uint64_t length = static_cast<unsigned char>(start[8]) | (static_cast<unsigned char>(start[9]) << 8);
+  std::uint64_t offset = 10;
+  if (major >= 2) {
+    char more[2];
+    in.read(more, 2);
+    length |= (static_cast<std::uint64_t>(static_cast<unsigned char>(more[0])) << 16) |
+              (static_cast<std::uint64_t>(static_cast<unsigned char>(more[1])) << 24);
+    offset = 12;
+  }
+  std::string dict(length, '\0');
+  in.read(dict.data(), static_cast<std::streamsize>(length));
+  if (static_cast<std::uint64_t>(in.gcount()) != length)
+    throw Error(fmt::format("{}: .npy header cut short (file truncated?)", path.string()));
+  NpyHeader h;
+  h.data_offset = offset + length;
+  auto value_of = [&](const std::string& key) -> std::string {
+    auto at = dict.find("'" + key + "'");
+    if (at == std::string::npos) throw Error(fmt::format("{}: .npy header has no '{}'", path.string(), key));
+    at = dict.find(':', at) + 1;
+    while (at < dict.size() && dict[at] == ' ') ++at;
+    auto end = dict[at] == '(' ? dict.find(')', at) + 1 : dict.find_first_of(",}", at);
+    return dict.substr(at, end - at);
+  };
+  h.descr = value_of("descr");
+  if (h.descr.size() >= 2 && h.descr.front() == '\'') h.descr = h.descr.substr(1, h.descr.size() - 2);
+  h.fortran_order = value_of("fortran_order") == "True";
+  const std::string shape = value_of("shape");
+  for (std::size_t i = 1; i < shape.size();) {
+    while (i < shape.size() && (shape[i] == ' ' || shape[i] == ',')) ++i;
+    if (i >= shape.size() || shape[i] == ')') break;
+    std::size_t used = 0;
+    h.shape.push_back(std::stoll(shape.substr(i), &used));
+    i += used;
+  }
+  return h;
+}
+
+template <class T> std::vector<T> read_npy(const std::filesystem::path& path) {
+  NpyHeader h = read_npy_header(path);
+  if (h.descr != npy_descr<T>())
+    throw Error(fmt::format("{}: element type {} where {} was expected", path.string(), h.descr, npy_descr<T>()));
+  std::vector<T> values(h.items());
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(h.data_offset));
+  in.read(reinterpret_cast<char*>(values.data()), static_cast<std::streamsize>(values.size() * sizeof(T)));
+  if (static_cast<std::size_t>(in.gcount()) != values.size() * sizeof(T))
+    throw Error(fmt::format("{}: {} of {} bytes of data (file truncated?)", path.string(), in.gcount(),
+                            values.size() * sizeof(T)));
+  return values;
+}
+
+template std::vector<std::uint8_t> read_npy(const std::filesystem::path&);
+template std::vector<std::uint16_t> read_npy(const std::filesystem::path&);
+template std::vector<std::uint32_t> read_npy(const std::filesystem::path&);
+template std::vector<std::uint64_t> read_npy(const std::filesystem::path&);
+template std::vector<std::int64_t> read_npy(const std::filesystem::path&);
+template std::vector<float> read_npy(const std::filesystem::path&);
+
+}  // namespace trafficid
