@@ -224,11 +224,13 @@ Json dataset_summary(const DatasetManifest& m) {
 }
 
 std::string describe_dataset(const DatasetManifest& m) {
-  std::string text = fmt::format("{} classes, {} {} of {} ({}), split by {}{}\n", m.class_names.size(),
-                                 m.spec.granularity == Granularity::packet ? "packets" : "flows", m.extractor,
-                                 fmt::join(m.spec.shape, "x"), m.storage, m.split_method,
+  std::uint64_t rows = 0;
+  for (const auto& [split, per_class] : m.counts)
+    for (auto n : per_class) rows += n;
+  std::string text = fmt::format("{} samples in {} classes: {} of each {}, {} {} ({} storage), split by {}{}\n", rows,
+                                 m.class_names.size(), m.extractor, m.spec.granularity == Granularity::packet ? "packet" : "flow",
+                                 fmt::join(m.spec.shape, "x"), to_string(m.spec.dtype), m.storage, m.split_method,
                                  m.split_leaks() ? " (LEAKS: packets of one flow on both sides)" : "");
-  std::vector<std::array<std::string, 5>> rows;
   for (std::size_t c = 0; c < m.class_names.size(); ++c)
     text += fmt::format("  {:<24} train {:>9}  validation {:>8}  test {:>8}\n", m.class_names[c], m.counts.at("train")[c],
                         m.counts.at("validation")[c], m.counts.at("test")[c]);
