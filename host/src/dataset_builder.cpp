@@ -4,6 +4,12 @@
 #include <chrono>
 #include <cstring>
 #include <fmt/format.h>
+#include <fstream>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
 #include <unordered_set>
 
 #include "label_db.hpp"
@@ -72,7 +78,97 @@ std::uint8_t split_by_unit(double u, const std::array<double, 3>& f) {
   return 2;
 }
 
+// Reads a 1-D .npy column in blocks, so passes over a shard hold 64 Ki rows, not the whole shard.
+template <class T>
+class ColumnReader {
+ public:
+  explicit ColumnReader(const fs::path& path) : path_(path), in_(path, std::ios::binary) {
+    NpyHeader h = read_npy_header(path);
+    if (h.descr != npy_descr<T>() || h.shape.size() != 1)
+      throw Error(fmt::format("{}: expected a 1-D {} array, found {} of {} dimensions", path.string(), npy_descr<T>(),
+                              h.descr, h.shape.size()));
+    remaining_ = h.items();
+    in_.seekg(static_cast<std::streamoff>(h.data_offset));
+  }
+  // The next block (empty at the end).
+  const std::vector<T>& next() {
+    block_.resize(std::min<std::uint64_t>(remaining_, 65536));
+    in_.read(reinterpret_cast<char*>(block_.data()), static_cast<std::streamsize>(block_.size() * sizeof(T)));
+    if (static_cast<std::size_t>(in_.gcount()) != block_.size() * sizeof(T))
+      throw Error(fmt::format("{}: cut short (the dataset folder was changed while it was being built?)", path_.string()));
+    remaining_ -= block_.size();
+    return block_;
+  }
+
+ private:
+  fs::path path_;
+  std::ifstream in_;
+  std::uint64_t remaining_ = 0;
+  std::vector<T> block_;
+};
+
 }  // namespace
+
+// Hashes the inputs' content in one background thread, in order: one file read at a time,
+// whatever the number of inputs.
+class DatasetBuilder::Hasher {
+ public:
+  Hasher() : thread_([this] { run(); }) {}
+  ~Hasher() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+    }
+    ready_.notify_one();
+    thread_.join();
+  }
+  void add(std::size_t index, fs::path path) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.emplace_back(index, std::move(path));
+    }
+    ready_.notify_one();
+  }
+  // Waits for every hash; index -> hex digest.
+  std::map<std::size_t, std::string> results() {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+    if (failure_) std::rethrow_exception(failure_);
+    return results_;
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      ready_.wait(lock, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;
+      auto [index, path] = queue_.front();
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      std::string digest;
+      std::exception_ptr failure;
+      try {
+        digest = sha256_file(path);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      lock.lock();
+      busy_ = false;
+      if (failure) failure_ = failure;
+      results_[index] = digest;
+      if (queue_.empty()) idle_.notify_all();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_, idle_;
+  std::deque<std::pair<std::size_t, fs::path>> queue_;
+  std::map<std::size_t, std::string> results_;
+  std::exception_ptr failure_;
+  bool busy_ = false, closing_ = false;
+  std::thread thread_;
+};
 
 // One labelling worker's extractor and shard writer: a PacketHook for the labeller, a SampleSink
 // for the extractor. Used by one thread only.
@@ -187,9 +283,8 @@ std::vector<PacketHook*> DatasetBuilder::begin_input(const SourceFileInfo& info,
   if (!info.path.empty() && fs::is_regular_file(info.path, ec)) {
     input.size = fs::file_size(info.path, ec);
     input.mtime_ns = mtime_ns(info.path);
-    hashes_.push_back(std::async(std::launch::async, [path = info.path] { return sha256_file(path); }));
-  } else {
-    hashes_.push_back({});
+    if (!hasher_) hasher_ = std::make_unique<Hasher>();
+    hasher_->add(input.id, info.path);
   }
   inputs_.push_back(input);
   std::vector<PacketHook*> hooks;
@@ -301,8 +396,8 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     w->close_shard(d.sync);
     m.shards.insert(m.shards.end(), w->shards.begin(), w->shards.end());
   }
-  for (std::size_t i = 0; i < inputs_.size(); ++i)
-    if (hashes_[i].valid()) inputs_[i].sha256 = hashes_[i].get();
+  if (hasher_)
+    for (const auto& [index, digest] : hasher_->results()) inputs_[index].sha256 = digest;
 
   // Classes in name order; their ids as seen -> final index.
   std::vector<std::string> classes = class_seen_;
@@ -319,9 +414,15 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
   };
 
   // Pass 1: rows per flow, for a split stratified by samples.
-  for (const auto& s : m.shards)
-    for (std::uint64_t id : read_npy<std::uint64_t>(shard_path(s, "flow")))
-      if (FlowEntry* f = entry_of(id)) ++f->rows;
+  for (const auto& s : m.shards) {
+    ColumnReader<std::uint64_t> flows(shard_path(s, "flow"));
+    while (true) {
+      const auto& block = flows.next();
+      if (block.empty()) break;
+      for (std::uint64_t id : block)
+        if (FlowEntry* f = entry_of(id)) ++f->rows;
+    }
+  }
   assign_splits(classes, remap);
 
   const bool by_packet = d.split == "packet";
@@ -334,19 +435,24 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     std::uint64_t identity = 0;
   };
   auto rows_of = [&](const DatasetShard& s, auto&& visit) {
-    auto flows = read_npy<std::uint64_t>(shard_path(s, "flow"));
-    auto hashes = read_npy<std::uint64_t>(shard_path(s, "hash"));
-    std::vector<std::uint64_t> packets;
-    if (packet_rows) packets = read_npy<std::uint64_t>(shard_path(s, "packet"));
-    for (std::size_t i = 0; i < flows.size(); ++i) {
-      Row r;
-      const FlowEntry* f = entry_of(flows[i]);
-      if (f && f->cls >= 0) {
-        r.cls = remap[static_cast<std::size_t>(f->cls)];
-        r.identity = packet_rows ? combine(combine(seed, flows[i] >> input_shift), packets[i]) : combine(seed, f->key);
-        r.split = by_packet ? split_by_unit(to_unit(combine(seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
+    ColumnReader<std::uint64_t> flow_column(shard_path(s, "flow")), hash_column(shard_path(s, "hash"));
+    std::optional<ColumnReader<std::uint64_t>> packet_column;
+    if (packet_rows) packet_column.emplace(shard_path(s, "packet"));
+    while (true) {
+      const auto& flows = flow_column.next();
+      const auto& hashes = hash_column.next();
+      if (flows.empty()) break;
+      const std::vector<std::uint64_t>* packets = packet_column ? &packet_column->next() : nullptr;
+      for (std::size_t i = 0; i < flows.size(); ++i) {
+        Row r;
+        const FlowEntry* f = entry_of(flows[i]);
+        if (f && f->cls >= 0) {
+          r.cls = remap[static_cast<std::size_t>(f->cls)];
+          r.identity = packets ? combine(combine(seed, flows[i] >> input_shift), (*packets)[i]) : combine(seed, f->key);
+          r.split = by_packet ? split_by_unit(to_unit(combine(seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
+        }
+        visit(i, r, hashes[i]);
       }
-      visit(i, r, hashes[i]);
     }
   };
 

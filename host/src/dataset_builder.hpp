@@ -49,7 +49,8 @@ class DatasetBuilder final : public LabelListener {
   bool ragged_ = false;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<DatasetInput> inputs_;
-  std::vector<std::future<std::string>> hashes_;
+  class Hasher;
+  std::unique_ptr<Hasher> hasher_;  // content hashes of the inputs, one at a time, beside the work
   std::unordered_map<std::uint64_t, std::uint32_t> flow_index_;  // dataset flow id -> flows_
   std::vector<FlowEntry> flows_;
   std::vector<std::string> class_seen_;

@@ -36,6 +36,7 @@ struct ShardedLabeling::Worker : FlowSink {
   std::mutex mutex;
   std::condition_variable ready, space;
   std::deque<Batch> queue;
+  std::vector<Batch> spare;  // emptied batches keep their buffers: no allocation (and page faults) per batch
   bool closing = false;
   Batch filling;
   std::vector<FlowRecord> flows;
@@ -74,6 +75,11 @@ struct ShardedLabeling::Worker : FlowSink {
           p.data = std::span<const std::uint8_t>(batch.bytes.data() + batch.offsets[i], p.data.size());
           label(plugin, p);
         }
+        batch.bytes.clear();
+        batch.packets.clear();
+        batch.offsets.clear();
+        std::lock_guard lock(mutex);
+        if (spare.size() < 4) spare.push_back(std::move(batch));
       }
       guarded(plugin, [&] { labeler->flush(*this); });
     } catch (...) {
@@ -144,7 +150,13 @@ void ShardedLabeling::dispatch(std::size_t index) {
     if (w.failure) std::rethrow_exception(w.failure);
     w.queue.push_back(std::move(w.filling));
   }
-  w.filling = Batch{};
+  std::lock_guard lock(w.mutex);
+  if (w.spare.empty()) {
+    w.filling = Batch{};
+  } else {
+    w.filling = std::move(w.spare.back());
+    w.spare.pop_back();
+  }
   w.ready.notify_one();
 }
 

@@ -28,8 +28,8 @@ NpyWriter::NpyWriter(std::filesystem::path path, std::string descr, std::size_t 
     : path_(std::move(path)), descr_(std::move(descr)), item_size_(item_size), row_shape_(std::move(row_shape)) {
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) throw Error(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
-  buffer_.resize(1 << 20);
-  std::setvbuf(file_, buffer_.data(), _IOFBF, buffer_.size());
+  std::setvbuf(file_, nullptr, _IONBF, 0);  // buffered here: one fwrite per 256 KB, not one per row
+  buffer_.reserve(256 << 10);
   write_header();
 }
 
@@ -59,14 +59,31 @@ void NpyWriter::write_header() {
 }
 
 void NpyWriter::append(std::span<const std::uint8_t> bytes) {
-  if (bytes.empty()) return;
-  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size())
-    throw Error(fmt::format("cannot write {}: {} (is the disk full?)", path_.string(), std::strerror(errno)));
+  if (buffer_.size() + bytes.size() > buffer_.capacity()) {
+    flush_buffer();
+    if (bytes.size() >= buffer_.capacity()) {
+      write_out(bytes.data(), bytes.size());
+      items_ += bytes.size() / item_size_;
+      return;
+    }
+  }
+  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
   items_ += bytes.size() / item_size_;
+}
+
+void NpyWriter::write_out(const void* data, std::size_t size) {
+  if (size && std::fwrite(data, 1, size, file_) != size)
+    throw Error(fmt::format("cannot write {}: {} (is the disk full?)", path_.string(), std::strerror(errno)));
+}
+
+void NpyWriter::flush_buffer() {
+  write_out(buffer_.data(), buffer_.size());
+  buffer_.clear();
 }
 
 void NpyWriter::close(bool sync) {
   if (!file_) return;
+  flush_buffer();
   write_header();
   bool ok = std::fflush(file_) == 0;
   if (ok && sync) ok = ::fsync(::fileno(file_)) == 0;

@@ -42,12 +42,14 @@ class TRAFFICID_SDK_API NpyWriter {
 
  private:
   void write_header();
+  void write_out(const void* data, std::size_t size);
+  void flush_buffer();
   std::filesystem::path path_;
   std::string descr_;
   std::size_t item_size_;
   std::vector<std::int64_t> row_shape_;
   std::FILE* file_ = nullptr;
-  std::vector<char> buffer_;
+  std::vector<std::uint8_t> buffer_;
   std::uint64_t items_ = 0;
 };
 
