@@ -8,6 +8,8 @@ tid=$1
 work=$(mktemp -d)
 trap 'kill %1 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Only our datagrams are captured: the random port may also be the ephemeral port of another
+# program (a DNS reply on lo), so the filter also asks for the payload to start with "traf".
 port=$((40000 + RANDOM % 20000))
 
 send() {  # send N datagrams "trafficid-0001".. to the port, a little apart
@@ -18,7 +20,7 @@ wait_started() {  # until the capture has opened the interface (its first progre
 }
 
 # 1. Rotation every 100 packets, stop at 250.
-"$tid" capture -i lo -w "$work/rot" -f "udp and dst port $port" -c 100 --count 250 --progress 0.2 \
+"$tid" capture -i lo -w "$work/rot" -f "udp and dst port $port and udp[8:4] = 0x74726166" -c 100 --count 250 --progress 0.2 \
   > "$work/rot.log" 2>&1 &
 wait_started "$work/rot.log"
 send 250
@@ -33,7 +35,7 @@ expected=$(for i in $(seq 1 250); do printf "trafficid-%04d" "$i"; done)
 grep -q "250 captured, 250 written, 0 dropped by the kernel" "$work/rot.log" || fail "summary: $(tail -1 "$work/rot.log")"
 
 # 2. SIGINT in the middle: the current file is closed and named; nothing half-written remains.
-"$tid" capture -i lo -w "$work/int" -f "udp and dst port $port" -c 64 > "$work/int.log" 2>&1 &
+"$tid" capture -i lo -w "$work/int" -f "udp and dst port $port and udp[8:4] = 0x74726166" -c 64 > "$work/int.log" 2>&1 &
 pid=$!
 sleep 1
 send 150
@@ -53,7 +55,7 @@ cat > "$work/live.toml" <<TOML
 [capture]
 sources = ["live:lo"]
 [capture.live]
-filter = "udp and dst port $port"
+filter = "udp and dst port $port and udp[8:4] = 0x74726166"
 count = 40
 TOML
 "$tid" -q run "$work/live.toml" --run-dir "$work/run" &
