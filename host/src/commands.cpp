@@ -16,6 +16,7 @@
 
 #include "capture_stage.hpp"
 #include "dataset_builder.hpp"
+#include "train_stage.hpp"
 #include "experiment.hpp"
 #include "host_log.hpp"
 #include "label_stage.hpp"
@@ -300,7 +301,7 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
 }
 
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json, bool rebuild) {
+            const std::string& run_dir, bool json, bool rebuild, bool train) {
   auto registry = load_plugins(global);
   auto experiment = checked_experiment(registry, file, overrides);
   if (!experiment) {
@@ -325,6 +326,21 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
   Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment->name},
                   {"started", timestamp_now()}, {"status", "running"}, {"stages", Json::array()}};
   write_file(dir / "run.json", run_record.dump(2));
+  // The stages after the dataset: models trained and tested, then the report.
+  auto train_and_report = [&](const fs::path& dataset) {
+    if (!train || experiment->models.empty()) return;
+    auto models = run_train_stage(*experiment, registry, log, dataset, dir);
+    if (models.value("status", "") == "interrupted") {
+      run_record["status"] = "interrupted";
+      log.warn(fmt::format("interrupted: `trafficid run --resume {}` continues from the last finished epoch", dir.string()));
+      return;
+    }
+    run_record["stages"].push_back({{"name", "train"}, {"output", "models/"}});
+    run_record["models"] = models;
+    write_report(dir, run_record, models, resolved.str());
+    run_record["stages"].push_back({{"name", "report"}, {"output", "report.html"}});
+    log.info(fmt::format("report: {}", (dir / "report.html").string()));
+  };
   try {
     // The dataset stage, when the experiment has features: reused when nothing it depends on changed.
     std::optional<DatasetPlan> plan;
@@ -340,6 +356,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
           run_record["dataset"] = dataset_summary(*manifest);
           log.info(describe_dataset(*manifest));
           run_record["status"] = "done";
+          train_and_report(plan->folder);
           return finish_run(dir, run_record, log, started);
         }
         log.info(fmt::format("stage dataset: building {} ({})", plan->folder.string(), why));
@@ -403,6 +420,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
       log.info("stage dataset done: " + describe_dataset(manifest));
     }
     run_record["status"] = summary.stopped_early ? "interrupted" : "done";
+    if (plan && !summary.stopped_early) train_and_report(plan->folder);
     if (json) std::cout << summary_json.dump(2) << '\n';
   } catch (const Error& e) {
     log.log(LogLevel::error, e.what());

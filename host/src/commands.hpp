@@ -50,8 +50,9 @@ int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json)
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);
 // `rebuild`: build the dataset even when an earlier one with the same config is current.
+// `train`: run the stages after the dataset (models, report); false for `trafficid prepro`.
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json, bool rebuild = false);
+            const std::string& run_dir, bool json, bool rebuild = false, bool train = true);
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params);
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json);
 

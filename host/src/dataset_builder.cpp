@@ -600,6 +600,8 @@ DatasetPlan plan_dataset(const Experiment& experiment) {
   // Everything that decides the samples, and nothing that does not (names, folders, fsync).
   Json config = experiment.resolved;
   config.erase("experiment");
+  config.erase("models");  // the stages after the dataset do not change it
+  config.erase("train");
   config["seed"] = experiment.seed;
   if (config.contains("dataset"))
     for (const char* key : {"reuse", "sync", "directory"}) config["dataset"].erase(key);

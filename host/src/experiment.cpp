@@ -82,11 +82,32 @@ const Schema& dataset_section_schema() {
   return schema;
 }
 
+const Schema& train_section_schema() {
+  static const Schema schema = {
+      ParamSpec::choice("optimizer", "adam", {"adam", "adamw", "sgd"}, "optimiser (sgd: with momentum)"),
+      ParamSpec::real("lr", 1e-3, "learning rate").range(1e-8, 10),
+      ParamSpec::choice("schedule", "none", {"none", "step", "cosine"},
+                        "learning-rate schedule: constant, times gamma every step_size epochs, or cosine to 0"),
+      ParamSpec::integer("step_size", 10, "epochs between steps of the step schedule").range(1, 100000),
+      ParamSpec::real("gamma", 0.5, "factor of the step schedule").range(0, 1),
+      ParamSpec::real("momentum", 0.9, "SGD momentum").range(0, 1),
+      ParamSpec::real("weight_decay", 0.0, "L2 penalty (AdamW: decoupled)").range(0, 1),
+      ParamSpec::integer("batch_size", 64, "training batch size").range(1, 1 << 20),
+      ParamSpec::integer("epochs", 10, "at most this many epochs").range(1, 100000),
+      ParamSpec::integer("patience", 3, "stop when validation macro F1 has not improved for this many epochs (0: never)")
+          .range(0, 100000),
+      ParamSpec::boolean("class_weights", true, "weigh the loss with the dataset's class weights (dataset.balance = \"weights\")"),
+      ParamSpec::integer("threads", 0, "LibTorch threads (0: one per core)").range(0, 1024),
+      ParamSpec::choice("device", "cpu", {"cpu", "cuda"}, "where to train (cuda: where LibTorch was built with it)"),
+  };
+  return schema;
+}
+
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
 namespace {
 
-const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset"};
+const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "train", "models"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -388,6 +409,47 @@ void check_dataset(const toml::table& doc, Experiment& experiment, CheckContext&
   if (experiment.features) resolved["dataset"] = settings;
 }
 
+void check_models(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                  CheckContext& context, Json& resolved) {
+  auto& diags = context.diagnostics;
+  const toml::node* models_node = doc.get("models");
+  const toml::node* train_node = doc.get("train");
+  if (train_node && !train_node->is_table()) diags.error(train_node->source(), "train", "expected a table ([train])");
+  if (!models_node) {
+    if (train_node) diags.warning(train_node->source(), "train", "[train] has no effect without [models.NAME] tables");
+    return;
+  }
+  const toml::table* models = models_node->as_table();
+  if (!models) {
+    diags.error(models_node->source(), "models", "expected tables of model plugins ([models.cnn], [models.mlp])");
+    return;
+  }
+  auto names = registry.names(PluginKind::model);
+  Json resolved_models = Json::object();
+  for (const auto& [key, node] : *models) {
+    std::string name(key.str());
+    const PluginInfo* plugin = registry.find(PluginKind::model, name);
+    if (!plugin) {
+      diags.error(key.source(), "models." + name,
+                  fmt::format("no model plugin named '{}'{} (installed: {})", name, did_you_mean(name, names), fmt::join(names, ", ")));
+      continue;
+    }
+    if (!node.is_table()) {
+      diags.error(node.source(), "models." + name, fmt::format("expected a table of {} parameters", plugin->label()));
+      continue;
+    }
+    Json params = check_table(node.as_table(), plugin->schema, "models." + name, node.source(), context);
+    resolved_models[name] = params;
+    experiment.models.push_back({plugin, std::move(params)});
+  }
+  if (!experiment.features)
+    diags.error(models->source(), "models", "models train on a dataset: add [features] (e.g. extractor = \"deep_packet\")");
+  const toml::table* train = train_node ? train_node->as_table() : nullptr;
+  experiment.train = check_table(train, train_section_schema(), "train", train ? train->source() : models->source(), context);
+  resolved["models"] = resolved_models;
+  resolved["train"] = experiment.train;
+}
+
 }  // namespace
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
@@ -432,6 +494,7 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   check_label(doc, experiment, registry, context, resolved);
   check_features(doc, experiment, registry, context, resolved);
   check_dataset(doc, experiment, context, resolved);
+  check_models(doc, experiment, registry, context, resolved);
 
   if (diagnostics.has_errors()) return std::nullopt;
   auto& exp = resolved["experiment"];

@@ -53,6 +53,12 @@ struct DatasetSpec {
   std::filesystem::path directory;  // where datasets are kept, one folder per config hash
 };
 
+// A model to train on the dataset: a model plugin with its resolved parameters.
+struct ModelSpec {
+  const PluginInfo* plugin = nullptr;
+  Json params;
+};
+
 struct Experiment {
   std::filesystem::path file;
   std::string name;
@@ -64,6 +70,8 @@ struct Experiment {
   std::optional<LabelSpec> label;
   std::optional<FeatureStageSpec> features;
   DatasetSpec dataset;
+  std::vector<ModelSpec> models;  // [models.NAME] tables, in name order
+  Json train = Json::object();    // resolved [train]
 
   toml::table resolved_toml() const;
 };
@@ -74,6 +82,7 @@ const Schema& capture_section_schema();
 const Schema& label_section_schema();
 const Schema& features_section_schema();
 const Schema& dataset_section_schema();
+const Schema& train_section_schema();
 
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.

@@ -30,7 +30,12 @@ int main(int argc, char** argv) {
   validate->add_flag("--json", json, "print the resolved config as JSON");
 
   auto* run = app.add_subcommand("run", "validate an experiment, then run its stages into a run folder");
-  run->add_option("experiment", file, "experiment TOML file")->required();
+  std::string resume;
+  auto* experiment_option = run->add_option("experiment", file, "experiment TOML file");
+  run->add_option("--resume", resume, "continue an interrupted run in RUN_DIR (its config.resolved.toml; finished "
+                                      "models are kept, a model in training goes on from its last epoch)")
+      ->type_name("RUN_DIR")
+      ->excludes(experiment_option);
   run->add_option("--set", overrides, "override a value: key.path=value (repeatable)")->type_name("K=V");
   run->add_option("--run-dir", run_dir, "run folder (default: OUTPUT_DIR/NAME-TIMESTAMP)");
   run->add_flag("--json", json, "print the run's summary as JSON on stdout");
@@ -104,8 +109,17 @@ int main(int argc, char** argv) {
   try {
     if (*plugins) return cmd_plugins(global, name, json);
     if (*validate) return cmd_validate(global, file, overrides, json);
-    if (*run) return cmd_run(global, file, overrides, run_dir, json, rebuild);
-    if (*prepro) return cmd_run(global, file, overrides, run_dir, json, rebuild);
+    if (*run) {
+      if (!resume.empty()) {
+        if (!std::filesystem::exists(std::filesystem::path(resume) / "config.resolved.toml"))
+          throw trafficid::Error(resume + ": not a run folder (no config.resolved.toml)");
+        return cmd_run(global, (std::filesystem::path(resume) / "config.resolved.toml").string(), overrides, resume, json,
+                       rebuild, true);
+      }
+      if (file.empty()) throw trafficid::Error("run: give an experiment file, or --resume RUN_DIR");
+      return cmd_run(global, file, overrides, run_dir, json, rebuild, true);
+    }
+    if (*prepro) return cmd_run(global, file, overrides, run_dir, json, rebuild, false);
     if (*synth) return cmd_synth(global, out, params);
     if (*info) return cmd_info(global, paths, json);
     if (*convert) return cmd_convert(global, in, out, format);

@@ -22,6 +22,7 @@ const char* to_string(Granularity granularity) { return granularity == Granulari
 std::size_t dtype_size(DType dtype) { return dtype == DType::u8 ? 1 : 4; }
 TrainingObserver::~TrainingObserver() = default;
 Model::~Model() = default;
+SampleBatches::~SampleBatches() = default;
 Tuner::~Tuner() = default;
 
 const char* to_string(PluginKind kind) {

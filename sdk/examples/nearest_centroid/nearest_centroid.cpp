@@ -30,40 +30,51 @@ class NearestCentroid final : public Model {
             std::to_string(classes_) + " centroids of " + std::to_string(dimension_) + " values"};
   }
 
-  void fit(const FeatureBatch& train, const FeatureBatch& validation, TrainingObserver& observer) override {
+  // Training streams the split batch by batch: the dataset never has to fit in memory.
+  void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
     std::vector<double> sums(classes_ * dimension_, 0.0), overall(dimension_, 0.0);
     std::vector<std::uint64_t> counts(classes_, 0);
-    for (std::size_t r = 0; r < train.rows; ++r) {
-      auto c = static_cast<std::size_t>(train.labels.at(r));
-      ++counts.at(c);
-      for (std::size_t j = 0; j < dimension_; ++j) {
-        double v = value(train, r, j);
-        sums[c * dimension_ + j] += v;
-        overall[j] += v;
+    std::uint64_t rows = 0;
+    FeatureBatch batch;
+    train.rewind(false);
+    while (train.next(1024, batch)) {
+      for (std::size_t r = 0; r < batch.rows; ++r) {
+        auto c = static_cast<std::size_t>(batch.labels.at(r));
+        ++counts.at(c);
+        for (std::size_t j = 0; j < dimension_; ++j) {
+          double v = value(batch, r, j);
+          sums[c * dimension_ + j] += v;
+          overall[j] += v;
+        }
       }
+      rows += batch.rows;
     }
     centroids_.assign(classes_ * dimension_, 0.0);
     for (std::size_t c = 0; c < classes_; ++c)
       for (std::size_t j = 0; j < dimension_; ++j) {
         double mean = counts[c] ? sums[c * dimension_ + j] / static_cast<double>(counts[c]) : 0.0;
-        double grand = train.rows ? overall[j] / static_cast<double>(train.rows) : 0.0;
+        double grand = rows ? overall[j] / static_cast<double>(rows) : 0.0;
         centroids_[c * dimension_ + j] = (1.0 - shrink_) * mean + shrink_ * grand;
       }
     // One pass is the whole training: report it as one epoch, measured on the validation split.
-    auto probabilities = predict_proba(validation);
-    std::vector<std::int64_t> predicted(validation.rows);
-    for (std::size_t r = 0; r < validation.rows; ++r) {
-      auto row = probabilities.begin() + static_cast<long>(r * classes_);
-      predicted[r] = std::max_element(row, row + static_cast<long>(classes_)) - row;
+    std::vector<std::int64_t> truth, predicted;
+    validation.rewind(false);
+    while (validation.next(1024, batch)) {
+      auto probabilities = predict_proba(batch);
+      for (std::size_t r = 0; r < batch.rows; ++r) {
+        auto row = probabilities.begin() + static_cast<long>(r * classes_);
+        predicted.push_back(std::max_element(row, row + static_cast<long>(classes_)) - row);
+        truth.push_back(batch.labels[r]);
+      }
     }
     std::vector<std::string> names(classes_);
     for (std::size_t c = 0; c < classes_; ++c) names[c] = std::to_string(c);
-    auto metrics = evaluate(validation.labels, predicted, names);
+    auto metrics = evaluate(truth, predicted, names);
     EpochMetrics epoch;
     epoch.epoch = 1;
     epoch.val_accuracy = metrics.accuracy;
     epoch.val_macro_f1 = metrics.macro_f1;
-    observer.on_epoch(epoch);
+    if (context.observer) context.observer->on_epoch(epoch);
   }
 
   std::vector<float> predict_proba(const FeatureBatch& batch) override {

@@ -1,7 +1,8 @@
-// Model architectures. A model gets the shape and classes of the data, learns from the
-// training split while reporting each epoch, predicts class probabilities, and saves/loads
-// itself. LibTorch models implement this through the host's trainer (see the model plugins);
-// models on other libraries (gradient-boosted trees) implement fit() themselves.
+// Model architectures. A model gets the shape and classes of the data, learns from the training
+// split while reporting each epoch, predicts class probabilities, and saves/loads itself.
+// LibTorch models derive from TorchModel (trafficid/torch_model.hpp): they define their network
+// and schema, and the framework's trainer does the rest. Models on other libraries implement
+// fit() themselves.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "trafficid/features.hpp"
+#include "trafficid/host_services.hpp"
 #include "trafficid/metrics.hpp"
 
 namespace trafficid {
@@ -16,6 +18,7 @@ namespace trafficid {
 struct ModelInput {
   FeatureSpec spec;
   std::vector<std::string> class_names;
+  std::vector<double> class_weights;  // from the dataset (all 1 unless it was balanced by weights)
   std::uint64_t seed = 0;
 };
 
@@ -24,14 +27,35 @@ struct ModelInfo {
   std::string summary;           // one line per layer
 };
 
+// The rows of one split of a dataset, in batches, read from its shards without loading them
+// whole (they are memory-mapped): labels and flow ids come with the features.
+class TRAFFICID_SDK_API SampleBatches {
+ public:
+  virtual ~SampleBatches();
+  virtual std::uint64_t rows() const = 0;
+  virtual const FeatureSpec& spec() const = 0;
+  // Starts a pass over the rows: in a seeded random order, or in dataset order.
+  virtual void rewind(bool shuffle, std::uint64_t seed = 0) = 0;
+  // The next batch of at most `max_rows` rows (features in the stored dtype, zero-padded to the
+  // full shape); false when the pass is over.
+  virtual bool next(std::size_t max_rows, FeatureBatch& batch) = 0;
+};
+
+// How a model is trained: the experiment's [train] section and where checkpoints go.
+struct TrainingContext {
+  Json settings = Json::object();         // resolved [train]: optimizer, lr, epochs, batch_size, ...
+  std::filesystem::path checkpoint_dir;   // one checkpoint per epoch; fit() resumes from the last one
+  TrainingObserver* observer = nullptr;   // told every epoch; may stop training
+  HostServices* host = nullptr;
+};
+
 class TRAFFICID_SDK_API Model : public Plugin {
  public:
   ~Model() override;
   virtual void build(const ModelInput& input) = 0;
   virtual ModelInfo info() const = 0;
-  // Train on `train`, reporting an EpochMetrics per epoch computed on `validation`.
-  virtual void fit(const FeatureBatch& train, const FeatureBatch& validation,
-                   TrainingObserver& observer) = 0;
+  // Trains on `train`, reporting an EpochMetrics per epoch measured on `validation`.
+  virtual void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) = 0;
   // Row-major probabilities: batch.rows x class count.
   virtual std::vector<float> predict_proba(const FeatureBatch& batch) = 0;
   virtual void save(const std::filesystem::path& file) const = 0;

@@ -2,6 +2,7 @@
 #pragma once
 #include "trafficid/capture.hpp"
 #include "trafficid/dataset.hpp"
+#include "trafficid/dataset_reader.hpp"
 #include "trafficid/deep_packet.hpp"
 #include "trafficid/error.hpp"
 #include "trafficid/features.hpp"

@@ -1,0 +1,180 @@
+// report.html: a self-contained page (inline CSS and SVG, no script, no network) with the models
+// side by side, each model's per-class table, learning curves and confusion matrix, and the config.
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <fstream>
+
+#include "train_stage.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+struct Series {
+  std::string name, color;
+  std::vector<std::pair<double, double>> points;
+};
+
+// A line chart of several series against the epoch.
+std::string line_chart(const std::string& title, const std::vector<Series>& series, bool unit_range) {
+  const double w = 420, h = 240, left = 48, right = 12, top = 24, bottom = 36;
+  double x_max = 1, y_min = unit_range ? 0 : 1e300, y_max = unit_range ? 1 : -1e300;
+  for (const auto& s : series)
+    for (auto [x, y] : s.points) {
+      x_max = std::max(x_max, x);
+      if (!unit_range) {
+        y_min = std::min(y_min, y);
+        y_max = std::max(y_max, y);
+      }
+    }
+  if (!unit_range) {
+    if (y_min > y_max) y_min = 0, y_max = 1;
+    if (y_max - y_min < 1e-9) y_max = y_min + 1;
+    y_min = std::min(0.0, y_min);
+  }
+  auto px = [&](double x) { return left + (x_max > 1 ? (x - 1) / (x_max - 1) : 0.5) * (w - left - right); };
+  auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * (h - top - bottom); };
+  std::string svg = fmt::format(R"(<svg class="chart" role="img" aria-label="{0}" width="{1}" height="{2}" viewBox="0 0 {1} {2}" xmlns="http://www.w3.org/2000/svg">)"
+                                R"(<text x="{3}" y="16" class="title">{0}</text>)", escape(title), w, h, left);
+  for (int i = 0; i <= 4; ++i) {
+    double y = y_min + (y_max - y_min) * i / 4.0;
+    svg += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/><text x="{}" y="{:.1f}" class="tick" text-anchor="end">{:.3g}</text>)",
+                       left, w - right, py(y), py(y), left - 4, py(y) + 4, y);
+  }
+  const int ticks = static_cast<int>(std::min(x_max, 10.0));
+  for (int i = 0; i < ticks; ++i) {
+    double x = 1 + (x_max - 1) * (ticks > 1 ? i / static_cast<double>(ticks - 1) : 0);
+    svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{:.0f}</text>)", px(x), h - bottom + 14, x);
+  }
+  svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">epoch</text>)", (left + w - right) / 2, h - 4);
+  double legend_x = left + 8;
+  for (const auto& s : series) {
+    std::string path;
+    for (auto [x, y] : s.points) path += fmt::format("{}{:.1f},{:.1f}", path.empty() ? "M" : " L", px(x), py(y));
+    svg += fmt::format(R"(<path d="{}" fill="none" stroke="{}" stroke-width="2"/>)", path, s.color);
+    for (auto [x, y] : s.points) svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>)", px(x), py(y), s.color);
+    svg += fmt::format(R"(<rect x="{:.1f}" y="{}" width="10" height="10" fill="{}"/><text x="{:.1f}" y="{}" class="tick">{}</text>)",
+                       legend_x, top + 2, s.color, legend_x + 14, top + 11, escape(s.name));
+    legend_x += 24 + 7.0 * static_cast<double>(s.name.size());
+  }
+  return svg + "</svg>";
+}
+
+// A confusion matrix, rows normalised to recall, with the counts written in the cells.
+std::string confusion_chart(const Json& confusion, const std::vector<std::string>& names) {
+  const std::size_t k = names.size();
+  const double cell = k > 12 ? 26 : 34, label = 110, top = 110;
+  const double size = label + cell * static_cast<double>(k) + 10;
+  std::string svg = fmt::format(R"(<svg class="confusion" role="img" aria-label="confusion matrix" width="{0}" height="{1}" viewBox="0 0 {0} {1}" xmlns="http://www.w3.org/2000/svg">)",
+                                size, top + cell * static_cast<double>(k) + 20);
+  for (std::size_t c = 0; c < k; ++c) {
+    svg += fmt::format(R"(<text x="{}" y="{:.1f}" class="tick" text-anchor="end">{}</text>)", label - 4,
+                       top + cell * (static_cast<double>(c) + 0.65), escape(names[c]));
+    svg += fmt::format(R"~(<text transform="translate({:.1f},{}) rotate(-60)" class="tick">{}</text>)~",
+                       label + cell * (static_cast<double>(c) + 0.5), top - 4, escape(names[c]));
+  }
+  for (std::size_t t = 0; t < k; ++t) {
+    double total = 0;
+    for (std::size_t p = 0; p < k; ++p) total += confusion[t][p].get<double>();
+    for (std::size_t p = 0; p < k; ++p) {
+      const double n = confusion[t][p].get<double>();
+      const double share = total > 0 ? n / total : 0;
+      const int shade = static_cast<int>(255 - 200 * share);
+      svg += fmt::format(R"~(<rect x="{:.1f}" y="{:.1f}" width="{}" height="{}" fill="rgb({},{},255)" stroke="#ddd"><title>true {} predicted {}: {} ({:.1f}%)</title></rect>)~",
+                         label + cell * static_cast<double>(p), top + cell * static_cast<double>(t), cell, cell, shade, shade,
+                         escape(names[t]), escape(names[p]), n, 100 * share);
+      if (n > 0)
+        svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="cell" text-anchor="middle" fill="{}">{}</text>)",
+                           label + cell * (static_cast<double>(p) + 0.5), top + cell * (static_cast<double>(t) + 0.62),
+                           share > 0.5 ? "#fff" : "#222", n >= 10000 ? fmt::format("{:.0f}k", n / 1000) : fmt::format("{:.0f}", n));
+    }
+  }
+  return svg + "</svg>";
+}
+
+std::string number(double v) { return fmt::format("{:.4f}", v); }
+
+}  // namespace
+
+void write_report(const fs::path& run_dir, const Json& run_record, const Json& models, const std::string& resolved_config) {
+  std::string html = R"(<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>trafficid report</title><style>
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}h3{font-size:15px}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c060}
+.charts{display:flex;flex-wrap:wrap;gap:16px}.title{font-size:13px;font-weight:600}.tick{font-size:10px;fill:#444}
+.cell{font-size:9px}.grid{stroke:#eee}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
+</style></head><body>)";
+  html += fmt::format("<h1>trafficid run: {}</h1><p>{} &middot; started {} &middot; status {}</p>",
+                      escape(run_record.value("name", "")), escape(run_record.value("experiment", "")),
+                      escape(run_record.value("started", "")), escape(run_record.value("status", "")));
+  const Json& dataset = run_record.contains("dataset") ? run_record["dataset"] : Json::object();
+  if (dataset.value("leaks", false))
+    html += R"(<p class="warn"><b>Packet split:</b> packets of one flow sit in training and test; these numbers are not comparable with a flow split and overstate what the models do on new traffic.</p>)";
+  if (dataset.contains("rows"))
+    html += fmt::format("<p>Dataset: {} classes, split by {}: {} training, {} validation, {} test samples.</p>",
+                        dataset.value("classes", 0), escape(dataset.value("split", "")), dataset["rows"].value("train", 0),
+                        dataset["rows"].value("validation", 0), dataset["rows"].value("test", 0));
+  // Comparison.
+  html += "<h2>Models on the test split</h2><table><tr><th>model</th><th>macro F1</th><th>weighted F1</th><th>accuracy</th>"
+          "<th>per-flow macro F1</th><th>parameters</th><th>model file</th><th>training s</th><th>best epoch</th>"
+          "<th>inference samples/s</th><th>latency ms (batch 1)</th></tr>";
+  for (const auto& [name, m] : models.items()) {
+    if (!m.is_object() || !m.contains("test")) continue;
+    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f} KB</td><td>{:.1f}</td>"
+                        "<td>{}</td><td>{:.0f}</td><td>{:.2f}</td></tr>",
+                        escape(name), number(m["test"]["macro_f1"].get<double>()), number(m["test"]["weighted_f1"].get<double>()),
+                        number(m["test"]["accuracy"].get<double>()), number(m["test_per_flow"]["macro_f1"].get<double>()),
+                        m["parameters"].get<std::uint64_t>(), m["model_file_bytes"].get<double>() / 1024,
+                        m["training_seconds"].get<double>(), m["best_epoch"].get<std::int64_t>(),
+                        m["inference"]["throughput_samples_per_second"].get<double>(), m["inference"]["latency_ms_batch_1"].get<double>());
+  }
+  html += "</table>";
+  for (const auto& [name, m] : models.items()) {
+    if (!m.is_object() || !m.contains("test")) continue;
+    html += fmt::format("<h2>{}</h2>", escape(name));
+    std::vector<Series> losses = {{"train loss", "#1f77b4", {}}, {"validation loss", "#ff7f0e", {}}};
+    std::vector<Series> scores = {{"validation macro F1", "#2ca02c", {}}, {"validation accuracy", "#9467bd", {}}};
+    for (const auto& e : m["epochs"]) {
+      double x = e.value("epoch", 0);
+      losses[0].points.emplace_back(x, e.value("train_loss", 0.0));
+      losses[1].points.emplace_back(x, e.value("val_loss", 0.0));
+      scores[0].points.emplace_back(x, e.value("val_macro_f1", 0.0));
+      scores[1].points.emplace_back(x, e.value("val_accuracy", 0.0));
+    }
+    html += "<div class=\"charts\">" + line_chart("Loss", losses, false) + line_chart("Validation", scores, true) + "</div>";
+    html += "<h3>Per class (test split, packets)</h3><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>";
+    std::vector<std::string> names;
+    for (const auto& c : m["test"]["per_class"]) {
+      names.push_back(c["class"].get<std::string>());
+      html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", escape(names.back()),
+                          number(c["precision"].get<double>()), number(c["recall"].get<double>()), number(c["f1"].get<double>()),
+                          c["support"].get<std::uint64_t>());
+    }
+    html += "</table><h3>Confusion matrix (rows: true class, shade: share of the row)</h3>";
+    html += confusion_chart(m["test"]["confusion"], names);
+  }
+  html += "<h2>Configuration</h2><pre>" + escape(resolved_config) + "</pre></body></html>\n";
+  std::ofstream out(run_dir / "report.html", std::ios::trunc);
+  out << html;
+  if (!out) throw Error(fmt::format("cannot write {}", (run_dir / "report.html").string()));
+}
+
+}  // namespace trafficid::host

@@ -1,0 +1,190 @@
+#include "train_stage.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <unordered_map>
+
+#include "trafficid/dataset_reader.hpp"
+#include "trafficid/model.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+void write_text(const fs::path& file, const std::string& text) {
+  fs::path temporary = file;
+  temporary += ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw Error(fmt::format("cannot write {} (disk full?)", file.string()));
+  }
+  fs::rename(temporary, file);
+}
+
+// Logs each epoch and keeps metrics.jsonl: one line per finished epoch (after a resume, the
+// lines of epochs that are redone are replaced).
+class EpochLog final : public TrainingObserver {
+ public:
+  EpochLog(HostLog& log, std::string name, fs::path file, std::int64_t epochs)
+      : log_(log), name_(std::move(name)), file_(std::move(file)), epochs_(epochs) {}
+  bool on_epoch(const EpochMetrics& m) override {
+    std::vector<std::string> kept;
+    if (std::ifstream in(file_); in)
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty() && Json::parse(line).value("epoch", 0) < m.epoch) kept.push_back(line);
+    kept.push_back(to_json(m).dump());
+    std::string text;
+    for (const auto& l : kept) text += l + "\n";
+    write_text(file_, text);
+    log_.info(fmt::format("model {} epoch {}/{}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.4f}, macro F1 "
+                          "{:.4f}; {:.0f} samples/s, {:.1f} s", name_, m.epoch, epochs_, m.train_loss, m.val_loss,
+                          m.val_accuracy, m.val_macro_f1, m.samples_per_second, m.seconds));
+    return !log_.stop_requested();
+  }
+
+ private:
+  HostLog& log_;
+  std::string name_;
+  fs::path file_;
+  std::int64_t epochs_;
+};
+
+struct TestResults {
+  EvaluationMetrics packets, flows;
+  double throughput = 0;     // samples/s, batches of 512
+  double latency_ms = 0;     // median of single-sample predictions
+};
+
+TestResults test_model(Model& model, DatasetSplit& test, const PluginInfo& plugin, const fs::path& predictions_file) {
+  const auto& names = test.manifest().class_names;
+  const std::size_t k = names.size();
+  std::vector<std::int64_t> truth, predicted;
+  std::unordered_map<std::uint64_t, std::pair<std::int64_t, std::vector<std::uint32_t>>> votes;  // flow -> truth, votes
+  std::ofstream out(predictions_file);
+  out << "row,flow,file,true,predicted,confidence\n";
+  FeatureBatch batch;
+  test.rewind(false);
+  double seconds = 0;
+  std::uint64_t row = 0;
+  while (test.next(512, batch)) {
+    auto started = Clock::now();
+    auto p = guarded(plugin, [&] { return model.predict_proba(batch); });
+    seconds += std::chrono::duration<double>(Clock::now() - started).count();
+    for (std::size_t r = 0; r < batch.rows; ++r, ++row) {
+      auto first = p.begin() + static_cast<std::ptrdiff_t>(r * k);
+      auto best = std::max_element(first, first + static_cast<std::ptrdiff_t>(k));
+      const std::int64_t guess = best - first;
+      truth.push_back(batch.labels[r]);
+      predicted.push_back(guess);
+      auto& v = votes[batch.flow_ids[r]];
+      v.first = batch.labels[r];
+      if (v.second.empty()) v.second.assign(k, 0);
+      ++v.second[static_cast<std::size_t>(guess)];
+      out << row << ',' << batch.flow_ids[r] << ',' << batch.file_ids[r] << ',' << names[static_cast<std::size_t>(batch.labels[r])]
+          << ',' << names[static_cast<std::size_t>(guess)] << ',' << fmt::format("{:.4f}", *best) << '\n';
+    }
+  }
+  TestResults results;
+  results.packets = evaluate(truth, predicted, names);
+  results.throughput = seconds > 0 ? static_cast<double>(truth.size()) / seconds : 0;
+  std::vector<std::int64_t> flow_truth, flow_predicted;
+  for (const auto& [flow, v] : votes) {
+    flow_truth.push_back(v.first);
+    flow_predicted.push_back(std::max_element(v.second.begin(), v.second.end()) - v.second.begin());
+  }
+  results.flows = evaluate(flow_truth, flow_predicted, names);
+  // Latency: one sample at a time, the median of up to 200.
+  std::vector<double> latencies;
+  test.rewind(false);
+  while (latencies.size() < 200 && test.next(1, batch)) {
+    auto started = Clock::now();
+    guarded(plugin, [&] { return model.predict_proba(batch); });
+    latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+  }
+  if (!latencies.empty()) {
+    std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(latencies.size() / 2), latencies.end());
+    results.latency_ms = latencies[latencies.size() / 2];
+  }
+  return results;
+}
+
+}  // namespace
+
+Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log, const fs::path& dataset,
+                     const fs::path& run_dir) {
+  Json all = Json::object();
+  DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation), test(dataset, SplitName::test);
+  const auto& manifest = train.manifest();
+  log.info(fmt::format("stage train: {} model{} on {} training, {} validation, {} test samples", experiment.models.size(),
+                       experiment.models.size() == 1 ? "" : "s", train.rows(), validation.rows(), test.rows()));
+  for (const auto& spec : experiment.models) {
+    const std::string& name = spec.plugin->name;
+    const fs::path dir = run_dir / "models" / name;
+    fs::create_directories(dir);
+    if (std::ifstream done(dir / "metrics.json"); done) {
+      log.info(fmt::format("model {}: done in an earlier attempt of this run ({})", name, (dir / "metrics.json").string()));
+      all[name] = Json::parse(done);
+      continue;
+    }
+    auto model = registry.create<Model>(*spec.plugin, spec.params, log, name);
+    ModelInput input{manifest.spec, manifest.class_names, manifest.class_weights, static_cast<std::uint64_t>(experiment.seed)};
+    guarded(*spec.plugin, [&] { model->build(input); });
+    auto info = guarded(*spec.plugin, [&] { return model->info(); });
+    log.info(fmt::format("model {}: {} trainable parameters", name, info.parameters));
+    EpochLog observer(log, name, dir / "metrics.jsonl", experiment.train.value("epochs", std::int64_t{10}));
+    TrainingContext context{experiment.train, dir / "checkpoints", &observer, &log};
+    auto started = Clock::now();
+    guarded(*spec.plugin, [&] { model->fit(train, validation, context); });
+    const double training_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    if (log.stop_requested()) {
+      all["status"] = "interrupted";
+      return all;
+    }
+    guarded(*spec.plugin, [&] { model->save(dir / "model.pt"); });
+    Json description = {{"plugin", name}, {"version", spec.plugin->version}, {"params", spec.params},
+                        {"classes", manifest.class_names}, {"features", to_json(manifest)["features"]},
+                        {"dataset", fs::absolute(dataset).string()}};
+    write_text(dir / "model.json", description.dump(2));
+    auto results = test_model(*model, test, *spec.plugin, dir / "predictions.csv");
+    Json epochs = Json::array();
+    if (std::ifstream in(dir / "metrics.jsonl"); in)
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) epochs.push_back(Json::parse(line));
+    std::int64_t best_epoch = 0;
+    double best = -1;
+    for (const auto& e : epochs)
+      if (e.value("val_macro_f1", 0.0) > best) {
+        best = e.value("val_macro_f1", 0.0);
+        best_epoch = e.value("epoch", std::int64_t{0});
+      }
+    Json metrics = {{"model", name},
+                    {"parameters", info.parameters},
+                    {"model_file_bytes", fs::file_size(dir / "model.pt")},
+                    {"training_seconds", training_seconds},
+                    {"epochs", epochs},
+                    {"best_epoch", best_epoch},
+                    {"test", to_json(results.packets)},
+                    {"test_per_flow", to_json(results.flows)},
+                    {"inference", {{"throughput_samples_per_second", results.throughput}, {"latency_ms_batch_1", results.latency_ms}}},
+                    {"split", {{"method", manifest.split_method}, {"leaks", manifest.split_leaks()}}},
+                    {"granularity", to_string(manifest.spec.granularity)}};
+    write_text(dir / "metrics.json", metrics.dump(2));
+    log.info(fmt::format("model {} on the test split: macro F1 {:.4f}, weighted F1 {:.4f}, accuracy {:.4f}; per flow macro F1 "
+                         "{:.4f}; {:.0f} samples/s, {:.2f} ms at batch 1{}", name, results.packets.macro_f1,
+                         results.packets.weighted_f1, results.packets.accuracy, results.flows.macro_f1,
+                         results.throughput, results.latency_ms,
+                         manifest.split_leaks() ? " (PACKET SPLIT: flows leak across splits)" : ""));
+    all[name] = metrics;
+  }
+  return all;
+}
+
+}  // namespace trafficid::host

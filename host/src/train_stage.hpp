@@ -1,0 +1,23 @@
+// The train stage: every model of the experiment trained on the dataset's training split
+// (early stopping on the validation split), then measured on the test split: per-class precision,
+// recall, F1 and support, accuracy, macro and weighted F1, confusion matrix, per-flow results by
+// majority vote, inference throughput and latency, parameter count, model size. Each model gets
+// RUN_DIR/models/NAME/ (metrics.json, metrics.jsonl, predictions.csv, model.pt, checkpoints/); a
+// model whose metrics.json exists is done, so `--resume` goes on with the others.
+#pragma once
+#include <filesystem>
+
+#include "experiment.hpp"
+#include "host_log.hpp"
+
+namespace trafficid::host {
+
+// Returns the models' metrics ({"cnn": {...}, ...}); status "interrupted" when a stop was asked.
+Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log,
+                     const std::filesystem::path& dataset, const std::filesystem::path& run_dir);
+
+// RUN_DIR/report.html: one self-contained page (inline SVG, no network) comparing the models.
+void write_report(const std::filesystem::path& run_dir, const Json& run_record, const Json& models,
+                  const std::string& resolved_config);
+
+}  // namespace trafficid::host

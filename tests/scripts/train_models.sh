@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The train stage on the quickstart's synthetic dataset: CNN, MLP and SAE train and are tested;
+# every output is there and consistent (metrics, per-epoch lines, predictions, model, report);
+# the same seed and threads give the same numbers; kill -9 in the middle of training and
+# `trafficid run --resume` reach the same final metrics as an uninterrupted run.
+# usage: train_models.sh TRAFFICID SOURCE_DIR
+set -euo pipefail
+tid=$(realpath "$1") src=$(realpath "$2")
+py=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cd "$work"
+exp="$src/experiments/quickstart.toml"
+common=(--set train.threads=2 --set 'models.sae.layers=[128, 64]' --set models.sae.pretrain_epochs=1)
+run_dir() { sed -n 's/.*run folder: \([^ ]*\) .*/\1/p' "$1" | tail -1; }
+
+"$tid" run "$exp" "${common[@]}" > first.log 2>&1 || { cat first.log; fail "run"; }
+first=$(run_dir first.log)
+for m in cnn mlp sae; do
+  for f in metrics.json metrics.jsonl predictions.csv model.pt model.json; do
+    [[ -s "$first/models/$m/$f" ]] || fail "$m: no $f"
+  done
+done
+[[ -s "$first/report.html" ]] || fail "no report.html"
+$py - "$first" <<'PY' || fail "outputs"
+import csv, json, sys
+d = sys.argv[1]
+run = json.load(open(f"{d}/run.json"))
+m = json.load(open(f"{d}/dataset/manifest.json"))
+test_rows = sum(m["counts"]["test"])
+for name in ("cnn", "mlp", "sae"):
+    r = json.load(open(f"{d}/models/{name}/metrics.json"))
+    t = r["test"]
+    assert sum(c["support"] for c in t["per_class"]) == test_rows, name
+    assert sum(map(sum, t["confusion"])) == test_rows, name
+    assert 0 <= t["macro_f1"] <= 1 and r["parameters"] > 1000 and r["model_file_bytes"] > 4 * r["parameters"], name
+    lines = [json.loads(l) for l in open(f"{d}/models/{name}/metrics.jsonl")]
+    assert [l["epoch"] for l in lines] == list(range(1, len(lines) + 1)) and r["best_epoch"] >= 1, name
+    assert all(0 <= l["loader_fraction"] < 0.5 for l in lines), (name, [l["loader_fraction"] for l in lines])
+    rows = list(csv.DictReader(open(f"{d}/models/{name}/predictions.csv")))
+    assert len(rows) == test_rows
+    correct = sum(r_["true"] == r_["predicted"] for r_ in rows)
+    assert abs(correct / test_rows - t["accuracy"]) < 1e-9, name
+# Trained models beat always answering the largest class on the test split.
+largest = max(m["counts"]["test"]) / test_rows
+best = max(json.load(open(f"{d}/models/{n}/metrics.json"))["test"]["accuracy"] for n in ("cnn", "mlp"))
+assert best > largest, (best, largest)
+PY
+grep -q "<svg" "$first/report.html" && grep -q "Confusion matrix" "$first/report.html" || fail "report without charts"
+
+# Same seed, same threads: the same numbers.
+"$tid" run "$exp" "${common[@]}" > second.log 2>&1 || { cat second.log; fail "second run"; }
+second=$(run_dir second.log)
+for m in cnn mlp sae; do
+  cmp <($py -c "import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps(r['test']), [e['val_macro_f1'] for e in r['epochs']])" "$first/models/$m/metrics.json") \
+      <($py -c "import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps(r['test']), [e['val_macro_f1'] for e in r['epochs']])" "$second/models/$m/metrics.json") \
+    || fail "$m: two runs with one seed differ"
+done
+
+# kill -9 after the CNN's second epoch, then --resume: the same final metrics.
+"$tid" run "$exp" "${common[@]}" --run-dir "$work/killed" > killed.log 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  [[ -f killed/models/cnn/checkpoints/state.json ]] && grep -q '"epoch": [2-9]' killed/models/cnn/checkpoints/state.json && break
+  sleep 0.05
+done
+kill -9 $pid 2>/dev/null || fail "the run ended before it could be killed"
+wait $pid 2>/dev/null || true
+[[ -f killed/models/cnn/metrics.json ]] && fail "killed too late: the CNN had finished"
+"$tid" run --resume "$work/killed" > resumed.log 2>&1 || { cat resumed.log; fail "--resume"; }
+grep -q "model cnn: resuming after epoch" resumed.log || { cat resumed.log; fail "did not resume from a checkpoint"; }
+for m in cnn mlp sae; do
+  cmp <($py -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))['test']))" "$first/models/$m/metrics.json") \
+      <($py -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))['test']))" "killed/models/$m/metrics.json") \
+    || fail "$m: resumed run's test metrics differ from an uninterrupted run's"
+done
+echo "train_models: outputs, determinism and kill -9 resume checked"
