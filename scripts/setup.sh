@@ -9,11 +9,12 @@ packages=(
   # toolchain
   cmake g++ make pkg-config ccache
   # libraries (headers); libopenblas0-pthread: without it LibTorch falls back to the slow reference BLAS
-  libpcap-dev libndpi-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libfmt-dev
+  libtorch-dev libpcap-dev libndpi-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev catch2 libsqlite3-dev libgcrypt20-dev libopenblas0-pthread sqlite3
   # test tools: capinfos/editcap (tshark), ndpiReader (libndpi-bin), clang with libFuzzer,
-  # NumPy (datasets load with numpy alone) and scapy (the Deep Packet reference peer)
-  tshark libndpi-bin clang libclang-rt-14-dev python3-numpy python3-scapy
+  # NumPy (datasets load with numpy alone), scapy (the Deep Packet reference peer), chromium
+  # (reports are checked in a real browser)
+  tshark libndpi-bin clang libclang-rt-14-dev python3-numpy python3-scapy chromium
 )
 
 missing=()

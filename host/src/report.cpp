@@ -34,7 +34,7 @@ struct Series {
 
 // A line chart of several series against the epoch.
 std::string line_chart(const std::string& title, const std::vector<Series>& series, bool unit_range) {
-  const double w = 420, h = 240, left = 48, right = 12, top = 24, bottom = 36;
+  const double w = 420, h = 256, left = 48, right = 12, top = 40, bottom = 36;
   double x_max = 1, y_min = unit_range ? 0 : 1e300, y_max = unit_range ? 1 : -1e300;
   for (const auto& s : series)
     for (auto [x, y] : s.points) {
@@ -52,7 +52,7 @@ std::string line_chart(const std::string& title, const std::vector<Series>& seri
   auto px = [&](double x) { return left + (x_max > 1 ? (x - 1) / (x_max - 1) : 0.5) * (w - left - right); };
   auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * (h - top - bottom); };
   std::string svg = fmt::format(R"(<svg class="chart" role="img" aria-label="{0}" width="{1}" height="{2}" viewBox="0 0 {1} {2}" xmlns="http://www.w3.org/2000/svg">)"
-                                R"(<text x="{3}" y="16" class="title">{0}</text>)", escape(title), w, h, left);
+                                R"(<text x="{3}" y="14" class="title">{0}</text>)", escape(title), w, h, left);
   for (int i = 0; i <= 4; ++i) {
     double y = y_min + (y_max - y_min) * i / 4.0;
     svg += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/><text x="{}" y="{:.1f}" class="tick" text-anchor="end">{:.3g}</text>)",
@@ -70,8 +70,8 @@ std::string line_chart(const std::string& title, const std::vector<Series>& seri
     for (auto [x, y] : s.points) path += fmt::format("{}{:.1f},{:.1f}", path.empty() ? "M" : " L", px(x), py(y));
     svg += fmt::format(R"(<path d="{}" fill="none" stroke="{}" stroke-width="2"/>)", path, s.color);
     for (auto [x, y] : s.points) svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>)", px(x), py(y), s.color);
-    svg += fmt::format(R"(<rect x="{:.1f}" y="{}" width="10" height="10" fill="{}"/><text x="{:.1f}" y="{}" class="tick">{}</text>)",
-                       legend_x, top + 2, s.color, legend_x + 14, top + 11, escape(s.name));
+    svg += fmt::format(R"(<rect x="{:.1f}" y="22" width="10" height="10" fill="{}"/><text x="{:.1f}" y="31" class="tick">{}</text>)",
+                       legend_x, s.color, legend_x + 14, escape(s.name));
     legend_x += 24 + 7.0 * static_cast<double>(s.name.size());
   }
   return svg + "</svg>";

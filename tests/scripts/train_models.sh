@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cd "$work"
 exp="$src/experiments/quickstart.toml"
 common=(--set train.threads=2 --set 'models.sae.layers=[128, 64]' --set models.sae.pretrain_epochs=1)
-run_dir() { sed -n 's/.*run folder: \([^ ]*\) .*/\1/p' "$1" | tail -1; }
+run_dir() { realpath "$(sed -n "s/.*run folder: \([^ ]*\) .*/\1/p" "$1" | tail -1)"; }
 
 "$tid" run "$exp" "${common[@]}" > first.log 2>&1 || { cat first.log; fail "run"; }
 first=$(run_dir first.log)
@@ -47,7 +47,20 @@ largest = max(m["counts"]["test"]) / test_rows
 best = max(json.load(open(f"{d}/models/{n}/metrics.json"))["test"]["accuracy"] for n in ("cnn", "mlp"))
 assert best > largest, (best, largest)
 PY
-grep -q "<svg" "$first/report.html" && grep -q "Confusion matrix" "$first/report.html" || fail "report without charts"
+# The report in a real browser (Debian's chromium, headless), with no network: it renders, and the
+# rendered page holds each model's two learning-curve charts and its confusion matrix.
+browser=$(command -v chromium || true)
+[[ -n "$browser" ]] || fail "chromium is not installed (scripts/setup.sh installs it)"
+flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --proxy-server=127.0.0.1:9 --window-size=1280,3000)
+timeout 120 "$browser" "${flags[@]}" --dump-dom "file://$first/report.html" > dom.html 2> chromium.log \
+  || { tail chromium.log; fail "chromium could not open the report"; }
+count() { { grep -o "$1" dom.html || true; } | wc -l; }
+[[ $(count '<svg class="chart"') -eq 6 ]] || fail "rendered report: $(count '<svg class="chart"') charts, not 2 per model"
+[[ $(count '<svg class="confusion"') -eq 3 ]] || fail "rendered report: not one confusion matrix per model"
+[[ $(count '<path d="M') -ge 12 ]] || fail "rendered report: learning curves without lines"
+timeout 120 "$browser" "${flags[@]}" --screenshot="$work/report.png" "file://$first/report.html" 2>> chromium.log \
+  || fail "chromium could not render the report"
+[[ $(stat -c %s "$work/report.png") -gt 50000 ]] || fail "the rendered report is (nearly) blank"
 
 # Same seed, same threads: the same numbers.
 "$tid" run "$exp" "${common[@]}" > second.log 2>&1 || { cat second.log; fail "second run"; }
