@@ -27,8 +27,18 @@ host="$work/prefix/bin/trafficid"
   || fail "parameter table of the example"
 TRAFFICID_PLUGIN_PATH="$work/plugin" "$host" plugins nearest_centroid --json | grep -q '"name": "shrink"' \
   || fail "TRAFFICID_PLUGIN_PATH did not load the example"
-# The installed quickstart runs from the installed host.
-"$host" -q run "$work/prefix/share/trafficid/experiments/quickstart.toml" --run-dir "$work/run" \
-  || fail "installed quickstart"
+# A LibTorch model plugin built outside the tree: its network and schema, nothing else.
+cmake -S "$src/sdk/examples/softmax_regression" -B "$work/torch-plugin" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_BUILD_TYPE=Release > "$work/configure-torch.log" 2>&1 || { cat "$work/configure-torch.log"; fail "configure the LibTorch example"; }
+cmake --build "$work/torch-plugin" > "$work/build-torch.log" 2>&1 || { cat "$work/build-torch.log"; fail "build the LibTorch example"; }
+# The installed quickstart runs from the installed host, with both examples trained beside its models.
+"$host" -q --plugin-path "$work/plugin" --plugin-path "$work/torch-plugin" \
+  run "$work/prefix/share/trafficid/experiments/quickstart.toml" --run-dir "$work/run" \
+  --set experiment.output_dir="$work/out" --set models.nearest_centroid.shrink=0.1 --set models.softmax_regression.hidden=32 \
+  || fail "installed quickstart with the example models"
 [[ -s "$work/run/capture/summary.json" && -s "$work/run/config.resolved.toml" ]] || fail "run folder incomplete"
+for m in cnn mlp nearest_centroid softmax_regression; do
+  [[ -s "$work/run/models/$m/metrics.json" ]] || fail "$m was not trained and tested"
+done
+grep -q softmax_regression "$work/run/report.html" || fail "the report leaves out the out-of-tree model"
 echo "out_of_tree_plugin: built against the installed SDK and loaded by the installed host"

@@ -1,0 +1,111 @@
+// Times a model plugin's training step and batched inference through the framework (the
+// host's registry, the plugin's fit() with the framework's trainer, predict_proba), on random
+// data of Deep Packet's shape: the side of tests/bench/cnn_bench.sh that is trafficid.
+// usage: model_bench PLUGIN_DIR MODEL THREADS [BATCH] [STEPS] [--set name=json]...
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <unistd.h>
+
+#include "host_log.hpp"
+#include "plugin_registry.hpp"
+#include "schema_check.hpp"
+#include "trafficid/model.hpp"
+
+using namespace trafficid;
+
+namespace {
+
+class RandomBatches final : public SampleBatches {
+ public:
+  RandomBatches(std::size_t rows, std::size_t classes) : rows_(rows) {
+    spec_.dtype = DType::u8;
+    spec_.shape = {1500};
+    std::mt19937_64 rng(42);
+    data_.resize(rows * 1500);
+    for (auto& b : data_) b = static_cast<std::uint8_t>(rng());
+    for (std::size_t i = 0; i < rows; ++i) labels_.push_back(static_cast<std::int64_t>(rng() % classes));
+  }
+  std::uint64_t rows() const override { return rows_; }
+  const FeatureSpec& spec() const override { return spec_; }
+  void rewind(bool, std::uint64_t) override { at_ = 0; }
+  bool next(std::size_t max_rows, FeatureBatch& batch) override {
+    std::size_t n = std::min(max_rows, rows_ - at_);
+    if (n == 0) return false;
+    batch.dtype = DType::u8;
+    batch.shape = spec_.shape;
+    batch.rows = n;
+    batch.data.assign(data_.begin() + static_cast<std::ptrdiff_t>(at_ * 1500), data_.begin() + static_cast<std::ptrdiff_t>((at_ + n) * 1500));
+    batch.labels.assign(labels_.begin() + static_cast<std::ptrdiff_t>(at_), labels_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
+    batch.flow_ids.assign(n, 0);
+    batch.file_ids.assign(n, 0);
+    at_ += n;
+    return true;
+  }
+
+ private:
+  std::size_t rows_, at_ = 0;
+  FeatureSpec spec_;
+  std::vector<std::uint8_t> data_;
+  std::vector<std::int64_t> labels_;
+};
+
+struct LastEpoch final : TrainingObserver {
+  EpochMetrics last;
+  bool on_epoch(const EpochMetrics& m) override {
+    last = m;
+    return true;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: model_bench PLUGIN_DIR MODEL THREADS [BATCH] [STEPS]\n");
+    return 2;
+  }
+  const std::string model_name = argv[2];
+  const int threads = std::stoi(argv[3]);
+  const std::size_t batch_size = argc > 4 ? std::stoul(argv[4]) : 128, steps = argc > 5 ? std::stoul(argv[5]) : 4;
+  const std::size_t classes = 17;
+  host::PluginRegistry registry;
+  registry.load_directories({argv[1]});
+  const auto* plugin = registry.find(PluginKind::model, model_name);
+  if (!plugin) {
+    std::fprintf(stderr, "no model plugin %s in %s\n", model_name.c_str(), argv[1]);
+    return 2;
+  }
+  host::HostLog log(LogLevel::warning);
+  auto model = registry.create<Model>(*plugin, host::schema_defaults(plugin->schema), log, model_name);
+  ModelInput input;
+  input.spec.dtype = DType::u8;
+  input.spec.shape = {1500};
+  for (std::size_t c = 0; c < classes; ++c) input.class_names.push_back("c" + std::to_string(c));
+  input.seed = 1;
+  model->build(input);
+  // Two epochs of `steps` batches: the second is timed (the first pays allocation and warm-up).
+  RandomBatches train(batch_size * steps, classes), validation(batch_size, classes);
+  LastEpoch observer;
+  TrainingContext context;
+  context.settings = {{"batch_size", batch_size}, {"epochs", 2}, {"patience", 0}, {"threads", threads}, {"lr", 1e-3}};
+  context.checkpoint_dir = std::filesystem::temp_directory_path() / ("trafficid-model-bench-" + std::to_string(::getpid()));
+  context.observer = &observer;
+  context.host = &log;
+  model->fit(train, validation, context);
+  std::filesystem::remove_all(context.checkpoint_dir);
+  // Batched inference: one warm-up batch, then 8 timed.
+  FeatureBatch batch;
+  validation.rewind(false, 0);
+  validation.next(batch_size, batch);
+  model->predict_proba(batch);
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 8; ++i) model->predict_proba(batch);
+  const double inference = 8.0 * static_cast<double>(batch.rows) /
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::printf("train %.1f samples/s, inference %.1f samples/s, loader share of a step %.4f, parameters %llu, threads %d\n",
+              observer.last.samples_per_second, inference, observer.last.extra.count("loader_fraction") ? observer.last.extra.at("loader_fraction") : 0.0,
+              static_cast<unsigned long long>(model->info().parameters), threads);
+  return 0;
+}
