@@ -46,6 +46,17 @@ struct LabelRequest {
 int cmd_label(const GlobalOptions& global, const LabelRequest& request);
 int cmd_apps(const GlobalOptions& global, const std::string& db, const std::string& format);
 
+struct PredictRequest {
+  std::string model_dir;
+  std::vector<std::string> paths;
+  std::string interface;       // instead of paths: a live interface
+  std::uint64_t count = 0;     // live: stop after this many packets
+  double duration = 0;         // live: stop after this many seconds
+  std::string format = "csv";  // or "json"
+  std::string level = "flow";  // or "packet" (one row per sample)
+};
+int cmd_predict(const GlobalOptions& global, const PredictRequest& request);
+
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json);
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);

@@ -41,6 +41,17 @@ int main(int argc, char** argv) {
   run->add_flag("--json", json, "print the run's summary as JSON on stdout");
   bool rebuild = false;
   run->add_flag("--rebuild", rebuild, "build the dataset again even when an earlier one is current");
+  auto* predict = app.add_subcommand("predict", "classify captures (or a live interface) with a trained model: per flow or per packet");
+  PredictRequest predict_request;
+  predict->add_option("model", predict_request.model_dir, "a trained model's folder (RUN_DIR/models/NAME)")->required();
+  auto* predict_paths = predict->add_option("paths", predict_request.paths, "capture files or folders");
+  auto* predict_interface = predict->add_option("-i,--interface", predict_request.interface, "a live interface instead of files");
+  predict_paths->excludes(predict_interface);
+  predict->add_option("--count", predict_request.count, "live: stop after this many packets");
+  predict->add_option("--duration", predict_request.duration, "live: stop after this many seconds");
+  predict->add_option("--format", predict_request.format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
+  predict->add_option("--level", predict_request.level, "flow (majority vote of its samples) or packet (every sample)")
+      ->check(CLI::IsMember({"flow", "packet"}));
   auto* prepro = app.add_subcommand("prepro", "run an experiment's stages up to its dataset (capture, label, features)");
   prepro->add_option("experiment", file, "experiment TOML file")->required();
   prepro->add_option("--set", overrides, "override a value: key.path=value (repeatable)")->type_name("K=V");
@@ -118,6 +129,11 @@ int main(int argc, char** argv) {
       }
       if (file.empty()) throw trafficid::Error("run: give an experiment file, or --resume RUN_DIR");
       return cmd_run(global, file, overrides, run_dir, json, rebuild, true);
+    }
+    if (*predict) {
+      if (predict_request.paths.empty() && predict_request.interface.empty())
+        throw trafficid::Error("predict: give capture files or folders, or --interface IFACE");
+      return cmd_predict(global, predict_request);
     }
     if (*prepro) return cmd_run(global, file, overrides, run_dir, json, rebuild, false);
     if (*synth) return cmd_synth(global, out, params);

@@ -149,9 +149,13 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       return all;
     }
     guarded(*spec.plugin, [&] { model->save(dir / "model.pt"); });
+    // Everything `trafficid predict` needs to turn new captures into this model's inputs: the
+    // plugin and its parameters, and the dataset's manifest (classes, features, labeler config).
+    Json dataset_manifest = to_json(manifest);
+    dataset_manifest["inputs"] = Json::array();
     Json description = {{"plugin", name}, {"version", spec.plugin->version}, {"params", spec.params},
-                        {"classes", manifest.class_names}, {"features", to_json(manifest)["features"]},
-                        {"dataset", fs::absolute(dataset).string()}};
+                        {"classes", manifest.class_names}, {"dataset", fs::absolute(dataset).string()},
+                        {"manifest", dataset_manifest}};
     write_text(dir / "model.json", description.dump(2));
     auto results = test_model(*model, test, *spec.plugin, dir / "predictions.csv");
     Json epochs = Json::array();

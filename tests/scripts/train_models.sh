@@ -62,6 +62,24 @@ timeout 120 "$browser" "${flags[@]}" --screenshot="$work/report.png" "file://$fi
   || fail "chromium could not render the report"
 [[ $(stat -c %s "$work/report.png") -gt 50000 ]] || fail "the rendered report is (nearly) blank"
 
+# `predict` on a capture the models never saw: every flow with samples classified, per flow and per packet.
+"$tid" synth -o "$work/new.pcap" -p seed=99 -p flows_per_app=3 > /dev/null 2>&1
+"$tid" -q predict "$first/models/cnn" "$work/new.pcap" > flows.csv || fail "predict"
+"$tid" -q predict "$first/models/mlp" "$work/new.pcap" --level packet --format json > packets.json || fail "predict --level packet"
+$py - "$first" <<'PY' || fail "predictions of a new capture"
+import csv, json, sys
+classes = json.load(open(f"{sys.argv[1]}/models/cnn/model.json"))["classes"]
+flows = list(csv.DictReader(open("flows.csv")))
+packets = json.load(open("packets.json"))
+assert len(flows) >= 20, len(flows)
+assert all(f["class"] in classes and 0 < float(f["confidence"]) <= 1 for f in flows)
+assert sum(int(f["samples"]) for f in flows) == len(packets), (sum(int(f["samples"]) for f in flows), len(packets))
+assert all(p["class"] in classes for p in packets)
+# The flows nDPI calls HTTP.Wikipedia are Web in the quickstart's classes: the CNN says so for most.
+web = [f for f in flows if f["ndpi_label"] == "HTTP.Wikipedia"]
+assert web and sum(f["class"] == "Web" for f in web) >= len(web) / 2, [f["class"] for f in web]
+PY
+
 # Same seed, same threads: the same numbers.
 "$tid" run "$exp" "${common[@]}" > second.log 2>&1 || { cat second.log; fail "second run"; }
 second=$(run_dir second.log)
