@@ -144,6 +144,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     auto started = Clock::now();
     guarded(*spec.plugin, [&] { model->fit(train, validation, context); });
     const double training_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    info = guarded(*spec.plugin, [&] { return model->info(); });  // trees count only after training
     if (log.stop_requested()) {
       all["status"] = "interrupted";
       return all;

@@ -1,0 +1,224 @@
+// gbdt: gradient-boosted trees on XGBoost 1.7 (Debian's libxgboost), the strongest shallow peer
+// of the literature, as a model plugin that is not LibTorch: it implements fit() itself. An
+// "epoch" is a block of boosting rounds, after which the validation macro F1 is reported (so
+// early stopping, tuners and reports treat it like any model); the model kept is the number of
+// rounds with the best validation macro F1.
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <trafficid/sdk.hpp>
+#include <xgboost/c_api.h>
+
+namespace trafficid::gbdt_model {
+namespace {
+
+void check(int status, const char* what) {
+  if (status != 0) throw Error(fmt::format("XGBoost {}: {}", what, XGBGetLastError()));
+}
+
+// A split's rows as a dense float matrix (bytes scaled to [0, 1]), at most `limit` rows, chosen
+// by a seeded draw when the split holds more.
+struct Matrix {
+  std::vector<float> values, labels;
+  std::size_t rows = 0, columns = 0;
+};
+
+float value_at(const FeatureBatch& b, std::size_t i) {
+  if (b.dtype == DType::u8) return static_cast<float>(b.data[i]) / 255.0f;
+  float f;
+  std::memcpy(&f, b.data.data() + i * sizeof(float), sizeof f);
+  return f;
+}
+
+Matrix read(SampleBatches& split, std::uint64_t limit, std::uint64_t seed) {
+  Matrix m;
+  m.columns = split.spec().elements();
+  const double keep = limit && split.rows() > limit ? static_cast<double>(limit) / static_cast<double>(split.rows()) : 1.0;
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> draw(0, 1);
+  FeatureBatch batch;
+  split.rewind(false);
+  while (split.next(4096, batch))
+    for (std::size_t r = 0; r < batch.rows; ++r) {
+      if (keep < 1.0 && draw(rng) >= keep) continue;
+      for (std::size_t j = 0; j < m.columns; ++j) m.values.push_back(value_at(batch, r * m.columns + j));
+      m.labels.push_back(static_cast<float>(batch.labels[r]));
+      ++m.rows;
+    }
+  return m;
+}
+
+struct DMatrix {
+  DMatrixHandle handle = nullptr;
+  DMatrix(const float* values, std::size_t rows, std::size_t columns) {
+    check(XGDMatrixCreateFromMat(values, rows, columns, std::numeric_limits<float>::quiet_NaN(), &handle), "matrix");
+  }
+  ~DMatrix() {
+    if (handle) XGDMatrixFree(handle);
+  }
+  DMatrix(const DMatrix&) = delete;
+  DMatrix& operator=(const DMatrix&) = delete;
+};
+
+class Gbdt final : public Model {
+ public:
+  explicit Gbdt(const PluginArgs& args) : host_(args.host), params_(args.params) {}
+  ~Gbdt() override {
+    if (booster_) XGBoosterFree(booster_);
+  }
+
+  void build(const ModelInput& input) override {
+    input_ = input;
+    create(nullptr, 0);  // for load(); fit() makes it again over its training data
+  }
+
+  // A booster with this model's parameters, caching `dmats` (XGBoost learns the feature count there).
+  void create(const DMatrixHandle* dmats, bst_ulong count) {
+    if (booster_) XGBoosterFree(booster_);
+    booster_ = nullptr;
+    check(XGBoosterCreate(dmats, count, &booster_), "booster");
+    const auto& input = input_;
+    set("objective", "multi:softprob");
+    set("num_class", std::to_string(input.class_names.size()));
+    set("max_depth", std::to_string(params_.at("max_depth").get<std::int64_t>()));
+    set("eta", fmt::format("{}", params_.at("eta").get<double>()));
+    set("subsample", fmt::format("{}", params_.at("subsample").get<double>()));
+    set("colsample_bytree", fmt::format("{}", params_.at("colsample_bytree").get<double>()));
+    set("min_child_weight", fmt::format("{}", params_.at("min_child_weight").get<double>()));
+    set("tree_method", "hist");
+    set("seed", std::to_string(input.seed));
+    set("verbosity", "0");
+  }
+
+  ModelInfo info() const override {
+    return {static_cast<std::uint64_t>(rounds_), fmt::format("{} rounds of {} trees (one per class), depth <= {}", rounds_,
+                                                             input_.class_names.size(), params_.at("max_depth").get<std::int64_t>())};
+  }
+
+  void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
+    const auto threads = context.settings.value("threads", std::int64_t{0});
+    const auto limit = static_cast<std::uint64_t>(params_.at("max_train_rows").get<std::int64_t>());
+    Matrix tm = read(train, limit, input_.seed), vm = read(validation, limit, input_.seed + 1);
+    if (tm.rows == 0) throw Error("gbdt: the training split is empty");
+    DMatrix dtrain(tm.values.data(), tm.rows, tm.columns), dvalid(vm.values.data(), vm.rows, vm.columns);
+    create(&dtrain.handle, 1);
+    set("nthread", std::to_string(threads > 0 ? threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()))));
+    check(XGDMatrixSetFloatInfo(dtrain.handle, "label", tm.labels.data(), tm.rows), "labels");
+    if (context.settings.value("class_weights", true) && !input_.class_weights.empty()) {
+      std::vector<float> w(tm.rows);
+      for (std::size_t r = 0; r < tm.rows; ++r) w[r] = static_cast<float>(input_.class_weights[static_cast<std::size_t>(tm.labels[r])]);
+      check(XGDMatrixSetFloatInfo(dtrain.handle, "weight", w.data(), tm.rows), "weights");
+    }
+    const auto per_epoch = params_.at("rounds_per_epoch").get<std::int64_t>();
+    const auto epochs = std::max<std::int64_t>(1, params_.at("rounds").get<std::int64_t>() / per_epoch);
+    const auto patience = context.settings.value("patience", std::int64_t{0});
+    double best = -1;
+    std::int64_t best_rounds = 0, bad = 0, rounds = 0;
+    std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end());
+    for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
+      auto started = std::chrono::steady_clock::now();
+      for (std::int64_t i = 0; i < per_epoch; ++i, ++rounds) check(XGBoosterUpdateOneIter(booster_, static_cast<int>(rounds), dtrain.handle), "training");
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      rounds_ = rounds;
+      auto p = predict(dvalid.handle, rounds);
+      std::vector<std::int64_t> predicted(vm.rows);
+      const std::size_t k = input_.class_names.size();
+      double loss = 0;
+      for (std::size_t r = 0; r < vm.rows; ++r) {
+        auto first = p.begin() + static_cast<std::ptrdiff_t>(r * k);
+        predicted[r] = std::max_element(first, first + static_cast<std::ptrdiff_t>(k)) - first;
+        loss -= std::log(std::max(1e-12f, first[static_cast<std::ptrdiff_t>(truth[r])]));
+      }
+      auto e = evaluate(truth, predicted, input_.class_names);
+      EpochMetrics m;
+      m.epoch = static_cast<int>(epoch);
+      m.val_loss = vm.rows ? loss / static_cast<double>(vm.rows) : 0;
+      m.val_accuracy = e.accuracy;
+      m.val_macro_f1 = e.macro_f1;
+      m.seconds = seconds;
+      m.samples_per_second = seconds > 0 ? static_cast<double>(tm.rows * static_cast<std::size_t>(per_epoch)) / seconds : 0;
+      m.extra["rounds"] = static_cast<double>(rounds);
+      if (e.macro_f1 > best) {
+        best = e.macro_f1;
+        best_rounds = rounds;
+        bad = 0;
+      } else {
+        ++bad;
+      }
+      if (context.observer && !context.observer->on_epoch(m)) break;
+      if (patience > 0 && bad >= patience) break;
+    }
+    rounds_ = best_rounds;  // predictions use the rounds with the best validation macro F1
+  }
+
+  std::vector<float> predict_proba(const FeatureBatch& batch) override {
+    std::vector<float> values(batch.rows * batch.row_elements());
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = value_at(batch, i);
+    DMatrix m(values.data(), batch.rows, batch.row_elements());
+    return predict(m.handle, rounds_);
+  }
+
+  void save(const std::filesystem::path& file) const override {
+    bst_ulong length = 0;
+    const char* bytes = nullptr;
+    check(XGBoosterSaveModelToBuffer(booster_, R"({"format": "ubj"})", &length, &bytes), "saving");
+    std::ofstream out(file, std::ios::binary);
+    const std::int64_t rounds = rounds_;
+    out.write(reinterpret_cast<const char*>(&rounds), sizeof rounds);
+    out.write(bytes, static_cast<std::streamsize>(length));
+    if (!out) throw Error(fmt::format("gbdt: cannot write {}", file.string()));
+  }
+
+  void load(const std::filesystem::path& file) override {
+    std::ifstream in(file, std::ios::binary);
+    std::int64_t rounds = 0;
+    in.read(reinterpret_cast<char*>(&rounds), sizeof rounds);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.eof() || bytes.empty()) throw Error(fmt::format("{}: not a gbdt model", file.string()));
+    check(XGBoosterLoadModelFromBuffer(booster_, bytes.data(), bytes.size()), "loading");
+    rounds_ = rounds;
+  }
+
+ private:
+  void set(const char* name, const std::string& value) { check(XGBoosterSetParam(booster_, name, value.c_str()), name); }
+
+  std::vector<float> predict(DMatrixHandle m, std::int64_t rounds) const {
+    const std::string config = fmt::format(R"({{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": {}, "strict_shape": false}})", rounds);
+    const bst_ulong* shape = nullptr;
+    bst_ulong dimension = 0;
+    const float* result = nullptr;
+    check(XGBoosterPredictFromDMatrix(booster_, m, config.c_str(), &shape, &dimension, &result), "prediction");
+    std::size_t n = 1;
+    for (bst_ulong i = 0; i < dimension; ++i) n *= shape[i];
+    return std::vector<float>(result, result + n);
+  }
+
+  HostServices& host_;
+  Json params_;
+  ModelInput input_;
+  BoosterHandle booster_ = nullptr;
+  std::int64_t rounds_ = 0;
+};
+
+Schema schema() {
+  return {
+      ParamSpec::integer("rounds", 200, "boosting rounds at most").range(1, 100000),
+      ParamSpec::integer("rounds_per_epoch", 10, "rounds between validation checks (an 'epoch')").range(1, 10000),
+      ParamSpec::integer("max_depth", 6, "depth of each tree").range(1, 64),
+      ParamSpec::real("eta", 0.3, "learning rate").range(1e-4, 1),
+      ParamSpec::real("subsample", 1.0, "rows drawn per tree").range(0.05, 1),
+      ParamSpec::real("colsample_bytree", 1.0, "features drawn per tree").range(0.05, 1),
+      ParamSpec::real("min_child_weight", 1.0, "smallest hessian sum of a leaf").range(0, 1e6),
+      ParamSpec::integer("max_train_rows", 200000, "rows read into memory for training (a seeded draw beyond; 0: all)")
+          .range(0, std::nullopt),
+  };
+}
+
+}  // namespace
+}  // namespace trafficid::gbdt_model
+
+TRAFFICID_DEFINE_PLUGIN(trafficid::gbdt_model::Gbdt, trafficid::PluginKind::model, "gbdt", "0.1.0",
+                        "gradient-boosted trees on XGBoost: the shallow baseline (flow_stats or header bytes)", "",
+                        trafficid::gbdt_model::schema)
