@@ -33,6 +33,8 @@ open(sys.argv[2], 'wb').write(out)
 PY
   done
 fi
-"$work/fuzz_flow_tracker" -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 -rss_limit_mb=4096 \
+# A fixed seed: the same mutations every run, so a failure here is reproducible (FUZZ_SEED=0 lets
+# libFuzzer pick one, to explore further by hand).
+"$work/fuzz_flow_tracker" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 -rss_limit_mb=4096 \
   -artifact_prefix="$work/" "$work/corpus" 2>&1 | tail -n 20
 echo "fuzz_flow_tracker: ${seconds}s without a crash or sanitizer report"

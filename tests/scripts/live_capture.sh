@@ -35,9 +35,10 @@ expected=$(for i in $(seq 1 250); do printf "trafficid-%04d" "$i"; done)
 grep -q "250 captured, 250 written, 0 dropped by the kernel" "$work/rot.log" || fail "summary: $(tail -1 "$work/rot.log")"
 
 # 2. SIGINT in the middle: the current file is closed and named; nothing half-written remains.
-"$tid" capture -i lo -w "$work/int" -f "udp and dst port $port and udp[8:4] = 0x74726166" -c 64 > "$work/int.log" 2>&1 &
+"$tid" capture -i lo -w "$work/int" -f "udp and dst port $port and udp[8:4] = 0x74726166" -c 64 --progress 0.2 \
+  > "$work/int.log" 2>&1 &
 pid=$!
-sleep 1
+wait_started "$work/int.log"  # not a fixed sleep: on a busy machine the capture takes longer to open lo
 send 150
 kill -INT "$pid"
 wait "$pid" || fail "capture after SIGINT exited non-zero: $(cat "$work/int.log")"

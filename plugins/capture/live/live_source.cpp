@@ -2,6 +2,7 @@
 // default (SPAN ports), with a BPF filter, snapshot length, kernel buffer size, and limits by
 // packet count or duration. Polls the host's stop flag so SIGINT/SIGTERM end it cleanly.
 #include <chrono>
+#include <thread>
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 
@@ -63,17 +64,27 @@ class LiveSource final : public CaptureSource {
         return false;
       }
       if (host_.stop_requested() && !draining_) {
-        // Stop, but first take what the kernel already holds: nothing it delivered is lost.
+        // Stop, but first take what the kernel already holds: nothing it delivered is lost. With
+        // TPACKET_V3 the packets of the ring's current block only become readable once the block's
+        // timeout (100 ms) retires it, and on a busy machine packets sent before the stop can still
+        // wait in the network stack's backlog: the drain ends after 300 ms without a packet, and
+        // at most 2 s after the stop if traffic never pauses.
         draining_ = true;
+        drain_started_ = std::chrono::steady_clock::now();
+        drain_until_ = drain_started_ + std::chrono::milliseconds(300);
         char errbuf[PCAP_ERRBUF_SIZE] = "";
         pcap_setnonblock(pcap_.get(), 1, errbuf);
+      }
+      if (draining_ && std::chrono::steady_clock::now() >= drain_until_) {
+        finish();
+        return false;
       }
       pcap_pkthdr* header = nullptr;
       const u_char* data = nullptr;
       int rc = pcap_next_ex(pcap_.get(), &header, &data);
       if (rc == 0 && draining_) {
-        finish();
-        return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;  // until drain_until_
       }
       if (rc == 0) continue;  // timeout: look at the limits again
       if (rc == PCAP_ERROR_BREAK) {
@@ -85,6 +96,9 @@ class LiveSource final : public CaptureSource {
         finish();
         throw Error(fmt::format("capture on '{}' failed: {}", interface_, error));
       }
+      if (draining_)
+        drain_until_ = std::min(std::chrono::steady_clock::now() + std::chrono::milliseconds(300),
+                                drain_started_ + std::chrono::seconds(2));
       packet.timestamp_ns = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 +
                             static_cast<std::int64_t>(header->ts.tv_usec) * (nanosecond_ ? 1 : 1000);
       packet.link_type = info_.link_types[0];
@@ -147,6 +161,7 @@ class LiveSource final : public CaptureSource {
   double duration_ = 0;
   bool nanosecond_ = false;
   bool draining_ = false;
+  std::chrono::steady_clock::time_point drain_started_{}, drain_until_{};
   std::unique_ptr<pcap_t, PcapCloser> pcap_;
   SourceFileInfo info_;
   std::chrono::steady_clock::time_point started_;
