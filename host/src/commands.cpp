@@ -22,6 +22,7 @@
 #include "label_stage.hpp"
 #include "plugin_registry.hpp"
 #include "schema_check.hpp"
+#include "trafficid/files.hpp"
 #include "trafficid/pcap_writer.hpp"
 
 namespace trafficid::host {
@@ -154,23 +155,12 @@ fs::path make_run_dir(const Experiment& experiment, const std::string& requested
   return dir;
 }
 
-void write_file(const fs::path& file, const std::string& content) {
-  auto temporary = file;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) throw Error(fmt::format("cannot write {} (disk full or no permission?)", file.string()));
-  }
-  fs::rename(temporary, file);  // readers never see a half-written file
-}
 
 int finish_run(const fs::path& dir, Json& run_record, HostLog& log, std::chrono::steady_clock::time_point started) {
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   run_record["seconds"] = seconds;
   run_record["warnings"] = log.warnings();
-  write_file(dir / "run.json", run_record.dump(2));
+  write_file_atomically(dir / "run.json", run_record.dump(2));
   log.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir.string(), seconds, log.warnings(), log.warnings() == 1 ? "" : "s"));
   return run_record["status"] == "interrupted" ? 130 : 0;
 }
@@ -319,13 +309,13 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
   resolved << "# Resolved configuration of " << fs::absolute(file).string() << "\n# every default filled in; "
            << "`trafficid run` on this file repeats the run.\n\n"
            << experiment->resolved_toml() << '\n';
-  write_file(dir / "config.resolved.toml", resolved.str());
+  write_file_atomically(dir / "config.resolved.toml", resolved.str());
   log.info(fmt::format("run {} of {} in {}", experiment->name, file, dir.string()));
 
   auto started = std::chrono::steady_clock::now();
   Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment->name},
                   {"started", timestamp_now()}, {"status", "running"}, {"stages", Json::array()}};
-  write_file(dir / "run.json", run_record.dump(2));
+  write_file_atomically(dir / "run.json", run_record.dump(2));
   // The stages after the dataset: models trained and tested, then the report.
   auto train_and_report = [&](const fs::path& dataset) {
     if (!train || experiment->models.empty()) return;
@@ -388,7 +378,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
     if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s) { label_stage->on_packet(p, s); };
     auto summary = run_capture_stage(*experiment, registry, log, observer);
     auto summary_json = to_json(summary);
-    write_file(dir / "capture" / "summary.json", summary_json.dump(2));
+    write_file_atomically(dir / "capture" / "summary.json", summary_json.dump(2));
     log.info("stage capture done: " + format_summary(summary));
     run_record["stages"].push_back({{"name", "capture"}, {"output", "capture/summary.json"}});
     if (label_stage) {
@@ -408,7 +398,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
       auto manifest = builder->finish(plan->config_hash, plan->config);
       builder.reset();
       manifest.statistics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      write_file(part / "manifest.json", to_json(manifest).dump(2));
+      write_file_atomically(part / "manifest.json", to_json(manifest).dump(2));
       if (experiment->dataset.sync) sync_folder(part);
       std::error_code ec;
       fs::remove_all(plan->folder, ec);  // an earlier dataset of this config whose inputs changed
@@ -426,7 +416,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
     log.log(LogLevel::error, e.what());
     run_record["status"] = "failed";
     run_record["error"] = e.what();
-    write_file(dir / "run.json", run_record.dump(2));
+    write_file_atomically(dir / "run.json", run_record.dump(2));
     return 1;
   }
   return finish_run(dir, run_record, log, started);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "trafficid/dataset_reader.hpp"
+#include "trafficid/files.hpp"
 #include "trafficid/model.hpp"
 
 namespace trafficid::host {
@@ -16,18 +17,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-void write_text(const fs::path& file, const std::string& text) {
-  fs::path temporary = file;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw Error(fmt::format("cannot write {} (disk full?)", file.string()));
-  }
-  fs::rename(temporary, file);
-}
 
 // Logs each epoch and keeps metrics.jsonl: one line per finished epoch (after a resume, the
 // lines of epochs that are redone are replaced).
@@ -43,7 +32,7 @@ class EpochLog final : public TrainingObserver {
     kept.push_back(to_json(m).dump());
     std::string text;
     for (const auto& l : kept) text += l + "\n";
-    write_text(file_, text);
+    write_file_atomically(file_, text);
     log_.info(fmt::format("model {} epoch {}/{}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.4f}, macro F1 "
                           "{:.4f}; {:.0f} samples/s, {:.1f} s", name_, m.epoch, epochs_, m.train_loss, m.val_loss,
                           m.val_accuracy, m.val_macro_f1, m.samples_per_second, m.seconds));
@@ -157,7 +146,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     Json description = {{"plugin", name}, {"version", spec.plugin->version}, {"params", spec.params},
                         {"classes", manifest.class_names}, {"dataset", fs::absolute(dataset).string()},
                         {"manifest", dataset_manifest}};
-    write_text(dir / "model.json", description.dump(2));
+    write_file_atomically(dir / "model.json", description.dump(2));
     auto results = test_model(*model, test, *spec.plugin, dir / "predictions.csv");
     Json epochs = Json::array();
     if (std::ifstream in(dir / "metrics.jsonl"); in)
@@ -181,7 +170,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
                     {"inference", {{"throughput_samples_per_second", results.throughput}, {"latency_ms_batch_1", results.latency_ms}}},
                     {"split", {{"method", manifest.split_method}, {"leaks", manifest.split_leaks()}}},
                     {"granularity", to_string(manifest.spec.granularity)}};
-    write_text(dir / "metrics.json", metrics.dump(2));
+    write_file_atomically(dir / "metrics.json", metrics.dump(2));
     log.info(fmt::format("model {} on the test split: macro F1 {:.4f}, weighted F1 {:.4f}, accuracy {:.4f}; per flow macro F1 "
                          "{:.4f}; {:.0f} samples/s, {:.2f} ms at batch 1{}", name, results.packets.macro_f1,
                          results.packets.weighted_f1, results.packets.accuracy, results.flows.macro_f1,

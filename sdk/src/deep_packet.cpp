@@ -89,4 +89,23 @@ DeepPacketResult deep_packet_vector(const PacketView& p, const DeepPacketOptions
   return {DeepPacketDrop::kept, written};
 }
 
+Schema deep_packet_rule_params() {
+  return {
+      ParamSpec::choice("masking", "paper", {"paper", "strict"},
+                        "paper: IP addresses zeroed; strict: also ports, IP ID, TTL/hop limit, IPv6 flow label, "
+                        "checksums, TCP sequence/ack numbers, window and options"),
+      ParamSpec::boolean("drop_empty_tcp", true, "drop TCP segments with SYN, ACK or FIN and no payload (the paper)"),
+      ParamSpec::boolean("drop_dns", true, "drop DNS and multicast DNS packets, port 53 or 5353 (the paper)"),
+  };
+}
+
+DeepPacketOptions deep_packet_options(const Json& params, std::size_t length) {
+  DeepPacketOptions options;
+  options.length = length;
+  options.masking = params.at("masking").get<std::string>() == "strict" ? Masking::strict : Masking::paper;
+  options.drop_empty_tcp = params.at("drop_empty_tcp").get<bool>();
+  options.drop_dns = params.at("drop_dns").get<bool>();
+  return options;
+}
+
 }  // namespace trafficid

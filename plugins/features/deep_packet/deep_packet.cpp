@@ -8,16 +8,10 @@
 namespace trafficid::deep_packet_features {
 namespace {
 
-Masking masking_from(const std::string& name) { return name == "strict" ? Masking::strict : Masking::paper; }
-
 class DeepPacket final : public FeatureExtractor {
  public:
   explicit DeepPacket(const PluginArgs& args) : host_(args.host) {
-    const auto& p = args.params;
-    options_.length = static_cast<std::size_t>(p.at("length").get<std::int64_t>());
-    options_.masking = masking_from(p.at("masking").get<std::string>());
-    options_.drop_empty_tcp = p.at("drop_empty_tcp").get<bool>();
-    options_.drop_dns = p.at("drop_dns").get<bool>();
+    options_ = deep_packet_options(args.params, static_cast<std::size_t>(args.params.at("length").get<std::int64_t>()));
     vector_.resize(options_.length);
   }
 
@@ -42,14 +36,9 @@ class DeepPacket final : public FeatureExtractor {
 };
 
 Schema schema() {
-  return {
-      ParamSpec::integer("length", 1500, "bytes per vector from the IP header on (the paper: 1500)").range(20, 65535),
-      ParamSpec::choice("masking", "paper", {"paper", "strict"},
-                        "paper: IP addresses zeroed; strict: also ports, IP ID, TTL/hop limit, IPv6 flow label, "
-                        "checksums, TCP sequence/ack numbers, window and options"),
-      ParamSpec::boolean("drop_empty_tcp", true, "drop TCP segments with SYN, ACK or FIN and no payload (the paper)"),
-      ParamSpec::boolean("drop_dns", true, "drop DNS and multicast DNS packets, port 53 or 5353 (the paper)"),
-  };
+  Schema s = {ParamSpec::integer("length", 1500, "bytes per vector from the IP header on (the paper: 1500)").range(20, 65535)};
+  for (auto& rule : deep_packet_rule_params()) s.push_back(std::move(rule));
+  return s;
 }
 
 }  // namespace

@@ -15,10 +15,7 @@ class FlowPackets final : public FeatureExtractor {
   explicit FlowPackets(const PluginArgs& args) {
     const auto& p = args.params;
     packets_ = static_cast<std::size_t>(p.at("packets").get<std::int64_t>());
-    options_.length = static_cast<std::size_t>(p.at("bytes").get<std::int64_t>());
-    options_.masking = p.at("masking").get<std::string>() == "strict" ? Masking::strict : Masking::paper;
-    options_.drop_empty_tcp = p.at("drop_empty_tcp").get<bool>();
-    options_.drop_dns = p.at("drop_dns").get<bool>();
+    options_ = deep_packet_options(p, static_cast<std::size_t>(p.at("bytes").get<std::int64_t>()));
     min_packets_ = static_cast<std::size_t>(p.at("min_packets").get<std::int64_t>());
   }
 
@@ -68,14 +65,13 @@ class FlowPackets final : public FeatureExtractor {
 };
 
 Schema schema() {
-  return {
+  Schema s = {
       ParamSpec::integer("packets", 8, "packets per flow sample (N); shorter flows are zero-padded").range(1, 1024),
       ParamSpec::integer("bytes", 256, "bytes of each packet's Deep Packet vector (M)").range(20, 65535),
       ParamSpec::integer("min_packets", 1, "flows with fewer kept packets give no sample").range(1, 1024),
-      ParamSpec::choice("masking", "paper", {"paper", "strict"}, "as deep_packet's masking"),
-      ParamSpec::boolean("drop_empty_tcp", true, "skip TCP segments with SYN, ACK or FIN and no payload"),
-      ParamSpec::boolean("drop_dns", true, "skip DNS and multicast DNS packets"),
   };
+  for (auto& rule : deep_packet_rule_params()) s.push_back(std::move(rule));
+  return s;
 }
 
 }  // namespace

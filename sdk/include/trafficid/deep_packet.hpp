@@ -9,6 +9,7 @@
 
 #include "trafficid/export.hpp"
 #include "trafficid/packet.hpp"
+#include "trafficid/params.hpp"
 
 namespace trafficid {
 
@@ -38,5 +39,10 @@ struct DeepPacketResult {
 // `bytes` of `out` are written. Never reads outside the packet.
 TRAFFICID_SDK_API DeepPacketResult deep_packet_vector(const PacketView& packet, const DeepPacketOptions& options,
                                                       std::span<std::uint8_t> out) noexcept;
+
+// The parameters of the rules above (masking, drop_empty_tcp, drop_dns), declared once for every
+// extractor built on them, and the options they give (with the vector length).
+TRAFFICID_SDK_API Schema deep_packet_rule_params();
+TRAFFICID_SDK_API DeepPacketOptions deep_packet_options(const Json& params, std::size_t length);
 
 }  // namespace trafficid

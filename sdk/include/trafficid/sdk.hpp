@@ -6,6 +6,7 @@
 #include "trafficid/deep_packet.hpp"
 #include "trafficid/error.hpp"
 #include "trafficid/features.hpp"
+#include "trafficid/files.hpp"
 #include "trafficid/flow.hpp"
 #include "trafficid/labeler.hpp"
 #include "trafficid/metrics.hpp"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "trafficid/error.hpp"
+#include "trafficid/files.hpp"
 
 namespace trafficid {
 
@@ -103,18 +104,6 @@ double scheduled_lr(const Settings& s, std::int64_t epoch) {  // epoch 1-based
   if (s.schedule == "cosine")
     return s.lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(epoch - 1) / static_cast<double>(std::max<std::int64_t>(1, s.epochs))));
   return s.lr;
-}
-
-void write_atomically(const fs::path& file, const std::string& text) {
-  fs::path temporary = file;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw Error(fmt::format("cannot write {} (disk full?)", file.string()));
-  }
-  fs::rename(temporary, file);
 }
 
 // Progress on a terminal: one line redrawn; elsewhere nothing per batch (the epoch line is logged).
@@ -311,7 +300,7 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     optimizer_archive.save_to(checkpoint(epoch, "optimizer").string());
     Json state = {{"epoch", epoch}, {"best_epoch", best_epoch}, {"best_f1", best_f1}, {"bad_epochs", bad_epochs},
                   {"history", history}};
-    write_atomically(dir / "state.json", state.dump(2));
+    write_file_atomically(dir / "state.json", state.dump(2));
     // Older checkpoints go, except the best model's.
     for (std::int64_t old = 1; old < epoch; ++old) {
       std::error_code ec;
