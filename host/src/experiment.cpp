@@ -238,6 +238,46 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
   resolved["capture"] = std::move(section_resolved);
 }
 
+// [label] and [features] hold host settings, a few extra keys, and tables of parameters for plugins
+// of one kind: every other key is an error, with a suggestion.
+void check_section_keys(const toml::table& section, const std::string& name, const Schema& host_schema,
+                        const std::vector<std::string>& extra_keys, PluginKind kind, const PluginRegistry& registry,
+                        Diagnostics& diags) {
+  std::vector<std::string> candidates = registry.names(kind);
+  for (const auto& s : host_schema) candidates.push_back(s.name);
+  candidates.insert(candidates.end(), extra_keys.begin(), extra_keys.end());
+  const std::string extras = extra_keys.empty() ? "" : fmt::format(", {},", fmt::join(extra_keys, ", "));
+  for (const auto& [key, node] : section) {
+    std::string k(key.str());
+    bool host_key = std::any_of(host_schema.begin(), host_schema.end(), [&](const ParamSpec& s) { return s.name == k; });
+    bool extra = std::find(extra_keys.begin(), extra_keys.end(), k) != extra_keys.end();
+    if (host_key || extra || registry.find(kind, k)) continue;
+    diags.error(key.source(), name + "." + k,
+                fmt::format("unknown key: neither a [{}] setting{} nor a {} plugin", name, extras, to_string(kind)) +
+                    did_you_mean(k, candidates));
+  }
+}
+
+// The plugin a section names in `setting` (e.g. label.labeler), with its [SECTION.PLUGIN] table
+// checked against its schema into `params`; nullptr (and an error) when none is installed.
+const PluginInfo* chosen_plugin(const toml::table& section, const std::string& name, const std::string& setting,
+                                const std::string& plugin_name, PluginKind kind, const PluginRegistry& registry,
+                                CheckContext& context, Json& params) {
+  const PluginInfo* plugin = registry.find(kind, plugin_name);
+  if (!plugin) {
+    auto installed = registry.names(kind);
+    const toml::node* where = section.get(setting);
+    context.diagnostics.error(where ? where->source() : section.source(), name + "." + setting,
+                              fmt::format("no {} plugin named '{}'{} (installed: {})", to_string(kind), plugin_name,
+                                          did_you_mean(plugin_name, installed), fmt::join(installed, ", ")));
+    return nullptr;
+  }
+  const toml::node* table = section.get(plugin_name);
+  params = check_table(table ? table->as_table() : nullptr, plugin->schema, name + "." + plugin_name,
+                       table ? table->source() : section.source(), context);
+  return plugin;
+}
+
 void check_label(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
                  CheckContext& context, Json& resolved) {
   auto& diags = context.diagnostics;
@@ -248,18 +288,7 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
     diags.error(section_node->source(), "label", "expected a table ([label])");
     return;
   }
-  auto labelers = registry.names(PluginKind::labeler);
-  std::vector<std::string> candidates = labelers;
-  for (const auto& s : label_section_schema()) candidates.push_back(s.name);
-  candidates.push_back("classes");
-  for (const auto& [key, node] : *section) {
-    std::string k(key.str());
-    bool host_key = std::any_of(label_section_schema().begin(), label_section_schema().end(),
-                                [&](const ParamSpec& s) { return s.name == k; });
-    if (host_key || k == "classes" || registry.find(PluginKind::labeler, k)) continue;
-    diags.error(key.source(), "label." + k,
-                "unknown key: neither a [label] setting, classes, nor a labeler plugin" + did_you_mean(k, candidates));
-  }
+  check_section_keys(*section, "label", label_section_schema(), {"classes"}, PluginKind::labeler, registry, diags);
   Json settings = check_table(section, label_section_schema(), "label", section->source(), context,
                               TableCheck{.report_unknown = false});
   LabelSpec spec;
@@ -308,18 +337,8 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
     }
   }
   std::string labeler = settings.value("labeler", "ndpi");
-  spec.plugin = registry.find(PluginKind::labeler, labeler);
-  if (!spec.plugin) {
-    const toml::node* where = section->get("labeler");
-    diags.error(where ? where->source() : section->source(), "label.labeler",
-                fmt::format("no labeler plugin named '{}'{} (installed: {})", labeler, did_you_mean(labeler, labelers),
-                            fmt::join(labelers, ", ")));
-  } else {
-    const toml::node* table = section->get(labeler);
-    spec.params = check_table(table ? table->as_table() : nullptr, spec.plugin->schema, "label." + labeler,
-                              table ? table->source() : section->source(), context);
-    settings[labeler] = spec.params;
-  }
+  spec.plugin = chosen_plugin(*section, "label", "labeler", labeler, PluginKind::labeler, registry, context, spec.params);
+  if (spec.plugin) settings[labeler] = spec.params;
   resolved["label"] = settings;
   experiment.label = std::move(spec);
 }
@@ -334,34 +353,14 @@ void check_features(const toml::table& doc, Experiment& experiment, const Plugin
     diags.error(section_node->source(), "features", "expected a table ([features])");
     return;
   }
-  auto extractors = registry.names(PluginKind::features);
-  std::vector<std::string> candidates = extractors;
-  for (const auto& s : features_section_schema()) candidates.push_back(s.name);
-  for (const auto& [key, node] : *section) {
-    std::string k(key.str());
-    bool host_key = std::any_of(features_section_schema().begin(), features_section_schema().end(),
-                                [&](const ParamSpec& s) { return s.name == k; });
-    if (host_key || registry.find(PluginKind::features, k)) continue;
-    diags.error(key.source(), "features." + k,
-                "unknown key: neither a [features] setting nor a features plugin" + did_you_mean(k, candidates));
-  }
+  check_section_keys(*section, "features", features_section_schema(), {}, PluginKind::features, registry, diags);
   Json settings = check_table(section, features_section_schema(), "features", section->source(), context,
                               TableCheck{.report_unknown = false});
   FeatureStageSpec spec;
   spec.threads = settings.value("threads", 0u);
   std::string name = settings.value("extractor", "deep_packet");
-  spec.plugin = registry.find(PluginKind::features, name);
-  if (!spec.plugin) {
-    const toml::node* where = section->get("extractor");
-    diags.error(where ? where->source() : section->source(), "features.extractor",
-                fmt::format("no features plugin named '{}'{} (installed: {})", name, did_you_mean(name, extractors),
-                            fmt::join(extractors, ", ")));
-  } else {
-    const toml::node* table = section->get(name);
-    spec.params = check_table(table ? table->as_table() : nullptr, spec.plugin->schema, "features." + name,
-                              table ? table->source() : section->source(), context);
-    settings[name] = spec.params;
-  }
+  spec.plugin = chosen_plugin(*section, "features", "extractor", name, PluginKind::features, registry, context, spec.params);
+  if (spec.plugin) settings[name] = spec.params;
   if (!experiment.label)
     diags.error(section->source(), "features",
                 "features need labelled flows: add a [label] section (e.g. labeler = \"ndpi\", class_from = \"directory\")");
