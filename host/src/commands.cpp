@@ -29,9 +29,9 @@ namespace trafficid::host {
 
 namespace fs = std::filesystem;
 
-PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems) {
+PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems, bool model_plugins) {
   PluginRegistry registry;
-  registry.load_directories(plugin_search_path(global.plugin_paths));
+  registry.load_directories(plugin_search_path(global.plugin_paths), model_plugins);
   if (report_problems)
     for (const auto& p : registry.problems()) std::cerr << "warning: plugin " << p.file.string() << ": " << p.message << '\n';
   return registry;
@@ -423,7 +423,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
 }
 
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params) {
-  auto registry = load_plugins(global);
+  auto registry = load_plugins(global, true, false);
   const PluginInfo* plugin = registry.find(PluginKind::capture, "synth");
   if (!plugin) throw Error("the synth capture plugin is not installed (`trafficid plugins` lists what is)");
   auto resolved = plugin_params_from_cli(*plugin, params);
@@ -449,7 +449,7 @@ int cmd_synth(const GlobalOptions& global, const std::string& out, const std::ve
 }
 
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json) {
-  auto registry = load_plugins(global);
+  auto registry = load_plugins(global, true, false);
   const PluginInfo* plugin = registry.find(PluginKind::capture, "pcap");
   if (!plugin) throw Error("the pcap capture plugin is not installed (`trafficid plugins` lists what is)");
   HostLog log(LogLevel::error);  // warnings are part of the output below

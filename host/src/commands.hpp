@@ -70,7 +70,8 @@ int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths,
 // Shared by the commands.
 class PluginRegistry;
 struct PluginInfo;
-PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems = true);
+// `model_plugins`: false for commands that never train or predict (they skip LibTorch's start-up).
+PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems = true, bool model_plugins = true);
 // A plugin's parameters from `-p name=value` assignments, checked against its schema, defaults
 // filled in; nullopt after printing the problems (the command then exits with status 2).
 std::optional<Json> plugin_params_from_cli(const PluginInfo& plugin, const std::vector<std::string>& assignments);

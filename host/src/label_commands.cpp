@@ -85,7 +85,7 @@ std::string odd_packets(const LabelDb::PacketCounts& c) {
 }  // namespace
 
 int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
-  auto registry = load_plugins(global);
+  auto registry = load_plugins(global, true, false);
   const PluginInfo* labeler_plugin = registry.find(PluginKind::labeler, request.labeler);
   if (!labeler_plugin) {
     std::cerr << "error: no labeler plugin named '" << request.labeler << "'"

@@ -44,7 +44,7 @@ std::vector<fs::path> plugin_search_path(const std::vector<std::string>& cli_pat
   return unique;
 }
 
-void PluginRegistry::load_directories(const std::vector<fs::path>& folders) {
+void PluginRegistry::load_directories(const std::vector<fs::path>& folders, bool model_plugins) {
   for (const auto& folder : folders) {
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) {
@@ -54,7 +54,9 @@ void PluginRegistry::load_directories(const std::vector<fs::path>& folders) {
     }
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(folder, ec))
-      if (entry.path().extension() == ".so" && entry.is_regular_file()) files.push_back(entry.path());
+      if (entry.path().extension() == ".so" && entry.is_regular_file() &&
+          (model_plugins || !entry.path().filename().string().starts_with("trafficid_model_")))
+        files.push_back(entry.path());
     std::sort(files.begin(), files.end());
     for (const auto& file : files) load_file(file);
   }

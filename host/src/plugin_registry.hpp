@@ -41,8 +41,10 @@ std::filesystem::path builtin_plugin_dir();
 class PluginRegistry {
  public:
   // Loads every *.so in each folder (not recursively). Problems are recorded, never thrown:
-  // one bad plugin does not stop the others from loading.
-  void load_directories(const std::vector<std::filesystem::path>& folders);
+  // one bad plugin does not stop the others from loading. Without `model_plugins`, files named
+  // trafficid_model_*.so (as trafficid_add_plugin names them) are left alone: LibTorch, which they
+  // pull in, costs ~0.8 s and ~150 MB to load, which commands that never train should not pay.
+  void load_directories(const std::vector<std::filesystem::path>& folders, bool model_plugins = true);
   void load_file(const std::filesystem::path& file);
 
   const std::vector<LoadProblem>& problems() const { return problems_; }

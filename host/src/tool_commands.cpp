@@ -48,7 +48,7 @@ int report_input(const CaptureSource& source, std::uint64_t packets, const std::
 }  // namespace
 
 int cmd_convert(const GlobalOptions& global, const std::string& in, const std::string& out, const std::string& format_name) {
-  auto registry = load_plugins(global);
+  auto registry = load_plugins(global, true, false);
   HostLog log(log_threshold(global));
   const PluginInfo* plugin = nullptr;
   auto source = open_file(registry, in, log, plugin);
@@ -102,7 +102,7 @@ int cmd_split(const GlobalOptions& global, const SplitRequest& request) {
     std::cerr << "error: split needs exactly one of -c PACKETS or -i SECONDS\n";
     return 2;
   }
-  auto registry = load_plugins(global);
+  auto registry = load_plugins(global, true, false);
   HostLog log(log_threshold(global));
   const PluginInfo* plugin = nullptr;
   auto source = open_file(registry, request.in, log, plugin);
@@ -156,7 +156,7 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request) {
   if (ec || ::access(directory.c_str(), W_OK) != 0)
     throw Error(fmt::format("cannot write to {}: {} (choose another -w folder, or fix its permissions)",
                             directory.string(), ec ? ec.message() : std::strerror(errno)));
-  auto registry = load_plugins(global);
+  auto registry = load_plugins(global, true, false);
   const PluginInfo* plugin = registry.find(PluginKind::capture, "live");
   if (!plugin) throw Error("the live capture plugin is not installed (`trafficid plugins` lists what is)");
   Json params = schema_defaults(plugin->schema);
