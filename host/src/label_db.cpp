@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <gcrypt.h>
+#include <mutex>
 #include <sqlite3.h>
 
 #include "trafficid/error.hpp"
@@ -12,7 +13,22 @@ namespace trafficid::host {
 
 namespace fs = std::filesystem;
 
+namespace {
+// libgcrypt must be initialised by the application before its first use, once; without it,
+// gcry_md_open can fail when a hashing thread starts while nDPI (which also links libgcrypt)
+// is setting up its module in another thread.
+void initialise_gcrypt() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (!gcry_check_version(GCRYPT_VERSION)) throw Error("libgcrypt is older than the one trafficid was built with");
+    gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
+    gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+  });
+}
+}  // namespace
+
 std::string sha256_file(const fs::path& file) {
+  initialise_gcrypt();
   gcry_md_hd_t md = nullptr;
   if (gcry_md_open(&md, GCRY_MD_SHA256, 0) != 0) throw Error("cannot start a SHA-256 digest (libgcrypt)");
   std::ifstream in(file, std::ios::binary);
@@ -33,6 +49,7 @@ std::string sha256_file(const fs::path& file) {
 }
 
 std::string sha256_text(std::string_view text) {
+  initialise_gcrypt();
   unsigned char digest[32];
   gcry_md_hash_buffer(GCRY_MD_SHA256, digest, text.data(), text.size());
   std::string hex;
