@@ -2,7 +2,7 @@
 # every Ethernet pcap of DATA_DIR/captures concatenated and repeated to at least 1 GB, in mergecap's
 # FORMAT (pcap, nsecpcap). DISTINCT=1 gives each copy its own addresses (tcprewrite --seed, Debian
 # package tcpreplay), so every copy's flows are new flows rather than more packets of the first's.
-# Sets `copies` and `inputs`.
+# Sets `copies` and `inputs`. Also best_of_3, the benchmarks' timing loop.
 build_big_capture() {
   local data=$1 work=$2 format=$3
   mapfile -t inputs < <(find "$data/captures" -name '*.pcap' | sort | while read -r f; do
@@ -19,4 +19,17 @@ build_big_capture() {
     mergecap -a -F "$format" -w "$work/big.pcap" $(for _ in $(seq "$copies"); do echo "$work/base.pcap"; done)
   fi
   rm -f "$work/base.pcap"
+}
+
+# best_of_3 CLEAN command...: the best wall time of 3 runs and the largest peak RSS, "seconds kb";
+# CLEAN (shell code) runs before each round, untimed, to remove what the previous round wrote.
+best_of_3() {
+  local clean=$1 b=999999 m=0 s k
+  shift
+  for _ in 1 2 3; do
+    eval "$clean"
+    read -r s k < <(/usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1)
+    b=$(awk -v a="$b" -v c="$s" 'BEGIN {print (c < a) ? c : a}'); (( k > m )) && m=$k
+  done
+  echo "$b $m"
 }

@@ -19,19 +19,10 @@ packets=$(capinfos -T -r -c "$work/big.pcap" | cut -f2)
 echo "input: $(( $(stat -c %s "$work/big.pcap") / 1000000 )) MB, $packets packets ($copies copies of ${#inputs[@]} captures)"
 cat "$work/big.pcap" > /dev/null
 
-best() {  # command...: best wall time of 3 and the largest peak RSS, "seconds kb"
-  local b=999999 m=0
-  for _ in 1 2 3; do
-    rm -f "$work"/labels.sqlite*
-    read -r s k < <(/usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1)
-    b=$(awk -v a="$b" -v c="$s" 'BEGIN {print (c < a) ? c : a}'); (( k > m )) && m=$k
-  done
-  echo "$b $m"
-}
-read -r nt nk < <(best ndpiReader -q -i "$work/big.pcap")
+read -r nt nk < <(best_of_3 'rm -f "$work"/labels.sqlite*' ndpiReader -q -i "$work/big.pcap")
 printf "%-26s %6.2f s  %9.0f packets/s  peak %6.1f MB\n" "ndpiReader (1 thread)" "$nt" "$(awk -v p="$packets" -v t="$nt" 'BEGIN {print p / t}')" "$(awk -v k="$nk" 'BEGIN {print k / 1024}')"
 for n in "${threads[@]}"; do
-  read -r tt tk < <(best "$tid" -q label "$work/big.pcap" --db "$work/labels.sqlite" --threads "$n")
+  read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$work/big.pcap" --db "$work/labels.sqlite" --threads "$n")
   printf "%-26s %6.2f s  %9.0f packets/s  peak %6.1f MB  ratio %.2f\n" "trafficid label ($n thread$([[ $n == 1 ]] || echo s))" "$tt" \
     "$(awk -v p="$packets" -v t="$tt" 'BEGIN {print p / t}')" "$(awk -v k="$tk" 'BEGIN {print k / 1024}')" "$(awk -v a="$nt" -v b="$tt" 'BEGIN {print a / b}')"
 done

@@ -51,22 +51,13 @@ TOML
 experiment 1 > "$work/bench1.toml"
 experiment 10 > "$work/bench10.toml"
 
-best() {  # command...: best wall time of 3 and the largest peak RSS, "seconds kb"; datasets removed between rounds
-  local b=999999 m=0
-  for _ in 1 2 3; do
-    rm -rf "$work/runs"; sync
-    read -r s k < <(/usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1)
-    b=$(awk -v a="$b" -v c="$s" 'BEGIN {print (c < a) ? c : a}'); (( k > m )) && m=$k
-  done
-  echo "$b $m"
-}
 rate() { awk -v p="$1" -v t="$2" 'BEGIN {printf "%.0f", p / t}'; }
 mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
-read -r nt nk < <(best ndpiReader -q -i "$work/big.pcap")
+read -r nt nk < <(best_of_3 'rm -rf "$work/runs"; sync' ndpiReader -q -i "$work/big.pcap")
 printf "%-34s %7.2f s  %9s packets/s  peak %7s MB\n" "ndpiReader -i (labels only)" "$nt" "$(rate "$packets" "$nt")" "$(mb "$nk")"
 for threads in 1 2; do
-  read -r tt tk < <(best "$tid" -q prepro "$work/bench1.toml" --set features.threads=$threads)
+  read -r tt tk < <(best_of_3 'rm -rf "$work/runs"; sync' "$tid" -q prepro "$work/bench1.toml" --set features.threads=$threads)
   printf "%-34s %7.2f s  %9s packets/s  peak %7s MB  time vs ndpiReader %.2fx\n" "trafficid prepro ($threads thread$([[ $threads == 1 ]] || echo s))" \
     "$tt" "$(rate "$packets" "$tt")" "$(mb "$tk")" "$(awk -v a="$tt" -v b="$nt" 'BEGIN {print a / b}')"
 done
