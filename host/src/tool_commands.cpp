@@ -172,6 +172,12 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request) {
   auto source = registry.create<CaptureSource>(*plugin, params, log, "live:" + request.interface);
   auto live_info = source->files().at(0);
   bool nanosecond = live_info.resolution_ns < 1000;
+  // Like tcpdump's "listening on": from here on the kernel keeps every matching packet for us, so
+  // a script (or a person) knows when traffic sent will be captured.
+  if (!global.quiet)
+    std::cerr << fmt::format("capture {}: listening, link type {}, snapshot length {} bytes{}\n", request.interface,
+                             linktype_name(live_info.link_types.at(0)), live_info.snaplen,
+                             request.filter.empty() ? "" : ", filter '" + request.filter + "'");
 
   std::unique_ptr<PendingFile> file;
   std::uint64_t index = 0, written = 0;

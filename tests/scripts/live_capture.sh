@@ -6,7 +6,7 @@
 set -euo pipefail
 tid=$1
 work=$(mktemp -d)
-trap 'kill %1 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 # Only our datagrams are captured: the random port may also be the ephemeral port of another
 # program (a DNS reply on lo), so the filter also asks for the payload to start with "traf".
@@ -15,16 +15,30 @@ port=$((40000 + RANDOM % 20000))
 send() {  # send N datagrams "trafficid-0001".. to the port, a little apart
   for i in $(seq 1 "$1"); do printf "trafficid-%04d" "$i" > "/dev/udp/127.0.0.1/$port"; sleep 0.002; done
 }
-wait_started() {  # until the capture has opened the interface (its first progress line or file)
-  for _ in $(seq 1 50); do sleep 0.1; grep -q "capture lo" "$1" 2>/dev/null && return 0; done; return 0
+wait_started() {  # until the capture says it is listening (on a loaded CI machine this can take seconds)
+  for _ in $(seq 1 600); do
+    grep -q "capture lo: listening" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "the capture did not start listening within 60 s: $(cat "$1")"
+}
+# Every capture is waited for with a watchdog: a lost datagram fails the test with a message, not a hang.
+finish() {  # PID WHAT: its exit status, or a failure after 60 s
+  for _ in $(seq 1 600); do
+    kill -0 "$1" 2>/dev/null || { wait "$1"; return; }
+    sleep 0.1
+  done
+  kill -9 "$1" 2>/dev/null || true
+  fail "$2 still running after 60 s"
 }
 
 # 1. Rotation every 100 packets, stop at 250.
 "$tid" capture -i lo -w "$work/rot" -f "udp and dst port $port and udp[8:4] = 0x74726166" -c 100 --count 250 --progress 0.2 \
   > "$work/rot.log" 2>&1 &
+pid=$!
 wait_started "$work/rot.log"
 send 250
-wait %1 || fail "capture exited with an error: $(cat "$work/rot.log")"
+finish "$pid" "the capture of 250 datagrams" || fail "capture exited with an error: $(cat "$work/rot.log")"
 mapfile -t files < <(ls "$work/rot")
 [[ ${#files[@]} -eq 3 ]] || fail "expected 3 files, got: ${files[*]}"
 counts=$(for f in "${files[@]}"; do capinfos -T -r -c "$work/rot/$f" | cut -f2; done | tr '\n' ' ')
@@ -41,7 +55,7 @@ pid=$!
 wait_started "$work/int.log"  # not a fixed sleep: on a busy machine the capture takes longer to open lo
 send 150
 kill -INT "$pid"
-wait "$pid" || fail "capture after SIGINT exited non-zero: $(cat "$work/int.log")"
+finish "$pid" "the capture after SIGINT" || fail "capture after SIGINT exited non-zero: $(cat "$work/int.log")"
 [[ -z "$(ls -A "$work/int" | grep -v '\.pcap$' || true)" ]] || fail "files other than .pcap left: $(ls -A "$work/int")"
 total=0
 for f in "$work"/int/*.pcap; do
@@ -59,11 +73,16 @@ sources = ["live:lo"]
 filter = "udp and dst port $port and udp[8:4] = 0x74726166"
 count = 40
 TOML
+# `run` loads every plugin (LibTorch among them) before it opens lo, and prints nothing when it is
+# listening: send datagrams until it has taken its 40, for at most 60 s.
 "$tid" -q run "$work/live.toml" --run-dir "$work/run" &
 pid=$!
-sleep 1.5
-send 40
-wait "$pid" || fail "experiment with a live source failed"
+for i in $(seq 1 6000); do
+  kill -0 "$pid" 2>/dev/null || break
+  printf "trafficid-%04d" "$((i % 10000))" > "/dev/udp/127.0.0.1/$port"
+  sleep 0.01
+done
+finish "$pid" "the experiment with a live source" || fail "experiment with a live source failed"
 grep -q '"packets": 40,' "$work/run/capture/summary.json" || fail "live experiment: $(grep -m1 packets "$work/run/capture/summary.json")"
 grep -q "interface = 'lo'" "$work/run/config.resolved.toml" || fail "live experiment: resolved config"
 
