@@ -19,7 +19,7 @@ void FlowCounter::add(const FiveTuple& tuple) { impl_->flows.insert(canonical(tu
 std::uint64_t FlowCounter::size() const { return impl_->flows.size(); }
 
 void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& host, std::uint64_t max_packets,
-                 CaptureSummary& summary, FlowCounter& flows, const PacketObserver& observer) {
+                 CaptureSummary& summary, FlowCounter& flows, const PacketObserver& observer, std::size_t source_index) {
   PacketView packet;
   auto last_progress = std::chrono::steady_clock::now();
   while (true) {
@@ -31,7 +31,7 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& 
     if (!guarded(plugin, [&] { return source.next(packet); })) break;
     ++summary.packets;
     summary.bytes += packet.data.size();
-    if (observer) observer(packet, source);
+    if (observer) observer(packet, source, source_index);
     ++summary.per_link_type[packet.link_type];
     if (packet.flags & packet_flag::fragment) ++summary.fragments;
     if (packet.flags & packet_flag::truncated) ++summary.truncated;
@@ -68,10 +68,11 @@ CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegis
                                  const PacketObserver& observer) {
   CaptureSummary summary;
   FlowCounter flows;
-  for (const auto& spec : experiment.sources) {
+  for (std::size_t index = 0; index < experiment.sources.size(); ++index) {
+    const auto& spec = experiment.sources[index];
     summary.sources.push_back(spec.instance);
     auto source = registry.create<CaptureSource>(*spec.plugin, spec.params, host, spec.instance);
-    read_source(*source, *spec.plugin, host, experiment.max_packets, summary, flows, observer);
+    read_source(*source, *spec.plugin, host, experiment.max_packets, summary, flows, observer, index);
     if (summary.stopped_early) break;
   }
   summary.flows = flows.size();

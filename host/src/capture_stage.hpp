@@ -29,13 +29,15 @@ struct CaptureSummary {
 
 class FlowCounter;
 
-// Later stages that see every packet in the same pass (the label stage).
-using PacketObserver = std::function<void(const PacketView& packet, const CaptureSource& source)>;
+// Later stages that see every packet in the same pass (the label stage). `source_index` is the
+// source's place in the experiment: sources are made one after the other, so a later one may sit
+// at the address of an earlier one, and each numbers its files from 0.
+using PacketObserver = std::function<void(const PacketView& packet, const CaptureSource& source, std::size_t source_index)>;
 
 // Reads `source` to the end (or `max_packets`, or a stop request) into `summary`.
 void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& host,
                  std::uint64_t max_packets, CaptureSummary& summary, FlowCounter& flows,
-                 const PacketObserver& observer = {});
+                 const PacketObserver& observer = {}, std::size_t source_index = 0);
 
 // Runs the capture stage of an experiment: every source, in order.
 CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,

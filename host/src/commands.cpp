@@ -122,13 +122,13 @@ void print_diagnostics(const Diagnostics& diagnostics) {
 
 // Loads and checks an experiment, printing every diagnostic and, when it is invalid, the count.
 std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
-                                             const std::vector<std::string>& overrides) {
+                                             const std::vector<std::string>& overrides, const std::string& variant = "") {
   if (!fs::is_regular_file(file)) {
     std::cerr << "error: experiment file " << file << " does not exist or is not a file\n";
     return std::nullopt;
   }
   Diagnostics diagnostics;
-  auto experiment = load_experiment(file, overrides, registry, diagnostics);
+  auto experiment = load_experiment(file, overrides, registry, diagnostics, variant);
   print_diagnostics(diagnostics);
   if (!experiment) {
     std::size_t errors = 0;
@@ -290,15 +290,73 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
   return 0;
 }
 
+int run_one(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
+            const std::string& run_dir, bool json, bool rebuild, bool train, const std::string& variant);
+
+namespace {
+
+// An experiment with [variants]: each variant runs into RUN_DIR/NAME as a run of its own, then
+// RUN_DIR/report.html compares them. `run --resume RUN_DIR` runs them again in the same folders,
+// where finished variants and models are kept.
+int run_variants(const GlobalOptions& global, const Experiment& experiment, const std::string& file,
+                 const std::vector<std::string>& overrides, const std::string& run_dir, bool rebuild, bool train) {
+  fs::path dir = make_run_dir(experiment, run_dir);
+  HostLog log(log_threshold(global));
+  log.open_file(dir / "run.log");
+  std::ostringstream resolved;
+  resolved << "# Resolved configuration of " << fs::absolute(file).string() << "\n# every default filled in; "
+           << "`trafficid run` on this file repeats the run, each variant in a folder of its own.\n\n"
+           << experiment.resolved_toml() << '\n';
+  write_file_atomically(dir / "config.resolved.toml", resolved.str());
+  auto started = std::chrono::steady_clock::now();
+  Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment.name}, {"started", timestamp_now()},
+                  {"status", "running"}, {"variants", Json::object()}, {"config", experiment.resolved}};
+  write_file_atomically(dir / "run.json", run_record.dump(2));
+  log.info(fmt::format("run {} of {} in {}: {} variants ({})", experiment.name, file, dir.string(),
+                       experiment.variant_names.size(), fmt::join(experiment.variant_names, ", ")));
+  std::vector<fs::path> finished;
+  std::string status = "done";
+  for (const auto& name : experiment.variant_names) {
+    log.info(fmt::format("variant {}: {}", name, (dir / name).string()));
+    const int rc = run_one(global, file, overrides, (dir / name).string(), false, rebuild, train, name);
+    run_record["variants"][name] = {{"folder", name}, {"exit_status", rc}};
+    if (rc == 130) {
+      status = "interrupted";
+      break;
+    }
+    if (rc != 0) status = "failed";
+    else finished.push_back(dir / name);
+    write_file_atomically(dir / "run.json", run_record.dump(2));
+  }
+  if (train && !finished.empty() && status != "interrupted") {
+    write_comparison_report(dir / "report.html", finished, fmt::format("trafficid run: {}, {} variants", experiment.name,
+                                                                       experiment.variant_names.size()));
+    log.info(fmt::format("report: {}", (dir / "report.html").string()));
+  }
+  run_record["status"] = status;
+  if (status == "interrupted")
+    log.warn(fmt::format("interrupted: `trafficid run --resume {}` continues with the variant that was running", dir.string()));
+  int rc = finish_run(dir, run_record, log, started);
+  return status == "failed" ? 1 : rc;
+}
+
+}  // namespace
+
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
             const std::string& run_dir, bool json, bool rebuild, bool train) {
+  return run_one(global, file, overrides, run_dir, json, rebuild, train, "");
+}
+
+int run_one(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
+            const std::string& run_dir, bool json, bool rebuild, bool train, const std::string& variant) {
   auto registry = load_plugins(global);
-  auto experiment = checked_experiment(registry, file, overrides);
+  auto experiment = checked_experiment(registry, file, overrides, variant);
   if (!experiment) {
     std::cerr << file << ": not run (`trafficid validate` checks an experiment without running it)\n";
     return 2;
   }
   install_stop_handlers();
+  if (!experiment->variant_names.empty()) return run_variants(global, *experiment, file, overrides, run_dir, rebuild, train);
   fs::path dir = make_run_dir(*experiment, run_dir);
   HostLog log(log_threshold(global));
   log.open_file(dir / "run.log");
@@ -314,7 +372,8 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
 
   auto started = std::chrono::steady_clock::now();
   Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment->name},
-                  {"started", timestamp_now()}, {"status", "running"}, {"stages", Json::array()}};
+                  {"started", timestamp_now()}, {"status", "running"}, {"stages", Json::array()},
+                  {"config", experiment->resolved}};
   write_file_atomically(dir / "run.json", run_record.dump(2));
   // The stages after the dataset: models trained and tested, then the report.
   auto train_and_report = [&](const fs::path& dataset) {
@@ -375,7 +434,7 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
     if (experiment->label)
       label_stage = std::make_unique<LabelStage>(*experiment->label, registry, log, dir / "label", builder.get(), workers);
     PacketObserver observer;
-    if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s) { label_stage->on_packet(p, s); };
+    if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s, std::size_t i) { label_stage->on_packet(p, s, i); };
     auto summary = run_capture_stage(*experiment, registry, log, observer);
     auto summary_json = to_json(summary);
     write_file_atomically(dir / "capture" / "summary.json", summary_json.dump(2));
@@ -420,6 +479,13 @@ int cmd_run(const GlobalOptions& global, const std::string& file, const std::vec
     return 1;
   }
   return finish_run(dir, run_record, log, started);
+}
+
+int cmd_report(const GlobalOptions& global, const std::vector<std::string>& run_dirs, const std::string& out) {
+  std::vector<fs::path> dirs(run_dirs.begin(), run_dirs.end());
+  write_comparison_report(out, dirs, fmt::format("trafficid: {} runs compared", dirs.size()));
+  if (!global.quiet) std::cerr << fmt::format("report: {} ({} runs)\n", out, dirs.size());
+  return 0;
 }
 
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params) {

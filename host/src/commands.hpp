@@ -64,6 +64,8 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
 // `train`: run the stages after the dataset (models, report); false for `trafficid prepro`.
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
             const std::string& run_dir, bool json, bool rebuild = false, bool train = true);
+// One page comparing runs side by side (written to `out`).
+int cmd_report(const GlobalOptions& global, const std::vector<std::string>& run_dirs, const std::string& out);
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params);
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json);
 

@@ -648,15 +648,18 @@ std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const E
     }
     planned.insert(planned.end(), files->begin(), files->end());
   }
+  // A generated input (synth: no size, no modification time, no hash) is decided by its source's
+  // parameters, which the config hash holds already; only files can change under the dataset.
+  auto generated = [](const DatasetInput& i) { return i.size == 0 && i.mtime_ns == 0 && i.sha256.empty(); };
   std::vector<std::string> built;
   for (const auto& i : m.inputs)
-    if (!i.path.empty()) built.push_back(i.path);
+    if (!i.path.empty() && !generated(i)) built.push_back(i.path);
   if (planned != built) {
     why = fmt::format("the inputs changed ({} files now, {} then)", planned.size(), built.size());
     return std::nullopt;
   }
   for (const auto& i : m.inputs) {
-    if (i.path.empty()) continue;
+    if (i.path.empty() || generated(i)) continue;
     auto size = fs::file_size(i.path, ec);
     if (ec || size != i.size || mtime_ns(i.path) != i.mtime_ns) {
       why = fmt::format("{} changed since the dataset was built", i.path);

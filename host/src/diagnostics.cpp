@@ -73,4 +73,13 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
   return best ? fmt::format(" (did you mean '{}'?)", *best) : "";
 }
 
+void Diagnostics::merge(const Diagnostics& other) {
+  for (const auto& d : other.items_) {
+    bool known = std::any_of(items_.begin(), items_.end(), [&](const Diagnostic& e) {
+      return e.warning == d.warning && e.format() == d.format();
+    });
+    if (!known) items_.push_back(d);
+  }
+}
+
 }  // namespace trafficid::host

@@ -27,6 +27,8 @@ class Diagnostics {
   // Sorted by file, line and column.
   std::vector<Diagnostic> sorted() const;
   const std::vector<Diagnostic>& all() const { return items_; }
+  // Adds the other's diagnostics that this one does not hold already.
+  void merge(const Diagnostics& other);
 
   // The file named in diagnostics whose region carries no path.
   void set_default_file(std::string file) { default_file_ = std::move(file); }

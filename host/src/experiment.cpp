@@ -107,7 +107,8 @@ toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
 namespace {
 
-const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "train", "models"};
+const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "train", "models",
+                                                 "variants"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -288,7 +289,7 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
     diags.error(section_node->source(), "label", "expected a table ([label])");
     return;
   }
-  check_section_keys(*section, "label", label_section_schema(), {"classes"}, PluginKind::labeler, registry, diags);
+  check_section_keys(*section, "label", label_section_schema(), {"classes", "groups"}, PluginKind::labeler, registry, diags);
   Json settings = check_table(section, label_section_schema(), "label", section->source(), context,
                               TableCheck{.report_unknown = false});
   LabelSpec spec;
@@ -315,6 +316,33 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
   }
   spec.map = label_map_from_json(classes);
   settings["classes"] = classes;
+  // The groups: GROUP = ["Class", ...], each class in one group at most.
+  Json groups = Json::object();
+  if (const toml::node* groups_node = section->get("groups")) {
+    if (const toml::table* table = groups_node->as_table()) {
+      for (const auto& [key, node] : *table) {
+        std::string group(key.str());
+        std::string path = "label.groups." + group;
+        ParamSpec members = ParamSpec::list("classes", ParamType::string_list, Json::array(), "");
+        Json v = node.is_array() ? check_value(node, members, path, context) : Json();
+        if (!node.is_array()) {
+          diags.error(node.source(), path, fmt::format("expected a list of class names, e.g. {} = [\"AnyDesk\", \"SSH\"]", group));
+          continue;
+        }
+        if (v.is_null()) continue;
+        groups[group] = v;
+        for (const auto& member : v) {
+          auto name = member.get<std::string>();
+          auto [it, inserted] = spec.group_of.emplace(name, group);
+          if (!inserted && it->second != group)
+            diags.error(node.source(), path, fmt::format("class '{}' is already in group '{}': a class belongs to one group", name, it->second));
+        }
+      }
+    } else {
+      diags.error(groups_node->source(), "label.groups", "expected a table of groups (GROUP = [\"Class\", ...])");
+    }
+  }
+  settings["groups"] = groups;
   if (settings.contains("class_from")) {
     spec.class_from = settings["class_from"].get<std::string>();
     spec.filename_regex = settings.value("filename_regex", "");
@@ -449,10 +477,21 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
   resolved["train"] = experiment.train;
 }
 
+// A variant's values as dotted paths: its nested tables are walked (`features.deep_packet.masking =
+// "strict"` and `"features.deep_packet.masking" = "strict"` say the same); an inline table or a list
+// is one value.
+void variant_values(toml::table& table, const std::string& prefix, std::vector<std::pair<std::string, toml::node*>>& out) {
+  for (auto& [k, v] : table) {
+    std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (auto* t = v.as_table(); t && !t->is_inline()) variant_values(*t, path, out);
+    else out.emplace_back(path, &v);
+  }
+}
+
 }  // namespace
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
-                                          const PluginRegistry& registry, Diagnostics& diagnostics) {
+                                          const PluginRegistry& registry, Diagnostics& diagnostics, const std::string& variant) {
   diagnostics.set_default_file(file.string());
   toml::table doc;
   try {
@@ -472,8 +511,57 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
     }
   }
 
+  // [variants]: every variant is checked as the experiment it makes; with `variant`, this is it.
+  std::vector<std::string> variant_names;
+  Json variants = Json::object();
+  if (toml::node* variants_node = doc.get("variants")) {
+    if (toml::table* table = variants_node->as_table()) {
+      for (auto& [key, node] : *table) {
+        std::string name(key.str());
+        if (toml::table* values = node.as_table()) {
+          variant_names.push_back(name);
+          std::vector<std::pair<std::string, toml::node*>> set;
+          variant_values(*values, "", set);
+          variants[name] = Json::object();
+          for (const auto& [path, value] : set) variants[name][path] = to_json(*value);
+          if (name != variant) continue;
+          for (const auto& [path, value] : set) {
+            toml::source_region where = value->source();
+            try {
+              set_at_path(doc, path, *value, "variants." + name);
+            } catch (const Error& e) {
+              diagnostics.error(where, "variants." + name + "." + path, e.what());
+            }
+          }
+        } else {
+          diagnostics.error(node.source(), "variants." + name,
+                            "expected a table of the values this variant sets, e.g. [variants.strict] "
+                            "features.deep_packet.masking = \"strict\"");
+        }
+      }
+    } else {
+      diagnostics.error(variants_node->source(), "variants", "expected tables: [variants.NAME], one per variant");
+    }
+    if (!variant.empty() && !variants.contains(variant)) {
+      diagnostics.error(variants_node->source(), "variants", fmt::format("no variant '{}'{}", variant, did_you_mean(variant, variant_names)));
+      return std::nullopt;
+    }
+    doc.erase("variants");
+  } else if (!variant.empty()) {
+    diagnostics.error(doc.source(), "variants", fmt::format("no variant '{}': the experiment has no [variants]", variant));
+    return std::nullopt;
+  }
+  if (variant.empty())
+    for (const auto& name : variant_names) {
+      Diagnostics of_variant;
+      load_experiment(file, overrides, registry, of_variant, name);
+      diagnostics.merge(of_variant);
+    }
+
   Experiment experiment;
   experiment.file = fs::absolute(file);
+  experiment.variant = variant;
+  if (variant.empty()) experiment.variant_names = variant_names;
   CheckContext context{diagnostics, experiment.file.parent_path()};
   Json resolved = Json::object();
 
@@ -502,6 +590,7 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   experiment.seed = exp["seed"].get<std::int64_t>();
   experiment.output_dir = exp["output_dir"].get<std::string>();
   if (experiment.dataset.directory.empty()) experiment.dataset.directory = experiment.output_dir / "datasets";
+  if (variant.empty() && !variants.empty()) resolved["variants"] = variants;
   experiment.resolved = std::move(resolved);
   return experiment;
 }

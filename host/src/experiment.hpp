@@ -3,6 +3,7 @@
 #pragma once
 #include <array>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <toml++/toml.h>
@@ -31,6 +32,9 @@ struct LabelSpec {
   std::string other_class;
   unsigned threads = 0;
   LabelMap map;
+  // [label.groups]: GROUP = ["ClassA", "ClassB"]; a flow of class ClassA gets class GROUP
+  // (traffic characterisation from application folders). Classes in no group keep their name.
+  std::map<std::string, std::string> group_of;
 };
 
 // The feature stage: an extractor plugin run beside the labeler, in the same workers.
@@ -72,6 +76,10 @@ struct Experiment {
   DatasetSpec dataset;
   std::vector<ModelSpec> models;  // [models.NAME] tables, in name order
   Json train = Json::object();    // resolved [train]
+  // [variants.NAME] tables: each sets some values of the experiment. A run of an experiment with
+  // variants runs each of them (RUN_DIR/NAME) and compares them; `variant` names the one this is.
+  std::vector<std::string> variant_names;
+  std::string variant;
 
   toml::table resolved_toml() const;
 };
@@ -86,8 +94,11 @@ const Schema& train_section_schema();
 
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.
+// With `variant`, the experiment with that variant's values set (and no variants); without, the
+// experiment itself, each of its variants checked too.
 std::optional<Experiment> load_experiment(const std::filesystem::path& file,
                                           const std::vector<std::string>& overrides,
-                                          const PluginRegistry& registry, Diagnostics& diagnostics);
+                                          const PluginRegistry& registry, Diagnostics& diagnostics,
+                                          const std::string& variant = "");
 
 }  // namespace trafficid::host

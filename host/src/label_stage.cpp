@@ -35,10 +35,10 @@ std::string LabelStage::file_class(const std::string& path) const {
   return "";
 }
 
-void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source) {
-  if (!labeling_ || &source != current_source_ || packet.file_id != current_file_) {
+void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source, std::size_t source_index) {
+  if (!labeling_ || source_index != current_source_ || packet.file_id != current_file_) {
     end_file();
-    current_source_ = &source;
+    current_source_ = source_index;
     current_file_ = packet.file_id;
     SourceFileInfo info;
     for (const auto& f : source.files())
@@ -73,6 +73,8 @@ void LabelStage::end_file() {
       if (!definition || definition->matches(f)) cls = from_file;
     }
     if (!cls && spec_.unmatched == "other") cls = spec_.other_class;
+    if (cls)
+      if (auto group = spec_.group_of.find(*cls); group != spec_.group_of.end()) cls = group->second;
     std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
     if (listener_) listener_->labelled(f, cls);
     auto& counts = cls ? classes_[*cls] : dropped_;

@@ -31,7 +31,7 @@ class LabelStage {
   LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, std::filesystem::path dir,
              LabelListener* listener = nullptr, unsigned threads = 0);
   ~LabelStage();
-  void on_packet(const PacketView& packet, const CaptureSource& source);
+  void on_packet(const PacketView& packet, const CaptureSource& source, std::size_t source_index);
   Json finish();  // flows of the last input, then the summary (also written to classes.json)
 
  private:
@@ -44,7 +44,7 @@ class LabelStage {
   std::ofstream flows_csv_;
   std::unique_ptr<ShardedLabeling> labeling_;
   std::string current_path_;
-  const CaptureSource* current_source_ = nullptr;
+  std::size_t current_source_ = 0;
   std::uint32_t current_file_ = 0;
   std::uint64_t current_packets_ = 0;
   LabelListener* listener_ = nullptr;

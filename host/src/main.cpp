@@ -59,6 +59,12 @@ int main(int argc, char** argv) {
   prepro->add_flag("--rebuild", rebuild, "build the dataset again even when an earlier one is current");
   prepro->add_flag("--json", json, "print the run's summary as JSON on stdout");
 
+  auto* report = app.add_subcommand("report", "compare runs side by side in one self-contained HTML page");
+  std::vector<std::string> report_runs;
+  std::string report_out = "comparison.html";
+  report->add_option("runs", report_runs, "run folders (RUN_DIR made by `trafficid run`)")->required()->check(CLI::ExistingDirectory);
+  report->add_option("-o,--out", report_out, "the page to write (default comparison.html)");
+
   auto* synth = app.add_subcommand("synth", "write the embedded synthetic capture (real protocol exchanges) to a pcap file");
   synth->add_option("--out,-o", out, "pcap file to write")->required();
   synth->add_option("--param,-p", params, "synth plugin parameter: name=value (see `trafficid plugins synth`)")
@@ -136,6 +142,7 @@ int main(int argc, char** argv) {
       return cmd_predict(global, predict_request);
     }
     if (*prepro) return cmd_run(global, file, overrides, run_dir, json, rebuild, false);
+    if (*report) return cmd_report(global, report_runs, report_out);
     if (*synth) return cmd_synth(global, out, params);
     if (*info) return cmd_info(global, paths, json);
     if (*convert) return cmd_convert(global, in, out, format);

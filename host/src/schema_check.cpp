@@ -301,8 +301,6 @@ void apply_override(toml::table& document, const std::string& assignment) {
     throw Error(fmt::format("--set '{}': expected key.path=value, e.g. --set capture.synth.seed=7", assignment));
   std::string key = assignment.substr(0, eq);
   std::string text = assignment.substr(eq + 1);
-  auto segments = split_key_path(key);
-
   toml::table holder;
   try {
     holder = toml::parse("value = " + text, std::string_view("--set"));
@@ -320,38 +318,42 @@ void apply_override(toml::table& document, const std::string& assignment) {
       throw Error(fmt::format("--set {}: cannot read the value: {}", key, e.description()));
     }
   }
+  set_at_path(document, key, *holder.get("value"), "--set");
+}
 
+void set_at_path(toml::table& document, const std::string& key, toml::node& value, const std::string& what) {
+  auto segments = split_key_path(key);
   toml::node* current = &document;
   for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
     const auto& segment = segments[i];
     if (auto* table = current->as_table()) {
       auto* next = table->get(segment);
-      if (!next) next = &table->insert(segment, toml::table{}).first->second;
+      if (!next) next = &table->insert(toml::key(segment, toml::source_region(value.source())), toml::table{}).first->second;
       current = next;
     } else if (auto* array = current->as_array()) {
       std::size_t index = 0;
       auto [ptr, ec] = std::from_chars(segment.data(), segment.data() + segment.size(), index);
       if (ec != std::errc() || ptr != segment.data() + segment.size() || index >= array->size())
-        throw Error(fmt::format("--set {}: '{}' is not an index of the array at that place (it has {} entries)",
-                                key, segment, array->size()));
+        throw Error(fmt::format("{} {}: '{}' is not an index of the array at that place (it has {} entries)",
+                                what, key, segment, array->size()));
       current = array->get(index);
     } else {
-      throw Error(fmt::format("--set {}: '{}' is a value, not a table, in the experiment", key,
+      throw Error(fmt::format("{} {}: '{}' is a value, not a table, in the experiment", what, key,
                               fmt::join(segments.begin(), segments.begin() + static_cast<long>(i) + 1, ".")));
     }
   }
-  auto* node = holder.get("value");
+  toml::key leaf(segments.back(), toml::source_region(value.source()));
   if (auto* table = current->as_table()) {
-    table->insert_or_assign(segments.back(), std::move(*node));
+    value.visit([&](auto& v) { table->insert_or_assign(leaf, std::move(v)); });  // a move keeps the source position
   } else if (auto* array = current->as_array()) {
     std::size_t index = 0;
     const auto& segment = segments.back();
     auto [ptr, ec] = std::from_chars(segment.data(), segment.data() + segment.size(), index);
     if (ec != std::errc() || index >= array->size())
-      throw Error(fmt::format("--set {}: '{}' is not an index of the array (it has {} entries)", key, segment, array->size()));
-    array->replace(array->begin() + static_cast<long>(index), std::move(*node));
+      throw Error(fmt::format("{} {}: '{}' is not an index of the array (it has {} entries)", what, key, segment, array->size()));
+    value.visit([&](auto& v) { array->replace(array->begin() + static_cast<long>(index), std::move(v)); });
   } else {
-    throw Error(fmt::format("--set {}: the parent of '{}' is a value, not a table", key, segments.back()));
+    throw Error(fmt::format("{} {}: the parent of '{}' is a value, not a table", what, key, segments.back()));
   }
 }
 

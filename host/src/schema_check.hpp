@@ -43,6 +43,9 @@ Json to_json(const toml::node& node);
 // and taken as a plain string when it is not valid TOML. Numeric segments index arrays.
 // Throws trafficid::Error with the reason when the path cannot be set.
 void apply_override(toml::table& document, const std::string& assignment);
+// Sets `key` (a dotted path) to `value`, moved in (so it keeps its source position); tables on the
+// way are created. `what` starts the error messages ("--set", "variants.strict").
+void set_at_path(toml::table& document, const std::string& key, toml::node& value, const std::string& what);
 
 // "models.cnn.conv.0.filters" -> segments.
 std::vector<std::string> split_key_path(const std::string& path);

@@ -6,6 +6,7 @@
 // model whose metrics.json exists is done, so `--resume` goes on with the others.
 #pragma once
 #include <filesystem>
+#include <vector>
 
 #include "experiment.hpp"
 #include "host_log.hpp"
@@ -19,5 +20,10 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
 // RUN_DIR/report.html: one self-contained page (inline SVG, no network) comparing the models.
 void write_report(const std::filesystem::path& run_dir, const Json& run_record, const Json& models,
                   const std::string& resolved_config);
+
+// One self-contained page comparing runs (`trafficid report RUN_DIR...`): every model's test
+// numbers, what differs in the resolved configurations, validation curves, per-class F1.
+void write_comparison_report(const std::filesystem::path& out, const std::vector<std::filesystem::path>& run_dirs,
+                             const std::string& title);
 
 }  // namespace trafficid::host

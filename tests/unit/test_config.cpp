@@ -185,3 +185,33 @@ udp_max_packets = 30
   CHECK(experiment->label->map.classes().size() == 2);
   CHECK(experiment->resolved.at("label").at("classes").at("P2P").at("patterns") == Json::array({"BitTorrent*"}));
 }
+
+TEST_CASE("label groups: coarser classes from finer ones, each class in one group", "[config]") {
+  const std::string head = R"([capture]
+sources = ["synth"]
+[label]
+class_from = "directory"
+)";
+  auto good = write_experiment("groups.toml", head + R"([label.groups]
+RemoteAccess = ["AnyDesk", "SSH"]
+"Chat/IM" = ["WhatsApp"]
+)");
+  Diagnostics ok;
+  auto experiment = load_experiment(good, {}, registry(), ok);
+  REQUIRE(experiment.has_value());
+  CHECK(experiment->label->group_of == std::map<std::string, std::string>{{"AnyDesk", "RemoteAccess"}, {"SSH", "RemoteAccess"},
+                                                                          {"WhatsApp", "Chat/IM"}});
+  CHECK(experiment->resolved["label"]["groups"]["Chat/IM"] == Json::array({"WhatsApp"}));
+
+  auto bad = write_experiment("groups-bad.toml", head + R"([label.groups]
+RemoteAccess = ["AnyDesk", "SSH"]
+Tunnels = ["SSH"]
+Web = "QUIC"
+)");
+  Diagnostics diagnostics;
+  CHECK_FALSE(load_experiment(bad, {}, registry(), diagnostics).has_value());
+  const std::string f = bad.string();
+  CHECK(formatted(diagnostics) ==
+        std::vector<std::string>{f + ":7:11: label.groups.Tunnels: class 'SSH' is already in group 'RemoteAccess': a class belongs to one group",
+                                 f + ":8:7: label.groups.Web: expected a list of class names, e.g. Web = [\"AnyDesk\", \"SSH\"]"});
+}

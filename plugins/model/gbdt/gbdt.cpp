@@ -122,19 +122,25 @@ class Gbdt final : public Model {
       for (std::int64_t i = 0; i < per_epoch; ++i, ++rounds) check(XGBoosterUpdateOneIter(booster_, static_cast<int>(rounds), dtrain.handle), "training");
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       rounds_ = rounds;
-      auto p = predict(dvalid.handle, rounds);
-      std::vector<std::int64_t> predicted(vm.rows);
       const std::size_t k = input_.class_names.size();
-      double loss = 0;
-      for (std::size_t r = 0; r < vm.rows; ++r) {
-        auto first = p.begin() + static_cast<std::ptrdiff_t>(r * k);
-        predicted[r] = std::max_element(first, first + static_cast<std::ptrdiff_t>(k)) - first;
-        loss -= std::log(std::max(1e-12f, first[static_cast<std::ptrdiff_t>(truth[r])]));
-      }
+      // Mean cross-entropy of a matrix's rows under the trees so far; `predicted` gets the argmax.
+      auto cross_entropy = [&](const DMatrix& d, const Matrix& matrix, std::vector<std::int64_t>* predicted) {
+        auto p = predict(d.handle, rounds);
+        double loss = 0;
+        for (std::size_t r = 0; r < matrix.rows; ++r) {
+          auto first = p.begin() + static_cast<std::ptrdiff_t>(r * k);
+          if (predicted) (*predicted)[r] = std::max_element(first, first + static_cast<std::ptrdiff_t>(k)) - first;
+          loss -= std::log(std::max(1e-12f, first[static_cast<std::ptrdiff_t>(matrix.labels[r])]));
+        }
+        return matrix.rows ? loss / static_cast<double>(matrix.rows) : 0.0;
+      };
+      std::vector<std::int64_t> predicted(vm.rows);
+      const double val_loss = cross_entropy(dvalid, vm, &predicted);
       auto e = evaluate(truth, predicted, input_.class_names);
       EpochMetrics m;
       m.epoch = static_cast<int>(epoch);
-      m.val_loss = vm.rows ? loss / static_cast<double>(vm.rows) : 0;
+      m.train_loss = cross_entropy(dtrain, tm, nullptr);
+      m.val_loss = val_loss;
       m.val_accuracy = e.accuracy;
       m.val_macro_f1 = e.macro_f1;
       m.seconds = seconds;

@@ -36,10 +36,10 @@ struct DatasetShard {
 
 struct DatasetInput {
   std::uint32_t id = 0;
-  std::string path;      // as the capture source named it; empty for a generator
+  std::string path;      // as the capture source named it (a generator: its description, e.g. "synth(seed=1, ...)")
   std::uint64_t size = 0;
   std::int64_t mtime_ns = 0;
-  std::string sha256;    // of the file's content; empty for a generator
+  std::string sha256;    // of the file's content; empty (and size, mtime_ns 0) for a generator
   std::uint64_t packets = 0;
 };
 
