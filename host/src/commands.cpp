@@ -16,6 +16,7 @@
 
 #include "capture_stage.hpp"
 #include "dataset_builder.hpp"
+#include "study.hpp"
 #include "train_stage.hpp"
 #include "experiment.hpp"
 #include "host_log.hpp"
@@ -120,23 +121,6 @@ void print_diagnostics(const Diagnostics& diagnostics) {
   for (const auto& d : diagnostics.sorted()) std::cerr << d.format() << '\n';
 }
 
-// Loads and checks an experiment, printing every diagnostic and, when it is invalid, the count.
-std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
-                                             const std::vector<std::string>& overrides, const std::string& variant = "") {
-  if (!fs::is_regular_file(file)) {
-    std::cerr << "error: experiment file " << file << " does not exist or is not a file\n";
-    return std::nullopt;
-  }
-  Diagnostics diagnostics;
-  auto experiment = load_experiment(file, overrides, registry, diagnostics, variant);
-  print_diagnostics(diagnostics);
-  if (!experiment) {
-    std::size_t errors = 0;
-    for (const auto& d : diagnostics.all()) errors += !d.warning;
-    std::cerr << fmt::format("{}: {} error{}\n", file, errors, errors == 1 ? "" : "s");
-  }
-  return experiment;
-}
 
 std::string timestamp_now() {
   return fmt::format("{:%Y%m%d-%H%M%S}", fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
@@ -168,16 +152,21 @@ int finish_run(const fs::path& dir, Json& run_record, HostLog& log, std::chrono:
 // Only one process builds a given dataset at a time (two runs of one experiment, tuning workers).
 class DatasetLock {
  public:
-  explicit DatasetLock(const fs::path& folder) {
+  DatasetLock(const fs::path& folder, HostLog& log) {
     fs::create_directories(folder.parent_path());
     fs::path path = folder;
     path += ".lock";
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error(fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw Error(fmt::format("another trafficid process is building {} now (it holds {}); when it is done, run "
-                              "again to reuse its dataset", folder.string(), path.string()));
+      // Another run (a tuning trial, a second terminal) builds this very dataset: wait, then reuse it.
+      log.info(fmt::format("stage dataset: waiting for the trafficid process that is building {} (it holds {})",
+                           folder.string(), path.string()));
+      while (::flock(fd_, LOCK_EX) != 0)
+        if (errno != EINTR) {
+          ::close(fd_);
+          throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(errno)));
+        }
     }
   }
   DatasetLock(const DatasetLock&) = delete;
@@ -233,6 +222,24 @@ std::string describe_dataset(const DatasetManifest& m) {
 }
 
 }  // namespace
+
+// Loads and checks an experiment, printing every diagnostic and, when it is invalid, the count.
+std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
+                                             const std::vector<std::string>& overrides, const std::string& variant) {
+  if (!fs::is_regular_file(file)) {
+    std::cerr << "error: experiment file " << file << " does not exist or is not a file\n";
+    return std::nullopt;
+  }
+  Diagnostics diagnostics;
+  auto experiment = load_experiment(file, overrides, registry, diagnostics, variant);
+  print_diagnostics(diagnostics);
+  if (!experiment) {
+    std::size_t errors = 0;
+    for (const auto& d : diagnostics.all()) errors += !d.warning;
+    std::cerr << fmt::format("{}: {} error{}\n", file, errors, errors == 1 ? "" : "s");
+  }
+  return experiment;
+}
 
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json) {
   auto registry = load_plugins(global, !json);
@@ -291,7 +298,8 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
 }
 
 int run_one(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json, bool rebuild, bool train, const std::string& variant);
+            const std::string& run_dir, bool json, bool rebuild, bool train, const std::string& variant,
+            const TrialRequest* trial = nullptr);
 
 namespace {
 
@@ -343,12 +351,13 @@ int run_variants(const GlobalOptions& global, const Experiment& experiment, cons
 }  // namespace
 
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json, bool rebuild, bool train) {
-  return run_one(global, file, overrides, run_dir, json, rebuild, train, "");
+            const std::string& run_dir, bool json, bool rebuild, bool train, const TrialRequest* trial) {
+  return run_one(global, file, overrides, run_dir, json, rebuild, train, "", trial);
 }
 
 int run_one(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json, bool rebuild, bool train, const std::string& variant) {
+            const std::string& run_dir, bool json, bool rebuild, bool train, const std::string& variant,
+            const TrialRequest* trial) {
   auto registry = load_plugins(global);
   auto experiment = checked_experiment(registry, file, overrides, variant);
   if (!experiment) {
@@ -376,15 +385,27 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
                   {"config", experiment->resolved}};
   write_file_atomically(dir / "run.json", run_record.dump(2));
   // The stages after the dataset: models trained and tested, then the report.
+  // A tuning trial reports each epoch to its study (which may stop it) and skips the test split.
+  std::unique_ptr<Study> study;
+  TrialContext trial_context;
+  if (trial) {
+    study = std::make_unique<Study>(trial->study_dir, registry, log, std::nullopt);
+    auto header = study->read().header;
+    trial_context = {study.get(), trial->trial, header.metric, header.space.maximize};
+  }
   auto train_and_report = [&](const fs::path& dataset) {
     if (!train || experiment->models.empty()) return;
-    auto models = run_train_stage(*experiment, registry, log, dataset, dir);
+    auto models = run_train_stage(*experiment, registry, log, dataset, dir, trial ? &trial_context : nullptr);
     if (models.value("status", "") == "interrupted") {
       run_record["status"] = "interrupted";
       log.warn(fmt::format("interrupted: `trafficid run --resume {}` continues from the last finished epoch", dir.string()));
       return;
     }
     run_record["stages"].push_back({{"name", "train"}, {"output", "models/"}});
+    if (trial) {
+      run_record["trial"] = models;
+      return;
+    }
     run_record["models"] = models;
     write_report(dir, run_record, models, resolved.str());
     run_record["stages"].push_back({{"name", "report"}, {"output", "report.html"}});
@@ -393,11 +414,14 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
   try {
     // The dataset stage, when the experiment has features: reused when nothing it depends on changed.
     std::optional<DatasetPlan> plan;
+    std::unique_ptr<DatasetLock> lock;
     if (experiment->features) {
       plan = plan_dataset(*experiment);
+      lock = std::make_unique<DatasetLock>(plan->folder, log);  // waits while another process builds it
       std::string why;
       if (experiment->dataset.reuse && !rebuild) {
         if (auto manifest = reusable_dataset(*plan, *experiment, registry, log, why)) {
+          lock.reset();  // a finished dataset is only read
           log.info(fmt::format("stage dataset: reusing {} (same config, inputs unchanged; --rebuild builds it again)",
                                plan->folder.string()));
           link_dataset(dir, plan->folder);
@@ -413,12 +437,10 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
     }
     fs::create_directories(dir / "capture");
     log.info("stage capture: " + fmt::format("{}", fmt::join(experiment->sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
-    std::unique_ptr<DatasetLock> lock;
     std::unique_ptr<DatasetBuilder> builder;
     fs::path part;
     unsigned workers = 0;
     if (plan) {
-      lock = std::make_unique<DatasetLock>(plan->folder);
       part = plan->folder;
       part += ".part";
       std::error_code ec;

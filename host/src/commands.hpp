@@ -60,10 +60,25 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request);
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json);
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);
+// A run that is one trial of a tuning study (`trafficid run ... --trial-of STUDY_DIR --trial-id N`).
+struct TrialRequest {
+  std::string study_dir;
+  std::uint64_t trial = 0;
+};
 // `rebuild`: build the dataset even when an earlier one with the same config is current.
 // `train`: run the stages after the dataset (models, report); false for `trafficid prepro`.
 int cmd_run(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
-            const std::string& run_dir, bool json, bool rebuild = false, bool train = true);
+            const std::string& run_dir, bool json, bool rebuild = false, bool train = true,
+            const TrialRequest* trial = nullptr);
+
+// `trafficid tune`: runs (or goes on with) the study of an experiment's [tune] section.
+struct TuneRequest {
+  std::string file, study_dir, emit_slurm;
+  std::vector<std::string> overrides;
+  unsigned parallel = 0;  // 0: tune.parallel
+  unsigned workers = 0;   // --emit-slurm: array size (0: tune.parallel)
+};
+int cmd_tune(const GlobalOptions& global, const TuneRequest& request);
 // One page comparing runs side by side (written to `out`).
 int cmd_report(const GlobalOptions& global, const std::vector<std::string>& run_dirs, const std::string& out);
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params);

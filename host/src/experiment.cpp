@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <charconv>
 #include <cmath>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "schema_check.hpp"
 
@@ -99,16 +101,61 @@ const Schema& train_section_schema() {
       ParamSpec::boolean("class_weights", true, "weigh the loss with the dataset's class weights (dataset.balance = \"weights\")"),
       ParamSpec::integer("threads", 0, "LibTorch threads (0: one per core)").range(0, 1024),
       ParamSpec::choice("device", "cpu", {"cpu", "cuda"}, "where to train (cuda: where LibTorch was built with it)"),
+      ParamSpec::integer("seed", 0, "seed of the weights and the data order (0: experiment.seed, which also splits the "
+                                    "dataset); each tuning trial gets its own")
+          .range(0, std::nullopt),
+  };
+  return schema;
+}
+
+const Schema& tune_section_schema() {
+  static const Schema schema = {
+      ParamSpec::string("tuner", "random", "tuner plugin: grid, random, asha, or your own"),
+      ParamSpec::choice("metric", "val.macro_f1", {"val.macro_f1", "val.accuracy", "val.weighted_f1", "val.loss"},
+                        "what a trial is judged by, on the validation split (never the test split)"),
+      ParamSpec::choice("direction", "auto", {"auto", "maximize", "minimize"}, "auto: minimize a loss, maximize the rest"),
+      ParamSpec::integer("trials", 20, "trials proposed in all (retries of a failed trial do not count)").range(1, 1000000),
+      ParamSpec::real("time_budget", 0, "seconds from the study's start after which no trial is started (0: none)")
+          .range(0, std::nullopt),
+      ParamSpec::integer("parallel", 1, "trials run at once by one `trafficid tune` process").range(1, 256),
+      ParamSpec::integer("retries", 1, "times a failed (crashed) trial is run again before it counts as failed").range(0, 100),
+      ParamSpec::choice("pruner", "none", {"none", "median"},
+                        "median: stop a trial whose value is below the median of the others' at the same epoch "
+                        "(with any tuner; asha prunes by itself)"),
+      ParamSpec::integer("pruner_warmup", 1, "epochs before the median pruner judges a trial").range(0, 100000),
+      ParamSpec::integer("pruner_min_trials", 3, "other trials that must have reached an epoch before the median pruner "
+                                                 "judges at it").range(1, 100000),
+      ParamSpec::string("study_dir", "", "the study's folder (default: OUTPUT_DIR/NAME-study); the same folder resumes"),
   };
   return schema;
 }
 
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
+void set_json_path(Json& config, const std::string& path, const Json& value) {
+  Json* current = &config;
+  auto segments = split_key_path(path);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto& s = segments[i];
+    const bool last = i + 1 == segments.size();
+    if (current->is_array()) {
+      std::size_t index = 0;
+      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), index);
+      if (ec != std::errc() || ptr != s.data() + s.size() || index >= current->size())
+        throw Error(fmt::format("{}: '{}' is not an index of the array there", path, s));
+      current = &(*current)[index];
+    } else {
+      if (!current->is_object()) *current = Json::object();
+      current = &(*current)[s];
+    }
+    if (last) *current = value;
+  }
+}
+
 namespace {
 
 const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "train", "models",
-                                                 "variants"};
+                                                 "variants", "tune"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -477,6 +524,97 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
   resolved["train"] = experiment.train;
 }
 
+// [tune]: settings, the tuner plugin and its table, and the search space's form (its values are
+// checked against the plugins' schemas by load_experiment, which needs the whole experiment).
+void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
+                Json& resolved, std::vector<toml::source_region>& dimension_sources) {
+  auto& diags = context.diagnostics;
+  const toml::node* section_node = doc.get("tune");
+  if (!section_node) return;
+  const toml::table* section = section_node->as_table();
+  if (!section) {
+    diags.error(section_node->source(), "tune", "expected a table ([tune])");
+    return;
+  }
+  check_section_keys(*section, "tune", tune_section_schema(), {"space"}, PluginKind::tuner, registry, diags);
+  Json settings = check_table(section, tune_section_schema(), "tune", section->source(), context,
+                              TableCheck{.report_unknown = false});
+  TuneSpec spec;
+  const std::string tuner = settings.value("tuner", "random");
+  spec.plugin = chosen_plugin(*section, "tune", "tuner", tuner, PluginKind::tuner, registry, context, spec.params);
+  if (spec.plugin) settings[tuner] = spec.params;
+  static const std::vector<std::string> kinds = {"choice", "uniform", "loguniform", "int_uniform"};
+  Json space = Json::object();
+  const toml::table* space_table = section->get("space") ? section->get("space")->as_table() : nullptr;
+  if (!space_table || space_table->empty()) {
+    diags.error(section->get("space") ? section->get("space")->source() : section->source(), "tune.space",
+                "a study needs a search space: [tune.space] with e.g. \"train.lr\" = { loguniform = [1e-4, 1e-2] }");
+  } else {
+    for (const auto& [key, node] : *space_table) {
+      const std::string path(key.str());
+      const std::string where = "tune.space." + path;
+      const toml::table* d = node.as_table();
+      if (!d || d->size() != 1) {
+        diags.error(node.source(), where,
+                    "expected one distribution: { choice = [...] }, { uniform = [low, high] }, { loguniform = [low, high] } "
+                    "or { int_uniform = [low, high] }");
+        continue;
+      }
+      auto only = d->begin();  // its entries are proxies: keep the iterator, not a reference into one
+      const toml::key& kind_key = only->first;
+      const toml::node& values = only->second;
+      const std::string kind(kind_key.str());
+      if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+        diags.error(kind_key.source(), where + "." + kind, "unknown distribution" + did_you_mean(kind, kinds) +
+                                                               " (choice, uniform, loguniform, int_uniform)");
+        continue;
+      }
+      const toml::array* list = values.as_array();
+      SearchDimension dim;
+      dim.path = path;
+      if (kind == "choice") {
+        if (!list || list->empty()) {
+          diags.error(values.source(), where + ".choice", "expected a non-empty list of values");
+          continue;
+        }
+        dim.kind = SearchDimension::Kind::choice;
+        for (const auto& v : *list) dim.choices.push_back(to_json(v));
+      } else {
+        const bool integers = kind == "int_uniform";
+        if (!list || list->size() != 2 || !(*list)[0].is_number() || !(*list)[1].is_number() ||
+            (integers && (!(*list)[0].is_integer() || !(*list)[1].is_integer()))) {
+          diags.error(values.source(), where + "." + kind,
+                      fmt::format("expected [low, high], two {}", integers ? "integers" : "numbers"));
+          continue;
+        }
+        dim.kind = integers ? SearchDimension::Kind::int_uniform
+                 : kind == "uniform" ? SearchDimension::Kind::uniform : SearchDimension::Kind::loguniform;
+        dim.low = *(*list)[0].value<double>();
+        dim.high = *(*list)[1].value<double>();
+        if (!(dim.low < dim.high) || (integers && dim.low > dim.high)) {
+          diags.error(values.source(), where + "." + kind, fmt::format("low ({}) must be below high ({})", dim.low, dim.high));
+          continue;
+        }
+        if (kind == "loguniform" && dim.low <= 0) {
+          diags.error(values.source(), where + "." + kind, "loguniform needs low > 0");
+          continue;
+        }
+      }
+      space[path] = {{kind, to_json(values)}};
+      spec.space.dimensions.push_back(std::move(dim));
+      dimension_sources.push_back(node.source());
+    }
+  }
+  settings["space"] = space;
+  spec.metric = settings.value("metric", "val.macro_f1");
+  const std::string direction = settings.value("direction", "auto");
+  spec.space.maximize = direction == "maximize" || (direction == "auto" && spec.metric != "val.loss");
+  spec.space.max_trials = settings.value("trials", std::uint64_t{20});
+  spec.settings = settings;
+  resolved["tune"] = settings;
+  experiment.tune = std::move(spec);
+}
+
 // A variant's values as dotted paths: its nested tables are walked (`features.deep_packet.masking =
 // "strict"` and `"features.deep_packet.masking" = "strict"` say the same); an inline table or a list
 // is one value.
@@ -491,7 +629,8 @@ void variant_values(toml::table& table, const std::string& prefix, std::vector<s
 }  // namespace
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
-                                          const PluginRegistry& registry, Diagnostics& diagnostics, const std::string& variant) {
+                                          const PluginRegistry& registry, Diagnostics& diagnostics, const std::string& variant,
+                                          const Json& assignment) {
   diagnostics.set_default_file(file.string());
   toml::table doc;
   try {
@@ -551,7 +690,30 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
     diagnostics.error(doc.source(), "variants", fmt::format("no variant '{}': the experiment has no [variants]", variant));
     return std::nullopt;
   }
-  if (variant.empty())
+  // A tuning trial's values, each parsed as TOML from its JSON text under the name "tune.space" (the
+  // caller maps problems found there to the space's own lines).
+  if (!assignment.is_null()) {
+    for (const auto& [path, value] : assignment.items()) {
+      toml::table holder;
+      Json wrapped = Json::object();
+      wrapped["value"] = value;
+      std::ostringstream text;
+      text << to_toml(wrapped);
+      try {
+        holder = toml::parse(text.str(), std::string_view("tune.space"));
+        set_at_path(doc, path, *holder.get("value"), "tune.space");
+      } catch (const toml::parse_error& e) {
+        diagnostics.error(e.source(), path, fmt::format("cannot set {}: {}", value.dump(), e.description()));
+      } catch (const Error& e) {
+        toml::source_region where;
+        where.path = std::make_shared<const std::string>("tune.space");
+        where.begin = {1, 1};
+        diagnostics.error(where, path, e.what());
+      }
+    }
+    doc.erase("tune");
+  }
+  if (variant.empty() && assignment.is_null())
     for (const auto& name : variant_names) {
       Diagnostics of_variant;
       load_experiment(file, overrides, registry, of_variant, name);
@@ -582,6 +744,43 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   check_features(doc, experiment, registry, context, resolved);
   check_dataset(doc, experiment, context, resolved);
   check_models(doc, experiment, registry, context, resolved);
+  std::vector<toml::source_region> dimension_sources;
+  check_tune(doc, experiment, registry, context, resolved, dimension_sources);
+  if (experiment.tune && !variant_names.empty())
+    diagnostics.error(doc.get("tune")->source(), "tune",
+                      "a study tunes one experiment: remove [variants] (or tune each variant's values in tune.space)");
+  if (experiment.tune && experiment.models.size() != 1)
+    diagnostics.error(doc.get("tune")->source(), "tune",
+                      fmt::format("a study tunes one model and this experiment trains {}: keep one [models.NAME], or choose "
+                                  "between models in the space (\"models\" = {{ choice = [{{ cnn = {{}} }}, {{ mlp = {{}} }}] }})",
+                                  experiment.models.size()));
+  // Every value the space can give, set in the experiment and checked there: a mistake is
+  // reported at the space's line, before anything runs.
+  const bool only_space_errors = std::all_of(diagnostics.all().begin(), diagnostics.all().end(), [](const Diagnostic& d) {
+    return d.warning || d.key_path.rfind("tune.space.", 0) == 0;
+  });
+  if (experiment.tune && only_space_errors) {
+    for (std::size_t i = 0; i < experiment.tune->space.dimensions.size(); ++i) {
+      const auto& d = experiment.tune->space.dimensions[i];
+      std::vector<Json> candidates = d.choices;
+      if (d.kind == SearchDimension::Kind::int_uniform) candidates = {static_cast<std::int64_t>(d.low), static_cast<std::int64_t>(d.high)};
+      else if (d.kind != SearchDimension::Kind::choice) candidates = {d.low, d.high};
+      std::set<std::string> reported;  // a problem that every value has is told once
+      for (const auto& value : candidates) {
+        Diagnostics of_value;
+        load_experiment(file, overrides, registry, of_value, "", Json{{d.path, value}});
+        Diagnostics remapped;
+        for (const auto& problem : of_value.all()) {
+          if (problem.warning || !reported.insert(problem.key_path + "\n" + problem.message).second) continue;
+          toml::source_region where = dimension_sources[i];
+          remapped.error(where, "tune.space." + d.path,
+                         fmt::format("with {} = {}: {}{}", d.path, value.dump(), problem.key_path.empty() ? "" : problem.key_path + ": ",
+                                     problem.message));
+        }
+        diagnostics.merge(remapped);
+      }
+    }
+  }
 
   if (diagnostics.has_errors()) return std::nullopt;
   auto& exp = resolved["experiment"];
@@ -591,6 +790,10 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   experiment.output_dir = exp["output_dir"].get<std::string>();
   if (experiment.dataset.directory.empty()) experiment.dataset.directory = experiment.output_dir / "datasets";
   if (variant.empty() && !variants.empty()) resolved["variants"] = variants;
+  if (experiment.tune) {
+    experiment.tune->space.seed = static_cast<std::uint64_t>(experiment.seed);
+    experiment.tune->space.max_steps = experiment.train.value("epochs", std::int64_t{10});
+  }
   experiment.resolved = std::move(resolved);
   return experiment;
 }

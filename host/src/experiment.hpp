@@ -12,6 +12,7 @@
 #include "diagnostics.hpp"
 #include "label_map.hpp"
 #include "plugin_registry.hpp"
+#include "trafficid/tuner.hpp"
 
 namespace trafficid::host {
 
@@ -63,6 +64,17 @@ struct ModelSpec {
   Json params;
 };
 
+// [tune]: a study over the experiment (`trafficid tune`): a tuner plugin, the metric, the budget,
+// and the search space over dotted config paths, every value of which was checked against the
+// plugins' schemas.
+struct TuneSpec {
+  const PluginInfo* plugin = nullptr;
+  Json params;     // the tuner's resolved parameters
+  Json settings;   // the resolved [tune] table (metric, direction, trials, ...), space included
+  SearchSpace space;
+  std::string metric;  // "val.macro_f1", "val.accuracy", "val.weighted_f1" or "val.loss"
+};
+
 struct Experiment {
   std::filesystem::path file;
   std::string name;
@@ -80,6 +92,7 @@ struct Experiment {
   // variants runs each of them (RUN_DIR/NAME) and compares them; `variant` names the one this is.
   std::vector<std::string> variant_names;
   std::string variant;
+  std::optional<TuneSpec> tune;
 
   toml::table resolved_toml() const;
 };
@@ -95,10 +108,18 @@ const Schema& train_section_schema();
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.
 // With `variant`, the experiment with that variant's values set (and no variants); without, the
-// experiment itself, each of its variants checked too.
+// experiment itself, each of its variants checked too. With `assignment` (dotted path -> value,
+// a tuning trial's), the experiment with those values set and without its [tune] section.
 std::optional<Experiment> load_experiment(const std::filesystem::path& file,
                                           const std::vector<std::string>& overrides,
                                           const PluginRegistry& registry, Diagnostics& diagnostics,
-                                          const std::string& variant = "");
+                                          const std::string& variant = "", const Json& assignment = Json());
+
+// load_experiment for a command: prints every diagnostic to stderr (and the count of errors).
+std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
+                                             const std::vector<std::string>& overrides, const std::string& variant = "");
+
+// A dotted path set in a JSON config (numeric segments index arrays), as set_at_path does in TOML.
+void set_json_path(Json& config, const std::string& path, const Json& value);
 
 }  // namespace trafficid::host

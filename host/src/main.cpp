@@ -41,6 +41,22 @@ int main(int argc, char** argv) {
   run->add_flag("--json", json, "print the run's summary as JSON on stdout");
   bool rebuild = false;
   run->add_flag("--rebuild", rebuild, "build the dataset again even when an earlier one is current");
+  TrialRequest trial;  // set by `trafficid tune` for the trial processes it starts
+  run->add_option("--trial-of", trial.study_dir, "the study this run is a trial of")->group("");
+  run->add_option("--trial-id", trial.trial, "the trial's number in that study")->group("");
+
+  auto* tune = app.add_subcommand("tune", "tune an experiment's [tune] space: trials in processes of their own, a journal "
+                                          "that survives crashes (run the same command again to go on), a study report");
+  TuneRequest tune_request;
+  tune->add_option("experiment", tune_request.file, "experiment TOML file with a [tune] section")->required();
+  tune->add_option("--set", tune_request.overrides, "override a value: key.path=value (repeatable)")->type_name("K=V");
+  tune->add_option("--study-dir", tune_request.study_dir, "the study's folder (default tune.study_dir, else OUTPUT_DIR/NAME-study)");
+  tune->add_option("--parallel", tune_request.parallel, "trials this process runs at once (default tune.parallel)")
+      ->check(CLI::Range(1, 256));
+  tune->add_option("--emit-slurm", tune_request.emit_slurm, "write a Slurm job-array script of workers for this study, "
+                                                            "and run nothing")->type_name("FILE");
+  tune->add_option("--workers", tune_request.workers, "with --emit-slurm: the array's size (default tune.parallel)")
+      ->check(CLI::Range(1, 100000));
   auto* predict = app.add_subcommand("predict", "classify captures (or a live interface) with a trained model: per flow or per packet");
   PredictRequest predict_request;
   predict->add_option("model", predict_request.model_dir, "a trained model's folder (RUN_DIR/models/NAME)")->required();
@@ -134,8 +150,9 @@ int main(int argc, char** argv) {
                        rebuild, true);
       }
       if (file.empty()) throw trafficid::Error("run: give an experiment file, or --resume RUN_DIR");
-      return cmd_run(global, file, overrides, run_dir, json, rebuild, true);
+      return cmd_run(global, file, overrides, run_dir, json, rebuild, true, trial.study_dir.empty() ? nullptr : &trial);
     }
+    if (*tune) return cmd_tune(global, tune_request);
     if (*predict) {
       if (predict_request.paths.empty() && predict_request.interface.empty())
         throw trafficid::Error("predict: give capture files or folders, or --interface IFACE");

@@ -7,6 +7,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "study.hpp"
 #include "trafficid/dataset_reader.hpp"
 #include "trafficid/files.hpp"
 #include "trafficid/model.hpp"
@@ -44,6 +45,48 @@ class EpochLog final : public TrainingObserver {
   std::string name_;
   fs::path file_;
   std::int64_t epochs_;
+};
+
+// A tuning trial's epochs: logged as usual, then reported to the study, which may stop the trial.
+class TrialObserver final : public TrainingObserver {
+ public:
+  TrialObserver(EpochLog& inner, HostLog& log, const TrialContext& trial, fs::path metrics)
+      : inner_(inner), log_(log), trial_(trial), metrics_(std::move(metrics)) {}
+  bool on_epoch(const EpochMetrics& m) override {
+    const bool go_on = inner_.on_epoch(m);
+    // Every epoch in metrics.jsonl up to this one: after a kill, a resumed trial also reports the
+    // epochs its checkpoint holds that the journal may lack (the study ignores a step it has).
+    std::vector<std::pair<int, double>> epochs;
+    if (std::ifstream in(metrics_); in)
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) {
+          const Json e = Json::parse(line);
+          const int epoch = e.value("epoch", 0);
+          if (epoch > reported_ && epoch < m.epoch) epochs.emplace_back(epoch, e.value("val_" + trial_.metric.substr(4), 0.0));
+        }
+    epochs.emplace_back(m.epoch, metric_of(trial_.metric, m));
+    for (const auto& [epoch, value] : epochs) {
+      reported_ = epoch;
+      if (trial_.study->report(trial_.trial, epoch, value) == TrialDecision::stop) {
+        log_.info(fmt::format("trial {}: stopped after epoch {} ({} {:.4f})", trial_.trial, epoch, trial_.metric, value));
+        stopped_at_ = epoch;
+        return false;
+      }
+    }
+    return go_on;
+  }
+  bool pruned() const { return stopped_at_ > 0; }
+  // The epoch at which the study stopped the trial (0: not stopped); a resumed trial may have
+  // trained past it before it heard, and those epochs do not count.
+  int stopped_at() const { return stopped_at_; }
+
+ private:
+  EpochLog& inner_;
+  HostLog& log_;
+  const TrialContext& trial_;
+  fs::path metrics_;
+  int reported_ = 0;
+  int stopped_at_ = 0;
 };
 
 struct TestResults {
@@ -108,7 +151,7 @@ TestResults test_model(Model& model, DatasetSplit& test, const PluginInfo& plugi
 }  // namespace
 
 Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log, const fs::path& dataset,
-                     const fs::path& run_dir) {
+                     const fs::path& run_dir, const TrialContext* trial) {
   Json all = Json::object();
   DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation), test(dataset, SplitName::test);
   const auto& manifest = train.manifest();
@@ -124,12 +167,17 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       continue;
     }
     auto model = registry.create<Model>(*spec.plugin, spec.params, log, name);
-    ModelInput input{manifest.spec, manifest.class_names, manifest.class_weights, static_cast<std::uint64_t>(experiment.seed)};
+    const std::int64_t train_seed = experiment.train.value("seed", std::int64_t{0});
+    ModelInput input{manifest.spec, manifest.class_names, manifest.class_weights,
+                     static_cast<std::uint64_t>(train_seed ? train_seed : experiment.seed)};
     guarded(*spec.plugin, [&] { model->build(input); });
     auto info = guarded(*spec.plugin, [&] { return model->info(); });
     log.info(fmt::format("model {}: {} trainable parameters", name, info.parameters));
     EpochLog observer(log, name, dir / "metrics.jsonl", experiment.train.value("epochs", std::int64_t{10}));
-    TrainingContext context{experiment.train, dir / "checkpoints", &observer, &log};
+    std::optional<TrialObserver> trial_observer;
+    if (trial) trial_observer.emplace(observer, log, *trial, dir / "metrics.jsonl");
+    TrainingContext context{experiment.train, dir / "checkpoints",
+                            trial_observer ? static_cast<TrainingObserver*>(&*trial_observer) : &observer, &log};
     auto started = Clock::now();
     guarded(*spec.plugin, [&] { model->fit(train, validation, context); });
     const double training_seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -137,6 +185,28 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     if (log.stop_requested()) {
       all["status"] = "interrupted";
       return all;
+    }
+    if (trial) {
+      // The trial's value: its best epoch's (all epochs, also those before a resume).
+      const std::string key = trial->metric.substr(4);  // "val.macro_f1" -> metrics.jsonl's "val_macro_f1"
+      std::optional<double> best;
+      std::int64_t epochs = 0;
+      if (std::ifstream in(dir / "metrics.jsonl"); in)
+        for (std::string line; std::getline(in, line);) {
+          if (line.empty()) continue;
+          const Json e = Json::parse(line);
+          if (trial_observer->stopped_at() > 0 && e.value("epoch", 0) > trial_observer->stopped_at()) continue;
+          const double v = e.value("val_" + key, 0.0);
+          ++epochs;
+          if (!best || (trial->maximize ? v > *best : v < *best)) best = v;
+        }
+      Json result = {{"trial", trial->trial}, {"model", name}, {"metric", trial->metric},
+                     {"status", trial_observer->pruned() ? "pruned" : "done"}, {"epochs", epochs},
+                     {"training_seconds", training_seconds}, {"parameters", info.parameters}};
+      result["value"] = best ? Json(*best) : Json(nullptr);
+      write_file_atomically(run_dir / "trial.json", result.dump(2));
+      all[name] = result;
+      continue;
     }
     guarded(*spec.plugin, [&] { model->save(dir / "model.pt"); });
     // Everything `trafficid predict` needs to turn new captures into this model's inputs: the

@@ -13,9 +13,20 @@
 
 namespace trafficid::host {
 
+class Study;
+// A tuning trial: each epoch's value goes to the study, which may stop the trial; the test split
+// is never touched (RUN_DIR/trial.json holds the trial's best validation value).
+struct TrialContext {
+  Study* study = nullptr;
+  std::uint64_t trial = 0;
+  std::string metric;
+  bool maximize = true;
+};
+
 // Returns the models' metrics ({"cnn": {...}, ...}); status "interrupted" when a stop was asked.
 Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log,
-                     const std::filesystem::path& dataset, const std::filesystem::path& run_dir);
+                     const std::filesystem::path& dataset, const std::filesystem::path& run_dir,
+                     const TrialContext* trial = nullptr);
 
 // RUN_DIR/report.html: one self-contained page (inline SVG, no network) comparing the models.
 void write_report(const std::filesystem::path& run_dir, const Json& run_record, const Json& models,

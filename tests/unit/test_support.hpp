@@ -27,7 +27,7 @@ inline std::filesystem::path data_dir_or_empty() {
 inline const trafficid::host::PluginRegistry& built_plugins() {
   static const trafficid::host::PluginRegistry registry = [] {
     trafficid::host::PluginRegistry loaded;
-    loaded.load_directories({TRAFFICID_PLUGIN_DIR});
+    loaded.load_directories({TRAFFICID_PLUGIN_DIR}, false);  // no model plugins: no LibTorch start-up per test
     return loaded;
   }();
   return registry;

@@ -146,6 +146,7 @@ class Gbdt final : public Model {
       m.seconds = seconds;
       m.samples_per_second = seconds > 0 ? static_cast<double>(tm.rows * static_cast<std::size_t>(per_epoch)) / seconds : 0;
       m.extra["rounds"] = static_cast<double>(rounds);
+      m.extra["val_weighted_f1"] = e.weighted_f1;
       if (e.macro_f1 > best) {
         best = e.macro_f1;
         best_rounds = rounds;

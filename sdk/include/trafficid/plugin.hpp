@@ -11,7 +11,7 @@
 #include "trafficid/params.hpp"
 
 // Bump on any change to a type that crosses the plugin boundary (descriptor, interfaces, data types).
-#define TRAFFICID_ABI_VERSION 1u
+#define TRAFFICID_ABI_VERSION 2u  // 2: SearchSpace::max_steps, the tuner replay contract
 
 namespace trafficid {
 
