@@ -630,16 +630,20 @@ void variant_values(toml::table& table, const std::string& prefix, std::vector<s
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
                                           const PluginRegistry& registry, Diagnostics& diagnostics, const std::string& variant,
-                                          const Json& assignment) {
+                                          const Json& assignment, const toml::table* document) {
   diagnostics.set_default_file(file.string());
   toml::table doc;
-  try {
-    doc = toml::parse_file(file.string());
-  } catch (const toml::parse_error& e) {
-    diagnostics.error(e.source(), "", fmt::format("not valid TOML: {}", e.description()));
-    return std::nullopt;
+  if (document) {
+    doc = *document;
+  } else {
+    try {
+      doc = toml::parse_file(file.string());
+    } catch (const toml::parse_error& e) {
+      diagnostics.error(e.source(), "", fmt::format("not valid TOML: {}", e.description()));
+      return std::nullopt;
+    }
   }
-  for (const auto& assignment : overrides) {
+  for (const auto& assignment : document ? std::vector<std::string>{} : overrides) {
     try {
       apply_override(doc, assignment);
     } catch (const Error& e) {
@@ -754,8 +758,8 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
                       fmt::format("a study tunes one model and this experiment trains {}: keep one [models.NAME], or choose "
                                   "between models in the space (\"models\" = {{ choice = [{{ cnn = {{}} }}, {{ mlp = {{}} }}] }})",
                                   experiment.models.size()));
-  // Every value the space can give, set in the experiment and checked there: a mistake is
-  // reported at the space's line, before anything runs.
+  // Every value the space can give, set in the resolved experiment (as a trial will be) and
+  // checked there: a mistake is reported at the space's line, before anything runs.
   const bool only_space_errors = std::all_of(diagnostics.all().begin(), diagnostics.all().end(), [](const Diagnostic& d) {
     return d.warning || d.key_path.rfind("tune.space.", 0) == 0;
   });
@@ -766,9 +770,12 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
       if (d.kind == SearchDimension::Kind::int_uniform) candidates = {static_cast<std::int64_t>(d.low), static_cast<std::int64_t>(d.high)};
       else if (d.kind != SearchDimension::Kind::choice) candidates = {d.low, d.high};
       std::set<std::string> reported;  // a problem that every value has is told once
+      Json base = resolved;
+      base.erase("tune");
+      const toml::table base_doc = to_toml(base);
       for (const auto& value : candidates) {
         Diagnostics of_value;
-        load_experiment(file, overrides, registry, of_value, "", Json{{d.path, value}});
+        load_experiment(file, overrides, registry, of_value, "", Json{{d.path, value}}, &base_doc);
         Diagnostics remapped;
         for (const auto& problem : of_value.all()) {
           if (problem.warning || !reported.insert(problem.key_path + "\n" + problem.message).second) continue;

@@ -109,11 +109,13 @@ const Schema& train_section_schema();
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.
 // With `variant`, the experiment with that variant's values set (and no variants); without, the
 // experiment itself, each of its variants checked too. With `assignment` (dotted path -> value,
-// a tuning trial's), the experiment with those values set and without its [tune] section.
+// a tuning trial's), the experiment with those values set and without its [tune] section. With
+// `document`, that instead of the file's content (and no overrides): a resolved config.
 std::optional<Experiment> load_experiment(const std::filesystem::path& file,
                                           const std::vector<std::string>& overrides,
                                           const PluginRegistry& registry, Diagnostics& diagnostics,
-                                          const std::string& variant = "", const Json& assignment = Json());
+                                          const std::string& variant = "", const Json& assignment = Json(),
+                                          const toml::table* document = nullptr);
 
 // load_experiment for a command: prints every diagnostic to stderr (and the count of errors).
 std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
