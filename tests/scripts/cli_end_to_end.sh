@@ -7,6 +7,7 @@ tid=$1 src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+cd "$work"  # runs/ (and its datasets) of this test only: an earlier test's dataset would be reused
 
 # plugins: list, one plugin's table, JSON.
 "$tid" plugins | grep -Eq '^capture +pcap +1\.0\.0 +/.*trafficid_capture_pcap\.so +reads' || fail "plugins list"
@@ -55,8 +56,9 @@ grep -q '"flows": 20,' "$work/run/capture/summary.json" || fail "2 flows x 10 ap
 [[ -s "$work/run/label/classes.json" ]] || fail "no label/classes.json"
 [[ $(awk -F, 'NR > 1 && $NF != ""' "$work/run/label/flows.csv" | wc -l) -eq 20 ]] || fail "flows without a class: $(cat "$work/run/label/flows.csv")"
 grep -q ',TLS.YouTube,.*,Streaming$' "$work/run/label/flows.csv" || fail "YouTube flows not in Streaming"
-# The resolved config runs again as it is and gives the same capture.
-"$tid" -q run "$work/run/config.resolved.toml" --run-dir "$work/again"
+# The resolved config runs again as it is and gives the same capture (--rebuild: read it again
+# rather than reuse the dataset the first run made).
+"$tid" -q run "$work/run/config.resolved.toml" --run-dir "$work/again" --rebuild
 cmp "$work/run/capture/summary.json" "$work/again/capture/summary.json" || fail "resolved config does not repeat the run"
 # A default run folder lands under ./runs of the working directory.
 (cd "$work" && "$tid" -q run "$src/experiments/quickstart.toml" --set capture.synth.flows_per_app=1)
