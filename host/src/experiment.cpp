@@ -271,6 +271,25 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
       experiment.sources.push_back({plugin, text, std::move(params)});
     }
   }
+  // The resolved sources name resolved paths ("pcap:../data" -> "pcap:/abs/data"), so the resolved
+  // config runs from any folder: a run's own (`run --resume`), a tuning trial's.
+  if (section_resolved.contains("sources") && section_resolved["sources"].size() == experiment.sources.size()) {
+    Json sources = Json::array();
+    for (const auto& s : experiment.sources) {
+      auto [name, value] = split_source(s.instance);
+      const auto* plugin = s.plugin;
+      auto spec = std::find_if(plugin->schema.begin(), plugin->schema.end(),
+                               [&](const ParamSpec& p) { return p.name == plugin->primary_param; });
+      const bool is_path = spec != plugin->schema.end() && (spec->type == ParamType::path || spec->type == ParamType::path_list);
+      if (value && is_path && s.params.contains(spec->name)) {
+        const Json& v = s.params[spec->name];
+        if (v.is_string()) value = v.get<std::string>();
+        else if (v.is_array() && v.size() == 1 && v[0].is_string()) value = v[0].get<std::string>();
+      }
+      sources.push_back(value ? name + ":" + *value : name);
+    }
+    section_resolved["sources"] = sources;
+  }
   // Tables of plugins that no source uses are still checked, so a typo there is caught.
   for (const auto& [key, node] : *section) {
     std::string k(key.str());

@@ -109,6 +109,17 @@ flows_per_app = 2
   auto reloaded = load_experiment(again, {}, registry(), second);
   REQUIRE(reloaded.has_value());
   CHECK(reloaded->resolved.at("capture") == experiment->resolved.at("capture"));
+  // ... from any folder (a run's own for --resume, a tuning trial's): its source names the
+  // resolved path, not the relative one written.
+  CHECK(experiment->resolved.at("capture").at("sources") ==
+        Json::array({"synth", "pcap:" + (file.parent_path() / "captures").string()}));
+  fs::create_directories(file.parent_path() / "elsewhere" / "deeper");
+  auto moved = file.parent_path() / "elsewhere" / "deeper" / "again.toml";
+  std::ofstream(moved) << text.str();
+  Diagnostics third;
+  auto from_elsewhere = load_experiment(moved, {}, registry(), third);
+  REQUIRE(from_elsewhere.has_value());
+  CHECK(from_elsewhere->sources[1].params.at("paths") == experiment->sources[1].params.at("paths"));
 }
 
 TEST_CASE("overrides from --set change values, create tables and report bad paths", "[config]") {
