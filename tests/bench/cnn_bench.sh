@@ -8,6 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build} bench=${2:-$root/../shared/bench} threads=${3:-2}
+/usr/bin/python3 -c "import torch" 2> /dev/null \
+  || { echo "the Python peer needs Debian's PyTorch: apt-get install python3-torch" >&2; exit 1; }
 ours() { "$build/bin/model_bench" "$build/lib/trafficid/plugins" cnn "$threads" 128 4; }
 theirs() { /usr/bin/python3 "$bench/cnn_torch.py" "$threads"; }
 best() {  # command: the best train and inference samples/s of 3 runs, and the last line
