@@ -12,7 +12,6 @@
 
 #include "label_db.hpp"
 #include "plugin_registry.hpp"
-#include "trafficid/metrics.hpp"
 
 namespace trafficid::host {
 
@@ -371,15 +370,12 @@ Json trial_config(const StudyHeader& header, std::uint64_t trial, const Json& as
   return config;
 }
 
-double metric_of(const std::string& metric, const EpochMetrics& m) {
-  if (metric == "val.accuracy") return m.val_accuracy;
-  if (metric == "val.loss") return m.val_loss;
-  if (metric == "val.weighted_f1") {
-    auto it = m.extra.find("val_weighted_f1");
-    if (it == m.extra.end()) throw Error("the model reports no validation weighted F1 (EpochMetrics.extra[\"val_weighted_f1\"])");
-    return it->second;
-  }
-  return m.val_macro_f1;
+double metric_of(const std::string& metric, const Json& epoch) {
+  const std::string key = "val_" + metric.substr(metric.find('.') + 1);  // "val.macro_f1" -> "val_macro_f1"
+  if (!epoch.contains(key) || !epoch[key].is_number())
+    throw Error(fmt::format("the model reports no {} for epoch {} (no '{}' in its epoch metrics)", metric,
+                            epoch.value("epoch", 0), key));
+  return epoch[key].get<double>();
 }
 
 }  // namespace trafficid::host

@@ -15,7 +15,6 @@
 
 #include "experiment.hpp"
 #include "trafficid/host_services.hpp"
-#include "trafficid/metrics.hpp"
 #include "trafficid/tuner.hpp"
 
 namespace trafficid::host {
@@ -111,7 +110,8 @@ std::int64_t trial_seed(std::uint64_t study_seed, std::uint64_t trial);
 // STUDY_DIR/report.html: every trial's config and value, the best configuration, the optimisation
 // history and the intermediate values, in the run report's style.
 void write_study_report(const std::filesystem::path& study_dir, const StudyState& state);
-// The value the study judges an epoch by.
-double metric_of(const std::string& metric, const EpochMetrics& epoch);
+// The value the study judges an epoch by, from the epoch's JSON (to_json(EpochMetrics), a line
+// of metrics.jsonl): "val.macro_f1" is its "val_macro_f1"; Error when the model does not report it.
+double metric_of(const std::string& metric, const Json& epoch);
 
 }  // namespace trafficid::host

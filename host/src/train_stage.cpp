@@ -19,6 +19,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The lines of a model's metrics.jsonl, one per finished epoch (none when it does not exist yet).
+std::vector<Json> read_epoch_lines(const fs::path& file) {
+  std::vector<Json> lines;
+  if (std::ifstream in(file); in)
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) lines.push_back(Json::parse(line));
+  return lines;
+}
+
 // Logs each epoch and keeps metrics.jsonl: one line per finished epoch (after a resume, the
 // lines of epochs that are redone are replaced).
 class EpochLog final : public TrainingObserver {
@@ -26,13 +35,10 @@ class EpochLog final : public TrainingObserver {
   EpochLog(HostLog& log, std::string name, fs::path file, std::int64_t epochs)
       : log_(log), name_(std::move(name)), file_(std::move(file)), epochs_(epochs) {}
   bool on_epoch(const EpochMetrics& m) override {
-    std::vector<std::string> kept;
-    if (std::ifstream in(file_); in)
-      for (std::string line; std::getline(in, line);)
-        if (!line.empty() && Json::parse(line).value("epoch", 0) < m.epoch) kept.push_back(line);
-    kept.push_back(to_json(m).dump());
     std::string text;
-    for (const auto& l : kept) text += l + "\n";
+    for (const auto& line : read_epoch_lines(file_))
+      if (line.value("epoch", 0) < m.epoch) text += line.dump() + "\n";
+    text += to_json(m).dump() + "\n";
     write_file_atomically(file_, text);
     log_.info(fmt::format("model {} epoch {}/{}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.4f}, macro F1 "
                           "{:.4f}; {:.0f} samples/s, {:.1f} s", name_, m.epoch, epochs_, m.train_loss, m.val_loss,
@@ -54,17 +60,14 @@ class TrialObserver final : public TrainingObserver {
       : inner_(inner), log_(log), trial_(trial), metrics_(std::move(metrics)) {}
   bool on_epoch(const EpochMetrics& m) override {
     const bool go_on = inner_.on_epoch(m);
-    // Every epoch in metrics.jsonl up to this one: after a kill, a resumed trial also reports the
-    // epochs its checkpoint holds that the journal may lack (the study ignores a step it has).
+    // A resumed trial first reports the epochs its checkpoint holds that this process has not
+    // (the journal may lack them after a kill; the study ignores a step it has).
     std::vector<std::pair<int, double>> epochs;
-    if (std::ifstream in(metrics_); in)
-      for (std::string line; std::getline(in, line);)
-        if (!line.empty()) {
-          const Json e = Json::parse(line);
-          const int epoch = e.value("epoch", 0);
-          if (epoch > reported_ && epoch < m.epoch) epochs.emplace_back(epoch, e.value("val_" + trial_.metric.substr(4), 0.0));
-        }
-    epochs.emplace_back(m.epoch, metric_of(trial_.metric, m));
+    if (m.epoch > reported_ + 1)
+      for (const auto& line : read_epoch_lines(metrics_))
+        if (const int epoch = line.value("epoch", 0); epoch > reported_ && epoch < m.epoch)
+          epochs.emplace_back(epoch, metric_of(trial_.metric, line));
+    epochs.emplace_back(m.epoch, metric_of(trial_.metric, to_json(m)));
     for (const auto& [epoch, value] : epochs) {
       reported_ = epoch;
       if (trial_.study->report(trial_.trial, epoch, value) == TrialDecision::stop) {
@@ -188,18 +191,14 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     }
     if (trial) {
       // The trial's value: its best epoch's (all epochs, also those before a resume).
-      const std::string key = trial->metric.substr(4);  // "val.macro_f1" -> metrics.jsonl's "val_macro_f1"
       std::optional<double> best;
       std::int64_t epochs = 0;
-      if (std::ifstream in(dir / "metrics.jsonl"); in)
-        for (std::string line; std::getline(in, line);) {
-          if (line.empty()) continue;
-          const Json e = Json::parse(line);
-          if (trial_observer->stopped_at() > 0 && e.value("epoch", 0) > trial_observer->stopped_at()) continue;
-          const double v = e.value("val_" + key, 0.0);
-          ++epochs;
-          if (!best || (trial->maximize ? v > *best : v < *best)) best = v;
-        }
+      for (const auto& line : read_epoch_lines(dir / "metrics.jsonl")) {
+        if (trial_observer->stopped_at() > 0 && line.value("epoch", 0) > trial_observer->stopped_at()) continue;
+        const double v = metric_of(trial->metric, line);
+        ++epochs;
+        if (!best || (trial->maximize ? v > *best : v < *best)) best = v;
+      }
       Json result = {{"trial", trial->trial}, {"model", name}, {"metric", trial->metric},
                      {"status", trial_observer->pruned() ? "pruned" : "done"}, {"epochs", epochs},
                      {"training_seconds", training_seconds}, {"parameters", info.parameters}};
@@ -218,10 +217,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
                         {"manifest", dataset_manifest}};
     write_file_atomically(dir / "model.json", description.dump(2));
     auto results = test_model(*model, test, *spec.plugin, dir / "predictions.csv");
-    Json epochs = Json::array();
-    if (std::ifstream in(dir / "metrics.jsonl"); in)
-      for (std::string line; std::getline(in, line);)
-        if (!line.empty()) epochs.push_back(Json::parse(line));
+    Json epochs = read_epoch_lines(dir / "metrics.jsonl");
     std::int64_t best_epoch = 0;
     double best = -1;
     for (const auto& e : epochs)
