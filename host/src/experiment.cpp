@@ -662,16 +662,17 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
       return std::nullopt;
     }
   }
-  for (const auto& assignment : document ? std::vector<std::string>{} : overrides) {
-    try {
-      apply_override(doc, assignment);
-    } catch (const Error& e) {
-      toml::source_region where;
-      where.path = std::make_shared<const std::string>("--set");
-      where.begin = {1, 1};
-      diagnostics.error(where, assignment.substr(0, assignment.find('=')), e.what());
+  if (!document)  // a resolved config has had its overrides applied
+    for (const auto& text : overrides) {
+      try {
+        apply_override(doc, text);
+      } catch (const Error& e) {
+        toml::source_region where;
+        where.path = std::make_shared<const std::string>("--set");
+        where.begin = {1, 1};
+        diagnostics.error(where, text.substr(0, text.find('=')), e.what());
+      }
     }
-  }
 
   // [variants]: every variant is checked as the experiment it makes; with `variant`, this is it.
   std::vector<std::string> variant_names;
@@ -783,15 +784,15 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
     return d.warning || d.key_path.rfind("tune.space.", 0) == 0;
   });
   if (experiment.tune && only_space_errors) {
+    Json base = resolved;
+    base.erase("tune");
+    const toml::table base_doc = to_toml(base);
     for (std::size_t i = 0; i < experiment.tune->space.dimensions.size(); ++i) {
       const auto& d = experiment.tune->space.dimensions[i];
       std::vector<Json> candidates = d.choices;
       if (d.kind == SearchDimension::Kind::int_uniform) candidates = {static_cast<std::int64_t>(d.low), static_cast<std::int64_t>(d.high)};
       else if (d.kind != SearchDimension::Kind::choice) candidates = {d.low, d.high};
       std::set<std::string> reported;  // a problem that every value has is told once
-      Json base = resolved;
-      base.erase("tune");
-      const toml::table base_doc = to_toml(base);
       for (const auto& value : candidates) {
         Diagnostics of_value;
         load_experiment(file, overrides, registry, of_value, "", Json{{d.path, value}}, &base_doc);
