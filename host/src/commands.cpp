@@ -303,6 +303,26 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
 
 namespace {
 
+// RUN_DIR/config.resolved.toml: the experiment with every default filled in; returns its text.
+std::string write_resolved_config(const fs::path& dir, const std::string& file, const Experiment& experiment) {
+  std::ostringstream text;
+  text << "# Resolved configuration of " << fs::absolute(file).string() << "\n# every default filled in; "
+       << "`trafficid run` on this file repeats the run"
+       << (experiment.variant_names.empty() ? "" : ", each variant in a folder of its own") << ".\n\n"
+       << experiment.resolved_toml() << '\n';
+  write_file_atomically(dir / "config.resolved.toml", text.str());
+  return text.str();
+}
+
+// RUN_DIR/run.json as a run starts; `parts` names what the run fills in as it goes ("stages", "variants").
+Json start_run_record(const fs::path& dir, const std::string& file, const Experiment& experiment, const char* parts,
+                      Json empty) {
+  Json record{{"experiment", fs::absolute(file).string()}, {"name", experiment.name}, {"started", timestamp_now()},
+              {"status", "running"}, {parts, std::move(empty)}, {"config", experiment.resolved}};
+  write_file_atomically(dir / "run.json", record.dump(2));
+  return record;
+}
+
 // An experiment with [variants]: each variant runs into RUN_DIR/NAME as a run of its own, then
 // RUN_DIR/report.html compares them. `run --resume RUN_DIR` runs them again in the same folders,
 // where finished variants and models are kept.
@@ -311,15 +331,9 @@ int run_variants(const GlobalOptions& global, const Experiment& experiment, cons
   fs::path dir = make_run_dir(experiment, run_dir);
   HostLog log(log_threshold(global));
   log.open_file(dir / "run.log");
-  std::ostringstream resolved;
-  resolved << "# Resolved configuration of " << fs::absolute(file).string() << "\n# every default filled in; "
-           << "`trafficid run` on this file repeats the run, each variant in a folder of its own.\n\n"
-           << experiment.resolved_toml() << '\n';
-  write_file_atomically(dir / "config.resolved.toml", resolved.str());
+  write_resolved_config(dir, file, experiment);
   auto started = std::chrono::steady_clock::now();
-  Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment.name}, {"started", timestamp_now()},
-                  {"status", "running"}, {"variants", Json::object()}, {"config", experiment.resolved}};
-  write_file_atomically(dir / "run.json", run_record.dump(2));
+  Json run_record = start_run_record(dir, file, experiment, "variants", Json::object());
   log.info(fmt::format("run {} of {} in {}: {} variants ({})", experiment.name, file, dir.string(),
                        experiment.variant_names.size(), fmt::join(experiment.variant_names, ", ")));
   std::vector<fs::path> finished;
@@ -372,18 +386,11 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
   log.set_threads(std::max(1u, std::thread::hardware_concurrency()));
   log.set_work_dir(dir);
 
-  std::ostringstream resolved;
-  resolved << "# Resolved configuration of " << fs::absolute(file).string() << "\n# every default filled in; "
-           << "`trafficid run` on this file repeats the run.\n\n"
-           << experiment->resolved_toml() << '\n';
-  write_file_atomically(dir / "config.resolved.toml", resolved.str());
+  const std::string resolved = write_resolved_config(dir, file, *experiment);
   log.info(fmt::format("run {} of {} in {}", experiment->name, file, dir.string()));
 
   auto started = std::chrono::steady_clock::now();
-  Json run_record{{"experiment", fs::absolute(file).string()}, {"name", experiment->name},
-                  {"started", timestamp_now()}, {"status", "running"}, {"stages", Json::array()},
-                  {"config", experiment->resolved}};
-  write_file_atomically(dir / "run.json", run_record.dump(2));
+  Json run_record = start_run_record(dir, file, *experiment, "stages", Json::array());
   // The stages after the dataset: models trained and tested, then the report.
   // A tuning trial reports each epoch to its study (which may stop it) and skips the test split.
   std::unique_ptr<Study> study;
@@ -407,7 +414,7 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
       return;
     }
     run_record["models"] = models;
-    write_report(dir, run_record, models, resolved.str());
+    write_report(dir, run_record, models, resolved);
     run_record["stages"].push_back({{"name", "report"}, {"output", "report.html"}});
     log.info(fmt::format("report: {}", (dir / "report.html").string()));
   };
