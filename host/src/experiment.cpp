@@ -562,7 +562,6 @@ void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegi
   const std::string tuner = settings.value("tuner", "random");
   spec.plugin = chosen_plugin(*section, "tune", "tuner", tuner, PluginKind::tuner, registry, context, spec.params);
   if (spec.plugin) settings[tuner] = spec.params;
-  static const std::vector<std::string> kinds = {"choice", "uniform", "loguniform", "int_uniform"};
   Json space = Json::object();
   const toml::table* space_table = section->get("space") ? section->get("space")->as_table() : nullptr;
   if (!space_table || space_table->empty()) {
@@ -583,38 +582,41 @@ void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegi
       const toml::key& kind_key = only->first;
       const toml::node& values = only->second;
       const std::string kind(kind_key.str());
-      if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
-        diags.error(kind_key.source(), where + "." + kind, "unknown distribution" + did_you_mean(kind, kinds) +
-                                                               " (choice, uniform, loguniform, int_uniform)");
+      const auto known = search_kind(kind);
+      if (!known) {
+        std::vector<std::string> kinds;
+        for (auto k : {SearchDimension::Kind::choice, SearchDimension::Kind::uniform, SearchDimension::Kind::loguniform,
+                       SearchDimension::Kind::int_uniform})
+          kinds.push_back(to_string(k));
+        diags.error(kind_key.source(), where + "." + kind,
+                    fmt::format("unknown distribution{} ({})", did_you_mean(kind, kinds), fmt::join(kinds, ", ")));
         continue;
       }
       const toml::array* list = values.as_array();
       SearchDimension dim;
       dim.path = path;
-      if (kind == "choice") {
+      dim.kind = *known;
+      if (dim.kind == SearchDimension::Kind::choice) {
         if (!list || list->empty()) {
           diags.error(values.source(), where + ".choice", "expected a non-empty list of values");
           continue;
         }
-        dim.kind = SearchDimension::Kind::choice;
         for (const auto& v : *list) dim.choices.push_back(to_json(v));
       } else {
-        const bool integers = kind == "int_uniform";
+        const bool integers = dim.kind == SearchDimension::Kind::int_uniform;
         if (!list || list->size() != 2 || !(*list)[0].is_number() || !(*list)[1].is_number() ||
             (integers && (!(*list)[0].is_integer() || !(*list)[1].is_integer()))) {
           diags.error(values.source(), where + "." + kind,
                       fmt::format("expected [low, high], two {}", integers ? "integers" : "numbers"));
           continue;
         }
-        dim.kind = integers ? SearchDimension::Kind::int_uniform
-                 : kind == "uniform" ? SearchDimension::Kind::uniform : SearchDimension::Kind::loguniform;
         dim.low = *(*list)[0].value<double>();
         dim.high = *(*list)[1].value<double>();
-        if (!(dim.low < dim.high) || (integers && dim.low > dim.high)) {
+        if (!(dim.low < dim.high)) {
           diags.error(values.source(), where + "." + kind, fmt::format("low ({}) must be below high ({})", dim.low, dim.high));
           continue;
         }
-        if (kind == "loguniform" && dim.low <= 0) {
+        if (dim.kind == SearchDimension::Kind::loguniform && dim.low <= 0) {
           diags.error(values.source(), where + "." + kind, "loguniform needs low > 0");
           continue;
         }

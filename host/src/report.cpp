@@ -455,9 +455,7 @@ void write_study_report(const fs::path& study_dir, const StudyState& state) {
   html += "</table><h2>Search space</h2><table><tr><th>setting</th><th>distribution</th></tr>";
   for (const auto& d : h.space.dimensions) {
     std::string what = d.kind == SearchDimension::Kind::choice ? "choice " + Json(d.choices).dump()
-                     : fmt::format("{} [{}, {}]", d.kind == SearchDimension::Kind::uniform ? "uniform"
-                                                  : d.kind == SearchDimension::Kind::loguniform ? "loguniform" : "int_uniform",
-                                   d.low, d.high);
+                                                               : fmt::format("{} [{}, {}]", to_string(d.kind), d.low, d.high);
     html += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape(d.path), escape(what));
   }
   html += "</table></body></html>\n";

@@ -24,17 +24,15 @@ double now_unix() {
 }
 
 Json dimension_json(const SearchDimension& d) {
-  static const char* kinds[] = {"choice", "uniform", "loguniform", "int_uniform"};
-  return {{"path", d.path}, {"kind", kinds[static_cast<int>(d.kind)]}, {"choices", d.choices}, {"low", d.low}, {"high", d.high}};
+  return {{"path", d.path}, {"kind", to_string(d.kind)}, {"choices", d.choices}, {"low", d.low}, {"high", d.high}};
 }
 
 SearchDimension dimension_from(const Json& j) {
   SearchDimension d;
   d.path = j.at("path").get<std::string>();
-  const auto kind = j.at("kind").get<std::string>();
-  d.kind = kind == "choice" ? SearchDimension::Kind::choice
-         : kind == "uniform" ? SearchDimension::Kind::uniform
-         : kind == "loguniform" ? SearchDimension::Kind::loguniform : SearchDimension::Kind::int_uniform;
+  const auto kind = search_kind(j.at("kind").get<std::string>());
+  if (!kind) throw Error(fmt::format("the study's journal names an unknown distribution: {}", j.dump()));
+  d.kind = *kind;
   d.choices = j.at("choices").get<std::vector<Json>>();
   d.low = j.at("low").get<double>();
   d.high = j.at("high").get<double>();

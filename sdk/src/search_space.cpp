@@ -15,6 +15,27 @@ double unit(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x
 
 }  // namespace
 
+namespace {
+constexpr SearchDimension::Kind all_kinds[] = {SearchDimension::Kind::choice, SearchDimension::Kind::uniform,
+                                               SearchDimension::Kind::loguniform, SearchDimension::Kind::int_uniform};
+}  // namespace
+
+const char* to_string(SearchDimension::Kind kind) {
+  switch (kind) {
+    case SearchDimension::Kind::choice: return "choice";
+    case SearchDimension::Kind::uniform: return "uniform";
+    case SearchDimension::Kind::loguniform: return "loguniform";
+    case SearchDimension::Kind::int_uniform: return "int_uniform";
+  }
+  return "";
+}
+
+std::optional<SearchDimension::Kind> search_kind(std::string_view name) {
+  for (auto kind : all_kinds)
+    if (name == to_string(kind)) return kind;
+  return std::nullopt;
+}
+
 Json sample_dimension(const SearchDimension& d, std::mt19937_64& rng) {
   switch (d.kind) {
     case SearchDimension::Kind::choice:

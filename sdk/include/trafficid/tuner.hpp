@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "trafficid/plugin.hpp"
@@ -27,6 +28,11 @@ struct SearchDimension {
   std::vector<Json> choices;
   double low = 0, high = 0;  // uniform, loguniform: [low, high); int_uniform: [low, high], integers
 };
+
+// "choice", "uniform", "loguniform", "int_uniform": the names experiments write.
+TRAFFICID_SDK_API const char* to_string(SearchDimension::Kind kind);
+// The kind a name means; nullopt for another name.
+TRAFFICID_SDK_API std::optional<SearchDimension::Kind> search_kind(std::string_view name);
 
 struct SearchSpace {
   std::vector<SearchDimension> dimensions;
