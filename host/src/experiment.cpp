@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
-#include <charconv>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -132,25 +131,6 @@ const Schema& tune_section_schema() {
 
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
-void set_json_path(Json& config, const std::string& path, const Json& value) {
-  Json* current = &config;
-  auto segments = split_key_path(path);
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    const auto& s = segments[i];
-    const bool last = i + 1 == segments.size();
-    if (current->is_array()) {
-      std::size_t index = 0;
-      auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), index);
-      if (ec != std::errc() || ptr != s.data() + s.size() || index >= current->size())
-        throw Error(fmt::format("{}: '{}' is not an index of the array there", path, s));
-      current = &(*current)[index];
-    } else {
-      if (!current->is_object()) *current = Json::object();
-      current = &(*current)[s];
-    }
-    if (last) *current = value;
-  }
-}
 
 namespace {
 

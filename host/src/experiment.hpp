@@ -121,7 +121,5 @@ std::optional<Experiment> load_experiment(const std::filesystem::path& file,
 std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
                                              const std::vector<std::string>& overrides, const std::string& variant = "");
 
-// A dotted path set in a JSON config (numeric segments index arrays), as set_at_path does in TOML.
-void set_json_path(Json& config, const std::string& path, const Json& value);
 
 }  // namespace trafficid::host

@@ -321,6 +321,28 @@ void apply_override(toml::table& document, const std::string& assignment) {
   set_at_path(document, key, *holder.get("value"), "--set");
 }
 
+std::optional<std::size_t> array_index(std::string_view segment, std::size_t size) {
+  std::size_t index = 0;
+  auto [ptr, ec] = std::from_chars(segment.data(), segment.data() + segment.size(), index);
+  if (ec != std::errc() || ptr != segment.data() + segment.size() || index >= size) return std::nullopt;
+  return index;
+}
+
+void set_json_path(Json& config, const std::string& path, const Json& value) {
+  Json* current = &config;
+  for (const auto& segment : split_key_path(path)) {
+    if (current->is_array()) {
+      auto index = array_index(segment, current->size());
+      if (!index) throw Error(fmt::format("{}: '{}' is not an index of the array there", path, segment));
+      current = &(*current)[*index];
+    } else {
+      if (!current->is_object()) *current = Json::object();
+      current = &(*current)[segment];
+    }
+  }
+  *current = value;
+}
+
 void set_at_path(toml::table& document, const std::string& key, toml::node& value, const std::string& what) {
   auto segments = split_key_path(key);
   toml::node* current = &document;
@@ -331,12 +353,11 @@ void set_at_path(toml::table& document, const std::string& key, toml::node& valu
       if (!next) next = &table->insert(toml::key(segment, toml::source_region(value.source())), toml::table{}).first->second;
       current = next;
     } else if (auto* array = current->as_array()) {
-      std::size_t index = 0;
-      auto [ptr, ec] = std::from_chars(segment.data(), segment.data() + segment.size(), index);
-      if (ec != std::errc() || ptr != segment.data() + segment.size() || index >= array->size())
+      auto index = array_index(segment, array->size());
+      if (!index)
         throw Error(fmt::format("{} {}: '{}' is not an index of the array at that place (it has {} entries)",
                                 what, key, segment, array->size()));
-      current = array->get(index);
+      current = array->get(*index);
     } else {
       throw Error(fmt::format("{} {}: '{}' is a value, not a table, in the experiment", what, key,
                               fmt::join(segments.begin(), segments.begin() + static_cast<long>(i) + 1, ".")));
@@ -346,12 +367,11 @@ void set_at_path(toml::table& document, const std::string& key, toml::node& valu
   if (auto* table = current->as_table()) {
     value.visit([&](auto& v) { table->insert_or_assign(leaf, std::move(v)); });  // a move keeps the source position
   } else if (auto* array = current->as_array()) {
-    std::size_t index = 0;
     const auto& segment = segments.back();
-    auto [ptr, ec] = std::from_chars(segment.data(), segment.data() + segment.size(), index);
-    if (ec != std::errc() || index >= array->size())
+    auto index = array_index(segment, array->size());
+    if (!index)
       throw Error(fmt::format("{} {}: '{}' is not an index of the array (it has {} entries)", what, key, segment, array->size()));
-    value.visit([&](auto& v) { array->replace(array->begin() + static_cast<long>(index), std::move(v)); });
+    value.visit([&](auto& v) { array->replace(array->begin() + static_cast<long>(*index), std::move(v)); });
   } else {
     throw Error(fmt::format("{} {}: the parent of '{}' is a value, not a table", what, key, segments.back()));
   }

@@ -2,7 +2,9 @@
 // default filled in. The same code checks the host's own sections.
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <toml++/toml.h>
 
 #include "diagnostics.hpp"
@@ -46,6 +48,10 @@ void apply_override(toml::table& document, const std::string& assignment);
 // Sets `key` (a dotted path) to `value`, moved in (so it keeps its source position); tables on the
 // way are created. `what` starts the error messages ("--set", "variants.strict").
 void set_at_path(toml::table& document, const std::string& key, toml::node& value, const std::string& what);
+// The same in a JSON config (a resolved experiment): objects on the way are created.
+void set_json_path(Json& config, const std::string& path, const Json& value);
+// A path segment as an index into an array of `size` entries; nullopt when it is not one.
+std::optional<std::size_t> array_index(std::string_view segment, std::size_t size);
 
 // "models.cnn.conv.0.filters" -> segments.
 std::vector<std::string> split_key_path(const std::string& path);

@@ -12,6 +12,7 @@
 
 #include "label_db.hpp"
 #include "plugin_registry.hpp"
+#include "schema_check.hpp"
 
 namespace trafficid::host {
 
