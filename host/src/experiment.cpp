@@ -285,6 +285,13 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
   resolved["capture"] = std::move(section_resolved);
 }
 
+// An optional section: nullptr when absent, or (with an error) when it is not a table.
+const toml::table* optional_section(const toml::table& doc, const std::string& name, Diagnostics& diags) {
+  const toml::node* node = doc.get(name);
+  if (node && !node->is_table()) diags.error(node->source(), name, fmt::format("expected a table ([{}])", name));
+  return node ? node->as_table() : nullptr;
+}
+
 // [label] and [features] hold host settings, a few extra keys, and tables of parameters for plugins
 // of one kind: every other key is an error, with a suggestion.
 void check_section_keys(const toml::table& section, const std::string& name, const Schema& host_schema,
@@ -328,13 +335,8 @@ const PluginInfo* chosen_plugin(const toml::table& section, const std::string& n
 void check_label(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
                  CheckContext& context, Json& resolved) {
   auto& diags = context.diagnostics;
-  const toml::node* section_node = doc.get("label");
-  if (!section_node) return;
-  const toml::table* section = section_node->as_table();
-  if (!section) {
-    diags.error(section_node->source(), "label", "expected a table ([label])");
-    return;
-  }
+  const toml::table* section = optional_section(doc, "label", diags);
+  if (!section) return;
   check_section_keys(*section, "label", label_section_schema(), {"classes", "groups"}, PluginKind::labeler, registry, diags);
   Json settings = check_table(section, label_section_schema(), "label", section->source(), context,
                               TableCheck{.report_unknown = false});
@@ -369,12 +371,11 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
       for (const auto& [key, node] : *table) {
         std::string group(key.str());
         std::string path = "label.groups." + group;
-        ParamSpec members = ParamSpec::list("classes", ParamType::string_list, Json::array(), "");
-        Json v = node.is_array() ? check_value(node, members, path, context) : Json();
         if (!node.is_array()) {
           diags.error(node.source(), path, fmt::format("expected a list of class names, e.g. {} = [\"AnyDesk\", \"SSH\"]", group));
           continue;
         }
+        Json v = check_value(node, ParamSpec::list("classes", ParamType::string_list, Json::array(), ""), path, context);
         if (v.is_null()) continue;
         groups[group] = v;
         for (const auto& member : v) {
@@ -420,13 +421,8 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
 void check_features(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
                     CheckContext& context, Json& resolved) {
   auto& diags = context.diagnostics;
-  const toml::node* section_node = doc.get("features");
-  if (!section_node) return;
-  const toml::table* section = section_node->as_table();
-  if (!section) {
-    diags.error(section_node->source(), "features", "expected a table ([features])");
-    return;
-  }
+  const toml::table* section = optional_section(doc, "features", diags);
+  if (!section) return;
   check_section_keys(*section, "features", features_section_schema(), {}, PluginKind::features, registry, diags);
   Json settings = check_table(section, features_section_schema(), "features", section->source(), context,
                               TableCheck{.report_unknown = false});
@@ -528,13 +524,8 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
 void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
                 Json& resolved, std::vector<toml::source_region>& dimension_sources) {
   auto& diags = context.diagnostics;
-  const toml::node* section_node = doc.get("tune");
-  if (!section_node) return;
-  const toml::table* section = section_node->as_table();
-  if (!section) {
-    diags.error(section_node->source(), "tune", "expected a table ([tune])");
-    return;
-  }
+  const toml::table* section = optional_section(doc, "tune", diags);
+  if (!section) return;
   check_section_keys(*section, "tune", tune_section_schema(), {"space"}, PluginKind::tuner, registry, diags);
   Json settings = check_table(section, tune_section_schema(), "tune", section->source(), context,
                               TableCheck{.report_unknown = false});
