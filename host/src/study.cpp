@@ -212,6 +212,7 @@ StudyState Study::replay(const std::vector<Json>& events) const {
   state.started_unix = events.at(0).value("created_unix", 0.0);
   const PluginInfo* plugin = registry_.find(PluginKind::tuner, state.header.tuner);
   if (!plugin) throw Error(fmt::format("the study's tuner plugin '{}' is not installed here", state.header.tuner));
+  state.tuner_plugin = plugin;
   state.tuner = registry_.create<Tuner>(*plugin, state.header.tuner_params, host_, state.header.tuner);
   guarded(*plugin, [&] { state.tuner->start(state.header.space); });
   for (std::size_t i = 1; i < events.size(); ++i) {
@@ -285,8 +286,7 @@ std::optional<Study::Claim> Study::claim(const std::string& worker) {
   // Then a new trial, while the budget lasts.
   if (state.proposed >= state.header.trials) return std::nullopt;
   if (state.header.time_budget > 0 && now_unix() - state.started_unix >= state.header.time_budget) return std::nullopt;
-  const PluginInfo* plugin = registry_.find(PluginKind::tuner, state.header.tuner);
-  auto proposal = guarded(*plugin, [&] { return state.tuner->ask(); });
+  auto proposal = guarded(*state.tuner_plugin, [&] { return state.tuner->ask(); });
   if (!proposal) return std::nullopt;
   if (state.trials.count(proposal->trial_id))
     throw Error(fmt::format("tuner '{}' proposed trial {} twice", state.header.tuner, proposal->trial_id));
@@ -314,8 +314,7 @@ TrialDecision Study::report(std::uint64_t trial, int step, double value) {
     if (e.value("event", "") == "report" && e.value("trial", std::uint64_t{0}) == trial && e.value("step", 0) == step)
       return e.value("decision", "continue") == "stop" ? TrialDecision::stop : TrialDecision::keep_going;
   auto state = replay(journal);
-  const PluginInfo* plugin = registry_.find(PluginKind::tuner, state.header.tuner);
-  TrialDecision decision = guarded(*plugin, [&] { return state.tuner->report(trial, step, value); });
+  TrialDecision decision = guarded(*state.tuner_plugin, [&] { return state.tuner->report(trial, step, value); });
   std::string why = decision == TrialDecision::stop ? state.header.tuner : "";
   // The median pruner: below the median of the other trials' values at this epoch.
   if (decision == TrialDecision::keep_going && state.header.pruner == "median" && step > state.header.pruner_warmup &&

@@ -49,6 +49,7 @@ StudyHeader parse_study_header(const Json& event);
 // The journal's state at one moment, the tuner replayed to it.
 struct StudyState {
   StudyHeader header;
+  const PluginInfo* tuner_plugin = nullptr;  // for guarded() calls into the tuner
   std::shared_ptr<Tuner> tuner;
   std::map<std::uint64_t, TrialRecord> trials;
   std::uint64_t proposed = 0;
