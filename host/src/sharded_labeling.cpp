@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -18,12 +19,23 @@ struct Batch {
 };
 constexpr std::size_t batch_packets = 512;
 
-// A run's flows in a fixed order, however the work was split.
+// A run's flows in a fixed order, however the work was split: by first packet, then 5-tuple, then
+// the order the labeler ended them. Sorts small keys and moves each record once (records carry eight
+// strings: sorting them in place moved each about log n times).
+bool earlier(const FlowRecord& a, const FlowRecord& b) { return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple); }
+
 std::vector<FlowRecord> by_first_packet(std::vector<FlowRecord> flows) {
-  std::stable_sort(flows.begin(), flows.end(), [](const FlowRecord& a, const FlowRecord& b) {
-    return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple);
+  std::vector<std::uint32_t> order(flows.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const auto& x = flows[a];
+    const auto& y = flows[b];
+    return earlier(x, y) || (!earlier(y, x) && a < b);
   });
-  return flows;
+  std::vector<FlowRecord> sorted;
+  sorted.reserve(flows.size());
+  for (auto i : order) sorted.push_back(std::move(flows[i]));
+  return sorted;
 }
 constexpr std::size_t queue_batches = 16;
 }  // namespace
@@ -82,6 +94,7 @@ struct ShardedLabeling::Worker : FlowSink {
         if (spare.size() < 4) spare.push_back(std::move(batch));
       }
       guarded(plugin, [&] { labeler->flush(*this); });
+      flows = by_first_packet(std::move(flows));  // in parallel; finish() merges
     } catch (...) {
       failure = std::current_exception();
       std::lock_guard lock(mutex);
@@ -106,9 +119,10 @@ ShardedLabeling::ShardedLabeling(const PluginInfo& plugin, Factory make_labeler,
     guarded(plugin, [&] { w->labeler->begin_file(file); });
     workers_.push_back(std::move(w));
   }
-  // One worker: label in the caller's thread, without copying packets.
-  if (workers_.size() > 1)
-    for (auto& w : workers_) w->thread = std::thread([&plugin, worker = w.get()] { worker->run(plugin); });
+  // Worker 0 labels in the caller's thread, without copying its packets; the others have threads.
+  // N threads in all, the reader among them: on 2 cores a third thread only took turns with them.
+  for (std::size_t i = 1; i < workers_.size(); ++i)
+    workers_[i]->thread = std::thread([&plugin, worker = workers_[i].get()] { worker->run(plugin); });
 }
 
 ShardedLabeling::~ShardedLabeling() {
@@ -121,10 +135,6 @@ ShardedLabeling::~ShardedLabeling() {
 }
 
 void ShardedLabeling::process(const PacketView& packet) {
-  if (workers_.size() == 1) {
-    workers_[0]->label(plugin_, packet);
-    return;
-  }
   // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),
   // so every flow between two hosts must meet the same detection module.
   std::size_t index = 0;
@@ -133,6 +143,10 @@ void ShardedLabeling::process(const PacketView& packet) {
     hosts.src = packet.tuple.src;
     hosts.dst = packet.tuple.dst;
     index = symmetric_hash(hosts) % workers_.size();
+  }
+  if (index == 0) {
+    workers_[0]->label(plugin_, packet);
+    return;
   }
   Worker& w = *workers_[index];
   w.filling.offsets.push_back(w.filling.bytes.size());
@@ -162,27 +176,45 @@ void ShardedLabeling::dispatch(std::size_t index) {
 
 std::vector<FlowRecord> ShardedLabeling::finish() {
   finished_ = true;
-  if (workers_.size() == 1) {
-    Worker& only = *workers_[0];
-    guarded(plugin_, [&] { only.labeler->flush(only); });
-    auto flows = std::move(only.flows);
-    return by_first_packet(std::move(flows));
+  std::exception_ptr failure;
+  try {
+    for (std::size_t i = 1; i < workers_.size(); ++i) dispatch(i);
+  } catch (...) {
+    failure = std::current_exception();
   }
-  for (std::size_t i = 0; i < workers_.size(); ++i) dispatch(i);
-  for (auto& w : workers_) {
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    Worker& w = *workers_[i];
     {
-      std::lock_guard lock(w->mutex);
-      w->closing = true;
+      std::lock_guard lock(w.mutex);
+      w.closing = true;
     }
-    w->ready.notify_one();
+    w.ready.notify_one();
   }
-  for (auto& w : workers_) w->thread.join();
+  // Worker 0 flushes and sorts its flows in this thread while the others do theirs.
+  if (!failure) {
+    try {
+      Worker& first = *workers_[0];
+      guarded(plugin_, [&] { first.labeler->flush(first); });
+      first.flows = by_first_packet(std::move(first.flows));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  for (std::size_t i = 1; i < workers_.size(); ++i) workers_[i]->thread.join();
+  if (failure) std::rethrow_exception(failure);
   std::vector<FlowRecord> flows;
   for (auto& w : workers_) {
     if (w->failure) std::rethrow_exception(w->failure);
-    flows.insert(flows.end(), std::make_move_iterator(w->flows.begin()), std::make_move_iterator(w->flows.end()));
+    // Each worker's flows are sorted, and no flow is in two workers: merging keeps the order.
+    std::vector<FlowRecord> merged;
+    merged.reserve(flows.size() + w->flows.size());
+    std::merge(std::make_move_iterator(flows.begin()), std::make_move_iterator(flows.end()),
+               std::make_move_iterator(w->flows.begin()), std::make_move_iterator(w->flows.end()),
+               std::back_inserter(merged), earlier);
+    flows = std::move(merged);
+    w->flows.clear();
   }
-  return by_first_packet(std::move(flows));
+  return flows;
 }
 
 }  // namespace trafficid::host

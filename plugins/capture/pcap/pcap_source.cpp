@@ -4,6 +4,7 @@
 // which libpcap stops at, are finished with our own pcapng reader.
 #include <algorithm>
 #include <cstring>
+#include <stdio_ext.h>
 #include <fmt/format.h>
 #include <fmt/std.h>
 #include <memory>
@@ -132,7 +133,12 @@ class PcapSource final : public CaptureSource {
       // Our own FILE with a large buffer: libpcap's reads then cost few system calls.
       std::FILE* stream = std::fopen(file.c_str(), "rb");
       if (!read_buffer_) read_buffer_ = std::make_unique<char[]>(read_buffer_size);
-      if (stream) std::setvbuf(stream, read_buffer_.get(), _IOFBF, read_buffer_size);
+      if (stream) {
+        std::setvbuf(stream, read_buffer_.get(), _IOFBF, read_buffer_size);
+        // Only this source's thread reads it: without stdio's lock on each of libpcap's two freads
+        // per packet, reading a 1 GB capture takes a fifth less time.
+        __fsetlocking(stream, FSETLOCKING_BYCALLER);
+      }
       pcap_.reset(stream ? pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_NANO, errbuf) : nullptr);
       if (!stream) std::snprintf(errbuf, sizeof errbuf, "%s", std::strerror(errno));
       else if (!pcap_) std::fclose(stream);  // libpcap closes it only when it took it
