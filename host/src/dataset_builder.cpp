@@ -12,7 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
-#include "label_db.hpp"
+#include "hashing.hpp"
 #include "trafficid/npy.hpp"
 
 namespace trafficid::host {

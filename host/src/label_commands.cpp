@@ -1,12 +1,16 @@
 // `trafficid label` (captures -> labels database) and `trafficid apps` (what the database holds).
+#include <condition_variable>
+#include <exception>
 #include <fmt/format.h>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <iostream>
 #include <thread>
 
 #include "commands.hpp"
 #include "host_log.hpp"
+#include "hashing.hpp"
 #include "label_db.hpp"
 #include "plugin_registry.hpp"
 #include "schema_check.hpp"
@@ -47,26 +51,12 @@ std::string csv(const std::string& field) {
   return quoted + "\"";
 }
 
-class DbSink final : public FlowSink {
- public:
-  DbSink(LabelDb& db, std::ofstream* csv_out, std::string path) : db_(db), csv_(csv_out), path_(std::move(path)) {}
-  void emit(const FlowRecord& f) override {
-    db_.add_flow(f);
-    ++flows;
-    if (csv_)
-      *csv_ << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv(path_), f.tuple.protocol,
-                           to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
-                           f.first_ns, f.last_ns, f.packets_c2s, f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv(f.label),
-                           csv(f.master_protocol), csv(f.app_protocol), csv(f.category), csv(f.confidence),
-                           csv(f.server_name));
-  }
-  std::uint64_t flows = 0;
-
- private:
-  LabelDb& db_;
-  std::ofstream* csv_;
-  std::string path_;
-};
+void write_csv(std::ostream& out, const std::string& path, const FlowRecord& f) {
+  out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv(path), f.tuple.protocol, to_string(f.tuple.src),
+                     f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port, f.first_ns, f.last_ns, f.packets_c2s,
+                     f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv(f.label), csv(f.master_protocol), csv(f.app_protocol),
+                     csv(f.category), csv(f.confidence), csv(f.server_name));
+}
 
 // ", 12 not IP, 3 fragments" for the packets of a file that are not plain IP flows.
 std::string odd_packets(const LabelDb::PacketCounts& c) {
@@ -80,6 +70,113 @@ std::string odd_packets(const LabelDb::PacketCounts& c) {
   add(c.truncated_headers, "with truncated headers");
   add(c.malformed, "malformed");
   return out;
+}
+
+// What labelling one capture gives, before anything is written: the database records it in one
+// transaction when its turn comes.
+struct LabelledFile {
+  fs::path file;
+  std::uint64_t size = 0;
+  std::string content_hash;  // known already when the database held the file at this size
+  SourceFileInfo info;
+  LabelDb::PacketCounts counts;
+  std::vector<FlowRecord> flows;
+  bool stopped = false;       // interrupted: nothing of it is written
+  std::exception_ptr failure;
+};
+
+struct LabelContext {
+  const PluginRegistry& registry;
+  const PluginInfo& pcap;
+  const PluginInfo& labeler;
+  const Json& params;
+  HostLog& log;
+  std::string labeler_name;
+};
+
+// Reads and labels one capture with `threads` labelling workers (packets sharded by host pair).
+// A new file's content hash is computed on the side while it is labelled.
+void label_file(const LabelContext& c, LabelledFile& job, unsigned threads) {
+  std::future<std::string> hash;
+  if (job.content_hash.empty()) hash = std::async(std::launch::async, [file = job.file] { return content_hash_file(file); });
+  Json source_params = schema_defaults(c.pcap.schema);
+  source_params["paths"] = Json::array({job.file.string()});
+  auto source = c.registry.create<CaptureSource>(c.pcap, source_params, c.log, "pcap");
+  SourceFileInfo info;
+  info.path = job.file.string();
+  ShardedLabeling labeling(
+      c.labeler, [&] { return c.registry.create<Labeler>(c.labeler, c.params, c.log, c.labeler_name); }, threads, info);
+  PacketView packet;
+  while (guarded(c.pcap, [&] { return source->next(packet); })) {
+    job.counts.count(packet);
+    labeling.process(packet);
+    if (c.log.stop_requested()) {
+      job.stopped = true;
+      break;
+    }
+  }
+  job.flows = labeling.finish();
+  job.info = source->files().at(0);
+  if (hash.valid()) job.content_hash = hash.get();
+}
+
+// Labels the captures of `jobs` in their order, `workers` files at a time (each with one
+// labelling thread: files never share an nDPI module, so the labels are those of one thread), and
+// hands each to `write` in input order as soon as it and every file before it are done. A worker
+// runs at most `workers` files ahead of the writer, which bounds the flows held in memory.
+template <class Write>
+void label_files_in_parallel(const LabelContext& c, std::vector<LabelledFile>& jobs, unsigned workers, Write write) {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::size_t next = 0, written = 0;
+  std::vector<char> done(jobs.size(), 0);
+  bool quit = false;
+  auto work = [&] {
+    while (true) {
+      std::size_t i;
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return quit || next >= jobs.size() || next < written + 2 * workers; });
+        if (quit || next >= jobs.size() || c.log.stop_requested()) return;
+        i = next++;
+      }
+      try {
+        label_file(c, jobs[i], 1);
+      } catch (...) {
+        jobs[i].failure = std::current_exception();
+      }
+      std::lock_guard lock(mutex);
+      done[i] = 1;
+      changed.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned w = 0; w < workers; ++w) pool.emplace_back(work);
+  auto stop_pool = [&] {
+    {
+      std::lock_guard lock(mutex);
+      quit = true;
+    }
+    changed.notify_all();
+    for (auto& t : pool) t.join();
+  };
+  try {
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return done[i] != 0; });
+      }
+      if (!write(jobs[i])) break;
+      jobs[i].flows = {};
+      std::lock_guard lock(mutex);
+      written = i + 1;
+      changed.notify_all();
+    }
+  } catch (...) {
+    stop_pool();
+    throw;
+  }
+  stop_pool();
 }
 
 }  // namespace
@@ -111,62 +208,58 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
                "bytes_s2c,label,master,app,category,confidence,server_name\n";
   }
   std::size_t labelled = 0, skipped = 0, damaged = 0;
-  LabelDb::PacketCounts last_counts;
   const unsigned threads = request.threads ? request.threads : std::max(1u, std::thread::hardware_concurrency());
+  // Which files need labelling: a file the database holds at the same size is hashed, and skipped
+  // when its content and the labeler config are unchanged.
+  std::vector<LabelledFile> jobs;
   for (const auto& file : capture_files(request.paths)) {
-    if (log.stop_requested()) break;
-    // The content hash decides whether a file the database already holds can be skipped; for a new
-    // or resized file it is only recorded, so it is computed on another core while labelling.
-    const auto size = fs::file_size(file);
-    std::future<std::string> hash;
-    if (db.has_size(file.string(), size)) {
-      std::string known = sha256_file(file);
-      if (db.up_to_date(file.string(), known, config)) {
+    LabelledFile job;
+    job.file = file;
+    job.size = fs::file_size(file);
+    if (db.has_size(file.string(), job.size)) {
+      job.content_hash = content_hash_file(file);
+      if (db.up_to_date(file.string(), job.content_hash, config)) {
         ++skipped;
         continue;
       }
-      hash = std::async(std::launch::deferred, [known] { return known; });
-    } else {
-      hash = std::async(std::launch::async, [file] { return sha256_file(file); });
     }
-    Json source_params = schema_defaults(pcap->schema);
-    source_params["paths"] = Json::array({file.string()});
-    auto source = registry.create<CaptureSource>(*pcap, source_params, log, "pcap");
-    db.begin_file(file.string(), size, config);
-    DbSink sink(db, request.csv.empty() ? nullptr : &csv_out, file.string());
+    jobs.push_back(std::move(job));
+  }
+  const LabelContext context{registry, *pcap, *labeler_plugin, params, log, request.labeler};
+  // Records one labelled file in the database (one transaction) and the CSV; false to stop.
+  auto write = [&](LabelledFile& job) {
+    if (job.failure) std::rethrow_exception(job.failure);
+    if (job.stopped || log.stop_requested()) return false;  // the database keeps the files before; a re-run resumes
+    const std::string path = job.file.string();
+    db.begin_file(path, job.size, config);
     try {
-      SourceFileInfo info;
-      info.path = file.string();
-      ShardedLabeling labeling(
-          *labeler_plugin, [&] { return registry.create<Labeler>(*labeler_plugin, params, log, request.labeler); },
-          threads, info);
-      PacketView packet;
-      LabelDb::PacketCounts& counts = last_counts;
-      counts = {};
-      while (guarded(*pcap, [&] { return source->next(packet); })) {
-        counts.count(packet);
-        labeling.process(packet);
-        if (log.stop_requested()) break;
-      }
-      auto flows = labeling.finish();
-      if (log.stop_requested()) {
-        db.abandon_file();  // the database keeps what was complete; the next run resumes here
-        break;
-      }
-      for (const auto& flow : flows) sink.emit(flow);
-      auto result = source->files().at(0);
-      if (!result.warning.empty()) {
+      db.add_flows(job.flows);
+      if (!request.csv.empty())
+        for (const auto& flow : job.flows) write_csv(csv_out, path, flow);
+      if (!job.info.warning.empty()) {
         ++damaged;
-        log.warn(fmt::format("{}: {}", file.string(), result.warning));
+        log.warn(fmt::format("{}: {}", path, job.info.warning));
       }
-      db.end_file(result, counts, hash.get());
+      db.end_file(job.info, job.counts, job.content_hash);
     } catch (...) {
       db.abandon_file();
       throw;
     }
     ++labelled;
-    log.info(fmt::format("{}: {} packets, {} flows{}", file.string(), source->files().at(0).packets, sink.flows,
-                         odd_packets(last_counts)));
+    log.info(fmt::format("{}: {} packets, {} flows{}", path, job.info.packets, job.flows.size(), odd_packets(job.counts)));
+    return true;
+  };
+  // Several files: each worker labels whole files, the database is written beside them. One file:
+  // its packets are sharded across the threads.
+  if (threads > 1 && jobs.size() > 1) {
+    label_files_in_parallel(context, jobs, std::min<unsigned>(threads, static_cast<unsigned>(jobs.size())), write);
+  } else {
+    for (auto& job : jobs) {
+      if (log.stop_requested()) break;
+      label_file(context, job, threads);
+      if (!write(job)) break;
+      job.flows = {};
+    }
   }
   log.info(fmt::format("{}: {} files labelled, {} unchanged and skipped{}", request.db, labelled, skipped,
                        damaged ? fmt::format(", {} damaged (see the warnings)", damaged) : ""));

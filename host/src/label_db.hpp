@@ -17,9 +17,6 @@ struct sqlite3;
 
 namespace trafficid::host {
 
-std::string sha256_file(const std::filesystem::path& file);
-std::string sha256_text(std::string_view text);
-
 class LabelDb {
  public:
   explicit LabelDb(const std::filesystem::path& file);
@@ -28,18 +25,19 @@ class LabelDb {
   LabelDb& operator=(const LabelDb&) = delete;
 
   // True when `path` was labelled whole with this content hash and labeler config.
-  bool up_to_date(const std::string& path, const std::string& sha256, const std::string& config) const;
+  bool up_to_date(const std::string& path, const std::string& content_hash, const std::string& config) const;
   // True when the database holds `path` at this size: only then can its hash let it be skipped.
   bool has_size(const std::string& path, std::uint64_t size) const;
   // Replaces whatever the database held for the file, in one transaction (the hash comes at the end).
   void begin_file(const std::string& path, std::uint64_t size, const std::string& config);
   void add_flow(const FlowRecord& flow);
+  void add_flows(const std::vector<FlowRecord>& flows);  // a file's flows, in their order
   // What was odd in a file's packets: counted and kept with the file, never a reason to stop.
   struct PacketCounts {
     std::uint64_t not_ip = 0, fragments = 0, snapped = 0, truncated_headers = 0, malformed = 0;
     void count(const PacketView& p);
   };
-  void end_file(const SourceFileInfo& info, const PacketCounts& counts, const std::string& sha256);  // commits
+  void end_file(const SourceFileInfo& info, const PacketCounts& counts, const std::string& content_hash);  // commits
   void abandon_file();                         // rolls back
 
   struct AppRow {

@@ -2,10 +2,12 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "hashing.hpp"
 #include "trafficid/error.hpp"
 
 int main(int argc, char** argv) {
   using namespace trafficid::host;
+  initialise_crypto();
   CLI::App app{"trafficid: identify network traffic with deep learning.\n"
                "Plugins come from --plugin-path, TRAFFICID_PLUGIN_PATH (colon-separated) and the host's own folder."};
   app.require_subcommand(1);

@@ -10,7 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "label_db.hpp"
+#include "hashing.hpp"
 #include "plugin_registry.hpp"
 #include "schema_check.hpp"
 

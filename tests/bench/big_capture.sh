@@ -2,6 +2,7 @@
 # every Ethernet pcap of DATA_DIR/captures concatenated and repeated to at least 1 GB, in mergecap's
 # FORMAT (pcap, nsecpcap). DISTINCT=1 gives each copy its own addresses (tcprewrite --seed, Debian
 # package tcpreplay), so every copy's flows are new flows rather than more packets of the first's.
+# KEEP_COPIES=1 also leaves the copies as separate files in WORK_DIR/copies.
 # Sets `copies` and `inputs`. Also best_of_3, the benchmarks' timing loop.
 build_big_capture() {
   local data=$1 work=$2 format=$3
@@ -11,13 +12,14 @@ build_big_capture() {
   local base
   base=$(stat -c %s "$work/base.pcap")
   copies=$(( (1000000000 + base - 1) / base ))
-  if [[ "${DISTINCT:-0}" == 1 ]]; then
-    for k in $(seq "$copies"); do tcprewrite --seed="$k" --fixcsum -i "$work/base.pcap" -o "$work/copy$k.pcap"; done
-    mergecap -a -F "$format" -w "$work/big.pcap" $(for k in $(seq "$copies"); do echo "$work/copy$k.pcap"; done)
-    rm -f "$work"/copy*.pcap
-  else
-    mergecap -a -F "$format" -w "$work/big.pcap" $(for _ in $(seq "$copies"); do echo "$work/base.pcap"; done)
-  fi
+  mkdir -p "$work/copies"
+  for k in $(seq "$copies"); do
+    if [[ "${DISTINCT:-0}" == 1 ]]; then tcprewrite --seed="$k" --fixcsum -i "$work/base.pcap" -o "$work/copies/copy$k.pcap"
+    else cp "$work/base.pcap" "$work/copies/copy$k.pcap"; fi
+  done
+  mergecap -a -F "$format" -w "$work/big.pcap" $(for k in $(seq "$copies"); do echo "$work/copies/copy$k.pcap"; done)
+  # KEEP_COPIES=1: the copies stay in WORK_DIR/copies, the same packets as a folder of captures.
+  [[ "${KEEP_COPIES:-0}" == 1 ]] || rm -rf "$work/copies"
   rm -f "$work/base.pcap"
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark (not part of the test suite): `trafficid label` against Debian's `ndpiReader -i FILE`
 # on a capture of at least 1 GB built from ../shared/data/captures, side by side in one run,
-# best of 3 rounds each. Prints packets/s and peak memory; ratio = ndpiReader time / trafficid time.
+# best of 3 rounds each. Prints packets/s and peak memory; ratio = ndpiReader time / trafficid time;
+# scaling = one thread's time / N threads' time. Then the same packets as a folder of separate
+# captures (the copies the big one is made of): `trafficid label FOLDER` against ndpiReader run on
+# each of them, where threads label whole files.
 # usage: tests/bench/label_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR] [THREADS...]
 # DISTINCT=1: give each copy its own addresses, so its flows are new to nDPI (see big_capture.sh).
 set -euo pipefail
@@ -11,18 +14,37 @@ shift $(( $# < 3 ? $# : 3 ))
 threads=("${@:-1}")
 tid="$build/bin/trafficid"
 mkdir -p "$work"
-trap 'rm -f "$work/big.pcap" "$work/base.pcap" "$work"/labels.sqlite*' EXIT
+trap 'rm -rf "$work/big.pcap" "$work/base.pcap" "$work/copies" "$work"/labels.sqlite*' EXIT
 
 source "$root/tests/bench/big_capture.sh"
-build_big_capture "$data" "$work" pcap
+KEEP_COPIES=1 build_big_capture "$data" "$work" pcap
 packets=$(capinfos -T -r -c "$work/big.pcap" | cut -f2)
 echo "input: $(( $(stat -c %s "$work/big.pcap") / 1000000 )) MB, $packets packets ($copies copies of ${#inputs[@]} captures)"
 cat "$work/big.pcap" > /dev/null
 
+row() {  # row NAME SECONDS KB [EXTRA]
+  printf "%-34s %6.2f s  %9.0f packets/s  peak %6.1f MB  %s\n" "$1" "$2" "$(awk -v p="$packets" -v t="$2" 'BEGIN {print p / t}')" \
+    "$(awk -v k="$3" 'BEGIN {print k / 1024}')" "${4:-}"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
 read -r nt nk < <(best_of_3 'rm -f "$work"/labels.sqlite*' ndpiReader -q -i "$work/big.pcap")
-printf "%-26s %6.2f s  %9.0f packets/s  peak %6.1f MB\n" "ndpiReader (1 thread)" "$nt" "$(awk -v p="$packets" -v t="$nt" 'BEGIN {print p / t}')" "$(awk -v k="$nk" 'BEGIN {print k / 1024}')"
+row "ndpiReader (1 thread)" "$nt" "$nk"
+one=""
 for n in "${threads[@]}"; do
   read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$work/big.pcap" --db "$work/labels.sqlite" --threads "$n")
-  printf "%-26s %6.2f s  %9.0f packets/s  peak %6.1f MB  ratio %.2f\n" "trafficid label ($n thread$([[ $n == 1 ]] || echo s))" "$tt" \
-    "$(awk -v p="$packets" -v t="$tt" 'BEGIN {print p / t}')" "$(awk -v k="$tk" 'BEGIN {print k / 1024}')" "$(awk -v a="$nt" -v b="$tt" 'BEGIN {print a / b}')"
+  [[ -n $one ]] || one=$tt
+  row "trafficid label ($n thread$([[ $n == 1 ]] || echo s))" "$tt" "$tk" "ratio $(ratio "$nt" "$tt")  scaling $(ratio "$one" "$tt")"
+done
+
+echo "the same packets as $copies separate captures:"
+# ndpiReader once per file, as trafficid labels them (its playlist, -i LIST, would keep one flow
+# table across the files and so count a flow that goes on in the next file once).
+read -r nt nk < <(best_of_3 'rm -f "$work"/labels.sqlite*' bash -c 'for f in "$1"/copies/*.pcap; do ndpiReader -q -i "$f"; done' _ "$work")
+row "ndpiReader -i FILE, each file" "$nt" "$nk"
+one=""
+for n in "${threads[@]}"; do
+  read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$work/copies" --db "$work/labels.sqlite" --threads "$n")
+  [[ -n $one ]] || one=$tt
+  row "trafficid label folder ($n thread$([[ $n == 1 ]] || echo s))" "$tt" "$tk" "ratio $(ratio "$nt" "$tt")  scaling $(ratio "$one" "$tt")"
 done

@@ -22,10 +22,45 @@ join -t $'\t' "$work/inclass" "$work/ours" | awk -F'\t' '$2 > $3 {bad = 1; print
 flows=$(($(wc -l < "$work/flows.csv") - 1))
 [[ $flows -eq $(($(wc -l < "$data/flows-ndpi-4.2.tsv") - 1)) ]] || fail "CSV holds $flows flows"
 
-# Two threads (flows sharded by 5-tuple, a labeler each) give the same flows and labels.
+# Two threads on a folder (whole files per thread, written in input order) give the same
+# database: the same rows with the same ids.
 "$tid" -q label "$data/captures" --db "$work/parallel.sqlite" --threads 2
-query='SELECT protocol, src_ip, src_port, dst_ip, dst_port, first_ns, packets_c2s, packets_s2c, label FROM flows ORDER BY 1,2,3,4,5,6'
-cmp <(sqlite3 "$work/labels.sqlite" "$query") <(sqlite3 "$work/parallel.sqlite" "$query") || fail "--threads 2 labelled differently"
+rows='SELECT f.path, l.id, l.protocol, l.src_ip, l.src_port, l.dst_ip, l.dst_port, l.first_ns, l.last_ns, l.packets_c2s,
+  l.packets_s2c, l.bytes_c2s, l.bytes_s2c, l.label, l.category FROM flows l JOIN files f ON f.id = l.file_id ORDER BY l.id'
+cmp <(sqlite3 "$work/labels.sqlite" "$rows") <(sqlite3 "$work/parallel.sqlite" "$rows") || fail "--threads 2 on a folder labelled differently"
+# Two threads on one file (packets sharded by host pair, an nDPI module each) give its flows and
+# labels too: the capture with the most flows.
+biggest=$(sqlite3 "$work/labels.sqlite" 'SELECT f.path FROM flows l JOIN files f ON f.id = l.file_id GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 1')
+"$tid" -q label "$biggest" --db "$work/one1.sqlite" --threads 1
+"$tid" -q label "$biggest" --db "$work/one2.sqlite" --threads 2
+[[ $(sqlite3 "$work/one1.sqlite" 'SELECT COUNT(*) FROM flows') -gt 1000 ]] || fail "$biggest: too few flows to tell"
+cmp <(sqlite3 "$work/one1.sqlite" "$rows") <(sqlite3 "$work/one2.sqlite" "$rows") || fail "--threads 2 on $biggest labelled differently"
+
+# SIGINT in the middle of a two-thread run: the database holds whole files only, each as a full
+# run has it, and the next run labels the rest, ending where an uninterrupted run ends.
+"$tid" label "$data/captures" --db "$work/stopped.sqlite" --threads 2 2> "$work/stopped.log" &
+pid=$!
+for _ in $(seq 400); do grep -q 'packets, .* flows' "$work/stopped.log" && break; sleep 0.01; done
+kill -INT "$pid"
+rc=0; wait "$pid" || rc=$?
+complete=$(sqlite3 "$work/stopped.sqlite" 'SELECT COUNT(*) FROM files WHERE complete = 1')
+[[ $rc -eq 130 && $complete -ge 1 && $complete -lt 52 ]] || fail "SIGINT: exit $rc, $complete complete files (expected 130 and 1-51)"
+[[ $(sqlite3 "$work/stopped.sqlite" 'SELECT COUNT(*) FROM files WHERE complete = 0') -eq 0 ]] || fail "SIGINT left a partial file"
+per_file='SELECT f.path, COUNT(*), SUM(l.packets_c2s + l.packets_s2c) FROM flows l JOIN files f ON f.id = l.file_id GROUP BY 1 ORDER BY 1'
+join -t '|' <(sqlite3 "$work/stopped.sqlite" "$per_file") <(sqlite3 "$work/labels.sqlite" "$per_file") |
+  awk -F'|' '$2 != $4 || $3 != $5 {bad = 1; print} END {exit bad}' || fail "SIGINT: a file's flows differ from a full run's"
+"$tid" label "$data/captures" --db "$work/stopped.sqlite" --threads 2 2> "$work/resumed.log"
+grep -q "$((52 - complete)) files labelled, $complete unchanged and skipped" "$work/resumed.log" || fail "resume: $(tail -1 "$work/resumed.log")"
+cmp <(sqlite3 "$work/stopped.sqlite" "$per_file") <(sqlite3 "$work/labels.sqlite" "$per_file") || fail "resumed run differs from a full run"
+
+# A database of layout 1 (SHA-256 digests in files.sha256) is carried over: every file is labelled
+# again once, then skipped.
+cp "$work/parallel.sqlite" "$work/old.sqlite"
+sqlite3 "$work/old.sqlite" 'ALTER TABLE files RENAME COLUMN content_hash TO sha256; UPDATE files SET sha256 = "0123"; PRAGMA user_version = 1'
+"$tid" label "$data/captures" --db "$work/old.sqlite" --threads 2 2> "$work/old.log"
+grep -q "52 files labelled, 0 unchanged" "$work/old.log" || fail "layout 1: $(tail -1 "$work/old.log")"
+[[ $(sqlite3 "$work/old.sqlite" 'PRAGMA user_version') -eq 2 && \
+   $(sqlite3 "$work/old.sqlite" "SELECT COUNT(*) FROM files WHERE content_hash LIKE 'xxh3-128:%'") -eq 52 ]] || fail "layout 1 not carried over"
 
 # A second run skips every unchanged file; another labeler configuration labels them again.
 "$tid" label "$data/captures" --db "$work/labels.sqlite" 2> "$work/second"
