@@ -41,7 +41,7 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request);
 struct LabelRequest {
   std::vector<std::string> paths, params;
   std::string db, csv, labeler = "ndpi";
-  unsigned threads = 1;  // 0: one per core
+  unsigned threads = 0;  // 0: one per core
 };
 int cmd_label(const GlobalOptions& global, const LabelRequest& request);
 int cmd_apps(const GlobalOptions& global, const std::string& db, const std::string& format);

@@ -250,13 +250,16 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
     return true;
   };
   // Several files: each worker labels whole files, the database is written beside them. One file:
-  // its packets are sharded across the threads.
+  // its packets are sharded across the threads, but only when -j asks for it. nDPI also remembers
+  // single endpoints (a BitTorrent peer, a STUN/WhatsApp call), and a module sees only its shard's
+  // flows, so a few flows can be labelled otherwise than by one thread: the default never does that.
   if (threads > 1 && jobs.size() > 1) {
     label_files_in_parallel(context, jobs, std::min<unsigned>(threads, static_cast<unsigned>(jobs.size())), write);
   } else {
+    const unsigned shards = request.threads ? request.threads : 1;
     for (auto& job : jobs) {
       if (log.stop_requested()) break;
-      label_file(context, job, threads);
+      label_file(context, job, shards);
       if (!write(job)) break;
       job.flows = {};
     }

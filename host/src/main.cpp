@@ -131,7 +131,9 @@ int main(int argc, char** argv) {
   label->add_option("--db", label_request.db, "labels database (SQLite), created if missing")->required();
   label->add_option("--csv", label_request.csv, "also write the flows labelled in this run as CSV");
   label->add_option("--labeler", label_request.labeler, "labeler plugin");
-  label->add_option("--threads,-j", label_request.threads, "labelling threads, flows sharded by host pair (0: one per core)");
+  label->add_option("--threads,-j", label_request.threads,
+                   "labelling threads (default 0: one per core on several files, 1 on one file): whole files each; "
+                   "on one file, packets sharded by host pair (a few labels can then differ from one thread's)");
   label->add_option("--param,-p", label_request.params, "labeler parameter: name=value (see `trafficid plugins ndpi`)")
       ->type_name("K=V");
 
