@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -19,6 +18,7 @@
 #include "study.hpp"
 #include "train_stage.hpp"
 #include "experiment.hpp"
+#include "file_lock.hpp"
 #include "host_log.hpp"
 #include "label_stage.hpp"
 #include "plugin_registry.hpp"
@@ -149,33 +149,18 @@ int finish_run(const fs::path& dir, Json& run_record, HostLog& log, std::chrono:
   return run_record["status"] == "interrupted" ? 130 : 0;
 }
 
-// Only one process builds a given dataset at a time (two runs of one experiment, tuning workers).
-class DatasetLock {
- public:
-  DatasetLock(const fs::path& folder, HostLog& log) {
-    fs::create_directories(folder.parent_path());
-    fs::path path = folder;
-    path += ".lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw Error(fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      // Another run (a tuning trial, a second terminal) builds this very dataset: wait, then reuse it.
-      log.info(fmt::format("stage dataset: waiting for the trafficid process that is building {} (it holds {})",
-                           folder.string(), path.string()));
-      while (::flock(fd_, LOCK_EX) != 0)
-        if (errno != EINTR) {
-          ::close(fd_);
-          throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(errno)));
-        }
-    }
-  }
-  DatasetLock(const DatasetLock&) = delete;
-  DatasetLock& operator=(const DatasetLock&) = delete;
-  ~DatasetLock() { ::close(fd_); }
-
- private:
-  int fd_ = -1;
-};
+// Only one process builds a given dataset at a time (two runs of one experiment, tuning workers):
+// one that finds it being built waits, then reuses it.
+FileLock lock_dataset(const fs::path& folder, HostLog& log) {
+  fs::create_directories(folder.parent_path());
+  fs::path path = folder;
+  path += ".lock";
+  FileLock lock = FileLock::try_take(path);
+  if (lock.held()) return lock;
+  log.info(fmt::format("stage dataset: waiting for the trafficid process that is building {} (it holds {})",
+                       folder.string(), path.string()));
+  return FileLock::wait(path);
+}
 
 // The run folder's `dataset` link to the dataset it used (datasets live outside run folders so
 // that runs share them).
@@ -421,14 +406,14 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
   try {
     // The dataset stage, when the experiment has features: reused when nothing it depends on changed.
     std::optional<DatasetPlan> plan;
-    std::unique_ptr<DatasetLock> lock;
+    FileLock lock;
     if (experiment->features) {
       plan = plan_dataset(*experiment);
-      lock = std::make_unique<DatasetLock>(plan->folder, log);  // waits while another process builds it
+      lock = lock_dataset(plan->folder, log);  // waits while another process builds it
       std::string why;
       if (experiment->dataset.reuse && !rebuild) {
         if (auto manifest = reusable_dataset(*plan, *experiment, registry, log, why)) {
-          lock.reset();  // a finished dataset is only read
+          lock.release();  // a finished dataset is only read
           log.info(fmt::format("stage dataset: reusing {} (same config, inputs unchanged; --rebuild builds it again)",
                                plan->folder.string()));
           link_dataset(dir, plan->folder);

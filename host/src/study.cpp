@@ -7,9 +7,9 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fstream>
-#include <sys/file.h>
 #include <unistd.h>
 
+#include "file_lock.hpp"
 #include "hashing.hpp"
 #include "plugin_registry.hpp"
 #include "schema_check.hpp"
@@ -40,28 +40,10 @@ SearchDimension dimension_from(const Json& j) {
   return d;
 }
 
-int open_lock(const fs::path& file) {
-  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(fmt::format("cannot create {}: {}", file.string(), std::strerror(errno)));
-  return fd;
-}
-
 }  // namespace
 
 // The journal's lock: a separate file, so the journal itself is only ever appended to.
-class Study::Lock {
- public:
-  explicit Lock(const fs::path& journal) : fd_(open_lock(fs::path(journal).replace_extension(".lock"))) {
-    while (::flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR) throw Error(fmt::format("cannot lock {}: {}", journal.string(), std::strerror(errno)));
-  }
-  ~Lock() { ::close(fd_); }
-  Lock(const Lock&) = delete;
-  Lock& operator=(const Lock&) = delete;
-
- private:
-  int fd_;
-};
+FileLock Study::lock_journal() const { return FileLock::wait(fs::path(journal_).replace_extension(".lock")); }
 
 StudyHeader make_study_header(const Experiment& experiment) {
   const auto& tune = *experiment.tune;
@@ -135,7 +117,7 @@ Study::Study(fs::path dir, const PluginRegistry& registry, HostServices& host, c
   std::error_code ec;
   fs::create_directories(dir_ / "trials", ec);
   if (ec) throw Error(fmt::format("cannot create the study folder {}: {}", dir_.string(), ec.message()));
-  Lock lock(journal_);
+  const FileLock lock = lock_journal();
   auto existing = events();
   if (existing.empty()) {
     if (!header) throw Error(fmt::format("{}: no study here (no journal.jsonl)", dir_.string()));
@@ -259,25 +241,22 @@ StudyState Study::replay(const std::vector<Json>& events) const {
 }
 
 StudyState Study::read() const {
-  Lock lock(journal_);
+  const FileLock lock = lock_journal();
   return replay(events());
 }
 
 std::optional<Study::Claim> Study::claim(const std::string& worker) {
-  Lock lock(journal_);
+  const FileLock lock = lock_journal();
   auto state = replay(events());
   auto take = [&](std::uint64_t id, const Json& assignment, int attempt, bool proposed) -> std::optional<Claim> {
     fs::create_directories(trial_dir(id));
-    int fd = open_lock(trial_dir(id) / ".lock");
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // its worker is alive and runs it
-      ::close(fd);
-      return std::nullopt;
-    }
+    FileLock held = FileLock::try_take(trial_dir(id) / ".lock");
+    if (!held.held()) return std::nullopt;  // its worker is alive and runs it
     std::vector<Json> out;
     if (proposed) out.push_back({{"event", "propose"}, {"trial", id}, {"assignment", assignment}, {"t", now_unix()}});
     out.push_back({{"event", "start"}, {"trial", id}, {"attempt", attempt}, {"worker", worker}, {"t", now_unix()}});
     append(out);
-    return Claim{id, assignment, attempt, fd};
+    return Claim{id, assignment, attempt, std::move(held)};
   };
   // First what was begun: trials to retry, and trials whose process is gone (its lock is free).
   for (const auto& [id, t] : state.trials)
@@ -296,19 +275,18 @@ std::optional<Study::Claim> Study::claim(const std::string& worker) {
 void Study::finish(Claim& claim, const std::string& status, std::optional<double> value, const std::string& error,
                    double seconds) {
   {
-    Lock lock(journal_);
+    const FileLock lock = lock_journal();
     Json e = {{"event", "end"}, {"trial", claim.trial}, {"status", status}, {"attempt", claim.attempt},
               {"seconds", seconds}, {"t", now_unix()}};
     e["value"] = value ? Json(*value) : Json(nullptr);
     if (!error.empty()) e["error"] = error;
     append({e});
   }
-  if (claim.lock_fd >= 0) ::close(claim.lock_fd);
-  claim.lock_fd = -1;
+  claim.lock.release();
 }
 
 TrialDecision Study::report(std::uint64_t trial, int step, double value) {
-  Lock lock(journal_);
+  const FileLock lock = lock_journal();
   auto journal = events();
   for (const auto& e : journal)
     if (e.value("event", "") == "report" && e.value("trial", std::uint64_t{0}) == trial && e.value("step", 0) == step)

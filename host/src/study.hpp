@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "experiment.hpp"
+#include "file_lock.hpp"
 #include "trafficid/host_services.hpp"
 #include "trafficid/tuner.hpp"
 
@@ -74,12 +75,12 @@ class Study {
   StudyState read() const;
 
   // What a worker runs next: a waiting trial, a running one whose process is gone, or a new
-  // proposal while the budget allows; its lock is held (in `lock_fd`) until finish().
+  // proposal while the budget allows; its lock is held (in `lock`) until finish().
   struct Claim {
     std::uint64_t trial = 0;
     Json assignment;
     int attempt = 0;
-    int lock_fd = -1;
+    FileLock lock;
   };
   std::optional<Claim> claim(const std::string& worker);
   // The trial's process ended: done (value), pruned (best value seen), or failed (error).
@@ -101,7 +102,7 @@ class Study {
   std::filesystem::path dir_, journal_;
   const PluginRegistry& registry_;
   HostServices& host_;
-  class Lock;
+  FileLock lock_journal() const;
 };
 
 // The trial's experiment: the base config with the trial's values, its own seed, absolute paths.

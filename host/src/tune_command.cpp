@@ -182,7 +182,8 @@ int cmd_tune(const GlobalOptions& global, const TuneRequest& request) {
         write_file_atomically(dir / "trial.toml", text.str());
       }
       log.info(fmt::format("trial {} (attempt {}): {}", claim->trial, claim->attempt, claim->assignment.dump()));
-      RunningTrial r{*claim, start_trial(global, study, *claim), std::chrono::steady_clock::now()};
+      const pid_t pid = start_trial(global, study, *claim);
+      RunningTrial r{std::move(*claim), pid, std::chrono::steady_clock::now()};
       running.push_back(std::move(r));
     }
     if (running.empty()) break;
@@ -192,7 +193,7 @@ int cmd_tune(const GlobalOptions& global, const TuneRequest& request) {
       for (auto& r : running) {
         int status = 0;
         while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {}
-        ::close(r.claim.lock_fd);
+        r.claim.lock.release();
       }
       log.warn(fmt::format("stopped: {} trial(s) left unfinished; the same `trafficid tune` command goes on with them",
                            running.size()));
