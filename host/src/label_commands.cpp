@@ -23,25 +23,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<fs::path> capture_files(const std::vector<std::string>& paths) {
-  std::vector<fs::path> out;
+// The capture files under `paths`, in order, found by the pcap plugin exactly as an experiment's
+// pcap source finds them (its extensions, sub-folders, sorting).
+std::vector<fs::path> capture_files(const PluginRegistry& registry, const PluginInfo& pcap, HostLog& log,
+                                    const std::vector<std::string>& paths) {
+  Json params = schema_defaults(pcap.schema);
+  params["paths"] = Json::array();
   for (const auto& p : paths) {
-    fs::path path = fs::absolute(p).lexically_normal();
-    if (fs::is_regular_file(path)) {
-      out.push_back(path);
-    } else if (fs::is_directory(path)) {
-      std::vector<fs::path> found;
-      for (const auto& e : fs::recursive_directory_iterator(path)) {
-        auto ext = e.path().extension();
-        if (e.is_regular_file() && (ext == ".pcap" || ext == ".pcapng" || ext == ".cap")) found.push_back(e.path());
-      }
-      std::sort(found.begin(), found.end());
-      out.insert(out.end(), found.begin(), found.end());
-    } else {
-      throw Error(fmt::format("{}: no such file or folder", p));
-    }
+    const fs::path path = fs::absolute(p).lexically_normal();
+    if (!fs::exists(path)) throw Error(fmt::format("{}: no such file or folder", p));
+    params["paths"].push_back(path.string());
   }
-  return out;
+  auto source = registry.create<CaptureSource>(pcap, params, log, "pcap");
+  std::vector<fs::path> files;
+  for (const auto& f : source->planned_files().value_or(std::vector<std::string>{})) files.emplace_back(f);
+  return files;
 }
 
 std::string csv(const std::string& field) {
@@ -212,7 +208,7 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
   // Which files need labelling: a file the database holds at the same size is hashed, and skipped
   // when its content and the labeler config are unchanged.
   std::vector<LabelledFile> jobs;
-  for (const auto& file : capture_files(request.paths)) {
+  for (const auto& file : capture_files(registry, *pcap, log, request.paths)) {
     LabelledFile job;
     job.file = file;
     job.size = fs::file_size(file);
