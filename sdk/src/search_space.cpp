@@ -51,6 +51,12 @@ Json sample_dimension(const SearchDimension& d, std::mt19937_64& rng) {
   return nullptr;
 }
 
+Json sample_space(const SearchSpace& space, std::mt19937_64& rng) {
+  Json assignment = Json::object();
+  for (const auto& d : space.dimensions) assignment[d.path] = sample_dimension(d, rng);
+  return assignment;
+}
+
 std::vector<Json> grid_points(const SearchSpace& space) {
   std::vector<std::vector<Json>> axes;
   for (const auto& d : space.dimensions) {

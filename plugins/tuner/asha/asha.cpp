@@ -35,9 +35,7 @@ class AshaTuner final : public Tuner {
     rungs_.clear();
   }
   std::optional<TrialProposal> ask() override {
-    Json assignment = Json::object();
-    for (const auto& d : space_.dimensions) assignment[d.path] = sample_dimension(d, rng_);
-    return TrialProposal{next_++, std::move(assignment)};
+    return TrialProposal{next_++, sample_space(space_, rng_)};
   }
   TrialDecision report(std::uint64_t trial, int step, double value) override {
     const std::int64_t bracket = static_cast<std::int64_t>((trial - 1) % static_cast<std::uint64_t>(brackets_));

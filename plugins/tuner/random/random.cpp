@@ -18,9 +18,7 @@ class RandomTuner final : public Tuner {
     next_ = 1;
   }
   std::optional<TrialProposal> ask() override {
-    Json assignment = Json::object();
-    for (const auto& d : space_.dimensions) assignment[d.path] = sample_dimension(d, rng_);
-    return TrialProposal{next_++, std::move(assignment)};
+    return TrialProposal{next_++, sample_space(space_, rng_)};
   }
   TrialDecision report(std::uint64_t, int, double) override { return TrialDecision::keep_going; }
   void tell(std::uint64_t, std::optional<double>) override {}

@@ -64,6 +64,8 @@ class TRAFFICID_SDK_API Tuner : public Plugin {
 // One value of a dimension, drawn with `rng` (the same sequence on every platform: the
 // distributions are computed here, not by <random>'s implementation-defined ones).
 TRAFFICID_SDK_API Json sample_dimension(const SearchDimension& dimension, std::mt19937_64& rng);
+// A whole assignment {path: value}, one draw per dimension in the space's order.
+TRAFFICID_SDK_API Json sample_space(const SearchSpace& space, std::mt19937_64& rng);
 // Every point of a space whose dimensions are all choices (int_uniform counts as its integers),
 // the last dimension varying fastest; throws Error for a continuous dimension.
 TRAFFICID_SDK_API std::vector<Json> grid_points(const SearchSpace& space);
