@@ -28,23 +28,23 @@ row() {  # row NAME SECONDS KB [EXTRA]
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
+# compare NAME PEER_SECONDS INPUT: trafficid label INPUT with each thread count, against the peer.
+compare() {
+  local name=$1 peer=$2 input=$3 one="" n tt tk
+  for n in "${threads[@]}"; do
+    read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$input" --db "$work/labels.sqlite" --threads "$n")
+    [[ -n $one ]] || one=$tt
+    row "$name ($n thread$([[ $n == 1 ]] || echo s))" "$tt" "$tk" "ratio $(ratio "$peer" "$tt")  scaling $(ratio "$one" "$tt")"
+  done
+}
+
 read -r nt nk < <(best_of_3 'rm -f "$work"/labels.sqlite*' ndpiReader -q -i "$work/big.pcap")
 row "ndpiReader (1 thread)" "$nt" "$nk"
-one=""
-for n in "${threads[@]}"; do
-  read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$work/big.pcap" --db "$work/labels.sqlite" --threads "$n")
-  [[ -n $one ]] || one=$tt
-  row "trafficid label ($n thread$([[ $n == 1 ]] || echo s))" "$tt" "$tk" "ratio $(ratio "$nt" "$tt")  scaling $(ratio "$one" "$tt")"
-done
+compare "trafficid label" "$nt" "$work/big.pcap"
 
 echo "the same packets as $copies separate captures:"
 # ndpiReader once per file, as trafficid labels them (its playlist, -i LIST, would keep one flow
 # table across the files and so count a flow that goes on in the next file once).
 read -r nt nk < <(best_of_3 'rm -f "$work"/labels.sqlite*' bash -c 'for f in "$1"/copies/*.pcap; do ndpiReader -q -i "$f"; done' _ "$work")
 row "ndpiReader -i FILE, each file" "$nt" "$nk"
-one=""
-for n in "${threads[@]}"; do
-  read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$work/copies" --db "$work/labels.sqlite" --threads "$n")
-  [[ -n $one ]] || one=$tt
-  row "trafficid label folder ($n thread$([[ $n == 1 ]] || echo s))" "$tt" "$tk" "ratio $(ratio "$nt" "$tt")  scaling $(ratio "$one" "$tt")"
-done
+compare "trafficid label folder" "$nt" "$work/copies"
