@@ -125,6 +125,7 @@ void label_files_in_parallel(const LabelContext& c, std::vector<LabelledFile>& j
   std::mutex mutex;
   std::condition_variable changed;
   std::size_t next = 0, written = 0;
+  unsigned exited = 0;  // workers that took their last file
   std::vector<char> done(jobs.size(), 0);
   bool quit = false;
   auto work = [&] {
@@ -133,7 +134,11 @@ void label_files_in_parallel(const LabelContext& c, std::vector<LabelledFile>& j
       {
         std::unique_lock lock(mutex);
         changed.wait(lock, [&] { return quit || next >= jobs.size() || next < written + 2 * workers; });
-        if (quit || next >= jobs.size() || c.log.stop_requested()) return;
+        if (quit || next >= jobs.size() || c.log.stop_requested()) {
+          ++exited;
+          changed.notify_all();
+          return;
+        }
         i = next++;
       }
       try {
@@ -160,7 +165,9 @@ void label_files_in_parallel(const LabelContext& c, std::vector<LabelledFile>& j
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       {
         std::unique_lock lock(mutex);
-        changed.wait(lock, [&] { return done[i] != 0; });
+        // Stopped (Ctrl-C): the workers may be gone before taking this file.
+        changed.wait(lock, [&] { return done[i] != 0 || exited == workers; });
+        if (!done[i]) break;
       }
       if (!write(jobs[i])) break;
       jobs[i].flows = {};
