@@ -7,6 +7,7 @@
 # best validation macro F1 each reached against the trial-epochs spent, and how many epochs ASHA
 # needed to reach random search's best (goal: at most a third of random's).
 # usage: tests/bench/tune_bench.sh [BUILD] [DATA] [WORKDIR] [SEEDS] [TRIALS] [EPOCHS] [CAP]
+# ASHA_MIN_STEPS=N: ASHA's first rung at epoch N (default 1).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build} data=$(realpath "${2:-$root/../shared/data}") work=${3:-/tmp/tune-bench}
@@ -31,6 +32,7 @@ tuner = "$2"
 trials = $3
 [tune.asha]
 eta = 3
+min_steps = ${ASHA_MIN_STEPS:-1}
 [tune.space]
 "models.cnn.conv.0.filters" = { choice = [32, 64, 128, 200] }
 "models.cnn.conv.0.kernel" = { choice = [3, 4, 5] }
