@@ -136,19 +136,16 @@ ShardedLabeling::~ShardedLabeling() {
 }
 
 void ShardedLabeling::process(const PacketView& packet) {
-  // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),
-  // so every flow between two hosts must meet the same detection module.
-  std::size_t index = 0;
-  if (workers_.size() > 1) {
-    FiveTuple hosts;
-    hosts.src = packet.tuple.src;
-    hosts.dst = packet.tuple.dst;
-    index = symmetric_hash(hosts) % workers_.size();
-  }
   if (workers_.size() == 1) {
     workers_[0]->label(plugin_, packet);
     return;
   }
+  // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),
+  // so every flow between two hosts must meet the same detection module.
+  FiveTuple hosts;
+  hosts.src = packet.tuple.src;
+  hosts.dst = packet.tuple.dst;
+  const std::size_t index = symmetric_hash(hosts) % workers_.size();
   Worker& w = *workers_[index];
   w.filling.offsets.push_back(w.filling.bytes.size());
   w.filling.bytes.insert(w.filling.bytes.end(), packet.data.begin(), packet.data.end());
