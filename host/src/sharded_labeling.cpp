@@ -20,22 +20,45 @@ struct Batch {
 constexpr std::size_t batch_packets = 512;
 
 // A run's flows in a fixed order, however the work was split: by first packet, then 5-tuple, then
-// the order the labeler ended them. Sorts small keys and moves each record once (records carry eight
-// strings: sorting them in place moved each about log n times).
+// the order the labeler ended them.
 bool earlier(const FlowRecord& a, const FlowRecord& b) { return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple); }
 
+// Flows already in order (a capture whose timestamps only grow) are returned as they are. Otherwise
+// the keys are copied side by side and sorted, and the records moved into place once: records
+// carry eight strings and lie wherever the labeler made them, and comparing them where they lie was
+// mostly cache misses. 280,299 flows of the 1 GB rewritten benchmark capture: 0.14 s, against
+// 0.24-0.27 s sorting indexes that compared the records (three runs each, timed around this call).
 std::vector<FlowRecord> by_first_packet(std::vector<FlowRecord> flows) {
-  std::vector<std::uint32_t> order(flows.size());
-  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    const auto& x = flows[a];
-    const auto& y = flows[b];
-    return earlier(x, y) || (!earlier(y, x) && a < b);
+  if (std::is_sorted(flows.begin(), flows.end(), earlier)) return flows;
+  struct Key {
+    std::int64_t first_ns;
+    FiveTuple tuple;
+    std::uint32_t index;
+  };
+  std::vector<Key> keys;
+  keys.reserve(flows.size());
+  for (std::uint32_t i = 0; i < flows.size(); ++i) keys.push_back({flows[i].first_ns, flows[i].tuple, i});
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    return std::tie(a.first_ns, a.tuple, a.index) < std::tie(b.first_ns, b.tuple, b.index);
   });
-  std::vector<FlowRecord> sorted;
-  sorted.reserve(flows.size());
-  for (auto i : order) sorted.push_back(std::move(flows[i]));
-  return sorted;
+  // Into place, one cycle of the permutation at a time: no second vector of records to fault in.
+  std::vector<std::uint32_t> from(keys.size());
+  for (std::size_t k = 0; k < keys.size(); ++k) from[k] = keys[k].index;
+  keys = {};
+  for (std::uint32_t start = 0; start < from.size(); ++start) {
+    if (from[start] == start) continue;
+    FlowRecord held = std::move(flows[start]);
+    std::uint32_t at = start;
+    while (from[at] != start) {
+      const std::uint32_t next = from[at];
+      flows[at] = std::move(flows[next]);
+      from[at] = at;
+      at = next;
+    }
+    flows[at] = std::move(held);
+    from[at] = at;
+  }
+  return flows;
 }
 constexpr std::size_t queue_batches = 16;
 }  // namespace

@@ -35,6 +35,22 @@ biggest=$(sqlite3 "$work/labels.sqlite" 'SELECT f.path FROM flows l JOIN files f
 "$tid" -q label "$biggest" --db "$work/one2.sqlite" --threads 2
 [[ $(sqlite3 "$work/one1.sqlite" 'SELECT COUNT(*) FROM flows') -gt 1000 ]] || fail "$biggest: too few flows to tell"
 cmp <(sqlite3 "$work/one1.sqlite" "$rows") <(sqlite3 "$work/one2.sqlite" "$rows") || fail "--threads 2 on $biggest labelled differently"
+# Flow ids follow the first packet's time, also in a capture whose time goes back: the biggest
+# capture moved to a day after another one ends, then that other one appended after it.
+other=$(sqlite3 "$work/labels.sqlite" "SELECT f.path FROM flows l JOIN files f ON f.id = l.file_id WHERE f.link_types = '1'
+  AND f.path <> '$biggest' GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 1")
+first_ns() { sqlite3 "$work/labels.sqlite" "SELECT $1(l.first_ns) FROM flows l JOIN files f ON f.id = l.file_id WHERE f.path = '$2'"; }
+editcap -t $(( ($(first_ns MAX "$other") - $(first_ns MIN "$biggest")) / 1000000000 + 86400 )) "$biggest" "$work/later.pcap"
+mergecap -a -F nsecpcap -w "$work/back.pcap" "$work/later.pcap" "$other"
+for j in 1 2; do "$tid" -q label "$work/back.pcap" --db "$work/back$j.sqlite" --threads $j; done
+for j in 1 2; do
+  [[ $(sqlite3 "$work/back$j.sqlite" 'SELECT COUNT(*) FROM flows a JOIN flows b ON b.id = a.id + 1 WHERE b.first_ns < a.first_ns') -eq 0 ]] \
+    || fail "--threads $j: flow ids out of first-packet order in a capture whose time goes back"
+  [[ $(sqlite3 "$work/back$j.sqlite" 'SELECT first_ns FROM flows ORDER BY id LIMIT 1') == \
+     $(first_ns MIN "$other") ]] \
+    || fail "--threads $j: the first flow is not the appended earlier capture's first"
+done
+cmp <(sqlite3 "$work/back1.sqlite" "$rows") <(sqlite3 "$work/back2.sqlite" "$rows") || fail "--threads 2 on a capture going back in time"
 
 # SIGINT in the middle of a two-thread run: the database holds whole files only, each as a full
 # run has it, and the next run labels the rest, ending where an uninterrupted run ends.
