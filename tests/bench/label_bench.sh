@@ -35,6 +35,12 @@ compare() {
     read -r tt tk < <(best_of_3 'rm -f "$work"/labels.sqlite*' "$tid" -q label "$input" --db "$work/labels.sqlite" --threads "$n")
     [[ -n $one ]] || one=$tt
     row "$name ($n thread$([[ $n == 1 ]] || echo s))" "$tt" "$tk" "ratio $(ratio "$peer" "$tt")  scaling $(ratio "$one" "$tt")"
+    # One capture: where one more run's time went (the part after the last packet and the single
+    # database writer are what more threads cannot share).
+    if [[ -f $input ]]; then
+      rm -f "$work"/labels.sqlite*
+      echo "    $("$tid" label "$input" --db "$work/labels.sqlite" --threads "$n" 2>&1 | grep -o 'labelled in .*')"
+    fi
   done
 }
 

@@ -67,6 +67,9 @@ join -t '|' <(sqlite3 "$work/stopped.sqlite" "$per_file") <(sqlite3 "$work/label
   awk -F'|' '$2 != $4 || $3 != $5 {bad = 1; print} END {exit bad}' || fail "SIGINT: a file's flows differ from a full run's"
 "$tid" label "$data/captures" --db "$work/stopped.sqlite" --threads 2 2> "$work/resumed.log"
 grep -q "$((52 - complete)) files labelled, $complete unchanged and skipped" "$work/resumed.log" || fail "resume: $(tail -1 "$work/resumed.log")"
+# Each file's line says where its time went.
+[[ $(grep -Ec 'packets, [0-9]+ flows.*; labelled in [0-9.]+ s \([0-9.]+ s after the last packet\), written in [0-9.]+ s$' "$work/resumed.log") \
+   -eq $((52 - complete)) ]] || fail "per-file timings: $(head -1 "$work/resumed.log")"
 cmp <(sqlite3 "$work/stopped.sqlite" "$per_file") <(sqlite3 "$work/labels.sqlite" "$per_file") || fail "resumed run differs from a full run"
 
 # A database of layout 1 (SHA-256 digests in files.sha256) is carried over: every file is labelled
