@@ -3,11 +3,12 @@
 # ../shared/data/captures (19 classes, flow split, paper masking, the training split capped at CAP
 # packets per class) with `random` and with `asha` (eta 3), the same space and seeds, side by side.
 # Random search runs TRIALS trials of EPOCHS epochs; ASHA gets 3 x TRIALS trials and the same
-# budget of trial-epochs (TRIALS x EPOCHS): its curve is cut there. For each seed it prints the
-# best validation macro F1 each reached against the trial-epochs spent, and how many epochs ASHA
-# needed to reach random search's best (goal: at most a third of random's).
+# budget of trial-epochs (TRIALS x EPOCHS): its study is stopped (SIGINT) once it has spent them.
+# For each seed it prints the best validation macro F1 each reached against the trial-epochs
+# spent, and how many epochs ASHA needed to reach random search's best (goal: at most a third of
+# random's). A study already in WORKDIR is gone on with, a finished one reused.
 # usage: tests/bench/tune_bench.sh [BUILD] [DATA] [WORKDIR] [SEEDS] [TRIALS] [EPOCHS] [CAP]
-# ASHA_MIN_STEPS=N: ASHA's first rung at epoch N (default 1).
+# ASHA_MIN_STEPS=N: ASHA's first rung at epoch N (default 1); its studies are asha-mN-SEED.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build} data=$(realpath "${2:-$root/../shared/data}") work=${3:-/tmp/tune-bench}
@@ -41,17 +42,25 @@ min_steps = ${ASHA_MIN_STEPS:-1}
 TOML
 }
 
+budget=$((trials * epochs))
+reports() { grep -c '"event":"report"' "$1/journal.jsonl" 2> /dev/null || true; }
 for seed in $seeds; do
   for tuner in random asha; do
-    n=$trials
-    [[ $tuner == asha ]] && n=$((trials * 3))
-    experiment "$seed" "$tuner" "$n" > "$work/$tuner-$seed.toml"
+    n=$trials study=$tuner-$seed
+    [[ $tuner == asha ]] && n=$((trials * 3)) study=asha-m${ASHA_MIN_STEPS:-1}-$seed
+    experiment "$seed" "$tuner" "$n" > "$work/$study.toml"
     start=$(date +%s.%N)
-    "$tid" -q tune "$work/$tuner-$seed.toml" --study-dir "$work/$tuner-$seed" \
-      --set "capture.sources=[\"pcap:$data/captures\"]" --set "experiment.output_dir=\"$work/out\"" > "$work/$tuner-$seed.log" 2>&1
-    echo "seed $seed, $tuner: $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.0f", e - s}') s"
+    "$tid" -q tune "$work/$study.toml" --study-dir "$work/$study" \
+      --set "capture.sources=[\"pcap:$data/captures\"]" --set "experiment.output_dir=\"$work/out\"" >> "$work/$study.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2> /dev/null; do
+      if [[ $tuner == asha && $(reports "$work/$study") -ge $budget ]]; then kill -INT "$pid"; break; fi
+      sleep 2
+    done
+    wait "$pid" || true  # 130 when stopped at the budget; a failed study shows in its log and journal
+    echo "seed $seed, $tuner: $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.0f", e - s}') s, $(reports "$work/$study") trial-epochs"
   done
-  /usr/bin/python3 - "$work/random-$seed/journal.jsonl" "$work/asha-$seed/journal.jsonl" "$((trials * epochs))" "$seed" <<'PY'
+  /usr/bin/python3 - "$work/random-$seed/journal.jsonl" "$work/asha-m${ASHA_MIN_STEPS:-1}-$seed/journal.jsonl" "$budget" "$seed" <<'PY'
 import json, sys
 def curve(path, budget):
     spent, best, points = 0, 0.0, []
