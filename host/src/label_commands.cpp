@@ -93,12 +93,12 @@ struct LabelContext {
   std::string labeler_name;
 };
 
-// Reads and labels one capture with `threads` labelling workers (packets sharded by host pair).
-// A new file's content hash is computed on the side while it is labelled.
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Reads and labels one capture with `threads` labelling workers (packets sharded by host pair).
+// A new file's content hash is computed on the side while it is labelled.
 void label_file(const LabelContext& c, LabelledFile& job, unsigned threads) {
   const auto start = std::chrono::steady_clock::now();
   std::future<std::string> hash;
