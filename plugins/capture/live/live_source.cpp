@@ -2,6 +2,7 @@
 // default (SPAN ports), with a BPF filter, snapshot length, kernel buffer size, and limits by
 // packet count or duration. Polls the host's stop flag so SIGINT/SIGTERM end it cleanly.
 #include <chrono>
+#include <poll.h>
 #include <thread>
 #include <fmt/format.h>
 #include <pcap/pcap.h>
@@ -47,6 +48,15 @@ class LiveSource final : public CaptureSource {
       pcap_freecode(&program);
       if (rc != 0) throw Error(fmt::format("cannot apply filter '{}': {}", filter, pcap_geterr(pcap_.get())));
     }
+    // Non-blocking reads, waited for here with poll(): a blocking read can sleep past the stop.
+    // With TPACKET_V3, libpcap polls without a timeout once the ring holds no block in progress
+    // (the 100 ms timeout is the kernel's, per block), and it restarts that poll when a signal
+    // interrupts it: after the last packet before Ctrl-C, the capture never woke up (seen in
+    // live_capture.sh's SIGINT step, now and then).
+    char nonblock_error[PCAP_ERRBUF_SIZE] = "";
+    if (pcap_setnonblock(pcap_.get(), 1, nonblock_error) != 0)
+      throw Error(fmt::format("cannot read '{}' without blocking: {}", interface_, nonblock_error));
+    fd_ = pcap_get_selectable_fd(pcap_.get());
     info_.path = "live:" + interface_;
     info_.format = "live";
     info_.link_types = {linktype_of_dlt(pcap_datalink(pcap_.get()))};
@@ -72,8 +82,6 @@ class LiveSource final : public CaptureSource {
         draining_ = true;
         drain_started_ = std::chrono::steady_clock::now();
         drain_until_ = drain_started_ + std::chrono::milliseconds(300);
-        char errbuf[PCAP_ERRBUF_SIZE] = "";
-        pcap_setnonblock(pcap_.get(), 1, errbuf);
       }
       if (draining_ && std::chrono::steady_clock::now() >= drain_until_) {
         finish();
@@ -86,7 +94,15 @@ class LiveSource final : public CaptureSource {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         continue;  // until drain_until_
       }
-      if (rc == 0) continue;  // timeout: look at the limits again
+      if (rc == 0) {  // nothing yet: wait up to 100 ms for the ring, then look at the limits again
+        if (fd_ >= 0) {
+          pollfd ready{fd_, POLLIN, 0};
+          ::poll(&ready, 1, 100);
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        continue;
+      }
       if (rc == PCAP_ERROR_BREAK) {
         finish();
         return false;
@@ -161,6 +177,7 @@ class LiveSource final : public CaptureSource {
   double duration_ = 0;
   bool nanosecond_ = false;
   bool draining_ = false;
+  int fd_ = -1;  // the capture's file descriptor for poll(), -1 if it has none
   std::chrono::steady_clock::time_point drain_started_{}, drain_until_{};
   std::unique_ptr<pcap_t, PcapCloser> pcap_;
   SourceFileInfo info_;
