@@ -34,7 +34,7 @@ class LiveSource final : public CaptureSource {
     pcap_set_snaplen(pcap_.get(), static_cast<int>(p.at("snaplen").get<std::int64_t>()));
     pcap_set_promisc(pcap_.get(), p.at("promiscuous").get<bool>() ? 1 : 0);
     pcap_set_buffer_size(pcap_.get(), static_cast<int>(p.at("buffer_size_mb").get<std::int64_t>() << 20));
-    pcap_set_timeout(pcap_.get(), 100);  // wake up at least every 100 ms to look at the stop flag
+    pcap_set_timeout(pcap_.get(), 100);  // a ring block is handed over at most 100 ms after its first packet
     pcap_set_immediate_mode(pcap_.get(), p.at("immediate").get<bool>() ? 1 : 0);
     nanosecond_ = pcap_set_tstamp_precision(pcap_.get(), PCAP_TSTAMP_PRECISION_NANO) == 0;
     activate();
