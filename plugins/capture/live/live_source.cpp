@@ -90,16 +90,12 @@ class LiveSource final : public CaptureSource {
       pcap_pkthdr* header = nullptr;
       const u_char* data = nullptr;
       int rc = pcap_next_ex(pcap_.get(), &header, &data);
-      if (rc == 0 && draining_) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        continue;  // until drain_until_
-      }
-      if (rc == 0) {  // nothing yet: wait up to 100 ms for the ring, then look at the limits again
-        if (fd_ >= 0) {
-          pollfd ready{fd_, POLLIN, 0};
-          ::poll(&ready, 1, 100);
+      if (rc == 0) {  // nothing readable yet: wait a little, then look at the limits and the stop again
+        if (draining_ || fd_ < 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));  // draining: until drain_until_
         } else {
-          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          pollfd ready{fd_, POLLIN, 0};
+          ::poll(&ready, 1, 100);  // the ring's next block, or 100 ms
         }
         continue;
       }
