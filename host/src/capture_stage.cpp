@@ -64,15 +64,15 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& 
   }
 }
 
-CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
-                                 const PacketObserver& observer) {
+CaptureSummary run_capture_stage(const std::vector<SourceSpec>& sources, std::uint64_t max_packets,
+                                 const PluginRegistry& registry, HostServices& host, const PacketObserver& observer) {
   CaptureSummary summary;
   FlowCounter flows;
-  for (std::size_t index = 0; index < experiment.sources.size(); ++index) {
-    const auto& spec = experiment.sources[index];
+  for (std::size_t index = 0; index < sources.size(); ++index) {
+    const auto& spec = sources[index];
     summary.sources.push_back(spec.instance);
     auto source = registry.create<CaptureSource>(*spec.plugin, spec.params, host, spec.instance);
-    read_source(*source, *spec.plugin, host, experiment.max_packets, summary, flows, observer, index);
+    read_source(*source, *spec.plugin, host, max_packets, summary, flows, observer, index);
     if (summary.stopped_early) break;
   }
   summary.flows = flows.size();

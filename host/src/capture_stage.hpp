@@ -39,9 +39,9 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostServices& 
                  std::uint64_t max_packets, CaptureSummary& summary, FlowCounter& flows,
                  const PacketObserver& observer = {}, std::size_t source_index = 0);
 
-// Runs the capture stage of an experiment: every source, in order.
-CaptureSummary run_capture_stage(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
-                                 const PacketObserver& observer = {});
+// Runs a capture stage: every source, in order, `max_packets` in all (0: everything).
+CaptureSummary run_capture_stage(const std::vector<SourceSpec>& sources, std::uint64_t max_packets,
+                                 const PluginRegistry& registry, HostServices& host, const PacketObserver& observer = {});
 
 Json to_json(const CaptureSummary& summary);
 std::string format_summary(const CaptureSummary& summary);

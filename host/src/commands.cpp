@@ -15,6 +15,7 @@
 
 #include "capture_stage.hpp"
 #include "dataset_builder.hpp"
+#include "dataset_stage.hpp"
 #include "study.hpp"
 #include "train_stage.hpp"
 #include "experiment.hpp"
@@ -147,63 +148,6 @@ int finish_run(const fs::path& dir, Json& run_record, HostLog& log, std::chrono:
   write_file_atomically(dir / "run.json", run_record.dump(2));
   log.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir.string(), seconds, log.warnings(), log.warnings() == 1 ? "" : "s"));
   return run_record["status"] == "interrupted" ? 130 : 0;
-}
-
-// Only one process builds a given dataset at a time (two runs of one experiment, tuning workers):
-// one that finds it being built waits, then reuses it.
-FileLock lock_dataset(const fs::path& folder, HostLog& log) {
-  fs::create_directories(folder.parent_path());
-  fs::path path = folder;
-  path += ".lock";
-  FileLock lock = FileLock::try_take(path);
-  if (lock.held()) return lock;
-  log.info(fmt::format("stage dataset: waiting for the trafficid process that is building {} (it holds {})",
-                       folder.string(), path.string()));
-  return FileLock::wait(path);
-}
-
-// The run folder's `dataset` link to the dataset it used (datasets live outside run folders so
-// that runs share them).
-void link_dataset(const fs::path& run_dir, const fs::path& dataset) {
-  std::error_code ec;
-  fs::remove(run_dir / "dataset", ec);
-  fs::create_directory_symlink(fs::absolute(dataset), run_dir / "dataset", ec);
-}
-
-void sync_folder(const fs::path& folder) {
-  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
-Json dataset_summary(const DatasetManifest& m) {
-  Json totals = Json::object();
-  for (const auto& [split, per_class] : m.counts) {
-    std::uint64_t n = 0;
-    for (auto c : per_class) n += c;
-    totals[split] = n;
-  }
-  return {{"classes", m.class_names.size()}, {"rows", totals}, {"excluded", m.excluded},
-          {"split", m.split_method}, {"leaks", m.split_leaks()}, {"statistics", m.statistics}};
-}
-
-std::string describe_dataset(const DatasetManifest& m) {
-  std::uint64_t rows = 0;
-  for (const auto& [split, per_class] : m.counts)
-    for (auto n : per_class) rows += n;
-  std::string text = fmt::format("{} samples in {} classes: {} of each {}, {} {} ({} storage), split by {}{}\n", rows,
-                                 m.class_names.size(), m.extractor, m.spec.granularity == Granularity::packet ? "packet" : "flow",
-                                 fmt::join(m.spec.shape, "x"), to_string(m.spec.dtype), m.storage, m.split_method,
-                                 m.split_leaks() ? " (LEAKS: packets of one flow on both sides)" : "");
-  for (std::size_t c = 0; c < m.class_names.size(); ++c)
-    text += fmt::format("  {:<24} train {:>9}  validation {:>8}  test {:>8}\n", m.class_names[c], m.counts.at("train")[c],
-                        m.counts.at("validation")[c], m.counts.at("test")[c]);
-  text += fmt::format("  excluded: {} without class, {} duplicates across splits, {} by balancing",
-                      m.excluded.count("no_class") ? m.excluded.at("no_class") : 0,
-                      m.excluded.count("duplicate") ? m.excluded.at("duplicate") : 0,
-                      m.excluded.count("balancing") ? m.excluded.at("balancing") : 0);
-  return text;
 }
 
 }  // namespace
@@ -385,9 +329,9 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
     auto header = study->read().header;
     trial_context = {study.get(), trial->trial, header.metric, header.space.maximize};
   }
-  auto train_and_report = [&](const fs::path& dataset) {
+  auto train_and_report = [&](const fs::path& dataset, const fs::path* evaluation) {
     if (!train || experiment->models.empty()) return;
-    auto models = run_train_stage(*experiment, registry, log, dataset, dir, trial ? &trial_context : nullptr);
+    auto models = run_train_stage(*experiment, registry, log, dataset, dir, trial ? &trial_context : nullptr, evaluation);
     if (models.value("status", "") == "interrupted") {
       run_record["status"] = "interrupted";
       log.warn(fmt::format("interrupted: `trafficid run --resume {}` continues from the last finished epoch", dir.string()));
@@ -399,92 +343,75 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
       return;
     }
     run_record["models"] = models;
+    run_record["best_model"] = best_model_name(models);
     write_report(dir, run_record, models, resolved);
     run_record["stages"].push_back({{"name", "report"}, {"output", "report.html"}});
     log.info(fmt::format("report: {}", (dir / "report.html").string()));
   };
+  auto add_stages = [&](const Json& stages) {
+    for (const auto& s : stages) run_record["stages"].push_back(s);
+  };
   try {
-    // The dataset stage, when the experiment has features: reused when nothing it depends on changed.
-    std::optional<DatasetPlan> plan;
-    FileLock lock;
-    if (experiment->features) {
-      plan = plan_dataset(*experiment);
-      lock = lock_dataset(plan->folder, log);  // waits while another process builds it
-      std::string why;
-      if (experiment->dataset.reuse && !rebuild) {
-        if (auto manifest = reusable_dataset(*plan, *experiment, registry, log, why)) {
-          lock.release();  // a finished dataset is only read
-          log.info(fmt::format("stage dataset: reusing {} (same config, inputs unchanged; --rebuild builds it again)",
-                               plan->folder.string()));
-          link_dataset(dir, plan->folder);
-          run_record["stages"].push_back({{"name", "dataset"}, {"output", fs::absolute(plan->folder).string()}, {"reused", true}});
-          run_record["dataset"] = dataset_summary(*manifest);
-          log.info(describe_dataset(*manifest));
-          run_record["status"] = "done";
-          train_and_report(plan->folder);
-          return finish_run(dir, run_record, log, started);
-        }
-        log.info(fmt::format("stage dataset: building {} ({})", plan->folder.string(), why));
+    if (!experiment->features) {
+      // Capture (and labels) only: no dataset.
+      fs::create_directories(dir / "capture");
+      log.info("stage capture: " + fmt::format("{}", fmt::join(experiment->sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
+      std::unique_ptr<LabelStage> label_stage;
+      if (experiment->label) label_stage = std::make_unique<LabelStage>(*experiment->label, registry, log, dir / "label");
+      PacketObserver observer;
+      if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s, std::size_t i) { label_stage->on_packet(p, s, i); };
+      auto summary = run_capture_stage(experiment->sources, experiment->max_packets, registry, log, observer);
+      auto summary_json = to_json(summary);
+      write_file_atomically(dir / "capture" / "summary.json", summary_json.dump(2));
+      log.info("stage capture done: " + format_summary(summary));
+      run_record["stages"].push_back({{"name", "capture"}, {"output", "capture/summary.json"}});
+      if (label_stage) {
+        auto labels = label_stage->finish();
+        std::string classes;
+        for (const auto& [name, c] : labels["classes"].items())
+          classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
+        log.info(fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets", labels["labeler"].get<std::string>(),
+                             labels["class_from"].get<std::string>(), classes, labels["dropped"]["flows"].get<std::uint64_t>(),
+                             labels["dropped"]["packets"].get<std::uint64_t>()));
+        run_record["stages"].push_back({{"name", "label"}, {"output", "label/classes.json"}});
       }
+      run_record["status"] = summary.stopped_early ? "interrupted" : "done";
+      if (json) std::cout << summary_json.dump(2) << '\n';
+      return finish_run(dir, run_record, log, started);
     }
-    fs::create_directories(dir / "capture");
-    log.info("stage capture: " + fmt::format("{}", fmt::join(experiment->sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
-    std::unique_ptr<DatasetBuilder> builder;
-    fs::path part;
-    unsigned workers = 0;
-    if (plan) {
-      part = plan->folder;
-      part += ".part";
-      std::error_code ec;
-      if (fs::exists(part, ec)) {
-        log.warn(fmt::format("{} is what an interrupted run left: starting that dataset again", part.string()));
-        fs::remove_all(part);
+    // The dataset, reused when nothing it depends on changed; then the evaluation dataset.
+    DatasetJob job{"dataset", plan_dataset(*experiment), &experiment->sources, experiment->max_packets, *experiment->label,
+                   nullptr, dir};
+    auto outcome = obtain_dataset(job, *experiment, registry, log, dir, rebuild);
+    add_stages(outcome.stages);
+    if (!outcome.manifest) {
+      run_record["status"] = "interrupted";
+      return finish_run(dir, run_record, log, started);
+    }
+    run_record["dataset"] = dataset_summary(*outcome.manifest);
+    log.info((outcome.reused ? "" : "stage dataset done: ") + describe_dataset(*outcome.manifest));
+    std::optional<fs::path> evaluation;
+    if (experiment->evaluate && !trial) {
+      EvaluationTarget target = evaluation_target(job.plan.folder);
+      target.keep_unknown = experiment->evaluate->unknown;
+      LabelSpec label = *experiment->label;
+      label.class_from = "map";  // evaluation captures are not sorted into folders by class
+      DatasetJob eval{"evaluation", plan_evaluation_dataset(*experiment, job.plan), &experiment->evaluate->sources,
+                      experiment->evaluate->max_packets, std::move(label), &target, dir / "evaluate"};
+      auto evaluated = obtain_dataset(eval, *experiment, registry, log, dir, rebuild);
+      add_stages(evaluated.stages);
+      if (!evaluated.manifest) {
+        run_record["status"] = "interrupted";
+        return finish_run(dir, run_record, log, started);
       }
-      fs::create_directories(part);
-      workers = experiment->features->threads ? experiment->features->threads : std::max(1u, std::thread::hardware_concurrency());
-      builder = std::make_unique<DatasetBuilder>(*experiment, registry, log, part, workers);
+      run_record["evaluation"] = dataset_summary(*evaluated.manifest);
+      log.info(fmt::format("{}evaluation captures: {}", evaluated.reused ? "" : "stage evaluation done: ",
+                           describe_dataset(*evaluated.manifest)));
+      evaluation = eval.plan.folder;
     }
-    std::unique_ptr<LabelStage> label_stage;
-    if (experiment->label)
-      label_stage = std::make_unique<LabelStage>(*experiment->label, registry, log, dir / "label", builder.get(), workers);
-    PacketObserver observer;
-    if (label_stage) observer = [&](const PacketView& p, const CaptureSource& s, std::size_t i) { label_stage->on_packet(p, s, i); };
-    auto summary = run_capture_stage(*experiment, registry, log, observer);
-    auto summary_json = to_json(summary);
-    write_file_atomically(dir / "capture" / "summary.json", summary_json.dump(2));
-    log.info("stage capture done: " + format_summary(summary));
-    run_record["stages"].push_back({{"name", "capture"}, {"output", "capture/summary.json"}});
-    if (label_stage) {
-      auto labels = label_stage->finish();
-      std::string classes;
-      for (const auto& [name, c] : labels["classes"].items())
-        classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
-      log.info(fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets", labels["labeler"].get<std::string>(),
-                           labels["class_from"].get<std::string>(), classes, labels["dropped"]["flows"].get<std::uint64_t>(),
-                           labels["dropped"]["packets"].get<std::uint64_t>()));
-      run_record["stages"].push_back({{"name", "label"}, {"output", "label/classes.json"}});
-    }
-    if (builder && summary.stopped_early) {
-      log.warn(fmt::format("interrupted: the dataset was not finished; {} stays incomplete and the next run starts it again",
-                           part.string()));
-    } else if (builder) {
-      auto manifest = builder->finish(plan->config_hash, plan->config);
-      builder.reset();
-      manifest.statistics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      write_file_atomically(part / "manifest.json", to_json(manifest).dump(2));
-      if (experiment->dataset.sync) sync_folder(part);
-      std::error_code ec;
-      fs::remove_all(plan->folder, ec);  // an earlier dataset of this config whose inputs changed
-      fs::rename(part, plan->folder);
-      if (experiment->dataset.sync) sync_folder(plan->folder.parent_path());
-      link_dataset(dir, plan->folder);
-      run_record["stages"].push_back({{"name", "dataset"}, {"output", fs::absolute(plan->folder).string()}, {"reused", false}});
-      run_record["dataset"] = dataset_summary(manifest);
-      log.info("stage dataset done: " + describe_dataset(manifest));
-    }
-    run_record["status"] = summary.stopped_early ? "interrupted" : "done";
-    if (plan && !summary.stopped_early) train_and_report(plan->folder);
-    if (json) std::cout << summary_json.dump(2) << '\n';
+    run_record["status"] = "done";
+    train_and_report(job.plan.folder, evaluation ? &*evaluation : nullptr);
+    if (json) std::cout << run_record.dump(2) << '\n';
   } catch (const Error& e) {
     log.log(LogLevel::error, e.what());
     run_record["status"] = "failed";

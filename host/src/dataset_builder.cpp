@@ -254,8 +254,8 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
 };
 
 DatasetBuilder::DatasetBuilder(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
-                               fs::path folder, unsigned workers)
-    : experiment_(experiment), host_(host), folder_(std::move(folder)) {
+                               fs::path folder, unsigned workers, const EvaluationTarget* target)
+    : experiment_(experiment), target_(target), host_(host), folder_(std::move(folder)) {
   const auto& features = *experiment.features;
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
     auto extractor = registry.create<FeatureExtractor>(*features.plugin, features.params, host, features.plugin->name);
@@ -301,6 +301,8 @@ void DatasetBuilder::labelled(const FlowRecord& f, const std::optional<std::stri
   entry.input = input;
   entry.key = combine(combine(combine(static_cast<std::uint64_t>(experiment_.seed), input), tuple_hash(f.tuple)),
                       static_cast<std::uint64_t>(f.first_ns));
+  entry.identity = flow_identity(f.tuple, f.first_ns);
+  entry.unknown = !cls && experiment_.label && experiment_.label->confident(f);
   if (cls) {
     auto [it, fresh] = class_ids_.try_emplace(*cls, static_cast<std::int32_t>(class_seen_.size()));
     if (fresh) class_seen_.push_back(*cls);
@@ -387,6 +389,106 @@ void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, cons
   // "packet": decided per row in the passes below.
 }
 
+std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
+  // Each file goes to the fold furthest below its share of its main class's rows (most rows),
+  // files in a seeded order: every fold gets files of every class that has enough of them.
+  const int k = experiment_.dataset.folds;
+  struct FileGroup {
+    std::uint64_t key = 0, rows = 0;
+    std::size_t input = 0;
+    std::vector<std::uint64_t> per_class;
+  };
+  std::vector<FileGroup> files(inputs_.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    files[i].input = i;
+    files[i].per_class.assign(classes.size(), 0);
+    files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed) ^ 0xf01d,
+                           std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
+  }
+  for (const auto& f : flows_)
+    if (f.cls >= 0 && f.rows > 0) {
+      files[f.input].rows += f.rows;
+      files[f.input].per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])] += f.rows;
+    }
+  std::vector<std::vector<FileGroup*>> per_class(classes.size());
+  for (auto& g : files)
+    if (g.rows > 0) per_class[static_cast<std::size_t>(std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin())].push_back(&g);
+  std::vector<int> fold_of(inputs_.size(), -1);
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    auto& group = per_class[c];
+    std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
+    std::vector<double> assigned(static_cast<std::size_t>(k), 0.0);
+    std::vector<int> count(static_cast<std::size_t>(k), 0);
+    for (auto* g : group) {
+      // The fold with the fewest files of this class, then the fewest rows: a class of K files
+      // gets one in each fold.
+      int best = 0;
+      for (int f = 1; f < k; ++f) {
+        auto fi = static_cast<std::size_t>(f), bi = static_cast<std::size_t>(best);
+        if (count[fi] < count[bi] || (count[fi] == count[bi] && assigned[fi] < assigned[bi])) best = f;
+      }
+      fold_of[g->input] = best;
+      ++count[static_cast<std::size_t>(best)];
+      assigned[static_cast<std::size_t>(best)] += static_cast<double>(g->rows);
+    }
+    if (!group.empty() && group.size() < static_cast<std::size_t>(std::min(k, 3)))
+      host_.warn(fmt::format("class {} is the main class of {} file{}: with {} folds by file it is tested in {} of them "
+                             "and validated in as few", classes[c], group.size(), group.size() == 1 ? "" : "s", k, group.size()));
+  }
+  return fold_of;
+}
+
+void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std::int32_t>& remap) {
+  // Every flow of a class (and, when kept, of no class) is tested, except training data.
+  std::vector<bool> training_input(inputs_.size(), false);
+  Json left_out = Json::array();
+  for (std::size_t i = 0; i < inputs_.size(); ++i)
+    if (!inputs_[i].sha256.empty() && target_->input_hashes.contains(inputs_[i].sha256)) {
+      training_input[i] = true;
+      left_out.push_back(inputs_[i].path);
+      host_.warn(fmt::format("evaluation: {} is also a training input (same content): left out", inputs_[i].path));
+    }
+  const std::size_t k = target_->class_names.size();
+  std::vector<std::uint64_t> without_samples(k, 0), training_flows(k, 0);
+  std::uint64_t flows_left_out = 0, unknown_flows = 0, unknown_without_samples = 0;
+  std::map<std::string, std::uint64_t> flows_per_input;
+  for (auto& f : flows_) {
+    const std::int32_t cls = f.cls >= 0 ? remap[static_cast<std::size_t>(f.cls)] : -1;
+    f.split = excluded_split;
+    if (cls < 0 && !(f.unknown && target_->keep_unknown)) continue;
+    if (training_input[f.input]) continue;
+    if (target_->flow_keys.contains(f.identity)) {
+      ++flows_left_out;
+      ++flows_per_input[inputs_[f.input].path];
+      if (cls >= 0) ++training_flows[static_cast<std::size_t>(cls)];
+      continue;
+    }
+    if (cls < 0) {
+      ++unknown_flows;
+      if (f.rows == 0) ++unknown_without_samples;
+    } else if (f.rows == 0) {
+      ++without_samples[static_cast<std::size_t>(cls)];
+    }
+    f.split = 2;
+  }
+  for (const auto& [path, n] : flows_per_input)
+    host_.warn(fmt::format("evaluation: {} flow{} of {} are training flows (same 5-tuple and start in a training "
+                           "capture): left out", n, n == 1 ? "" : "s", path));
+  Json per_class = Json::object();
+  for (std::size_t c = 0; c < k; ++c) per_class[target_->class_names[c]] = without_samples[c];
+  Json training_per_class = Json::object();
+  for (std::size_t c = 0; c < k; ++c)
+    if (training_flows[c]) training_per_class[target_->class_names[c]] = training_flows[c];
+  m.evaluation = {{"training_dataset", target_->training_config_hash},
+                  {"inputs_left_out", left_out},
+                  {"training_flows_left_out", flows_left_out},
+                  {"training_flows_left_out_per_class", training_per_class},
+                  {"flows_without_samples", per_class},
+                  {"unknown_flows", unknown_flows},
+                  {"unknown_flows_without_samples", unknown_without_samples},
+                  {"keep_unknown", target_->keep_unknown}};
+}
+
 DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Json& config) {
   const auto started = std::chrono::steady_clock::now();
   const auto& d = experiment_.dataset;
@@ -399,15 +501,19 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
   if (hasher_)
     for (const auto& [index, digest] : hasher_->results()) inputs_[index].sha256 = digest;
 
-  // Classes in name order; their ids as seen -> final index.
+  // Classes: in name order, or an evaluation's training classes; their ids as seen -> final index
+  // (-1: a class the training dataset does not have).
   std::vector<std::string> classes = class_seen_;
   std::sort(classes.begin(), classes.end());
-  std::vector<std::int32_t> remap(class_seen_.size());
-  for (std::size_t i = 0; i < class_seen_.size(); ++i)
-    remap[i] = static_cast<std::int32_t>(std::lower_bound(classes.begin(), classes.end(), class_seen_[i]) - classes.begin());
+  if (target_) classes = target_->class_names;
+  std::vector<std::int32_t> remap(class_seen_.size(), -1);
+  for (std::size_t i = 0; i < class_seen_.size(); ++i) {
+    auto at = std::find(classes.begin(), classes.end(), class_seen_[i]);
+    if (at != classes.end()) remap[i] = static_cast<std::int32_t>(at - classes.begin());
+  }
   const std::size_t k = classes.size();
 
-  auto shard_path = [&](const DatasetShard& s, const char* part) { return folder_ / (s.name + "." + part + ".npy"); };
+  auto shard_path = [&](const DatasetShard& s, const std::string& part) { return folder_ / (s.name + "." + part + ".npy"); };
   auto entry_of = [&](std::uint64_t flow_id) -> FlowEntry* {
     auto it = flow_index_.find(flow_id);
     return it == flow_index_.end() ? nullptr : &flows_[it->second];
@@ -423,15 +529,31 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
         if (FlowEntry* f = entry_of(id)) ++f->rows;
     }
   }
-  assign_splits(classes, remap);
+  // The identities of the flows with a class: what an evaluation dataset must not hold.
+  {
+    std::vector<std::uint64_t> keys;
+    for (const auto& f : flows_)
+      if (f.cls >= 0 && remap[static_cast<std::size_t>(f.cls)] >= 0) keys.push_back(f.identity);
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    NpyWriter out(folder_ / "flow_keys.npy", npy_descr<std::uint64_t>(), 8);
+    for (auto key : keys) out.append_value(key);
+    out.close(d.sync);
+  }
+  std::vector<int> fold_of;  // per input, with folds
+  const int folds = target_ ? 0 : d.folds;
+  if (target_) assign_evaluation(m, remap);
+  else if (folds > 0) fold_of = assign_folds(classes, remap);
+  else assign_splits(classes, remap);
 
-  const bool by_packet = d.split == "packet";
+  const bool by_packet = !target_ && d.split == "packet";
   const bool packet_rows = spec_.granularity == Granularity::packet;
   const auto seed = static_cast<std::uint64_t>(experiment_.seed);
   // Each row's split before deduplication and balancing, and an identity independent of threads.
   struct Row {
     std::int32_t cls = -1;
     std::uint8_t split = excluded_split;
+    std::uint32_t input = 0;
     std::uint64_t identity = 0;
   };
   auto rows_of = [&](const DatasetShard& s, auto&& visit) {
@@ -446,8 +568,9 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
       for (std::size_t i = 0; i < flows.size(); ++i) {
         Row r;
         const FlowEntry* f = entry_of(flows[i]);
-        if (f && f->cls >= 0) {
-          r.cls = remap[static_cast<std::size_t>(f->cls)];
+        if (f && f->cls >= 0) r.cls = remap[static_cast<std::size_t>(f->cls)];
+        if (f && (r.cls >= 0 || (target_ && f->unknown))) {
+          r.input = f->input;
           r.identity = packets ? combine(combine(seed, flows[i] >> input_shift), (*packets)[i]) : combine(seed, f->key);
           r.split = by_packet ? split_by_unit(to_unit(combine(seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
         }
@@ -456,124 +579,154 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     }
   };
 
-  // Pass 2: what training and validation hold (for deduplication) and the training rows per class,
-  // with a histogram of their identities (for exact, thread-independent balancing).
-  std::unordered_set<std::uint64_t> train_hashes, validation_hashes;
-  std::vector<std::uint64_t> train_rows(k, 0);
-  const bool balancing = d.balance == "undersample" || d.balance == "cap";
-  constexpr int bucket_bits = 16;
-  std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
-  for (const auto& s : m.shards)
-    rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
-      if (r.cls < 0) return;
-      if (r.split == 0) {
-        if (d.deduplicate) train_hashes.insert(h);
-        ++train_rows[static_cast<std::size_t>(r.cls)];
-        if (balancing) ++histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
-      } else if (r.split == 1 && d.deduplicate) {
-        validation_hashes.insert(h);
-      }
-    });
-
-  // Balancing: keep the training rows of class c whose identity is among its `target[c]` smallest.
-  std::vector<std::uint64_t> target = train_rows;
-  if (d.balance == "undersample") {
-    std::uint64_t smallest = UINT64_MAX;
-    for (auto n : train_rows)
-      if (n > 0) smallest = std::min(smallest, n);
-    for (auto& t : target) t = std::min(t, smallest);
-  } else if (d.balance == "cap") {
-    for (auto& t : target) t = std::min<std::uint64_t>(t, d.max_per_class);
-  }
-  std::vector<std::uint64_t> threshold(k, UINT64_MAX);  // keep identity <= threshold
-  if (balancing) {
-    std::vector<int> boundary(k, -1);
-    std::vector<std::uint64_t> need(k, 0);
-    for (std::size_t c = 0; c < k; ++c) {
-      if (target[c] >= train_rows[c]) continue;
-      if (target[c] == 0) {
-        threshold[c] = 0;
-        boundary[c] = -2;
-        continue;
-      }
-      std::uint64_t below = 0;
-      for (int b = 0; b < (1 << bucket_bits); ++b) {
-        if (below + histogram[c][static_cast<std::size_t>(b)] >= target[c]) {
-          boundary[c] = b;
-          need[c] = target[c] - below;
-          break;
-        }
-        below += histogram[c][static_cast<std::size_t>(b)];
-      }
-    }
-    histogram.clear();
-    std::vector<std::vector<std::uint64_t>> at_boundary(k);
-    for (const auto& s : m.shards)
-      rows_of(s, [&](std::size_t, const Row& r, std::uint64_t) {
-        if (r.cls < 0 || r.split != 0) return;
-        auto c = static_cast<std::size_t>(r.cls);
-        if (boundary[c] >= 0 && static_cast<int>(r.identity >> (64 - bucket_bits)) == boundary[c])
-          at_boundary[c].push_back(r.identity);
-      });
-    for (std::size_t c = 0; c < k; ++c) {
-      if (boundary[c] < 0) continue;
-      auto& ids = at_boundary[c];
-      std::nth_element(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(need[c] - 1), ids.end());
-      threshold[c] = ids[need[c] - 1];
-    }
-  }
-
-  // Pass 3: the final label and split of every row.
-  std::map<std::string, std::vector<std::uint64_t>> counts;
-  for (auto s : {SplitName::train, SplitName::validation, SplitName::test}) counts[to_string(s)].assign(k, 0);
-  std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, total_rows = 0;
+  // The class column, the same in every fold.
   for (const auto& s : m.shards) {
     NpyWriter y(shard_path(s, "y"), npy_descr<std::int64_t>(), 8);
-    NpyWriter split(shard_path(s, "split"), "|u1", 1);
-    rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
-      ++total_rows;
-      std::uint8_t final_split = r.split;
-      if (r.cls < 0) {
-        ++no_class;
-      } else if (final_split == 0 && r.identity > threshold[static_cast<std::size_t>(r.cls)]) {
-        final_split = excluded_split;
-        ++balanced_out;
-      } else if (d.deduplicate && ((final_split >= 1 && train_hashes.contains(h)) ||
-                                   (final_split == 2 && validation_hashes.contains(h)))) {
-        final_split = excluded_split;
-        ++duplicate;
-      }
-      if (final_split != excluded_split)
-        ++counts[to_string(static_cast<SplitName>(final_split))][static_cast<std::size_t>(r.cls)];
-      y.append_value(static_cast<std::int64_t>(r.cls));
-      split.append_value(final_split);
-    });
+    rows_of(s, [&](std::size_t, const Row& r, std::uint64_t) { y.append_value(static_cast<std::int64_t>(r.cls)); });
     y.close(d.sync);
-    split.close(d.sync);
-    fs::remove(shard_path(s, "hash"));  // content hashes served deduplication; not part of the dataset
   }
+
+  std::uint64_t total_rows = 0;
+  for (int fold = 0; fold < std::max(1, folds); ++fold) {
+    // A row's split in this fold: its file's fold is tested, the next one validates.
+    auto split_of = [&](const Row& r) -> std::uint8_t {
+      if (folds == 0 || r.cls < 0) return r.split;
+      const int f = fold_of[r.input];
+      if (f < 0) return excluded_split;
+      return f == fold ? 2 : f == (fold + 1) % folds ? 1 : 0;
+    };
+    // Pass 2: what training and validation hold (for deduplication) and the training rows per
+    // class, with a histogram of their identities (for exact, thread-independent balancing).
+    std::unordered_set<std::uint64_t> train_hashes, validation_hashes;
+    std::vector<std::uint64_t> train_rows(k, 0);
+    const bool balancing = !target_ && (d.balance == "undersample" || d.balance == "cap");
+    const bool deduplicate = !target_ && d.deduplicate;
+    constexpr int bucket_bits = 16;
+    std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
+    if (!target_)
+      for (const auto& s : m.shards)
+        rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
+          if (r.cls < 0) return;
+          const std::uint8_t split = split_of(r);
+          if (split == 0) {
+            if (deduplicate) train_hashes.insert(h);
+            ++train_rows[static_cast<std::size_t>(r.cls)];
+            if (balancing) ++histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
+          } else if (split == 1 && deduplicate) {
+            validation_hashes.insert(h);
+          }
+        });
+
+    // Balancing: keep the training rows of class c whose identity is among its `target[c]` smallest.
+    std::vector<std::uint64_t> target = train_rows;
+    if (d.balance == "undersample") {
+      std::uint64_t smallest = UINT64_MAX;
+      for (auto n : train_rows)
+        if (n > 0) smallest = std::min(smallest, n);
+      for (auto& t : target) t = std::min(t, smallest);
+    } else if (d.balance == "cap") {
+      for (auto& t : target) t = std::min<std::uint64_t>(t, d.max_per_class);
+    }
+    std::vector<std::uint64_t> threshold(k, UINT64_MAX);  // keep identity <= threshold
+    if (balancing) {
+      std::vector<int> boundary(k, -1);
+      std::vector<std::uint64_t> need(k, 0);
+      for (std::size_t c = 0; c < k; ++c) {
+        if (target[c] >= train_rows[c]) continue;
+        if (target[c] == 0) {
+          threshold[c] = 0;
+          boundary[c] = -2;
+          continue;
+        }
+        std::uint64_t below = 0;
+        for (int b = 0; b < (1 << bucket_bits); ++b) {
+          if (below + histogram[c][static_cast<std::size_t>(b)] >= target[c]) {
+            boundary[c] = b;
+            need[c] = target[c] - below;
+            break;
+          }
+          below += histogram[c][static_cast<std::size_t>(b)];
+        }
+      }
+      histogram.clear();
+      std::vector<std::vector<std::uint64_t>> at_boundary(k);
+      for (const auto& s : m.shards)
+        rows_of(s, [&](std::size_t, const Row& r, std::uint64_t) {
+          if (r.cls < 0 || split_of(r) != 0) return;
+          auto c = static_cast<std::size_t>(r.cls);
+          if (boundary[c] >= 0 && static_cast<int>(r.identity >> (64 - bucket_bits)) == boundary[c])
+            at_boundary[c].push_back(r.identity);
+        });
+      for (std::size_t c = 0; c < k; ++c) {
+        if (boundary[c] < 0) continue;
+        auto& ids = at_boundary[c];
+        std::nth_element(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(need[c] - 1), ids.end());
+        threshold[c] = ids[need[c] - 1];
+      }
+    }
+
+    // Pass 3: the final split of every row.
+    std::map<std::string, std::vector<std::uint64_t>> counts;
+    for (auto s : {SplitName::train, SplitName::validation, SplitName::test}) counts[to_string(s)].assign(k, 0);
+    std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, unknown = 0, left_out = 0;
+    total_rows = 0;
+    for (const auto& s : m.shards) {
+      NpyWriter split(shard_path(s, DatasetManifest::split_part(fold)), "|u1", 1);
+      rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
+        ++total_rows;
+        std::uint8_t final_split = split_of(r);
+        if (r.cls < 0) {
+          if (final_split == 2) ++unknown;  // an evaluation's flow of no class: tested for rejection
+          else ++no_class;
+        } else if (target_ && final_split == excluded_split) {
+          ++left_out;
+        } else if (final_split == 0 && r.identity > threshold[static_cast<std::size_t>(r.cls)]) {
+          final_split = excluded_split;
+          ++balanced_out;
+        } else if (deduplicate && ((final_split >= 1 && train_hashes.contains(h)) ||
+                                   (final_split == 2 && validation_hashes.contains(h)))) {
+          final_split = excluded_split;
+          ++duplicate;
+        }
+        if (final_split != excluded_split && r.cls >= 0)
+          ++counts[to_string(static_cast<SplitName>(final_split))][static_cast<std::size_t>(r.cls)];
+        split.append_value(final_split);
+      });
+      split.close(d.sync);
+    }
+    if (fold == 0) {
+      m.counts = counts;
+      m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}};
+      if (target_) {
+        m.excluded["training_data"] = left_out;
+        m.excluded["unknown_tested"] = unknown;
+      }
+    }
+    if (folds > 0) m.fold_counts.push_back(counts);
+  }
+  for (const auto& s : m.shards) fs::remove(shard_path(s, "hash"));  // content hashes served deduplication
 
   m.config_hash = config_hash;
   m.extractor = experiment_.features->plugin->name;
   m.spec = spec_;
   m.storage = ragged_ ? "ragged" : "dense";
   m.class_names = classes;
-  m.split_method = d.split;
+  m.split_method = target_ ? "evaluation" : d.split;
+  m.folds = folds;
   m.split_seed = seed;
   m.fractions = d.fractions;
-  m.balance = d.balance;
+  m.balance = target_ ? "none" : d.balance;
   m.class_weights.assign(k, 1.0);
-  if (d.balance == "weights") {
+  const auto& train_counts = m.counts["train"];
+  if (!target_ && d.balance == "weights") {
     std::uint64_t total = 0, present = 0;
-    for (auto n : counts["train"]) {
+    for (auto n : train_counts) {
       total += n;
       present += n > 0;
     }
     for (std::size_t c = 0; c < k; ++c)
-      m.class_weights[c] = counts["train"][c] ? static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(counts["train"][c])) : 0.0;
+      m.class_weights[c] = train_counts[c] ? static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(train_counts[c])) : 0.0;
   }
-  m.counts = counts;
-  m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}};
   m.inputs = inputs_;
   m.config = config;
   std::uint64_t packets = 0, packets_in_flows = 0, feature_bytes = 0, dataset_bytes = 0;
@@ -602,6 +755,7 @@ DatasetPlan plan_dataset(const Experiment& experiment) {
   config.erase("experiment");
   config.erase("models");  // the stages after the dataset do not change it
   config.erase("train");
+  config.erase("evaluate");  // scores models; the evaluation dataset has a plan of its own
   config["seed"] = experiment.seed;
   if (config.contains("dataset"))
     for (const char* key : {"reuse", "sync", "directory"}) config["dataset"].erase(key);
@@ -611,7 +765,8 @@ DatasetPlan plan_dataset(const Experiment& experiment) {
   for (const auto& s : experiment.sources) versions["capture." + s.plugin->name] = s.plugin->version;
   if (experiment.label) versions["labeler." + experiment.label->plugin->name] = experiment.label->plugin->version;
   if (experiment.features) versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
-  Json hashed = {{"config", config}, {"plugins", versions}, {"format", 1}};
+  // format 2: flow_keys.npy, folds, label confidence
+  Json hashed = {{"config", config}, {"plugins", versions}, {"format", 2}};
   DatasetPlan plan;
   plan.config_hash = sha256_text(hashed.dump());
   plan.config = config;
@@ -619,7 +774,49 @@ DatasetPlan plan_dataset(const Experiment& experiment) {
   return plan;
 }
 
-std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const Experiment& experiment,
+DatasetPlan plan_evaluation_dataset(const Experiment& experiment, const DatasetPlan& training) {
+  Json config = Json::object();
+  for (const char* section : {"label", "features"})
+    if (experiment.resolved.contains(section)) config[section] = experiment.resolved[section];
+  if (config.contains("features")) config["features"].erase("threads");
+  if (config.contains("label")) config["label"].erase("threads");
+  config["evaluate"] = experiment.resolved.at("evaluate");
+  for (const char* key : {"flow_decision", "early", "abstain_quantile"}) config["evaluate"].erase(key);  // scoring only
+  config["seed"] = experiment.seed;
+  config["training_dataset"] = training.config_hash;
+  Json versions = Json::object();
+  for (const auto& s : experiment.evaluate->sources) versions["capture." + s.plugin->name] = s.plugin->version;
+  if (experiment.label) versions["labeler." + experiment.label->plugin->name] = experiment.label->plugin->version;
+  if (experiment.features) versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
+  Json hashed = {{"config", config}, {"plugins", versions}, {"format", 2}, {"kind", "evaluation"}};
+  DatasetPlan plan;
+  plan.config_hash = sha256_text(hashed.dump());
+  plan.config = config;
+  plan.folder = experiment.dataset.directory / fmt::format("{}-eval-{}", experiment.name, plan.config_hash.substr(0, 16));
+  return plan;
+}
+
+EvaluationTarget evaluation_target(const fs::path& training_dataset) {
+  const DatasetManifest m = read_manifest(training_dataset);
+  EvaluationTarget target;
+  target.training_config_hash = m.config_hash;
+  target.class_names = m.class_names;
+  for (const auto& i : m.inputs)
+    if (!i.sha256.empty()) target.input_hashes.insert(i.sha256);
+  const fs::path keys = training_dataset / "flow_keys.npy";
+  if (!fs::exists(keys))
+    throw Error(fmt::format("{}: no flow_keys.npy (a dataset from an older trafficid): build it again with --rebuild",
+                            training_dataset.string()));
+  for (auto key : read_npy<std::uint64_t>(keys)) target.flow_keys.insert(key);
+  return target;
+}
+
+std::uint64_t flow_identity(const FiveTuple& tuple, std::int64_t first_ns) {
+  // Microseconds: a capture converted from pcap to pcapng (or back) keeps them.
+  return combine(tuple_hash(tuple), static_cast<std::uint64_t>(first_ns / 1000));
+}
+
+std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const std::vector<SourceSpec>& sources,
                                                 const PluginRegistry& registry, HostServices& host, std::string& why) {
   std::error_code ec;
   if (!fs::exists(plan.folder / "manifest.json", ec)) {
@@ -639,7 +836,7 @@ std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const E
   }
   // The files the sources would read now, against those it was built from.
   std::vector<std::string> planned;
-  for (const auto& s : experiment.sources) {
+  for (const auto& s : sources) {
     auto source = registry.create<CaptureSource>(*s.plugin, s.params, host, s.instance);
     auto files = source->planned_files();
     if (!files) {

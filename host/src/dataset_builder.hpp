@@ -9,7 +9,9 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_set>
 #include <unordered_map>
 #include <vector>
 
@@ -18,10 +20,26 @@
 
 namespace trafficid::host {
 
+// What an evaluation dataset takes from the training dataset whose models it scores: its classes
+// (in its order) and what it was made of, which the evaluation leaves out: captures with the same
+// content, and flows with the same 5-tuple and first timestamp (the same traffic in another file,
+// as a cut or a conversion of a training capture).
+struct EvaluationTarget {
+  std::string training_config_hash;
+  std::vector<std::string> class_names;
+  std::set<std::string> input_hashes;               // SHA-256 of the training inputs
+  std::unordered_set<std::uint64_t> flow_keys;      // the training dataset's flow_keys.npy
+  bool keep_unknown = false;  // flows no class claims (the labeler sure of their label) stay, labelled -1
+};
+// The training dataset's side of EvaluationTarget, read from its folder.
+EvaluationTarget evaluation_target(const std::filesystem::path& training_dataset);
+
 class DatasetBuilder final : public LabelListener {
  public:
+  // With `target`, an evaluation dataset: its classes are the target's, every row with a class
+  // is in the test split, and nothing of the target's training data is kept.
   DatasetBuilder(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
-                 std::filesystem::path folder, unsigned workers);
+                 std::filesystem::path folder, unsigned workers, const EvaluationTarget* target = nullptr);
   ~DatasetBuilder() override;
 
   std::vector<PacketHook*> begin_input(const SourceFileInfo& file, unsigned workers) override;
@@ -35,14 +53,20 @@ class DatasetBuilder final : public LabelListener {
   struct Worker;
   struct FlowEntry {
     std::uint64_t key = 0;      // seeded, from the input, 5-tuple and start: independent of threads
+    std::uint64_t identity = 0; // from the 5-tuple and start alone: the same flow in any capture
     std::uint64_t rows = 0;
     std::int32_t cls = -1;      // index into class_seen_
     std::uint32_t input = 0;
     std::uint8_t split = excluded_split;
+    bool unknown = false;       // no class claims it, though the labeler was sure of its label
   };
+  // Each flow's split; with folds, each input's fold (returned); an evaluation dataset's flows.
   void assign_splits(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap);
+  std::vector<int> assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap);
+  void assign_evaluation(DatasetManifest& m, const std::vector<std::int32_t>& remap);
 
   const Experiment& experiment_;
+  const EvaluationTarget* target_ = nullptr;
   HostServices& host_;
   std::filesystem::path folder_;
   FeatureSpec spec_;
@@ -65,10 +89,17 @@ struct DatasetPlan {
   Json config;
 };
 DatasetPlan plan_dataset(const Experiment& experiment);
+// The evaluation dataset of an experiment with [evaluate]: DIRECTORY/NAME-eval-HASH, HASH over the
+// evaluation sources, labels, features and the training dataset it scores.
+DatasetPlan plan_evaluation_dataset(const Experiment& experiment, const DatasetPlan& training);
 
-// The complete dataset already in plan.folder, if its inputs are unchanged (same files, sizes and
-// modification times); nullopt when it must be built. `why` says what changed.
-std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const Experiment& experiment,
+// The complete dataset already in plan.folder, if the files `sources` would read are those it was
+// built from and unchanged (same sizes and modification times); nullopt when it must be built.
+// `why` says what changed.
+std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const std::vector<SourceSpec>& sources,
                                                 const PluginRegistry& registry, HostServices& host, std::string& why);
+
+// A flow's identity across captures: its canonical 5-tuple and its first timestamp (microseconds).
+std::uint64_t flow_identity(const FiveTuple& tuple, std::int64_t first_ns);
 
 }  // namespace trafficid::host

@@ -46,6 +46,9 @@ const Schema& label_section_schema() {
                         "flows no class claims (with directory/regex: whose label the folder's class does not claim): "
                         "drop them, or put them in other_class"),
       ParamSpec::string("other_class", "Other", "the class of unmatched flows when unmatched = \"other\""),
+      ParamSpec::list("confidence", ParamType::string_list, Json::array(),
+                      "glob patterns of the labeler's confidence a flow needs to get a class (nDPI: [\"DPI*\"] "
+                      "leaves out labels guessed by port or IP); the others are dropped, never Other (empty: any)"),
       ParamSpec::integer("threads", 1, "labelling threads, flows sharded by host pair (0: one per core)").range(0, 256),
   };
   return schema;
@@ -76,6 +79,9 @@ const Schema& dataset_section_schema() {
                         "loaded (auto: ragged for variable-length byte features)"),
       ParamSpec::boolean("deduplicate", true, "identical samples never on two sides: validation and test copies of a "
                                               "training sample (and test copies of a validation one) are excluded"),
+      ParamSpec::integer("folds", 0, "with split = \"file\": group k-fold by capture file, K models of each model, "
+                                     "fold f tested on its files, validated on the next fold's: every capture is tested "
+                                     "once by a model that never saw it (0: one split)").range(0, 100),
       ParamSpec::boolean("reuse", true, "reuse the dataset of an earlier run with the same config and unchanged inputs"),
       ParamSpec::boolean("sync", false, "fsync the dataset before marking it complete (survives power loss)"),
       ParamSpec::string("directory", "", "where datasets are kept (default: OUTPUT_DIR/datasets)"),
@@ -107,6 +113,29 @@ const Schema& train_section_schema() {
   return schema;
 }
 
+const Schema& evaluate_section_schema() {
+  static const Schema schema = {
+      ParamSpec::list("sources", ParamType::string_list, Json::array(),
+                      "captures no training sample may come from, labelled by [label]'s labeler with classes from "
+                      "[label.classes]; every model is scored on them after training (pcap:other/captures/). A capture "
+                      "that is also a training input, or a flow also in a training capture, is left out"),
+      ParamSpec::integer("max_packets", 0, "stop reading the evaluation captures after this many packets (0: all)")
+          .range(0, std::nullopt),
+      ParamSpec::boolean("unknown", false, "also test the flows that no class claims (their label known to the "
+                                           "labeler): how many a model forces into a class, how many it abstains on"),
+      ParamSpec::choice("flow_decision", "logprob", {"logprob", "vote"},
+                        "a flow's class from its samples' probabilities: the largest sum of log-probabilities, or "
+                        "the majority of the samples' classes"),
+      ParamSpec::list("early", ParamType::integer_list, Json::array({1, 2, 3, 4, 6, 8}),
+                      "report per-flow macro F1 when deciding after this many samples (packet models) or packets "
+                      "(flow models whose samples are packet sequences)"),
+      ParamSpec::real("abstain_quantile", 0.05, "abstaining: a flow is left undecided when its confidence is below "
+                                                "this quantile of the confidences of correct validation decisions")
+          .range(0, 1),
+  };
+  return schema;
+}
+
 const Schema& tune_section_schema() {
   static const Schema schema = {
       ParamSpec::string("tuner", "random", "tuner plugin: grid, random, asha, or your own"),
@@ -134,8 +163,8 @@ toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
 namespace {
 
-const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "train", "models",
-                                                 "variants", "tune"};
+const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "evaluate",
+                                                 "train", "models", "variants", "tune"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -167,72 +196,72 @@ toml::table shorthand_table(const ParamSpec& spec, const std::string& value) {
   return t;
 }
 
-bool is_section_key(const std::string& key) {
-  const auto& schema = capture_section_schema();
+bool is_section_key(const Schema& schema, const std::string& key) {
   return std::any_of(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == key; });
 }
 
-void check_capture(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
-                   CheckContext& context, Json& resolved) {
+// A section of capture sources ([capture], [evaluate]): its own settings (`schema`, `sources`
+// among them), and tables of capture plugin parameters. Returns the resolved section (null when
+// it is absent or not a table).
+Json check_sources(const toml::table& doc, const std::string& name, const Schema& schema, bool required,
+                   std::vector<SourceSpec>& out, const PluginRegistry& registry, CheckContext& context) {
   auto& diags = context.diagnostics;
-  const toml::node* section_node = doc.get("capture");
+  const toml::node* section_node = doc.get(name);
   const toml::table* section = section_node ? section_node->as_table() : nullptr;
   if (section_node && !section) {
-    diags.error(section_node->source(), "capture", "expected a table ([capture])");
-    return;
+    diags.error(section_node->source(), name, fmt::format("expected a table ([{}])", name));
+    return nullptr;
   }
   if (!section) {
-    diags.error(doc.source(), "capture", "missing section [capture] (e.g. sources = [\"synth\"])");
-    return;
+    if (required) diags.error(doc.source(), name, fmt::format("missing section [{}] (e.g. sources = [\"synth\"])", name));
+    return nullptr;
   }
   auto capture_plugins = registry.names(PluginKind::capture);
 
   // Keys of [capture] are its own settings or tables of capture plugin parameters.
   std::vector<std::string> candidates = capture_plugins;
-  for (const auto& s : capture_section_schema()) candidates.push_back(s.name);
+  for (const auto& s : schema) candidates.push_back(s.name);
   for (const auto& [key, node] : *section) {
     std::string k(key.str());
-    if (is_section_key(k)) continue;
+    if (is_section_key(schema, k)) continue;
     const PluginInfo* plugin = registry.find(PluginKind::capture, k);
     if (!plugin)
-      diags.error(key.source(), "capture." + k,
-                  "unknown key: neither a [capture] setting nor a capture plugin" + did_you_mean(k, candidates));
+      diags.error(key.source(), name + "." + k,
+                  fmt::format("unknown key: neither a [{}] setting nor a capture plugin", name) + did_you_mean(k, candidates));
     else if (!node.is_table())
-      diags.error(node.source(), "capture." + k, fmt::format("expected a table of {} parameters", plugin->label()));
+      diags.error(node.source(), name + "." + k, fmt::format("expected a table of {} parameters", plugin->label()));
   }
-  Json section_resolved = check_table(section, capture_section_schema(), "capture", section->source(), context,
-                                      TableCheck{.report_unknown = false});
-  experiment.max_packets = section_resolved.value("max_packets", std::uint64_t{0});
+  Json section_resolved = check_table(section, schema, name, section->source(), context, TableCheck{.report_unknown = false});
 
   std::set<std::string> listed;
   if (const toml::array* sources = section->get_as<toml::array>("sources")) {
     std::size_t index = 0;
     for (const auto& entry : *sources) {
-      auto path = fmt::format("capture.sources.{}", index++);
+      auto path = fmt::format("{}.sources.{}", name, index++);
       if (!entry.is_string()) continue;  // reported by check_table
       auto text = *entry.value<std::string>();
-      auto [name, value] = split_source(text);
-      const PluginInfo* plugin = registry.find(PluginKind::capture, name);
+      auto [plugin_name, value] = split_source(text);
+      const PluginInfo* plugin = registry.find(PluginKind::capture, plugin_name);
       if (!plugin) {
         diags.error(entry.source(), path,
-                    fmt::format("no capture plugin named '{}'{} (installed: {})", name,
-                                did_you_mean(name, capture_plugins), fmt::join(capture_plugins, ", ")));
+                    fmt::format("no capture plugin named '{}'{} (installed: {})", plugin_name,
+                                did_you_mean(plugin_name, capture_plugins), fmt::join(capture_plugins, ", ")));
         continue;
       }
-      listed.insert(name);
-      const auto* table_node = section->get(name);
+      listed.insert(plugin_name);
+      const auto* table_node = section->get(plugin_name);
       const toml::table* table = table_node ? table_node->as_table() : nullptr;
       const toml::source_region& where = table_node ? table_node->source() : entry.source();
-      const std::string table_path = "capture." + name;
+      const std::string table_path = name + "." + plugin_name;
       if (!value) {
-        experiment.sources.push_back({plugin, text, check_table(table, plugin->schema, table_path, where, context)});
+        out.push_back({plugin, text, check_table(table, plugin->schema, table_path, where, context)});
         continue;
       }
       // 'plugin:value' sets the plugin's main parameter on top of its table.
       if (plugin->primary_param.empty()) {
         diags.error(entry.source(), path,
-                    fmt::format("{} takes no 'name:value' shorthand; set its parameters in [capture.{}]",
-                                plugin->label(), name));
+                    fmt::format("{} takes no 'name:value' shorthand; set its parameters in [{}.{}]",
+                                plugin->label(), name, plugin_name));
         continue;
       }
       auto spec = std::find_if(plugin->schema.begin(), plugin->schema.end(),
@@ -248,15 +277,15 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
       CheckContext at_entry{diags, context.base_dir, &entry.source()};
       Json v = check_value(*shorthand.get(spec->name), *spec, join_key_path(table_path, spec->name), at_entry);
       if (!v.is_null()) params[spec->name] = std::move(v);
-      experiment.sources.push_back({plugin, text, std::move(params)});
+      out.push_back({plugin, text, std::move(params)});
     }
   }
   // The resolved sources name resolved paths ("pcap:../data" -> "pcap:/abs/data"), so the resolved
   // config runs from any folder: a run's own (`run --resume`), a tuning trial's.
-  if (section_resolved.contains("sources") && section_resolved["sources"].size() == experiment.sources.size()) {
+  if (section_resolved.contains("sources") && section_resolved["sources"].size() == out.size()) {
     Json sources = Json::array();
-    for (const auto& s : experiment.sources) {
-      auto [name, value] = split_source(s.instance);
+    for (const auto& s : out) {
+      auto [source_name, value] = split_source(s.instance);
       const auto* plugin = s.plugin;
       auto spec = std::find_if(plugin->schema.begin(), plugin->schema.end(),
                                [&](const ParamSpec& p) { return p.name == plugin->primary_param; });
@@ -266,7 +295,7 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
         if (v.is_string()) value = v.get<std::string>();
         else if (v.is_array() && v.size() == 1 && v[0].is_string()) value = v[0].get<std::string>();
       }
-      sources.push_back(value ? name + ":" + *value : name);
+      sources.push_back(value ? source_name + ":" + *value : source_name);
     }
     section_resolved["sources"] = sources;
   }
@@ -275,14 +304,22 @@ void check_capture(const toml::table& doc, Experiment& experiment, const PluginR
     std::string k(key.str());
     const PluginInfo* plugin = registry.find(PluginKind::capture, k);
     if (!plugin || !node.is_table() || listed.count(k)) continue;
-    section_resolved[k] = check_table(node.as_table(), plugin->schema, "capture." + k, node.source(), context);
-    diags.warning(key.source(), "capture." + k, fmt::format("'{}' is configured but not listed in capture.sources", k));
+    section_resolved[k] = check_table(node.as_table(), plugin->schema, name + "." + k, node.source(), context);
+    diags.warning(key.source(), name + "." + k, fmt::format("'{}' is configured but not listed in {}.sources", k, name));
   }
   // Each plugin's table with every default filled in. A 'plugin:value' source still overrides
   // its main parameter, so the resolved file runs exactly as this one did.
-  for (const auto& s : experiment.sources)
+  for (const auto& s : out)
     if (!section_resolved.contains(s.plugin->name)) section_resolved[s.plugin->name] = s.params;
-  resolved["capture"] = std::move(section_resolved);
+  return section_resolved;
+}
+
+void check_capture(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                   CheckContext& context, Json& resolved) {
+  Json section = check_sources(doc, "capture", capture_section_schema(), true, experiment.sources, registry, context);
+  if (section.is_null()) return;
+  experiment.max_packets = section.value("max_packets", std::uint64_t{0});
+  resolved["capture"] = std::move(section);
 }
 
 // An optional section: nullptr when absent, or (with an error) when it is not a table.
@@ -396,6 +433,7 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
     spec.unmatched = settings.value("unmatched", "drop");
     spec.other_class = settings.value("other_class", "Other");
     spec.threads = settings.value("threads", 0u);
+    spec.confidence = settings.value("confidence", std::vector<std::string>{});
     if (spec.class_from == "map" && spec.map.empty())
       diags.error(section->source(), "label.classes",
                   "class_from = \"map\" needs classes: add [label.classes] (e.g. YouTube = [\"*YouTube*\"]), "
@@ -458,6 +496,13 @@ void check_dataset(const toml::table& doc, Experiment& experiment, CheckContext&
   d.reuse = settings.value("reuse", true);
   d.sync = settings.value("sync", false);
   d.directory = settings.value("directory", "");
+  d.folds = settings.value("folds", 0);
+  if (d.folds == 1 || (d.folds > 1 && d.split != "file")) {
+    const toml::node* f = section ? section->get("folds") : nullptr;
+    diags.error(f ? f->source() : (section ? section->source() : doc.source()), "dataset.folds",
+                d.folds == 1 ? std::string("one fold is no cross-validation: folds = 0 (one split) or at least 2")
+                             : fmt::format("folds group capture files: set split = \"file\" (it is \"{}\")", d.split));
+  }
   auto fractions = settings.value("fractions", std::vector<double>{0.8, 0.1, 0.1});
   const toml::node* where = section ? section->get("fractions") : nullptr;
   const auto& at = where ? where->source() : (section ? section->source() : doc.source());
@@ -476,6 +521,36 @@ void check_dataset(const toml::table& doc, Experiment& experiment, CheckContext&
     diags.error(b ? b->source() : at, "dataset.max_per_class", "balance = \"cap\" needs max_per_class > 0");
   }
   if (experiment.features) resolved["dataset"] = settings;
+}
+
+void check_evaluate(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                    CheckContext& context, Json& resolved) {
+  auto& diags = context.diagnostics;
+  std::vector<SourceSpec> sources;
+  Json section = check_sources(doc, "evaluate", evaluate_section_schema(), false, sources, registry, context);
+  if (section.is_null()) section = check_table(nullptr, evaluate_section_schema(), "evaluate", doc.source(), context);
+  EvaluateSpec spec;
+  spec.sources = std::move(sources);
+  spec.max_packets = section.value("max_packets", std::uint64_t{0});
+  spec.unknown = section.value("unknown", false);
+  spec.flow_decision = section.value("flow_decision", "logprob");
+  spec.early = section.value("early", std::vector<std::int64_t>{});
+  spec.abstain_quantile = section.value("abstain_quantile", 0.05);
+  const toml::node* node = doc.get("evaluate");
+  for (auto k : spec.early)
+    if (k < 1) diags.error(node && node->as_table() && node->as_table()->get("early") ? node->as_table()->get("early")->source() : doc.source(),
+                           "evaluate.early", fmt::format("decisions come after at least 1 sample, not {}", k));
+  if (!spec.sources.empty()) {
+    if (!experiment.features)
+      diags.error(node->source(), "evaluate", "scoring unseen captures needs [features] (and [label]) to turn them into samples");
+    else if (experiment.label && experiment.label->class_from != "map" && experiment.label->map.empty())
+      diags.error(node->source(), "evaluate",
+                  "evaluation captures get their classes from [label.classes] (folders may be named otherwise): define "
+                  "the classes there, e.g. Zoom = [\"*Zoom*\"]");
+    experiment.evaluate = spec;
+  }
+  experiment.evaluation = std::move(spec);
+  if (node || experiment.features) resolved["evaluate"] = section;
 }
 
 void check_models(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
@@ -740,6 +815,7 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   check_label(doc, experiment, registry, context, resolved);
   check_features(doc, experiment, registry, context, resolved);
   check_dataset(doc, experiment, context, resolved);
+  check_evaluate(doc, experiment, registry, context, resolved);
   check_models(doc, experiment, registry, context, resolved);
   std::vector<toml::source_region> dimension_sources;
   check_tune(doc, experiment, registry, context, resolved, dimension_sources);

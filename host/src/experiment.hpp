@@ -31,11 +31,18 @@ struct LabelSpec {
   std::string filename_regex;
   std::string unmatched;     // "drop" or "other"
   std::string other_class;
+  std::vector<std::string> confidence;  // glob patterns a flow's labeler confidence must match (empty: any)
   unsigned threads = 0;
   LabelMap map;
   // [label.groups]: GROUP = ["ClassA", "ClassB"]; a flow of class ClassA gets class GROUP
   // (traffic characterisation from application folders). Classes in no group keep their name.
   std::map<std::string, std::string> group_of;
+
+  // Whether the labeler was sure enough of the flow's label for it to get a class.
+  bool confident(const FlowRecord& flow) const;
+  // The flow's experiment class (nullopt: none), `file_class` being its capture's folder or file
+  // name class with class_from = "directory" or "regex" (empty when there is none).
+  std::optional<std::string> classify(const FlowRecord& flow, const std::string& file_class) const;
 };
 
 // The feature stage: an extractor plugin run beside the labeler, in the same workers.
@@ -53,9 +60,22 @@ struct DatasetSpec {
   std::uint64_t max_per_class = 0;
   std::string storage = "auto";
   bool deduplicate = true;
+  int folds = 0;  // group k-fold by file (split = "file"): K models each, every capture tested once
   bool reuse = true;
   bool sync = false;
   std::filesystem::path directory;  // where datasets are kept, one folder per config hash
+};
+
+// [evaluate]: how models are scored after training, and captures no training sample may come
+// from, labelled by the experiment's labeler and label map (classes from [label.classes]), on
+// which every model is scored: the headline number of a run.
+struct EvaluateSpec {
+  std::vector<SourceSpec> sources;  // none: only the test split is scored
+  std::uint64_t max_packets = 0;
+  bool unknown = false;             // flows of no class are tested too, for rejection
+  std::string flow_decision = "logprob";  // a flow's class from its samples: "logprob" (summed) or "vote"
+  std::vector<std::int64_t> early;  // decisions after this many samples / packets
+  double abstain_quantile = 0.05;   // of the confidences of correct validation decisions: the abstention threshold
 };
 
 // A model to train on the dataset: a model plugin with its resolved parameters.
@@ -86,6 +106,8 @@ struct Experiment {
   std::optional<LabelSpec> label;
   std::optional<FeatureStageSpec> features;
   DatasetSpec dataset;
+  EvaluateSpec evaluation;                 // scoring settings, whether or not [evaluate] is there
+  std::optional<EvaluateSpec> evaluate;    // [evaluate] with sources: the unseen captures
   std::vector<ModelSpec> models;  // [models.NAME] tables, in name order
   Json train = Json::object();    // resolved [train]
   // [variants.NAME] tables: each sets some values of the experiment. A run of an experiment with
@@ -104,6 +126,7 @@ const Schema& label_section_schema();
 const Schema& features_section_schema();
 const Schema& dataset_section_schema();
 const Schema& train_section_schema();
+const Schema& evaluate_section_schema();
 
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.

@@ -13,6 +13,7 @@ namespace trafficid::host {
 struct ClassDefinition {
   std::string name;
   std::vector<std::string> apps, masters, categories, patterns;
+  std::vector<std::string> exclude;  // glob patterns over the full label that never are this class ("DNS.*")
   bool matches(const FlowRecord& flow) const;
 };
 

@@ -1,12 +1,37 @@
 #include "label_stage.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <fnmatch.h>
 #include <regex>
 #include <thread>
 
 namespace trafficid::host {
 
 namespace fs = std::filesystem;
+
+bool LabelSpec::confident(const FlowRecord& f) const {
+  return confidence.empty() || std::any_of(confidence.begin(), confidence.end(), [&](const std::string& p) {
+           return ::fnmatch(p.c_str(), f.confidence.c_str(), 0) == 0;
+         });
+}
+
+std::optional<std::string> LabelSpec::classify(const FlowRecord& f, const std::string& file_class) const {
+  if (!confident(f)) return std::nullopt;  // a guessed label is no ground truth, not even for Other
+  std::optional<std::string> cls;
+  if (class_from == "map") {
+    cls = map.classify(f);
+  } else if (!file_class.empty()) {
+    // The folder (or file name) says the class; the map, where it defines that class, says
+    // which of the file's flows really are it: the rest is background (DNS, DHCP, mDNS, ...).
+    const ClassDefinition* definition = map.find(file_class);
+    if (!definition || definition->matches(f)) cls = file_class;
+  }
+  if (!cls && unmatched == "other") cls = other_class;
+  if (cls)
+    if (auto group = group_of.find(*cls); group != group_of.end()) cls = group->second;
+  return cls;
+}
 
 LabelStage::LabelStage(const LabelSpec& spec, const PluginRegistry& registry, HostServices& host, fs::path dir,
                        LabelListener* listener, unsigned threads)
@@ -63,21 +88,10 @@ void LabelStage::end_file() {
   labeling_.reset();
   const std::string from_file = file_class(current_path_);
   for (const auto& f : flows) {
-    std::optional<std::string> cls;
-    if (spec_.class_from == "map") {
-      cls = spec_.map.classify(f);
-    } else if (!from_file.empty()) {
-      // The folder (or file name) says the class; the map, where it defines that class, says
-      // which of the file's flows really are it: the rest is background (DNS, DHCP, mDNS, ...).
-      const ClassDefinition* definition = spec_.map.find(from_file);
-      if (!definition || definition->matches(f)) cls = from_file;
-    }
-    if (!cls && spec_.unmatched == "other") cls = spec_.other_class;
-    if (cls)
-      if (auto group = spec_.group_of.find(*cls); group != spec_.group_of.end()) cls = group->second;
+    const std::optional<std::string> cls = spec_.classify(f, from_file);
     std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
     if (listener_) listener_->labelled(f, cls);
-    auto& counts = cls ? classes_[*cls] : dropped_;
+    auto& counts = cls ? classes_[*cls] : spec_.confident(f) ? dropped_ : unsure_;
     ++counts.flows;
     counts.packets += packets;
     counts.bytes += bytes;
@@ -96,7 +110,8 @@ Json LabelStage::finish() {
   Json summary{{"labeler", spec_.plugin->name},
                {"class_from", spec_.class_from},
                {"classes", classes},
-               {"dropped", {{"flows", dropped_.flows}, {"packets", dropped_.packets}, {"bytes", dropped_.bytes}}}};
+               {"dropped", {{"flows", dropped_.flows}, {"packets", dropped_.packets}, {"bytes", dropped_.bytes}}},
+               {"unsure", {{"flows", unsure_.flows}, {"packets", unsure_.packets}, {"bytes", unsure_.bytes}}}};
   std::ofstream(dir_ / "classes.json") << summary.dump(2) << '\n';
   return summary;
 }

@@ -54,6 +54,7 @@ class LabelStage {
   };
   std::map<std::string, Counts> classes_;
   Counts dropped_;
+  Counts unsure_;  // flows whose label the labeler was not sure enough of (label.confidence)
 };
 
 }  // namespace trafficid::host

@@ -7,6 +7,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "scoring.hpp"
 #include "study.hpp"
 #include "trafficid/dataset_reader.hpp"
 #include "trafficid/files.hpp"
@@ -92,74 +93,91 @@ class TrialObserver final : public TrainingObserver {
   int stopped_at_ = 0;
 };
 
-struct TestResults {
-  EvaluationMetrics packets, flows;
-  double throughput = 0;     // samples/s, batches of 512
-  double latency_ms = 0;     // median of single-sample predictions
-};
-
-TestResults test_model(Model& model, DatasetSplit& test, const PluginInfo& plugin, const fs::path& predictions_file) {
-  const auto& names = test.manifest().class_names;
-  const std::size_t k = names.size();
-  std::vector<std::int64_t> truth, predicted;
-  std::unordered_map<std::uint64_t, std::pair<std::int64_t, std::vector<std::uint32_t>>> votes;  // flow -> truth, votes
-  std::ofstream out(predictions_file);
-  out << "row,flow,file,true,predicted,confidence\n";
-  FeatureBatch batch;
-  test.rewind(false);
-  double seconds = 0;
-  std::uint64_t row = 0;
-  while (test.next(512, batch)) {
-    auto started = Clock::now();
-    auto p = guarded(plugin, [&] { return model.predict_proba(batch); });
-    seconds += std::chrono::duration<double>(Clock::now() - started).count();
-    for (std::size_t r = 0; r < batch.rows; ++r, ++row) {
-      auto first = p.begin() + static_cast<std::ptrdiff_t>(r * k);
-      auto best = std::max_element(first, first + static_cast<std::ptrdiff_t>(k));
-      const std::int64_t guess = best - first;
-      truth.push_back(batch.labels[r]);
-      predicted.push_back(guess);
-      auto& v = votes[batch.flow_ids[r]];
-      v.first = batch.labels[r];
-      if (v.second.empty()) v.second.assign(k, 0);
-      ++v.second[static_cast<std::size_t>(guess)];
-      out << row << ',' << batch.flow_ids[r] << ',' << batch.file_ids[r] << ',' << names[static_cast<std::size_t>(batch.labels[r])]
-          << ',' << names[static_cast<std::size_t>(guess)] << ',' << fmt::format("{:.4f}", *best) << '\n';
-    }
-  }
-  TestResults results;
-  results.packets = evaluate(truth, predicted, names);
-  results.throughput = seconds > 0 ? static_cast<double>(truth.size()) / seconds : 0;
-  std::vector<std::int64_t> flow_truth, flow_predicted;
-  for (const auto& [flow, v] : votes) {
-    flow_truth.push_back(v.first);
-    flow_predicted.push_back(std::max_element(v.second.begin(), v.second.end()) - v.second.begin());
-  }
-  results.flows = evaluate(flow_truth, flow_predicted, names);
-  // Latency: one sample at a time, the median of up to 200.
+// Inference speed on the test split: samples/s in batches of 512 (from the scoring pass) and the
+// median latency of single-sample predictions (up to 200).
+double latency_ms(Model& model, const PluginInfo& plugin, DatasetSplit& test) {
   std::vector<double> latencies;
+  FeatureBatch batch;
   test.rewind(false);
   while (latencies.size() < 200 && test.next(1, batch)) {
     auto started = Clock::now();
     guarded(plugin, [&] { return model.predict_proba(batch); });
     latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
   }
-  if (!latencies.empty()) {
-    std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(latencies.size() / 2), latencies.end());
-    results.latency_ms = latencies[latencies.size() / 2];
+  if (latencies.empty()) return 0;
+  std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(latencies.size() / 2), latencies.end());
+  return latencies[latencies.size() / 2];
+}
+
+// predictions.csv: every test row, its flow and file, true and predicted class, confidence.
+void write_row_predictions(const fs::path& file, const SplitPredictions& p) {
+  const std::size_t k = p.class_names.size();
+  std::ofstream out(file);
+  out << "row,flow,file,true,predicted,confidence\n";
+  for (std::size_t r = 0; r < p.rows(); ++r) {
+    const float* q = p.probabilities.data() + r * k;
+    const auto best = std::max_element(q, q + k) - q;
+    out << r << ',' << p.flows[r] << ',' << (p.flows[r] >> 40) << ','
+        << (p.labels[r] >= 0 ? p.class_names[static_cast<std::size_t>(p.labels[r])] : std::string()) << ','
+        << p.class_names[static_cast<std::size_t>(best)] << ',' << fmt::format("{:.4f}", q[best]) << '\n';
   }
-  return results;
+}
+
+// FLOWS.csv: every flow's decision (its file from the dataset's inputs), true class (empty for
+// unknown traffic), samples, confidence and whether the model abstains on it.
+void write_flow_decisions(const fs::path& file, const std::vector<FlowDecision>& decisions, const DatasetManifest& m,
+                          std::optional<double> threshold) {
+  std::ofstream out(file);
+  out << "flow,file,true,predicted,confidence,samples,abstains\n";
+  for (const auto& d : decisions) {
+    const auto input = static_cast<std::size_t>(d.flow >> 40);
+    out << d.flow << ",\"" << (input < m.inputs.size() ? m.inputs[input].path : std::string()) << "\","
+        << (d.truth >= 0 ? m.class_names[static_cast<std::size_t>(d.truth)] : std::string()) << ','
+        << m.class_names[static_cast<std::size_t>(d.predicted)] << ',' << fmt::format("{:.4f}", d.confidence) << ','
+        << d.samples << ',' << (threshold && d.confidence < *threshold ? 1 : 0) << '\n';
+  }
+}
+
+ScoringOptions scoring_options(const Experiment& experiment) {
+  ScoringOptions o;
+  o.flow_decision = experiment.evaluation.flow_decision;
+  o.early = experiment.evaluation.early;
+  return o;
+}
+
+// The flows of an evaluation dataset that gave no sample, per class: the model cannot decide them.
+std::vector<std::uint64_t> flows_without_samples(const DatasetManifest& m) {
+  std::vector<std::uint64_t> out(m.class_names.size(), 0);
+  if (m.evaluation.is_null() || !m.evaluation.contains("flows_without_samples")) return out;
+  for (std::size_t c = 0; c < m.class_names.size(); ++c)
+    out[c] = m.evaluation["flows_without_samples"].value(m.class_names[c], std::uint64_t{0});
+  return out;
 }
 
 }  // namespace
 
 Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log, const fs::path& dataset,
-                     const fs::path& run_dir, const TrialContext* trial) {
+                     const fs::path& run_dir, const TrialContext* trial, const fs::path* evaluation) {
   Json all = Json::object();
-  DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation), test(dataset, SplitName::test);
-  const auto& manifest = train.manifest();
-  log.info(fmt::format("stage train: {} model{} on {} training, {} validation, {} test samples", experiment.models.size(),
-                       experiment.models.size() == 1 ? "" : "s", train.rows(), validation.rows(), test.rows()));
+  const DatasetManifest manifest = read_manifest(dataset);
+  const int folds = trial ? 0 : manifest.folds;  // a tuning trial trains fold 0 and looks at its validation split
+  std::optional<DatasetSplit> unseen;
+  std::optional<DatasetManifest> unseen_manifest;
+  if (evaluation && !trial) {
+    unseen.emplace(*evaluation, SplitName::test);
+    unseen_manifest = unseen->manifest();
+    if (unseen_manifest->class_names != manifest.class_names)
+      throw Error(fmt::format("{}: its classes are not the training dataset's ({}): build it again with --rebuild",
+                              evaluation->string(), dataset.string()));
+  }
+  {
+    DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation), test(dataset, SplitName::test);
+    log.info(fmt::format("stage train: {} model{} on {} training, {} validation, {} test samples{}{}", experiment.models.size(),
+                         experiment.models.size() == 1 ? "" : "s", train.rows(), validation.rows(), test.rows(),
+                         folds ? fmt::format(" (fold 0 of {}: each model is trained once per fold)", folds) : "",
+                         unseen ? fmt::format("; {} samples of unseen captures", unseen->rows()) : ""));
+  }
+  const ScoringOptions base_options = scoring_options(experiment);
   for (const auto& spec : experiment.models) {
     const std::string& name = spec.plugin->name;
     const fs::path dir = run_dir / "models" / name;
@@ -169,82 +187,188 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       all[name] = Json::parse(done);
       continue;
     }
-    auto model = registry.create<Model>(*spec.plugin, spec.params, log, name);
     const std::int64_t train_seed = experiment.train.value("seed", std::int64_t{0});
     ModelInput input{manifest.spec, manifest.class_names, manifest.class_weights,
                      static_cast<std::uint64_t>(train_seed ? train_seed : experiment.seed)};
-    guarded(*spec.plugin, [&] { model->build(input); });
-    auto info = guarded(*spec.plugin, [&] { return model->info(); });
-    log.info(fmt::format("model {}: {} trainable parameters", name, info.parameters));
-    EpochLog observer(log, name, dir / "metrics.jsonl", experiment.train.value("epochs", std::int64_t{10}));
-    std::optional<TrialObserver> trial_observer;
-    if (trial) trial_observer.emplace(observer, log, *trial, dir / "metrics.jsonl");
-    TrainingContext context{experiment.train, dir / "checkpoints",
-                            trial_observer ? static_cast<TrainingObserver*>(&*trial_observer) : &observer, &log};
-    auto started = Clock::now();
-    guarded(*spec.plugin, [&] { model->fit(train, validation, context); });
-    const double training_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    info = guarded(*spec.plugin, [&] { return model->info(); });  // trees count only after training
-    if (log.stop_requested()) {
-      all["status"] = "interrupted";
-      return all;
-    }
-    if (trial) {
-      // The trial's value: its best epoch's (all epochs, also those before a resume).
-      std::optional<double> best;
-      std::int64_t epochs = 0;
-      for (const auto& line : read_epoch_lines(dir / "metrics.jsonl")) {
-        if (trial_observer->stopped_at() > 0 && line.value("epoch", 0) > trial_observer->stopped_at()) continue;
-        const double v = metric_of(trial->metric, line);
-        ++epochs;
-        if (!best || (trial->maximize ? v > *best : v < *best)) best = v;
+    SplitPredictions test_predictions, validation_predictions;
+    std::optional<SplitPredictions> unseen_predictions;
+    Json fold_records = Json::array();
+    double training_seconds = 0, latency = 0;
+    ModelInfo info;
+    Json epochs = Json::array();
+    std::int64_t best_epoch = 0;
+    std::uint64_t model_bytes = 0;
+    for (int fold = 0; fold < std::max(1, folds); ++fold) {
+      const fs::path fold_dir = folds ? dir / fmt::format("fold-{}", fold) : dir;
+      const std::string label = folds ? fmt::format("{} (fold {} of {})", name, fold, folds) : name;
+      fs::create_directories(fold_dir);
+      DatasetSplit train(dataset, SplitName::train, fold), validation(dataset, SplitName::validation, fold),
+          test(dataset, SplitName::test, fold);
+      if (folds && manifest.fold_counts.size() == static_cast<std::size_t>(folds))
+        input.class_weights = manifest.class_weights;  // one set for all folds (from fold 0's training split)
+      auto model = registry.create<Model>(*spec.plugin, spec.params, log, name);
+      guarded(*spec.plugin, [&] { model->build(input); });
+      info = guarded(*spec.plugin, [&] { return model->info(); });
+      double seconds = 0;
+      if (folds && fs::exists(fold_dir / "model.pt") && fs::exists(fold_dir / "fold.json")) {
+        // A fold finished in an earlier attempt of this run: its model is kept.
+        guarded(*spec.plugin, [&] { model->load(fold_dir / "model.pt"); });
+        seconds = Json::parse(std::ifstream(fold_dir / "fold.json")).value("training_seconds", 0.0);
+        log.info(fmt::format("model {}: trained in an earlier attempt of this run", label));
+      } else {
+        log.info(fmt::format("model {}: {} trainable parameters", label, info.parameters));
+        EpochLog observer(log, label, fold_dir / "metrics.jsonl", experiment.train.value("epochs", std::int64_t{10}));
+        std::optional<TrialObserver> trial_observer;
+        if (trial) trial_observer.emplace(observer, log, *trial, fold_dir / "metrics.jsonl");
+        TrainingContext context{experiment.train, fold_dir / "checkpoints",
+                                trial_observer ? static_cast<TrainingObserver*>(&*trial_observer) : &observer, &log};
+        auto started = Clock::now();
+        guarded(*spec.plugin, [&] { model->fit(train, validation, context); });
+        seconds = std::chrono::duration<double>(Clock::now() - started).count();
+        info = guarded(*spec.plugin, [&] { return model->info(); });  // trees count only after training
+        if (log.stop_requested()) {
+          all["status"] = "interrupted";
+          return all;
+        }
+        if (trial) {
+          // The trial's value: its best epoch's (all epochs, also those before a resume).
+          std::optional<double> best;
+          std::int64_t trial_epochs = 0;
+          for (const auto& line : read_epoch_lines(fold_dir / "metrics.jsonl")) {
+            if (trial_observer->stopped_at() > 0 && line.value("epoch", 0) > trial_observer->stopped_at()) continue;
+            const double v = metric_of(trial->metric, line);
+            ++trial_epochs;
+            if (!best || (trial->maximize ? v > *best : v < *best)) best = v;
+          }
+          Json result = {{"trial", trial->trial}, {"model", name}, {"metric", trial->metric},
+                         {"status", trial_observer->pruned() ? "pruned" : "done"}, {"epochs", trial_epochs},
+                         {"training_seconds", seconds}, {"parameters", info.parameters}};
+          result["value"] = best ? Json(*best) : Json(nullptr);
+          write_file_atomically(run_dir / "trial.json", result.dump(2));
+          all[name] = result;
+          break;
+        }
+        guarded(*spec.plugin, [&] { model->save(fold_dir / "model.pt"); });
       }
-      Json result = {{"trial", trial->trial}, {"model", name}, {"metric", trial->metric},
-                     {"status", trial_observer->pruned() ? "pruned" : "done"}, {"epochs", epochs},
-                     {"training_seconds", training_seconds}, {"parameters", info.parameters}};
-      result["value"] = best ? Json(*best) : Json(nullptr);
-      write_file_atomically(run_dir / "trial.json", result.dump(2));
-      all[name] = result;
-      continue;
+      training_seconds += seconds;
+      // This fold's predictions: the test rows (out of fold), the validation rows, the unseen captures.
+      auto tested = predict_split(*model, *spec.plugin, test, base_options.early);
+      auto validated = predict_split(*model, *spec.plugin, validation, base_options.early);
+      const double fold_validation_f1 = score(validated, base_options)["per_flow"].value("macro_f1", 0.0);
+      Json fold_epochs = read_epoch_lines(fold_dir / "metrics.jsonl");
+      std::int64_t fold_best = 0;
+      double best_f1 = -1;
+      for (const auto& e : fold_epochs)
+        if (e.value("val_macro_f1", 0.0) > best_f1) {
+          best_f1 = e.value("val_macro_f1", 0.0);
+          fold_best = e.value("epoch", std::int64_t{0});
+        }
+      if (fold == 0) {
+        epochs = fold_epochs;
+        best_epoch = fold_best;
+        model_bytes = fs::file_size(fold_dir / "model.pt");
+        latency = latency_ms(*model, *spec.plugin, test);
+      }
+      if (folds) {
+        Json record = {{"fold", fold}, {"best_epoch", fold_best}, {"training_seconds", seconds},
+                       {"validation_per_flow_macro_f1", fold_validation_f1},
+                       {"test_per_flow_macro_f1", score(tested, base_options)["per_flow"].value("macro_f1", 0.0)},
+                       {"test_rows", tested.rows()}};
+        write_file_atomically(fold_dir / "fold.json", record.dump(2));
+        fold_records.push_back(record);
+      }
+      test_predictions.append(tested);
+      validation_predictions.append(validated);
+      if (unseen) {
+        auto p = predict_split(*model, *spec.plugin, *unseen, base_options.early);
+        if (unseen_predictions) unseen_predictions->average_with(p);
+        else unseen_predictions = std::move(p);
+      }
     }
-    guarded(*spec.plugin, [&] { model->save(dir / "model.pt"); });
+    if (trial) continue;
+
     // Everything `trafficid predict` needs to turn new captures into this model's inputs: the
     // plugin and its parameters, and the dataset's manifest (classes, features, labeler config).
     Json dataset_manifest = to_json(manifest);
     dataset_manifest["inputs"] = Json::array();
+    ScoringOptions options = base_options;
+    options.abstain_threshold = abstain_threshold(validation_predictions, options.flow_decision,
+                                                  experiment.evaluation.abstain_quantile);
     Json description = {{"plugin", name}, {"version", spec.plugin->version}, {"params", spec.params},
                         {"classes", manifest.class_names}, {"dataset", fs::absolute(dataset).string()},
-                        {"manifest", dataset_manifest}};
+                        {"manifest", dataset_manifest}, {"folds", folds}, {"flow_decision", options.flow_decision}};
+    if (options.abstain_threshold) description["abstain_threshold"] = *options.abstain_threshold;
     write_file_atomically(dir / "model.json", description.dump(2));
-    auto results = test_model(*model, test, *spec.plugin, dir / "predictions.csv");
-    Json epochs = read_epoch_lines(dir / "metrics.jsonl");
-    std::int64_t best_epoch = 0;
-    double best = -1;
-    for (const auto& e : epochs)
-      if (e.value("val_macro_f1", 0.0) > best) {
-        best = e.value("val_macro_f1", 0.0);
-        best_epoch = e.value("epoch", std::int64_t{0});
-      }
+
+    std::vector<FlowDecision> test_flows, unseen_flows;
+    Json tested = score(test_predictions, options, &test_flows);
+    Json validated = score(validation_predictions, options);
+    write_row_predictions(dir / "predictions.csv", test_predictions);
+    write_flow_decisions(dir / "flows.csv", test_flows, manifest, options.abstain_threshold);
+    const double throughput = test_predictions.seconds > 0 ? static_cast<double>(test_predictions.rows()) / test_predictions.seconds : 0;
     Json metrics = {{"model", name},
                     {"parameters", info.parameters},
-                    {"model_file_bytes", fs::file_size(dir / "model.pt")},
+                    {"model_file_bytes", model_bytes},
                     {"training_seconds", training_seconds},
                     {"epochs", epochs},
                     {"best_epoch", best_epoch},
-                    {"test", to_json(results.packets)},
-                    {"test_per_flow", to_json(results.flows)},
-                    {"inference", {{"throughput_samples_per_second", results.throughput}, {"latency_ms_batch_1", results.latency_ms}}},
-                    {"split", {{"method", manifest.split_method}, {"leaks", manifest.split_leaks()}}},
+                    {"test", tested["per_sample"]},
+                    {"test_per_flow", tested["per_flow"]},
+                    {"test_scoring", tested},
+                    {"validation_per_flow", validated["per_flow"]},
+                    {"inference", {{"throughput_samples_per_second", throughput}, {"latency_ms_batch_1", latency}}},
+                    {"split", {{"method", manifest.split_method}, {"leaks", manifest.split_leaks()}, {"folds", folds}}},
                     {"granularity", to_string(manifest.spec.granularity)}};
+    if (folds) {
+      double mean = 0;
+      for (const auto& f : fold_records) mean += f["validation_per_flow_macro_f1"].get<double>();
+      metrics["folds"] = fold_records;
+      metrics["validation_per_flow"]["macro_f1"] = mean / folds;  // the mean of the folds' validation
+    }
+    std::string headline = fmt::format("test split per flow macro F1 {:.4f}", tested["per_flow"]["macro_f1"].get<double>());
+    if (folds) headline = fmt::format("{} folds by capture, per flow macro F1 {:.4f} (every capture tested by a model that "
+                                      "never saw it)", folds, tested["per_flow"]["macro_f1"].get<double>());
+    if (unseen_predictions) {
+      ScoringOptions unseen_options = options;
+      unseen_options.flows_without_samples = flows_without_samples(*unseen_manifest);
+      Json u = score(*unseen_predictions, unseen_options, &unseen_flows);
+      u["captures"] = unseen_manifest->inputs.size();
+      u["dataset"] = fs::absolute(*evaluation).string();
+      u["left_out"] = unseen_manifest->evaluation;
+      write_flow_decisions(dir / "unseen_flows.csv", unseen_flows, *unseen_manifest, options.abstain_threshold);
+      metrics["unseen"] = u;
+      metrics["headline"] = {{"what", "unseen captures, per-flow macro F1"}, {"macro_f1", u["per_flow"]["macro_f1"]}};
+      headline = fmt::format("UNSEEN captures per flow macro F1 {:.4f} ({} flows, {} without samples); test split {:.4f}",
+                             u["per_flow"]["macro_f1"].get<double>(), u["flows"].get<std::uint64_t>(),
+                             u["flows_without_samples"].get<std::uint64_t>(), tested["per_flow"]["macro_f1"].get<double>());
+    } else {
+      metrics["headline"] = {{"what", folds ? "captures held out by fold, per-flow macro F1" : "test split, per-flow macro F1"},
+                             {"macro_f1", tested["per_flow"]["macro_f1"]}};
+    }
     write_file_atomically(dir / "metrics.json", metrics.dump(2));
-    log.info(fmt::format("model {} on the test split: macro F1 {:.4f}, weighted F1 {:.4f}, accuracy {:.4f}; per flow macro F1 "
-                         "{:.4f}; {:.0f} samples/s, {:.2f} ms at batch 1{}", name, results.packets.macro_f1,
-                         results.packets.weighted_f1, results.packets.accuracy, results.flows.macro_f1,
-                         results.throughput, results.latency_ms,
+    log.info(fmt::format("model {}: {}; per packet/sample on the test split macro F1 {:.4f}, weighted F1 {:.4f}, accuracy "
+                         "{:.4f}; {:.0f} samples/s, {:.2f} ms at batch 1{}", name, headline,
+                         tested["per_sample"]["macro_f1"].get<double>(), tested["per_sample"]["weighted_f1"].get<double>(),
+                         tested["per_sample"]["accuracy"].get<double>(), throughput, latency,
                          manifest.split_leaks() ? " (PACKET SPLIT: flows leak across splits)" : ""));
     all[name] = metrics;
   }
   return all;
+}
+
+std::string best_model_name(const Json& models) {
+  // By validation (per-flow macro F1), never by the test split or the unseen captures.
+  std::string best;
+  double best_value = -1;
+  for (const auto& [name, m] : models.items()) {
+    if (!m.is_object() || !m.contains("validation_per_flow")) continue;
+    const double v = m["validation_per_flow"].value("macro_f1", 0.0);
+    if (v > best_value) {
+      best_value = v;
+      best = name;
+    }
+  }
+  return best;
 }
 
 }  // namespace trafficid::host

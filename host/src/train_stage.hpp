@@ -24,9 +24,15 @@ struct TrialContext {
 };
 
 // Returns the models' metrics ({"cnn": {...}, ...}); status "interrupted" when a stop was asked.
+// With `evaluation` (the evaluation dataset of [evaluate]), every model is also scored on its
+// captures: the "unseen" numbers, the headline. With folds, each model is trained once per fold.
 Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log,
                      const std::filesystem::path& dataset, const std::filesystem::path& run_dir,
-                     const TrialContext* trial = nullptr);
+                     const TrialContext* trial = nullptr, const std::filesystem::path* evaluation = nullptr);
+
+// The model a run stands by: the best per-flow macro F1 on the validation split (never the test
+// split nor the unseen captures); empty when none has one.
+std::string best_model_name(const Json& models);
 
 // RUN_DIR/report.html: one self-contained page (inline SVG, no network) comparing the models.
 void write_report(const std::filesystem::path& run_dir, const Json& run_record, const Json& models,

@@ -22,6 +22,7 @@ Json to_json(const DatasetManifest& m) {
                         {"granularity", to_string(m.spec.granularity)},
                         {"shape", m.spec.shape},
                         {"columns", m.spec.column_names},
+                        {"sequence", m.spec.sequence},
                         {"storage", m.storage}}},
           {"classes", m.class_names},
           {"split", {{"method", m.split_method}, {"seed", m.split_seed}, {"fractions", m.fractions},
@@ -32,6 +33,8 @@ Json to_json(const DatasetManifest& m) {
           {"inputs", inputs},
           {"shards", shards},
           {"statistics", m.statistics},
+          {"folds", {{"count", m.folds}, {"counts", m.fold_counts}}},
+          {"evaluation", m.evaluation},
           {"config", m.config}};
 }
 
@@ -48,6 +51,7 @@ DatasetManifest manifest_from_json(const Json& j) {
     m.spec.granularity = f.at("granularity").get<std::string>() == "packet" ? Granularity::packet : Granularity::flow;
     m.spec.shape = f.at("shape").get<std::vector<std::int64_t>>();
     m.spec.column_names = f.value("columns", std::vector<std::string>{});
+    m.spec.sequence = f.value("sequence", false);
     m.storage = f.at("storage").get<std::string>();
     m.spec.variable_length = m.storage == "ragged";
     m.class_names = j.at("classes").get<std::vector<std::string>>();
@@ -65,6 +69,11 @@ DatasetManifest manifest_from_json(const Json& j) {
     for (const auto& s : j.at("shards")) m.shards.push_back({s.at("name").get<std::string>(), s.at("rows").get<std::uint64_t>()});
     m.statistics = j.value("statistics", Json::object());
     m.config = j.value("config", Json::object());
+    if (j.contains("folds")) {
+      m.folds = j.at("folds").value("count", 0);
+      m.fold_counts = j.at("folds").value("counts", decltype(m.fold_counts){});
+    }
+    m.evaluation = j.value("evaluation", Json());
     return m;
   } catch (const Json::exception& e) {
     throw Error(std::string("dataset manifest is incomplete or malformed: ") + e.what() +

@@ -79,15 +79,19 @@ struct DatasetSplit::Impl {
   std::size_t row_bytes = 0;
 };
 
-DatasetSplit::DatasetSplit(const fs::path& folder, SplitName split) : impl_(std::make_unique<Impl>()) {
+DatasetSplit::DatasetSplit(const fs::path& folder, SplitName split, int fold) : impl_(std::make_unique<Impl>()) {
   auto& d = *impl_;
   d.folder = folder;
   d.manifest = read_manifest(folder);
+  if (fold < 0 || (fold > 0 && fold >= d.manifest.folds))
+    throw Error(fmt::format("{}: no fold {} (the dataset has {})", folder.string(), fold,
+                            d.manifest.folds ? fmt::format("folds 0 to {}", d.manifest.folds - 1) : std::string("no folds")));
+  const std::string split_part = DatasetManifest::split_part(fold);
   d.row_bytes = d.manifest.spec.bytes();
   const bool ragged = d.manifest.storage == "ragged";
   for (std::size_t s = 0; s < d.manifest.shards.size(); ++s) {
     Shard shard;
-    auto splits = read_npy<std::uint8_t>(d.manifest.shard_file(folder, s, "split"));
+    auto splits = read_npy<std::uint8_t>(d.manifest.shard_file(folder, s, split_part.c_str()));
     auto labels = read_npy<std::int64_t>(d.manifest.shard_file(folder, s, "y"));
     auto flows = read_npy<std::uint64_t>(d.manifest.shard_file(folder, s, "flow"));
     const auto features = d.manifest.shard_file(folder, s, ragged ? "bytes" : "x");

@@ -15,10 +15,16 @@ EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth,
   EvaluationMetrics m;
   m.confusion.assign(k, std::vector<std::uint64_t>(k, 0));
   std::uint64_t correct = 0;
+  std::vector<std::uint64_t> abstained(k, 0);
   for (std::size_t i = 0; i < truth.size(); ++i) {
     auto t = truth[i], p = predicted[i];
-    if (t < 0 || p < 0 || static_cast<std::size_t>(t) >= k || static_cast<std::size_t>(p) >= k)
+    if (t < 0 || p < abstain || static_cast<std::size_t>(t) >= k || (p >= 0 && static_cast<std::size_t>(p) >= k))
       throw Error(fmt::format("evaluate: label out of range at row {} (true {}, predicted {}, {} classes)", i, t, p, k));
+    if (p == abstain) {
+      ++abstained[static_cast<std::size_t>(t)];
+      ++m.abstained;
+      continue;
+    }
     ++m.confusion[static_cast<std::size_t>(t)][static_cast<std::size_t>(p)];
     correct += t == p;
   }
@@ -26,13 +32,14 @@ EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth,
   double f1_sum = 0, weighted = 0;
   std::size_t present = 0;
   for (std::size_t c = 0; c < k; ++c) {
-    std::uint64_t tp = m.confusion[c][c], support = 0, predicted_c = 0;
+    std::uint64_t tp = m.confusion[c][c], support = abstained[c], predicted_c = 0;
     for (std::size_t j = 0; j < k; ++j) {
       support += m.confusion[c][j];
       predicted_c += m.confusion[j][c];
     }
     ClassMetrics cm{class_names[c]};
     cm.support = support;
+    cm.abstained = abstained[c];
     cm.precision = predicted_c ? static_cast<double>(tp) / static_cast<double>(predicted_c) : 0.0;
     cm.recall = support ? static_cast<double>(tp) / static_cast<double>(support) : 0.0;
     cm.f1 = cm.precision + cm.recall > 0 ? 2 * cm.precision * cm.recall / (cm.precision + cm.recall) : 0.0;
@@ -61,9 +68,9 @@ Json to_json(const EvaluationMetrics& m) {
   Json classes = Json::array();
   for (const auto& c : m.per_class)
     classes.push_back({{"class", c.name}, {"precision", c.precision}, {"recall", c.recall},
-                       {"f1", c.f1}, {"support", c.support}});
+                       {"f1", c.f1}, {"support", c.support}, {"abstained", c.abstained}});
   return {{"accuracy", m.accuracy}, {"macro_f1", m.macro_f1}, {"weighted_f1", m.weighted_f1},
-          {"per_class", classes}, {"confusion", m.confusion}};
+          {"abstained", m.abstained}, {"per_class", classes}, {"confusion", m.confusion}};
 }
 
 }  // namespace trafficid

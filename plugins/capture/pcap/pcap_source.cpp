@@ -4,6 +4,7 @@
 // which libpcap stops at, are finished with our own pcapng reader.
 #include <algorithm>
 #include <cstring>
+#include <fnmatch.h>
 #include <stdio_ext.h>
 #include <fmt/format.h>
 #include <fmt/std.h>
@@ -60,6 +61,7 @@ class PcapSource final : public CaptureSource {
     const auto& p = args.params;
     recursive_ = p.at("recursive").get<bool>();
     extensions_ = p.at("extensions").get<std::vector<std::string>>();
+    exclude_ = p.at("exclude").get<std::vector<std::string>>();
     for (const auto& path : p.at("paths").get<std::vector<std::string>>()) add_path(path);
     if (files_.empty())
       throw Error(fmt::format("no capture files found in {} (looked for {})", p.at("paths").dump(),
@@ -98,6 +100,8 @@ class PcapSource final : public CaptureSource {
       auto consider = [&](const fs::directory_entry& e) {
         if (!e.is_regular_file()) return;
         auto name = e.path().filename().string();
+        for (const auto& pattern : exclude_)
+          if (::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) return;
         for (const auto& ext : extensions_)
           if (name.size() >= ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0) {
             found.push_back(e.path());
@@ -232,6 +236,7 @@ class PcapSource final : public CaptureSource {
   std::size_t next_file_ = 0;
   std::vector<SourceFileInfo> infos_;
   static constexpr std::size_t read_buffer_size = 1 << 20;
+  std::vector<std::string> exclude_;
   std::unique_ptr<char[]> read_buffer_;  // the open file's stdio buffer: declared before pcap_, freed after it
   std::unique_ptr<pcap_t, PcapCloser> pcap_;
   std::unique_ptr<PcapngReader> own_;
@@ -251,6 +256,8 @@ Schema schema() {
       ParamSpec::boolean("recursive", true, "descend into sub-folders of the folders named in paths"),
       ParamSpec::list("extensions", ParamType::string_list, Json::array({".pcap", ".pcapng", ".cap"}),
                       "file name endings read from folders (files named directly are always read)"),
+      ParamSpec::list("exclude", ParamType::string_list, Json::array(),
+                      "glob patterns of file names left out of folders (\"fuzz-*\"); files named directly are always read"),
   };
 }
 

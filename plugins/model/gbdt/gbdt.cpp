@@ -180,10 +180,14 @@ class Gbdt final : public Model {
 
   void load(const std::filesystem::path& file) override {
     std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error(fmt::format("{}: cannot be read", file.string()));
     std::int64_t rounds = 0;
     in.read(reinterpret_cast<char*>(&rounds), sizeof rounds);
+    const bool whole_count = in.gcount() == sizeof rounds;
+    // istreambuf_iterator reads the buffer directly: the stream's state says nothing about the end.
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.eof() || bytes.empty()) throw Error(fmt::format("{}: not a gbdt model", file.string()));
+    if (!whole_count || rounds < 0 || bytes.empty())
+      throw Error(fmt::format("{}: not a gbdt model (a gbdt model.pt is a round count and an XGBoost UBJSON model)", file.string()));
     check(XGBoosterLoadModelFromBuffer(booster_, bytes.data(), bytes.size()), "loading");
     rounds_ = rounds;
   }

@@ -6,7 +6,10 @@
 //   shard-NNNN.len.npy           variable-length u8 features), and each row's stored length (uint16);
 //                                a row is its bytes followed by zeros up to the shape
 //   shard-NNNN.y.npy         class index (int64), -1 for rows no class claims
-//   shard-NNNN.split.npy     0 train, 1 validation, 2 test, 255 excluded (no class, duplicate, balancing)
+//   shard-NNNN.split.npy     0 train, 1 validation, 2 test, 255 excluded (no class, duplicate, balancing);
+//                            with K folds by file, fold 0's, and shard-NNNN.split-fK.npy fold K's
+//   flow_keys.npy            every classed flow's identity (5-tuple and first timestamp), sorted: an
+//                            evaluation dataset leaves out the flows a training dataset holds
 //   shard-NNNN.flow.npy      flow id (uint64): input id << 40 | the labeler's flow number
 //   shard-NNNN.file.npy      input id (uint32), an index into manifest "inputs"
 //   shard-NNNN.packet.npy    packet granularity: the packet's 0-based index in its input (uint64)
@@ -57,6 +60,14 @@ struct DatasetManifest {
   std::vector<double> class_weights;       // per class, for the training loss ("weights"; else 1)
   std::map<std::string, std::vector<std::uint64_t>> counts;  // split name -> rows per class
   std::map<std::string, std::uint64_t> excluded;             // reason -> rows
+  // Group k-fold by file: fold f tests the files of fold f, validates on those of fold (f + 1) % K
+  // and trains on the rest; every capture is tested once by a model that never saw it. 0: no folds.
+  int folds = 0;
+  std::vector<std::map<std::string, std::vector<std::uint64_t>>> fold_counts;  // per fold, like counts
+  // An evaluation dataset (captures no training sample came from, all rows in the test split):
+  // the training dataset it scores, what was left out for being training data, flows without
+  // samples per class. Null for a training dataset.
+  Json evaluation;
   std::vector<DatasetInput> inputs;
   std::vector<DatasetShard> shards;
   Json config;                             // the resolved config that made it
@@ -66,6 +77,8 @@ struct DatasetManifest {
   std::filesystem::path shard_file(const std::filesystem::path& folder, std::size_t shard, const char* part) const {
     return folder / (shards.at(shard).name + "." + part + ".npy");
   }
+  // The split column of a fold ("split" for fold 0 or without folds, "split-f2" for fold 2).
+  static std::string split_part(int fold) { return fold <= 0 ? "split" : "split-f" + std::to_string(fold); }
 };
 
 TRAFFICID_SDK_API Json to_json(const DatasetManifest& manifest);

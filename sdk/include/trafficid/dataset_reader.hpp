@@ -11,8 +11,9 @@ namespace trafficid {
 
 class TRAFFICID_SDK_API DatasetSplit final : public SampleBatches {
  public:
-  // Throws Error naming the folder when it is not a complete dataset.
-  DatasetSplit(const std::filesystem::path& folder, SplitName split);
+  // Throws Error naming the folder when it is not a complete dataset. `fold`: with folds, the
+  // split of that fold (0 .. folds - 1).
+  DatasetSplit(const std::filesystem::path& folder, SplitName split, int fold = 0);
   ~DatasetSplit() override;
   std::uint64_t rows() const override;
   const FeatureSpec& spec() const override;

@@ -30,6 +30,10 @@ struct FeatureSpec {
   // then store only the bytes given (a Deep Packet vector of a 60-byte packet costs 60 bytes,
   // not 1500) and loaders pad them back.
   bool variable_length = false;
+  // Flow samples only: shape[0] is the flow's packets in order and a row of zeros is no packet,
+  // so the sample of the flow's first k packets is this one with rows k.. zeroed (what a model
+  // would decide after k packets: the early-decision curve of reports).
+  bool sequence = false;
 
   std::size_t elements() const {
     std::size_t n = 1;

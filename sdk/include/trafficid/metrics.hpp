@@ -24,17 +24,23 @@ struct ClassMetrics {
   std::string name;
   double precision = 0, recall = 0, f1 = 0;
   std::uint64_t support = 0;
+  std::uint64_t abstained = 0;  // of the support: left undecided
 };
 
 struct EvaluationMetrics {
   double accuracy = 0;
   double macro_f1 = 0;
   double weighted_f1 = 0;
+  std::uint64_t abstained = 0;  // rows left undecided: they count against recall, never for precision
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<std::uint64_t>> confusion;  // [true][predicted]
 };
 
-// Computes everything above from true and predicted class indices.
+// A prediction that abstains (no class decided): it counts in the true class's support and
+// against its recall, and in no class's precision.
+inline constexpr std::int64_t abstain = -1;
+
+// Computes everything above from true and predicted class indices (a prediction may be `abstain`).
 TRAFFICID_SDK_API EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth,
                                              const std::vector<std::int64_t>& predicted,
                                              const std::vector<std::string>& class_names);
