@@ -17,6 +17,7 @@
 #include "dataset_builder.hpp"
 #include "dataset_stage.hpp"
 #include "study.hpp"
+#include "report.hpp"
 #include "train_stage.hpp"
 #include "experiment.hpp"
 #include "file_lock.hpp"

@@ -57,6 +57,14 @@ struct PredictRequest {
 };
 int cmd_predict(const GlobalOptions& global, const PredictRequest& request);
 
+struct EvaluateRequest {
+  std::string target;                   // RUN_DIR or RUN_DIR/models/NAME
+  std::vector<std::string> paths;       // labelled captures (files or folders)
+  std::vector<std::string> overrides;   // --set on the run's resolved experiment
+  std::string out;                      // default: RUN_DIR/evaluations/evaluation-TIMESTAMP
+};
+int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request);
+
 int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json);
 int cmd_validate(const GlobalOptions& global, const std::string& file, const std::vector<std::string>& overrides,
                  bool json);

@@ -389,6 +389,35 @@ void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, cons
   // "packet": decided per row in the passes below.
 }
 
+void DatasetBuilder::mark_repeats() {
+  std::map<std::string, std::size_t> first_with_content;
+  std::vector<bool> repeated_input(inputs_.size(), false);
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    if (inputs_[i].sha256.empty()) continue;
+    auto [it, fresh] = first_with_content.try_emplace(inputs_[i].sha256, i);
+    if (!fresh) {
+      repeated_input[i] = true;
+      host_.warn(fmt::format("{} has the content of {}: its flows are kept once", inputs_[i].path, inputs_[it->second].path));
+    }
+  }
+  std::unordered_map<std::uint64_t, std::uint32_t> first_input;  // flow identity -> the input it was first seen in
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> repeats;
+  for (auto& f : flows_) {
+    if (repeated_input[f.input]) {
+      f.repeated = true;
+      continue;
+    }
+    auto [it, fresh] = first_input.try_emplace(f.identity, f.input);
+    if (!fresh && it->second != f.input) {
+      f.repeated = true;
+      ++repeats[{f.input, it->second}];
+    }
+  }
+  for (const auto& [inputs, n] : repeats)
+    host_.warn(fmt::format("{} flow{} of {} are also in {} (same 5-tuple and start): kept once", n, n == 1 ? "" : "s",
+                           inputs_[inputs.first].path, inputs_[inputs.second].path));
+}
+
 std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
   // Each file goes to the fold furthest below its share of its main class's rows (most rows),
   // files in a seeded order: every fold gets files of every class that has enough of them.
@@ -455,7 +484,7 @@ void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std
   for (auto& f : flows_) {
     const std::int32_t cls = f.cls >= 0 ? remap[static_cast<std::size_t>(f.cls)] : -1;
     f.split = excluded_split;
-    if (cls < 0 && !(f.unknown && target_->keep_unknown)) continue;
+    if (f.repeated || (cls < 0 && !(f.unknown && target_->keep_unknown))) continue;
     if (training_input[f.input]) continue;
     if (target_->flow_keys.contains(f.identity)) {
       ++flows_left_out;
@@ -529,6 +558,9 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
         if (FlowEntry* f = entry_of(id)) ++f->rows;
     }
   }
+  mark_repeats();
+  for (auto& f : flows_)
+    if (f.repeated) f.rows = 0;  // no split is served by them
   // The identities of the flows with a class: what an evaluation dataset must not hold.
   {
     std::vector<std::uint64_t> keys;
@@ -555,6 +587,7 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     std::uint8_t split = excluded_split;
     std::uint32_t input = 0;
     std::uint64_t identity = 0;
+    bool repeated = false;
   };
   auto rows_of = [&](const DatasetShard& s, auto&& visit) {
     ColumnReader<std::uint64_t> flow_column(shard_path(s, "flow")), hash_column(shard_path(s, "hash"));
@@ -569,7 +602,8 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
         Row r;
         const FlowEntry* f = entry_of(flows[i]);
         if (f && f->cls >= 0) r.cls = remap[static_cast<std::size_t>(f->cls)];
-        if (f && (r.cls >= 0 || (target_ && f->unknown))) {
+        r.repeated = f && f->repeated;
+        if (f && !f->repeated && (r.cls >= 0 || (target_ && f->unknown))) {
           r.input = f->input;
           r.identity = packets ? combine(combine(seed, flows[i] >> input_shift), (*packets)[i]) : combine(seed, f->key);
           r.split = by_packet ? split_by_unit(to_unit(combine(seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
@@ -590,7 +624,7 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
   for (int fold = 0; fold < std::max(1, folds); ++fold) {
     // A row's split in this fold: its file's fold is tested, the next one validates.
     auto split_of = [&](const Row& r) -> std::uint8_t {
-      if (folds == 0 || r.cls < 0) return r.split;
+      if (folds == 0 || r.cls < 0 || r.repeated) return r.split;
       const int f = fold_of[r.input];
       if (f < 0) return excluded_split;
       return f == fold ? 2 : f == (fold + 1) % folds ? 1 : 0;
@@ -668,14 +702,17 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     // Pass 3: the final split of every row.
     std::map<std::string, std::vector<std::uint64_t>> counts;
     for (auto s : {SplitName::train, SplitName::validation, SplitName::test}) counts[to_string(s)].assign(k, 0);
-    std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, unknown = 0, left_out = 0;
+    std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, unknown = 0, left_out = 0, repeated = 0;
     total_rows = 0;
     for (const auto& s : m.shards) {
       NpyWriter split(shard_path(s, DatasetManifest::split_part(fold)), "|u1", 1);
       rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
         ++total_rows;
         std::uint8_t final_split = split_of(r);
-        if (r.cls < 0) {
+        if (r.repeated) {
+          final_split = excluded_split;
+          ++repeated;
+        } else if (r.cls < 0) {
           if (final_split == 2) ++unknown;  // an evaluation's flow of no class: tested for rejection
           else ++no_class;
         } else if (target_ && final_split == excluded_split) {
@@ -696,7 +733,7 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     }
     if (fold == 0) {
       m.counts = counts;
-      m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}};
+      m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}, {"repeated_flow", repeated}};
       if (target_) {
         m.excluded["training_data"] = left_out;
         m.excluded["unknown_tested"] = unknown;

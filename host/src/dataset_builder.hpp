@@ -59,7 +59,11 @@ class DatasetBuilder final : public LabelListener {
     std::uint32_t input = 0;
     std::uint8_t split = excluded_split;
     bool unknown = false;       // no class claims it, though the labeler was sure of its label
+    bool repeated = false;      // an earlier input holds it (the same capture twice, or a cut of one)
   };
+  // Marks the flows of inputs whose content an earlier input has, and the flows an earlier input
+  // holds: a dataset keeps each capture and each flow once.
+  void mark_repeats();
   // Each flow's split; with folds, each input's fold (returned); an evaluation dataset's flows.
   void assign_splits(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap);
   std::vector<int> assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap);

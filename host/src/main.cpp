@@ -61,15 +61,28 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   auto* predict = app.add_subcommand("predict", "classify captures (or a live interface) with a trained model: per flow or per packet");
   PredictRequest predict_request;
-  predict->add_option("model", predict_request.model_dir, "a trained model's folder (RUN_DIR/models/NAME)")->required();
+  predict->add_option("model", predict_request.model_dir, "a trained model's folder (RUN_DIR/models/NAME), or a run folder: "
+                                                          "its best model by validation per-flow macro F1")->required();
   auto* predict_paths = predict->add_option("paths", predict_request.paths, "capture files or folders");
   auto* predict_interface = predict->add_option("-i,--interface", predict_request.interface, "a live interface instead of files");
   predict_paths->excludes(predict_interface);
   predict->add_option("--count", predict_request.count, "live: stop after this many packets");
   predict->add_option("--duration", predict_request.duration, "live: stop after this many seconds");
   predict->add_option("--format", predict_request.format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
-  predict->add_option("--level", predict_request.level, "flow (majority vote of its samples) or packet (every sample)")
+  predict->add_option("--level", predict_request.level, "flow (its samples decide: summed log-probabilities, or the "
+                                                       "model's rule) or packet (every sample)")
       ->check(CLI::IsMember({"flow", "packet"}));
+  auto* evaluate = app.add_subcommand("evaluate", "score trained models on labelled captures they never saw (per flow and "
+                                                  "per sample, per class, confusion matrices): OUT/evaluation.json and .html");
+  EvaluateRequest evaluate_request;
+  evaluate->add_option("target", evaluate_request.target, "a run folder (all its models; variants too) or a model's folder "
+                                                          "RUN_DIR/models/NAME")->required();
+  evaluate->add_option("paths", evaluate_request.paths, "capture files or folders, labelled by the run's labeler and "
+                                                        "classes from its [label.classes]")->required();
+  evaluate->add_option("--set", evaluate_request.overrides, "override a value of the run's experiment: key.path=value "
+                                                            "(evaluate.pcap.exclude=[\"fuzz*\"], evaluate.unknown=true)")
+      ->type_name("K=V");
+  evaluate->add_option("-o,--out", evaluate_request.out, "folder of the results (default RUN_DIR/evaluations/evaluation-TIMESTAMP)");
   auto* prepro = app.add_subcommand("prepro", "run an experiment's stages up to its dataset (capture, label, features)");
   prepro->add_option("experiment", file, "experiment TOML file")->required();
   prepro->add_option("--set", overrides, "override a value: key.path=value (repeatable)")->type_name("K=V");
@@ -162,6 +175,7 @@ int main(int argc, char** argv) {
         throw trafficid::Error("predict: give capture files or folders, or --interface IFACE");
       return cmd_predict(global, predict_request);
     }
+    if (*evaluate) return cmd_evaluate(global, evaluate_request);
     if (*prepro) return cmd_run(global, file, overrides, run_dir, json, rebuild, false);
     if (*report) return cmd_report(global, report_runs, report_out);
     if (*synth) return cmd_synth(global, out, params);

@@ -15,6 +15,8 @@
 #include "sharded_labeling.hpp"
 #include "trafficid/dataset.hpp"
 #include "trafficid/model.hpp"
+#include "scoring.hpp"
+#include "trained_model.hpp"
 
 namespace trafficid::host {
 
@@ -30,13 +32,13 @@ struct Prediction {
   float confidence = 0;
 };
 
-// Collects samples from the extractor, predicts them in batches, keeps per-flow votes.
+// Collects samples from the extractor, predicts them in batches, keeps each flow's votes.
 class Predictor final : public PacketHook, public SampleSink {
  public:
-  Predictor(Model& model, const PluginInfo& model_plugin, FeatureExtractor& extractor, const PluginInfo& extractor_plugin,
-            const DatasetManifest& manifest, std::function<void(const Prediction&)> emit)
-      : model_(model), model_plugin_(model_plugin), extractor_(extractor), extractor_plugin_(extractor_plugin),
-        spec_(manifest.spec), classes_(manifest.class_names.size()), emit_(std::move(emit)) {
+  Predictor(TrainedModel& model, FeatureExtractor& extractor, const PluginInfo& extractor_plugin,
+            std::function<void(const Prediction&)> emit)
+      : model_(model), extractor_(extractor), extractor_plugin_(extractor_plugin), spec_(model.manifest().spec),
+        classes_(model.manifest().class_names.size()), emit_(std::move(emit)) {
     batch_.dtype = spec_.dtype;
     batch_.shape = spec_.shape;
   }
@@ -62,14 +64,12 @@ class Predictor final : public PacketHook, public SampleSink {
   }
   void predict() {
     if (batch_.rows == 0) return;
-    auto p = guarded(model_plugin_, [&] { return model_.predict_proba(batch_); });
+    auto p = model_.predict_proba(batch_);
     for (std::size_t r = 0; r < batch_.rows; ++r) {
-      auto first = p.begin() + static_cast<std::ptrdiff_t>(r * classes_);
-      auto best = std::max_element(first, first + static_cast<std::ptrdiff_t>(classes_));
+      const float* first = p.data() + r * classes_;
+      auto best = std::max_element(first, first + classes_);
       Prediction out{file_, packets_[r], batch_.flow_ids[r], static_cast<std::size_t>(best - first), *best};
-      auto& votes = votes_[out.flow];
-      if (votes.empty()) votes.assign(classes_, 0.0);
-      votes[out.predicted] += 1;
+      votes_[out.flow].add(first, classes_);
       emit_(out);
     }
     batch_.rows = 0;
@@ -81,24 +81,22 @@ class Predictor final : public PacketHook, public SampleSink {
   }
   struct Vote {
     std::size_t predicted = 0;
-    double share = 0;     // of the flow's samples that voted for it
+    double confidence = 0;  // the mean probability the flow's samples gave its class
     std::uint64_t samples = 0;
+    bool abstains = false;  // below the model's abstention threshold
   };
-  // The flow's majority class.
+  // The flow's class by the model's decision rule (summed log-probabilities, or majority vote).
   std::optional<Vote> vote(std::uint64_t flow) const {
     auto it = votes_.find(flow);
     if (it == votes_.end()) return std::nullopt;
-    const auto& v = it->second;
-    auto best = std::max_element(v.begin(), v.end());
-    double total = 0;
-    for (double x : v) total += x;
-    return Vote{static_cast<std::size_t>(best - v.begin()), total > 0 ? *best / total : 0.0, static_cast<std::uint64_t>(total)};
+    auto [cls, confidence] = it->second.decide(model_.flow_decision());
+    const auto threshold = model_.abstain_threshold();
+    return Vote{static_cast<std::size_t>(cls), confidence, it->second.samples(), threshold && confidence < *threshold};
   }
   void forget_votes() { votes_.clear(); }
 
  private:
-  Model& model_;
-  const PluginInfo& model_plugin_;
+  TrainedModel& model_;
   FeatureExtractor& extractor_;
   const PluginInfo& extractor_plugin_;
   FeatureSpec spec_;
@@ -108,7 +106,7 @@ class Predictor final : public PacketHook, public SampleSink {
   std::vector<std::uint64_t> packets_;
   std::uint64_t packet_ = 0;
   std::string file_;
-  std::unordered_map<std::uint64_t, std::vector<double>> votes_;
+  std::unordered_map<std::uint64_t, FlowVotes> votes_;
 };
 
 }  // namespace
@@ -117,25 +115,18 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
   auto registry = load_plugins(global);
   HostLog log(log_threshold(global));
   install_stop_handlers();
-  const fs::path dir = request.model_dir;
-  std::ifstream in(dir / "model.json");
-  if (!in) throw Error(fmt::format("{}: no model.json (a trained model's folder is RUN_DIR/models/NAME)", dir.string()));
-  const Json description = Json::parse(in);
-  const DatasetManifest manifest = manifest_from_json(description.at("manifest"));
+  std::string why;
+  const fs::path dir = resolve_model_dir(request.model_dir, why);
+  if (dir != fs::path(request.model_dir)) log.info("model " + why);
+  TrainedModel model(dir, registry, log);
+  const DatasetManifest& manifest = model.manifest();
   const Json& config = manifest.config;
-  const std::string model_name = description.at("plugin").get<std::string>();
-  const PluginInfo* model_plugin = registry.find(PluginKind::model, model_name);
-  if (!model_plugin) throw Error(fmt::format("model plugin '{}' is not installed (--plugin-path?)", model_name));
+  const std::string model_name = model.name();
   const PluginInfo* extractor_plugin = registry.find(PluginKind::features, manifest.extractor);
   if (!extractor_plugin) throw Error(fmt::format("features plugin '{}' is not installed", manifest.extractor));
   const std::string labeler_name = config.at("label").value("labeler", "ndpi");
   const PluginInfo* labeler_plugin = registry.find(PluginKind::labeler, labeler_name);
   if (!labeler_plugin) throw Error(fmt::format("labeler plugin '{}' is not installed", labeler_name));
-
-  auto model = registry.create<Model>(*model_plugin, description.at("params"), log, model_name);
-  ModelInput input{manifest.spec, manifest.class_names, manifest.class_weights, 0};
-  guarded(*model_plugin, [&] { model->build(input); });
-  guarded(*model_plugin, [&] { model->load(dir / "model.pt"); });
   auto extractor = registry.create<FeatureExtractor>(*extractor_plugin, config.at("features").at(manifest.extractor), log,
                                                      manifest.extractor);
   const Json labeler_params = config.at("label").at(labeler_name);
@@ -163,8 +154,8 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
   std::uint64_t sample_rows = 0;
   if (!json)
     std::cout << (per_packet ? "file,packet,flow,class,confidence\n"
-                             : "file,protocol,src_ip,src_port,dst_ip,dst_port,packets,bytes,ndpi_label,samples,class,confidence\n");
-  Predictor predictor(*model, *model_plugin, *extractor, *extractor_plugin, manifest, [&](const Prediction& p) {
+                             : "file,protocol,src_ip,src_port,dst_ip,dst_port,packets,bytes,ndpi_label,samples,class,confidence,abstains\n");
+  Predictor predictor(model, *extractor, *extractor_plugin, [&](const Prediction& p) {
     if (!per_packet) return;
     ++sample_rows;
     if (json)
@@ -191,11 +182,11 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
         json_rows.push_back({{"file", current}, {"protocol", f.tuple.protocol}, {"src_ip", to_string(f.tuple.src)},
                              {"src_port", f.tuple.src_port}, {"dst_ip", to_string(f.tuple.dst)}, {"dst_port", f.tuple.dst_port},
                              {"packets", packets}, {"bytes", bytes}, {"ndpi_label", f.label}, {"samples", vote->samples},
-                             {"class", names[vote->predicted]}, {"confidence", vote->share}});
+                             {"class", names[vote->predicted]}, {"confidence", vote->confidence}, {"abstains", vote->abstains}});
       else
-        std::cout << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{:.4f}\n", current, f.tuple.protocol, to_string(f.tuple.src),
+        std::cout << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{:.4f},{}\n", current, f.tuple.protocol, to_string(f.tuple.src),
                                  f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port, packets, bytes, f.label,
-                                 vote->samples, names[vote->predicted], vote->share);
+                                 vote->samples, names[vote->predicted], vote->confidence, vote->abstains ? 1 : 0);
     }
     predictor.forget_votes();
   };
@@ -219,8 +210,10 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
   }
   end_file();
   if (json) std::cout << json_rows.dump(2) << '\n';
-  log.info(fmt::format("{} packets read; {} {} classified by {} ({})", packets_read, per_packet ? sample_rows : flows_out,
-                       per_packet ? "samples" : "flows", model_name, dir.string()));
+  log.info(fmt::format("{} packets read; {} {} classified by {}{} ({}, flows decided by {})", packets_read,
+                       per_packet ? sample_rows : flows_out, per_packet ? "samples" : "flows", model_name,
+                       model.folds() > 1 ? fmt::format(" (the mean of its {} fold models)", model.folds()) : "", dir.string(),
+                       model.flow_decision()));
   return 0;
 }
 

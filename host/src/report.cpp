@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -13,6 +14,7 @@
 #include "study.hpp"
 #include "trafficid/files.hpp"
 
+#include "report.hpp"
 #include "train_stage.hpp"
 
 namespace trafficid::host {
@@ -132,6 +134,7 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.warn{background:#fff3cd;padding:8px;border:1px solid #e0c060}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.title{font-size:13px;font-weight:600}.tick{font-size:10px;fill:#444}
 .cell{font-size:9px}.grid{stroke:#eee}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}
+.headline{font-size:16px;background:#eef6ee;padding:8px;border:1px solid #9c9}
 )" + "</style></head><body>";
 }
 
@@ -141,31 +144,132 @@ std::string number(double v) { return fmt::format("{:.4f}", v); }
 
 }  // namespace
 
+namespace {
+
+// A number of a metrics.json that may lack it (a run of an earlier version): "" then.
+std::string maybe(const Json& m, std::initializer_list<const char*> path) {
+  const Json* j = &m;
+  for (const char* key : path) {
+    if (!j->is_object() || !j->contains(key)) return "";
+    j = &(*j)[key];
+  }
+  return j->is_number() ? number(j->get<double>()) : "";
+}
+
+// The headline of a model: per-flow macro F1 on unseen captures, else the test split's (which is
+// "captures held out by fold" with folds).
+std::optional<double> headline_of(const Json& m) {
+  if (m.contains("unseen")) return m["unseen"]["per_flow"].value("macro_f1", 0.0);
+  if (m.contains("headline")) return m["headline"].value("macro_f1", 0.0);
+  return std::nullopt;
+}
+
+std::string headline_what(const Json& models) {
+  for (const auto& [name, m] : models.items())
+    if (m.is_object() && m.contains("headline")) return m["headline"].value("what", "");
+  return "";
+}
+
+// Per-flow macro F1 against the flow's first k samples or packets.
+std::string early_chart(const Json& m) {
+  std::vector<Series> series;
+  auto add = [&](const char* what, const Json& scoring, const char* color) {
+    if (!scoring.is_object() || !scoring.contains("early") || scoring["early"].empty()) return;
+    Series s{what, color, {}};
+    for (const auto& e : scoring["early"]) s.points.emplace_back(e.value("packets", e.value("samples", 0)), e.value("macro_f1", 0.0));
+    series.push_back(std::move(s));
+  };
+  if (m.contains("unseen")) add("unseen captures", m["unseen"], "#d62728");
+  if (m.contains("test_scoring")) add("test split", m["test_scoring"], "#1f77b4");
+  if (series.empty()) return "";
+  const bool packets = m.contains("test_scoring") && !m["test_scoring"]["early"].empty() &&
+                       m["test_scoring"]["early"][0].contains("packets");
+  return line_chart("Per-flow macro F1, deciding early", series, true, packets ? "packets of the flow" : "samples of the flow");
+}
+
+// Per class: per-flow F1 on unseen captures and on the test split, per-sample F1 on the test split.
+std::string class_table(const Json& m) {
+  std::string html = "<table><tr><th>class</th>";
+  const bool unseen = m.contains("unseen");
+  if (unseen) html += "<th>unseen per-flow F1</th><th>precision</th><th>recall</th><th>flows</th><th>undecided</th>";
+  html += "<th>test per-flow F1</th><th>flows</th><th>test per-sample F1</th><th>samples</th></tr>";
+  const Json& samples = m["test"]["per_class"];
+  for (std::size_t c = 0; c < samples.size(); ++c) {
+    html += "<tr><td>" + escape(samples[c]["class"].get<std::string>()) + "</td>";
+    if (unseen) {
+      const Json& u = m["unseen"]["per_flow"]["per_class"][c];
+      const bool present = u.value("support", 0) > 0;
+      html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", present ? number(u["f1"].get<double>()) : "",
+                          present ? number(u["precision"].get<double>()) : "", present ? number(u["recall"].get<double>()) : "",
+                          u.value("support", 0), u.value("abstained", 0));
+    }
+    const Json& f = m.contains("test_per_flow") ? m["test_per_flow"]["per_class"][c] : Json::object();
+    html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", f.value("support", 0) ? number(f["f1"].get<double>()) : "",
+                        f.value("support", 0), number(samples[c]["f1"].get<double>()), samples[c]["support"].get<std::uint64_t>());
+  }
+  return html + "</table>";
+}
+
+}  // namespace
+
 void write_report(const fs::path& run_dir, const Json& run_record, const Json& models, const std::string& resolved_config) {
   std::string html = page_head("trafficid report");
   html += fmt::format("<h1>trafficid run: {}</h1><p>{} &middot; started {} &middot; status {}</p>",
                       escape(run_record.value("name", "")), escape(run_record.value("experiment", "")),
                       escape(run_record.value("started", "")), escape(run_record.value("status", "")));
+  const std::string best = run_record.value("best_model", "");
+  const std::string what = headline_what(models);
+  if (!best.empty() && models.contains(best)) {
+    const Json& m = models[best];
+    std::string line = fmt::format("Best model (per-flow macro F1 on the validation split): <b>{}</b>. ", escape(best));
+    if (m.contains("unseen"))
+      line += fmt::format("On captures it never saw ({} flows in {} capture{}): per-flow macro F1 <b class=\"headline-value\">{}</b>, "
+                          "accuracy {}; on the test split {}.", m["unseen"].value("flows", 0), m["unseen"].value("captures", 0), m["unseen"].value("captures", 0) == 1 ? "" : "s",
+                          number(m["unseen"]["per_flow"]["macro_f1"].get<double>()),
+                          number(m["unseen"]["per_flow"]["accuracy"].get<double>()), number(m["test_per_flow"]["macro_f1"].get<double>()));
+    else if (auto h = headline_of(m))
+      line += fmt::format("{}: <b class=\"headline-value\">{}</b>.", escape(what), number(*h));
+    html += "<p class=\"headline\">" + line + "</p>";
+    if (!m.contains("unseen") && m.value("split", Json::object()).value("folds", 0) == 0)
+      html += R"(<p class="warn">The test split shares captures with training (the same networks, hosts and sessions): it overstates what the models do on traffic they never saw. Add <code>[evaluate] sources</code> (captures no training sample comes from) or <code>dataset.folds</code> (group k-fold by capture) for that number.</p>)";
+  }
   const Json& dataset = run_record.contains("dataset") ? run_record["dataset"] : Json::object();
   if (dataset.value("leaks", false))
     html += R"(<p class="warn"><b>Packet split:</b> packets of one flow sit in training and test; these numbers are not comparable with a flow split and overstate what the models do on new traffic.</p>)";
   if (dataset.contains("rows"))
-    html += fmt::format("<p>Dataset: {} classes, split by {}: {} training, {} validation, {} test samples.</p>",
-                        dataset.value("classes", 0), escape(dataset.value("split", "")), dataset["rows"].value("train", 0),
-                        dataset["rows"].value("validation", 0), dataset["rows"].value("test", 0));
+    html += fmt::format("<p>Dataset: {} classes, split by {}{}: {} training, {} validation, {} test samples.</p>",
+                        dataset.value("classes", 0), escape(dataset.value("split", "")),
+                        dataset.value("folds", 0) ? fmt::format(" in {} folds (fold 0's counts)", dataset.value("folds", 0)) : "",
+                        dataset["rows"].value("train", 0), dataset["rows"].value("validation", 0), dataset["rows"].value("test", 0));
+  if (run_record.contains("evaluation")) {
+    const Json& e = run_record["evaluation"];
+    const Json& left = e.value("evaluation", Json::object());
+    html += fmt::format("<p>Unseen captures: {} test samples; left out as training data: {} capture{} with a training "
+                        "capture's content, {} flow{} also in a training capture.</p>",
+                        e.value("rows", Json::object()).value("test", 0), left.value("inputs_left_out", Json::array()).size(),
+                        left.value("inputs_left_out", Json::array()).size() == 1 ? "" : "s", left.value("training_flows_left_out", 0),
+                        left.value("training_flows_left_out", 0) == 1 ? "" : "s");
+  }
   // Comparison.
-  html += "<h2>Models on the test split</h2><table><tr><th>model</th><th>macro F1</th><th>weighted F1</th><th>accuracy</th>"
-          "<th>per-flow macro F1</th><th>parameters</th><th>model file</th><th>training s</th><th>best epoch</th>"
+  const bool any_unseen = std::any_of(models.begin(), models.end(), [](const Json& m) { return m.is_object() && m.contains("unseen"); });
+  html += "<h2>Models</h2><table><tr><th>model</th>";
+  if (any_unseen) html += "<th>unseen captures per-flow macro F1</th><th>unseen per-flow accuracy</th>";
+  html += "<th>test per-flow macro F1</th><th>validation per-flow macro F1</th><th>test per-sample macro F1</th>"
+          "<th>weighted F1</th><th>accuracy</th><th>parameters</th><th>model file</th><th>training s</th><th>best epoch</th>"
           "<th>inference samples/s</th><th>latency ms (batch 1)</th></tr>";
   for (const auto& [name, m] : models.items()) {
     if (!m.is_object() || !m.contains("test")) continue;
-    html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f} KB</td><td>{:.1f}</td>"
+    html += fmt::format("<tr><td>{}{}</td>", escape(name), name == best ? " (best)" : "");
+    if (any_unseen)
+      html += fmt::format("<td><b>{}</b></td><td>{}</td>", maybe(m, {"unseen", "per_flow", "macro_f1"}), maybe(m, {"unseen", "per_flow", "accuracy"}));
+    html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f} KB</td><td>{:.1f}</td>"
                         "<td>{}</td><td>{:.0f}</td><td>{:.2f}</td></tr>",
-                        escape(name), number(m["test"]["macro_f1"].get<double>()), number(m["test"]["weighted_f1"].get<double>()),
-                        number(m["test"]["accuracy"].get<double>()), number(m["test_per_flow"]["macro_f1"].get<double>()),
-                        m["parameters"].get<std::uint64_t>(), m["model_file_bytes"].get<double>() / 1024,
-                        m["training_seconds"].get<double>(), m["best_epoch"].get<std::int64_t>(),
-                        m["inference"]["throughput_samples_per_second"].get<double>(), m["inference"]["latency_ms_batch_1"].get<double>());
+                        maybe(m, {"test_per_flow", "macro_f1"}), maybe(m, {"validation_per_flow", "macro_f1"}),
+                        number(m["test"]["macro_f1"].get<double>()), number(m["test"]["weighted_f1"].get<double>()),
+                        number(m["test"]["accuracy"].get<double>()), m["parameters"].get<std::uint64_t>(),
+                        m["model_file_bytes"].get<double>() / 1024, m["training_seconds"].get<double>(),
+                        m["best_epoch"].get<std::int64_t>(), m["inference"]["throughput_samples_per_second"].get<double>(),
+                        m["inference"]["latency_ms_batch_1"].get<double>());
   }
   html += "</table>";
   for (const auto& [name, m] : models.items()) {
@@ -180,22 +284,73 @@ void write_report(const fs::path& run_dir, const Json& run_record, const Json& m
       scores[0].points.emplace_back(x, e.value("val_macro_f1", 0.0));
       scores[1].points.emplace_back(x, e.value("val_accuracy", 0.0));
     }
-    html += "<div class=\"charts\">" + line_chart("Loss", losses, false) + line_chart("Validation", scores, true) + "</div>";
-    html += "<h3>Per class (test split, packets)</h3><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>";
-    std::vector<std::string> names;
-    for (const auto& c : m["test"]["per_class"]) {
-      names.push_back(c["class"].get<std::string>());
-      html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", escape(names.back()),
-                          number(c["precision"].get<double>()), number(c["recall"].get<double>()), number(c["f1"].get<double>()),
-                          c["support"].get<std::uint64_t>());
+    html += "<div class=\"charts\">" + line_chart("Loss", losses, false) + line_chart("Validation", scores, true) +
+            early_chart(m) + "</div>";
+    if (m.contains("unseen") && m["unseen"].contains("abstaining")) {
+      const Json& a = m["unseen"]["abstaining"];
+      html += fmt::format("<p>Abstaining below confidence {:.3f} (calibrated on the validation split): unseen per-flow macro F1 "
+                          "{}, {} of {} flows left undecided.</p>", a.value("threshold", 0.0), number(a.value("macro_f1", 0.0)),
+                          a.value("abstained", 0), m["unseen"].value("flows", 0));
     }
-    html += "</table><h3>Confusion matrix (rows: true class, shade: share of the row)</h3>";
+    if (m.contains("unseen") && m["unseen"].contains("unknown")) {
+      const Json& u = m["unseen"]["unknown"];
+      html += fmt::format("<p>Flows of no class in the unseen captures: {}; abstained on {} ({:.1f}%), the rest forced into a "
+                          "class.</p>", u.value("flows", 0), u.value("abstained", 0), 100 * u.value("rejection_rate", 0.0));
+    }
+    html += "<h3>Per class</h3>" + class_table(m);
+    std::vector<std::string> names;
+    for (const auto& c : m["test"]["per_class"]) names.push_back(c["class"].get<std::string>());
+    if (m.contains("unseen")) {
+      html += "<h3>Confusion matrix, flows of the unseen captures (rows: true class, shade: share of the row)</h3>";
+      html += confusion_chart(m["unseen"]["per_flow"]["confusion"], names);
+    }
+    html += "<h3>Confusion matrix, test split samples (rows: true class, shade: share of the row)</h3>";
     html += confusion_chart(m["test"]["confusion"], names);
   }
   html += "<h2>Configuration</h2><pre>" + escape(resolved_config) + "</pre></body></html>\n";
   std::ofstream out(run_dir / "report.html", std::ios::trunc);
   out << html;
   if (!out) throw Error(fmt::format("cannot write {}", (run_dir / "report.html").string()));
+}
+
+void write_evaluation_report(const fs::path& file, const Json& evaluation) {
+  std::string html = page_head("trafficid evaluation");
+  html += fmt::format("<h1>trafficid evaluate</h1><p>Captures: {}. Each flow gets its class from the run's labeler and "
+                      "[label.classes]; captures and flows the run trained on are left out; a flow that gave no sample "
+                      "counts as undecided.</p>", escape(fmt::format("{}", fmt::join(evaluation.value("captures", std::vector<std::string>{}), ", "))));
+  for (const auto& run : evaluation["runs"]) {
+    const std::string best = run.value("best_model", "");
+    html += fmt::format("<h2>{}</h2>", escape(run.value("run", "")));
+    const Json& d = run.value("dataset", Json::object());
+    const Json& left = d.value("evaluation", Json::object());
+    html += fmt::format("<p>{} test samples; left out: {} training capture{}, {} training flow{}; {} flows of no class.</p>",
+                        d.value("rows", Json::object()).value("test", 0), left.value("inputs_left_out", Json::array()).size(),
+                        left.value("inputs_left_out", Json::array()).size() == 1 ? "" : "s", left.value("training_flows_left_out", 0),
+                        left.value("training_flows_left_out", 0) == 1 ? "" : "s", left.value("unknown_flows", 0));
+    html += "<table><tr><th>model</th><th>per-flow macro F1</th><th>per-flow accuracy</th><th>flows</th><th>without samples</th>"
+            "<th>abstaining: macro F1</th><th>undecided</th><th>per-sample macro F1</th><th>validation per-flow macro F1</th></tr>";
+    for (const auto& [name, s] : run["models"].items())
+      html += fmt::format("<tr><td>{}{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                          escape(name), name == best ? " (best)" : "", number(s["per_flow"]["macro_f1"].get<double>()),
+                          number(s["per_flow"]["accuracy"].get<double>()), s.value("flows", 0), s.value("flows_without_samples", 0),
+                          maybe(s, {"abstaining", "macro_f1"}), s.contains("abstaining") ? std::to_string(s["abstaining"].value("abstained", 0)) : "",
+                          number(s["per_sample"]["macro_f1"].get<double>()), number(s.value("validation_per_flow_macro_f1", 0.0)));
+    html += "</table>";
+    const auto names = run["classes"].get<std::vector<std::string>>();
+    for (const auto& [name, s] : run["models"].items()) {
+      html += fmt::format("<h3>{}: per class (flows)</h3><table><tr><th>class</th><th>F1</th><th>precision</th><th>recall</th>"
+                          "<th>flows</th><th>undecided</th></tr>", escape(name));
+      for (const auto& c : s["per_flow"]["per_class"])
+        if (c.value("support", 0) > 0)
+          html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                              escape(c["class"].get<std::string>()), number(c["f1"].get<double>()),
+                              number(c["precision"].get<double>()), number(c["recall"].get<double>()), c.value("support", 0),
+                              c.value("abstained", 0));
+      html += "</table><div class=\"charts\">" + confusion_chart(s["per_flow"]["confusion"], names) + "</div>";
+    }
+  }
+  html += "</body></html>\n";
+  write_file_atomically(file, html);
 }
 
 // ---- Several runs side by side (`trafficid report RUN_DIR...`, and a run with variants). ----
@@ -303,21 +458,35 @@ void write_comparison_report(const fs::path& out, const std::vector<fs::path>& r
   for (const auto& r : runs)
     for (const auto& [name, m] : r.models.items())
       if (m.is_object() && m.contains("test")) best = std::max(best, m["test"]["macro_f1"].get<double>());
-  html += "<h2>Models on the test split</h2><table><tr><th>run</th><th>model</th><th>macro F1</th><th>weighted F1</th>"
-          "<th>accuracy</th><th>per-flow macro F1</th><th>parameters</th><th>training s</th><th>best epoch</th>"
+  double best_headline = -1;
+  for (const auto& r : runs)
+    for (const auto& [name, m] : r.models.items())
+      if (m.is_object())
+        if (auto h = headline_of(m)) best_headline = std::max(best_headline, *h);
+  std::string what;
+  for (const auto& r : runs)
+    if (what.empty()) what = headline_what(r.models);
+  html += fmt::format("<h2>Models</h2><p>Headline: {}.</p>", escape(what.empty() ? std::string("per-flow macro F1") : what));
+  html += "<table><tr><th>run</th><th>model</th><th>headline per-flow macro F1</th><th>validation per-flow macro F1</th>"
+          "<th>test per-sample macro F1</th><th>weighted F1</th>"
+          "<th>accuracy</th><th>test per-flow macro F1</th><th>parameters</th><th>training s</th><th>best epoch</th>"
           "<th>inference samples/s</th><th>report</th></tr>";
   for (const auto& r : runs) {
     if (r.models.empty())
-      html += fmt::format("<tr><td>{}</td><td colspan=\"10\">no trained model (status {})</td></tr>", escape(r.label),
+      html += fmt::format("<tr><td>{}</td><td colspan=\"12\">no trained model (status {})</td></tr>", escape(r.label),
                           escape(r.record.value("status", "unknown")));
     for (const auto& [name, m] : r.models.items()) {
       if (!m.is_object() || !m.contains("test")) continue;
       const double f1 = m["test"]["macro_f1"].get<double>();
       std::error_code ec;
       fs::path page = fs::relative(fs::absolute(r.dir / "report.html"), fs::absolute(out).parent_path(), ec);
-      html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td>"
+      const auto h = headline_of(m);
+      const bool top = h && *h == best_headline;
+      html += fmt::format("<tr><td>{}</td><td>{}{}</td><td>{}{}{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td>"
                           "<td>{}</td><td>{:.0f}</td><td>{}</td></tr>",
-                          escape(r.label), escape(name), f1 == best ? "<b>" : "", number(f1), f1 == best ? "</b>" : "",
+                          escape(r.label), escape(name), r.record.value("best_model", "") == name ? " (best)" : "",
+                          top ? "<b>" : "", h ? number(*h) : "", top ? "</b>" : "", maybe(m, {"validation_per_flow", "macro_f1"}),
+                          f1 == best ? "<b>" : "", number(f1), f1 == best ? "</b>" : "",
                           number(m["test"]["weighted_f1"].get<double>()), number(m["test"]["accuracy"].get<double>()),
                           number(m["test_per_flow"]["macro_f1"].get<double>()), m["parameters"].get<std::uint64_t>(),
                           m["training_seconds"].get<double>(), m["best_epoch"].get<std::int64_t>(),

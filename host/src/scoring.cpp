@@ -62,6 +62,12 @@ void SplitPredictions::append(const SplitPredictions& other) {
 
 SplitPredictions predict_split(Model& model, const PluginInfo& plugin, DatasetSplit& split,
                                const std::vector<std::int64_t>& early) {
+  return predict_split([&](const FeatureBatch& b) { return guarded(plugin, [&] { return model.predict_proba(b); }); },
+                       plugin.label(), split, early);
+}
+
+SplitPredictions predict_split(const PredictFunction& predict, const std::string& what, DatasetSplit& split,
+                               const std::vector<std::int64_t>& early) {
   SplitPredictions out;
   const auto& m = split.manifest();
   out.class_names = m.class_names;
@@ -74,17 +80,17 @@ SplitPredictions predict_split(Model& model, const PluginInfo& plugin, DatasetSp
   split.rewind(false);
   while (split.next(512, batch)) {
     const auto started = Clock::now();
-    auto p = guarded(plugin, [&] { return model.predict_proba(batch); });
+    auto p = predict(batch);
     out.seconds += std::chrono::duration<double>(Clock::now() - started).count();
     if (p.size() != batch.rows * k)
-      throw Error(fmt::format("{} returned {} probabilities for {} rows of {} classes", plugin.label(), p.size(), batch.rows, k));
+      throw Error(fmt::format("{} returned {} probabilities for {} rows of {} classes", what, p.size(), batch.rows, k));
     out.probabilities.insert(out.probabilities.end(), p.begin(), p.end());
     out.flows.insert(out.flows.end(), batch.flow_ids.begin(), batch.flow_ids.end());
     out.labels.insert(out.labels.end(), batch.labels.begin(), batch.labels.end());
     for (std::size_t e = 0; e < out.early_packets.size(); ++e) {
       cut = batch;
       keep_first_packets(cut, out.early_packets[e]);
-      auto q = guarded(plugin, [&] { return model.predict_proba(cut); });
+      auto q = predict(cut);
       out.early_probabilities[e].insert(out.early_probabilities[e].end(), q.begin(), q.end());
     }
   }
@@ -173,6 +179,29 @@ EvaluationMetrics flow_metrics(const std::vector<std::int64_t>& truth, const std
 }
 
 }  // namespace
+
+void FlowVotes::add(const float* p, std::size_t k) {
+  FlowSums f;
+  f.log_sum = std::move(log_sum_);
+  f.sum = std::move(sum_);
+  f.votes = std::move(votes_);
+  f.samples = samples_;
+  add_row(f, p, k);
+  log_sum_ = std::move(f.log_sum);
+  sum_ = std::move(f.sum);
+  votes_ = std::move(f.votes);
+  samples_ = f.samples;
+}
+
+std::pair<std::int64_t, double> FlowVotes::decide(const std::string& rule) const {
+  FlowSums f;
+  f.log_sum = log_sum_;
+  f.sum = sum_;
+  f.votes = votes_;
+  f.samples = samples_;
+  const auto d = decision_of(0, f, rule);
+  return {d.predicted, d.confidence};
+}
 
 std::vector<FlowDecision> decide_flows(const SplitPredictions& p, const std::string& rule) {
   std::vector<FlowDecision> out;

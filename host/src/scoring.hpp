@@ -7,6 +7,7 @@
 // undecided; flows of no class (an evaluation's unknown traffic) measure rejection.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,8 +39,13 @@ struct SplitPredictions {
   void append(const SplitPredictions& other);
 };
 
-// Runs `model` over every row of `split` in order. `early`: for sequence samples, the packet
-// counts to decide after (those below the sequence length).
+// A model's probabilities for a batch, row-major (rows x classes).
+using PredictFunction = std::function<std::vector<float>(const FeatureBatch& batch)>;
+
+// Runs `predict` (a model, `what` in messages) over every row of `split` in order. `early`: for
+// sequence samples, the packet counts to decide after (those below the sequence length).
+SplitPredictions predict_split(const PredictFunction& predict, const std::string& what, DatasetSplit& split,
+                               const std::vector<std::int64_t>& early);
 SplitPredictions predict_split(Model& model, const PluginInfo& plugin, DatasetSplit& split,
                                const std::vector<std::int64_t>& early);
 
@@ -60,6 +66,20 @@ struct FlowDecision {
 };
 
 std::vector<FlowDecision> decide_flows(const SplitPredictions& p, const std::string& rule);
+
+// One flow's samples as they come (`trafficid predict`): the same decision as scoring's.
+class FlowVotes {
+ public:
+  void add(const float* probabilities, std::size_t classes);
+  std::uint64_t samples() const { return samples_; }
+  // The decided class and its confidence (the mean probability the samples gave it).
+  std::pair<std::int64_t, double> decide(const std::string& rule) const;
+
+ private:
+  std::vector<double> log_sum_, sum_;
+  std::vector<std::uint32_t> votes_;
+  std::uint64_t samples_ = 0;
+};
 
 // The abstention threshold: the `quantile` of the confidences of the correct decisions on the
 // validation split (so about that share of the flows a model gets right there is given up).

@@ -34,13 +34,4 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
 // split nor the unseen captures); empty when none has one.
 std::string best_model_name(const Json& models);
 
-// RUN_DIR/report.html: one self-contained page (inline SVG, no network) comparing the models.
-void write_report(const std::filesystem::path& run_dir, const Json& run_record, const Json& models,
-                  const std::string& resolved_config);
-
-// One self-contained page comparing runs (`trafficid report RUN_DIR...`): every model's test
-// numbers, what differs in the resolved configurations, validation curves, per-class F1.
-void write_comparison_report(const std::filesystem::path& out, const std::vector<std::filesystem::path>& run_dirs,
-                             const std::string& title);
-
 }  // namespace trafficid::host

@@ -9,9 +9,11 @@
 // One float32 sample [N, C] per window of N payload packets: the flow's start (window 0), and
 // with `windows` > 1 the next windows of the same flow too (packets N..2N-1, ...), each a sample
 // of the flow. Column names (the manifest's `columns`) say what each column is, and models read
-// them by name: `byte_I` is the I-th payload byte (0..255), or 256 past the payload's end or in
-// a padding row; `server_port` and `client_port` are port numbers (categorical: 0 when
-// `ports = false`); every other column is a number of order 1.
+// them by name: `byte_I` is the I-th payload byte plus one (1..256; 0 past the payload's end);
+// `server_port` and `client_port` are port numbers (categorical; 0 when `ports = false`); every
+// other column is a number of order 1. A row of zeros is no packet: a flow shorter than N packets
+// ends in such rows, and the sample cut after k rows is what the flow's first k packets give
+// (the spec says `sequence`, and reports draw the early-decision curve from it).
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -28,7 +30,6 @@ const char* const header_columns[] = {"present", "from_server", "ip_length", "pa
                                       "tcp",     "udp",         "syn",       "ack",            "fin",
                                       "rst",     "psh",         "window",    "server_port",    "client_port"};
 constexpr std::size_t header_count = std::size(header_columns);
-constexpr float no_byte = 256.0f;
 
 namespace tcp_flag {
 constexpr std::uint8_t fin = 0x01, syn = 0x02, rst = 0x04, psh = 0x08, ack = 0x10;
@@ -51,6 +52,7 @@ class FlowStart final : public FeatureExtractor {
     s.dtype = DType::f32;
     s.granularity = Granularity::flow;
     s.shape = {static_cast<std::int64_t>(packets_), static_cast<std::int64_t>(columns_)};
+    s.sequence = true;
     for (const char* c : header_columns) s.column_names.push_back(c);
     for (std::size_t i = 0; i < bytes_; ++i) s.column_names.push_back(fmt::format("byte_{}", i));
     return s;
@@ -95,8 +97,8 @@ class FlowStart final : public FeatureExtractor {
     };
     std::copy(std::begin(header), std::end(header), row);
     const std::size_t n = std::min(bytes_, payload.size());
-    for (std::size_t i = 0; i < n; ++i) row[header_count + i] = payload[i];
-    std::fill(row + header_count + n, row + columns_, no_byte);
+    for (std::size_t i = 0; i < n; ++i) row[header_count + i] = static_cast<float>(payload[i]) + 1.0f;
+    std::fill(row + header_count + n, row + columns_, 0.0f);
     if (++s.count == packets_) emit(s, flow.flow_id, out);
   }
 
@@ -115,13 +117,9 @@ class FlowStart final : public FeatureExtractor {
     std::uint16_t server_port = 0, client_port = 0;
   };
 
-  // The window's rows leave as a sample; rows past its packets are padding (absent, no bytes).
+  // The window's rows leave as a sample; rows past its packets are zeros (no packet).
   void emit(State& s, std::uint64_t flow_id, SampleSink& out) {
-    for (std::size_t r = s.count; r < packets_; ++r) {
-      float* row = s.rows.data() + r * columns_;
-      std::fill(row, row + header_count, 0.0f);
-      std::fill(row + header_count, row + columns_, no_byte);
-    }
+    std::fill(s.rows.begin() + static_cast<std::ptrdiff_t>(s.count * columns_), s.rows.end(), 0.0f);
     out.add({reinterpret_cast<const std::uint8_t*>(s.rows.data()), s.rows.size() * sizeof(float)}, flow_id);
     s.count = 0;
     ++s.window;

@@ -1,0 +1,169 @@
+// flow_net: a flow-level network over the start of a flow, for samples that are packet sequences
+// with named columns (the flow_start extractor's): each packet's payload bytes go through a byte
+// embedding and two 1-D convolutions whose maximum over positions finds byte patterns wherever
+// they sit (an SNI, a banner, a magic number), beside the packet's first bytes by position (the
+// protocol header) and its numbers (direction, sizes, gap, flags); a GRU reads the packets in
+// order; the flow's server and client ports are embeddings that start at zero, so a port never
+// seen in training adds nothing. Columns are found by name: `byte_I` (0 = no byte, else value + 1),
+// `server_port` / `client_port`, `present`, and the rest as numbers.
+#include <fmt/format.h>
+#include <trafficid/sdk.hpp>
+#include <trafficid/torch_model.hpp>
+
+namespace trafficid::flow_net_model {
+namespace {
+
+namespace nn = torch::nn;
+
+struct Layout {
+  std::vector<std::int64_t> numbers;  // column indices of the numeric features
+  std::int64_t first_byte = -1, bytes = 0;
+  std::int64_t server_port = -1, client_port = -1, present = -1;
+  std::int64_t packets = 0, columns = 0;
+};
+
+Layout layout_of(const FeatureSpec& spec) {
+  if (spec.dtype != DType::f32 || spec.shape.size() != 2 || spec.column_names.size() != static_cast<std::size_t>(spec.shape[1]))
+    throw Error(fmt::format("flow_net reads float32 samples of [packets, columns] with named columns (the flow_start "
+                            "extractor's); this dataset's are {} [{}] with {} column names: use features.extractor = "
+                            "\"flow_start\"", to_string(spec.dtype), fmt::join(spec.shape, ", "), spec.column_names.size()));
+  Layout l;
+  l.packets = spec.shape[0];
+  l.columns = spec.shape[1];
+  for (std::int64_t i = 0; i < l.columns; ++i) {
+    const auto& name = spec.column_names[static_cast<std::size_t>(i)];
+    if (name.rfind("byte_", 0) == 0) {
+      if (l.first_byte < 0) l.first_byte = i;
+      if (i != l.first_byte + l.bytes) throw Error("flow_net: the byte_I columns must be contiguous and in order");
+      ++l.bytes;
+    } else if (name == "server_port") {
+      l.server_port = i;
+    } else if (name == "client_port") {
+      l.client_port = i;
+    } else {
+      if (name == "present") l.present = i;
+      l.numbers.push_back(i);
+    }
+  }
+  return l;
+}
+
+struct Options {
+  std::int64_t embedding = 16, channels = 32, kernel = 3, head_bytes = 16, packet_units = 64, hidden = 64, port_units = 8;
+  double dropout = 0.3;
+  bool ports = true;
+};
+
+struct FlowNetImpl : nn::Module {
+  FlowNetImpl(const Layout& layout, const Options& o, std::int64_t classes) : l(layout), opt(o) {
+    numbers = register_buffer("numbers", torch::tensor(l.numbers, torch::kInt64));
+    const std::int64_t per_packet_in = static_cast<std::int64_t>(l.numbers.size()) +
+                                       (l.bytes > 0 ? o.channels + o.packet_units : 0);
+    if (l.bytes > 0) {
+      embed = register_module("embed", nn::Embedding(nn::EmbeddingOptions(257, o.embedding).padding_idx(0)));
+      conv1 = register_module("conv1", nn::Conv1d(nn::Conv1dOptions(o.embedding, o.channels, o.kernel).padding(o.kernel / 2)));
+      conv2 = register_module("conv2", nn::Conv1d(nn::Conv1dOptions(o.channels, o.channels, o.kernel).padding(o.kernel / 2)));
+      head = register_module("head", nn::Linear(std::min(o.head_bytes, l.bytes) * o.embedding, o.packet_units));
+    }
+    packet = register_module("packet", nn::Linear(per_packet_in, o.packet_units));
+    gru = register_module("gru", nn::GRU(nn::GRUOptions(o.packet_units, o.hidden).batch_first(true)));
+    std::int64_t flow_in = o.hidden + o.packet_units;
+    if (o.ports && (l.server_port >= 0 || l.client_port >= 0)) {
+      port = register_module("port", nn::Embedding(65536, o.port_units));
+      torch::NoGradGuard no_grad;
+      port->weight.zero_();
+      flow_in += 2 * o.port_units;
+    }
+    drop = register_module("drop", nn::Dropout(o.dropout));
+    hidden = register_module("hidden", nn::Linear(flow_in, o.hidden));
+    out = register_module("out", nn::Linear(o.hidden, classes));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto b = x.size(0), n = x.size(1);
+    std::vector<torch::Tensor> parts = {x.index_select(2, numbers)};
+    if (l.bytes > 0) {
+      auto bytes = x.narrow(2, l.first_byte, l.bytes).round().clamp(0, 256).to(torch::kInt64).reshape({b * n, l.bytes});
+      auto e = embed(bytes);                                   // [B*N, bytes, E]
+      auto h = torch::relu(conv1(e.transpose(1, 2)));
+      h = torch::relu(conv2(h));                               // [B*N, C, bytes]
+      auto valid = bytes.gt(0).unsqueeze(1).to(h.dtype());     // positions holding a byte
+      auto pooled = (h * valid).amax(2);                       // 0 where the packet has no byte
+      const auto first = std::min(opt.head_bytes, l.bytes);
+      auto lead = torch::relu(head(e.narrow(1, 0, first).reshape({b * n, first * opt.embedding})));
+      parts.push_back(pooled.reshape({b, n, -1}));
+      parts.push_back(lead.reshape({b, n, -1}));
+    }
+    auto p = torch::relu(packet(torch::cat(parts, 2)));        // [B, N, P]
+    torch::Tensor present = l.present >= 0 ? x.select(2, l.present).unsqueeze(2) : torch::ones({b, n, 1}, x.options());
+    p = p * present;
+    auto [states, last] = gru(p);
+    // The state after the flow's last packet (rows after it are absent).
+    auto count = present.squeeze(2).sum(1).clamp_min(1).to(torch::kInt64) - 1;
+    auto gathered = states.gather(1, count.view({b, 1, 1}).expand({b, 1, states.size(2)})).squeeze(1);
+    std::vector<torch::Tensor> flow = {gathered, std::get<0>(p.max(1))};
+    if (!port.is_empty()) {
+      auto ids = [&](std::int64_t column) {
+        return column < 0 ? torch::zeros({b}, torch::kInt64) : x.select(1, 0).select(1, column).round().clamp(0, 65535).to(torch::kInt64);
+      };
+      flow.push_back(port(ids(l.server_port)));
+      flow.push_back(port(ids(l.client_port)));
+    }
+    auto f = torch::relu(hidden(drop(torch::cat(flow, 1))));
+    return out(drop(f));
+  }
+
+  Layout l;
+  Options opt;
+  torch::Tensor numbers;
+  nn::Embedding embed{nullptr}, port{nullptr};
+  nn::Conv1d conv1{nullptr}, conv2{nullptr};
+  nn::Linear head{nullptr}, packet{nullptr}, hidden{nullptr}, out{nullptr};
+  nn::GRU gru{nullptr};
+  nn::Dropout drop{nullptr};
+};
+TORCH_MODULE(FlowNet);
+
+class FlowNetModel final : public TorchModel {
+ public:
+  explicit FlowNetModel(const PluginArgs& args) : TorchModel(args) {
+    const auto& p = args.params;
+    o_.embedding = p.at("embedding").get<std::int64_t>();
+    o_.channels = p.at("channels").get<std::int64_t>();
+    o_.kernel = p.at("kernel").get<std::int64_t>();
+    o_.head_bytes = p.at("head_bytes").get<std::int64_t>();
+    o_.packet_units = p.at("packet_units").get<std::int64_t>();
+    o_.hidden = p.at("hidden").get<std::int64_t>();
+    o_.port_units = p.at("port_units").get<std::int64_t>();
+    o_.dropout = p.at("dropout").get<double>();
+    o_.ports = p.at("ports").get<bool>();
+  }
+
+  torch::nn::Sequential network(const ModelInput& input) override {
+    return torch::nn::Sequential(FlowNet(layout_of(input.spec), o_, static_cast<std::int64_t>(input.class_names.size())));
+  }
+
+ private:
+  Options o_;
+};
+
+Schema schema() {
+  return {
+      ParamSpec::integer("embedding", 16, "width of the byte embedding").range(1, 1024),
+      ParamSpec::integer("channels", 32, "filters of each byte convolution").range(1, 4096),
+      ParamSpec::integer("kernel", 3, "width of the byte convolutions (odd)").range(1, 63),
+      ParamSpec::integer("head_bytes", 16, "a packet's first bytes also read by position (the protocol header)").range(1, 4096),
+      ParamSpec::integer("packet_units", 64, "width of each packet's representation").range(1, 4096),
+      ParamSpec::integer("hidden", 64, "units of the GRU over packets and of the flow layer").range(1, 4096),
+      ParamSpec::integer("port_units", 8, "width of the port embeddings").range(1, 256),
+      ParamSpec::real("dropout", 0.3, "dropout before the flow layers").range(0, 0.95),
+      ParamSpec::boolean("ports", true, "use the flow's ports (false: bytes, sizes and timing alone)"),
+  };
+}
+
+}  // namespace
+}  // namespace trafficid::flow_net_model
+
+TRAFFICID_DEFINE_PLUGIN(trafficid::flow_net_model::FlowNetModel, trafficid::PluginKind::model, "flow_net", "0.1.0",
+                        "flow-level network over the first packets: byte convolutions, GRU over packets, port embeddings",
+                        "", trafficid::flow_net_model::schema)
