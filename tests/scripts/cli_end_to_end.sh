@@ -9,11 +9,12 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cd "$work"  # runs/ (and its datasets) of this test only: an earlier test's dataset would be reused
 
-# plugins: list, one plugin's table, JSON.
-"$tid" plugins | grep -Eq '^capture +pcap +1\.0\.0 +/.*trafficid_capture_pcap\.so +reads' || fail "plugins list"
-"$tid" plugins synth | grep -Eq '^flows_per_app +int +12 +\[1, 100000\] +flows generated per application' || fail "plugins synth table"
-"$tid" plugins --json | grep -q '"kind": "capture"' || fail "plugins --json"
-"$tid" plugins pcap --json | grep -q '"primary_param": "paths"' || fail "plugins pcap --json"
+# plugins: list, one plugin's table, JSON. (Each output is read whole before grep looks at it: a
+# grep -q that stops at its first match would end the writer with SIGPIPE, failing under pipefail.)
+grep -Eq '^capture +pcap +1\.0\.0 +/.*trafficid_capture_pcap\.so +reads' <<< "$("$tid" plugins)" || fail "plugins list"
+grep -Eq '^flows_per_app +int +12 +\[1, 100000\] +flows generated per application' <<< "$("$tid" plugins synth)" || fail "plugins synth table"
+grep -q '"kind": "capture"' <<< "$("$tid" plugins --json)" || fail "plugins --json"
+grep -q '"primary_param": "paths"' <<< "$("$tid" plugins pcap --json)" || fail "plugins pcap --json"
 set +e
 "$tid" plugins synht 2> "$work/err"; status=$?
 set -e

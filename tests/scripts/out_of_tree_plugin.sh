@@ -17,15 +17,16 @@ plugin="$work/plugin/trafficid_model_nearest_centroid.so"
 [[ -f "$plugin" ]] || fail "trafficid_add_plugin did not produce $plugin"
 host="$work/prefix/bin/trafficid"
 
-"$host" plugins | grep -Eq '^capture +synth ' || fail "the installed host does not list its own plugins"
+# (Outputs are read whole before grep looks: a grep -q stopping at its first match would end the
+# writer with SIGPIPE, a failure under pipefail.)
+grep -Eq '^capture +synth ' <<< "$("$host" plugins)" || fail "the installed host does not list its own plugins"
 # Never loaded implicitly, not even from the current directory.
-(cd "$work/plugin" && "$host" plugins) | grep -q nearest_centroid && fail "plugin loaded without being asked for"
-"$host" --plugin-path "$work/plugin" plugins | grep -Eq '^model +nearest_centroid +0\.1\.0 ' \
+grep -q nearest_centroid <<< "$(cd "$work/plugin" && "$host" plugins)" && fail "plugin loaded without being asked for"
+grep -Eq '^model +nearest_centroid +0\.1\.0 ' <<< "$("$host" --plugin-path "$work/plugin" plugins)" \
   || fail "--plugin-path did not load the example"
-"$host" --plugin-path "$work/plugin" plugins nearest_centroid \
-  | grep -Eq '^metric +choice +"euclidean" +one of: euclidean, manhattan, cosine +distance to the centroids' \
-  || fail "parameter table of the example"
-TRAFFICID_PLUGIN_PATH="$work/plugin" "$host" plugins nearest_centroid --json | grep -q '"name": "shrink"' \
+grep -Eq '^metric +choice +"euclidean" +one of: euclidean, manhattan, cosine +distance to the centroids' \
+  <<< "$("$host" --plugin-path "$work/plugin" plugins nearest_centroid)" || fail "parameter table of the example"
+grep -q '"name": "shrink"' <<< "$(TRAFFICID_PLUGIN_PATH="$work/plugin" "$host" plugins nearest_centroid --json)" \
   || fail "TRAFFICID_PLUGIN_PATH did not load the example"
 # A LibTorch model plugin built outside the tree: its network and schema, nothing else.
 cmake -S "$src/sdk/examples/softmax_regression" -B "$work/torch-plugin" -DCMAKE_PREFIX_PATH="$work/prefix" \
@@ -37,7 +38,7 @@ cmake --build "$work/torch-plugin" > "$work/build-torch.log" 2>&1 || { cat "$wor
   --set experiment.output_dir="$work/out" --set models.nearest_centroid.shrink=0.1 --set models.softmax_regression.hidden=32 \
   || fail "installed quickstart with the example models"
 [[ -s "$work/run/capture/summary.json" && -s "$work/run/config.resolved.toml" ]] || fail "run folder incomplete"
-for m in cnn mlp nearest_centroid softmax_regression; do
+for m in gbdt flow_net mlp nearest_centroid softmax_regression; do
   [[ -s "$work/run/models/$m/metrics.json" ]] || fail "$m was not trained and tested"
 done
 grep -q softmax_regression "$work/run/report.html" || fail "the report leaves out the out-of-tree model"

@@ -12,7 +12,10 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cd "$work"
 exp="$src/experiments/quickstart.toml"
-common=(--set train.threads=2 --set 'models.sae.layers=[128, 64]' --set models.sae.pretrain_epochs=1)
+# The quickstart's capture, labels and unseen capture, with Deep Packet vectors and the packet models.
+common=(--set train.threads=2 --set features.extractor=\"deep_packet\" --set train.batch_size=64 --set train.epochs=6
+        --set train.patience=3 --set train.lr=0.001
+        --set 'models={cnn={conv=[{filters=32,kernel=5,stride=3},{filters=32,kernel=5,stride=2}],fc=[64,32]},mlp={layers=[128,64]},sae={layers=[128,64],pretrain_epochs=1},gbdt={rounds=60}}')
 run_dir() { realpath "$(sed -n "s/.*run folder: \([^ ]*\) .*/\1/p" "$1" | tail -1)"; }
 
 "$tid" run "$exp" "${common[@]}" > first.log 2>&1 || { cat first.log; fail "run"; }
@@ -59,8 +62,9 @@ flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --proxy-server=12
 timeout 120 "$browser" "${flags[@]}" --dump-dom "file://$first/report.html" > dom.html 2> chromium.log \
   || { tail chromium.log; fail "chromium could not open the report"; }
 count() { { grep -o "$1" dom.html || true; } | wc -l; }
-[[ $(count '<svg class="chart"') -eq 8 ]] || fail "rendered report: $(count '<svg class="chart"') charts, not 2 per model"
-[[ $(count '<svg class="confusion"') -eq 4 ]] || fail "rendered report: not one confusion matrix per model"
+[[ $(count '<svg class="chart"') -eq 12 ]] || fail "rendered report: $(count '<svg class="chart"') charts, not 3 per model (loss, validation, early decisions)"
+[[ $(count '<svg class="confusion"') -eq 8 ]] || fail "rendered report: not two confusion matrices per model (unseen flows, test samples)"
+grep -q 'class="headline"' dom.html || fail "rendered report: no headline"
 [[ $(count '<path d="M') -ge 16 ]] || fail "rendered report: learning curves without lines"
 timeout 120 "$browser" "${flags[@]}" --screenshot="$work/report.png" "file://$first/report.html" 2>> chromium.log \
   || fail "chromium could not render the report"

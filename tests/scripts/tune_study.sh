@@ -14,9 +14,57 @@ trap 'pkill -9 -f "trial-of $work" 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cd "$work"
 
-# The quickstart's capture, labels and dataset; one small MLP trained on one thread.
-sed -e '/^\[models.cnn\]/,/^fc = /d' -e '/^\[models.gbdt\]/,$d' -e 's/^epochs = 6/epochs = 4\nthreads = 1/' \
-  -e 's/^patience = 3/patience = 0/' -e 's/^flows_per_app = 12/flows_per_app = 6/' "$src/experiments/quickstart.toml" > base.toml
+# The quickstart's synthetic capture and labels, Deep Packet vectors; one small MLP trained on one thread.
+cat > base.toml <<'TOML'
+[experiment]
+name = "quickstart"
+description = "Seeded synthetic traffic of ten applications, read, labelled by nDPI and put in classes"
+seed = 7
+
+[capture]
+sources = ["synth"]
+
+[capture.synth]
+flows_per_app = 6
+apps = ["youtube", "netflix", "whatsapp", "zoom", "wikipedia", "dns", "ssh", "bittorrent", "stun", "ntp"]
+
+[label]
+labeler = "ndpi"
+class_from = "map"
+unmatched = "drop"
+
+[label.classes]
+Streaming = { patterns = ["TLS.YouTube", "TLS.NetFlix"] }
+Chat = { apps = ["WhatsApp"] }
+VideoConference = { apps = ["Zoom"] }
+Web = { patterns = ["HTTP*"] }
+RemoteAccess = { masters = ["SSH"] }
+P2P = { apps = ["BitTorrent"] }
+Infrastructure = { masters = ["DNS", "NTP", "STUN"] }
+
+[features]
+extractor = "deep_packet"
+
+[features.deep_packet]
+length = 1500
+masking = "paper"
+
+[dataset]
+split = "flow"
+fractions = [0.7, 0.15, 0.15]
+
+[train]
+optimizer = "adam"
+lr = 0.001
+batch_size = 64
+epochs = 4
+threads = 1
+patience = 0
+
+
+[models.mlp]
+layers = [128, 64]
+TOML
 study() {  # FILE TUNER TRIALS [EXTRA TUNE LINES]: base.toml with a [tune] section
   { cat base.toml; printf '\n[tune]\ntuner = "%s"\ntrials = %s\n%s\n' "$2" "$3" "${4:-}"
     printf '[tune.space]\n"train.lr" = { loguniform = [1e-4, 3e-2] }\n"models.mlp.layers" = { choice = [[16], [64, 32]] }\n'

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Scoring models on captures they never saw, on real captures (../shared/data):
+# 1. [evaluate]: a capture that is also a training input (same content) and the flows of a
+#    converted training capture (same 5-tuple and start, other bytes) are left out and reported;
+#    the unseen flows scored are exactly the classed flows of the other captures, re-derived here
+#    from the two label stages' flows.csv; metrics.json leads with them; the report shows them.
+# 2. `trafficid evaluate` on the same captures gives the run's numbers; its confusion matrix is
+#    the one its flows.csv adds up to.
+# 3. `trafficid predict` works with every model kind (gbdt, flow_net, mlp) and with a run folder,
+#    which takes the model with the best validation score.
+# 4. Group k-fold by file: every capture is in the test split of exactly one fold, all its rows
+#    together, and each model is trained once per fold.
+# usage: unseen_evaluation.sh TRAFFICID DATA_DIR
+set -euo pipefail
+tid=$(realpath "$1")
+data=$(realpath -m "$2")
+py=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[[ -d "$data/captures" && -d "$data/ndpi-4.2-tests/pcap" ]] || fail "shared data folder $data is missing (set TRAFFICID_DATA_DIR)"
+cd "$work"
+
+# The unseen pool: other captures of the same protocols, a copy of a training capture, and a
+# training capture converted to pcapng (the same flows in other bytes).
+mkdir pool
+for f in ssh.pcap dns_doh.pcap dns-invalid-chars.pcap googledns_android10.pcap quic-23.pcap quic-29.pcap quic_q46.pcap gquic.pcap; do
+  ln -s "$data/ndpi-4.2-tests/pcap/$f" pool/
+done
+cp "$data/captures/SSH/ssh__single-conn.pcap" pool/copy-of-training.pcap
+"$tid" -q convert "$data/captures/QUIC/quic_t51.pcap" pool/converted-training.pcapng || fail "convert"
+
+cat > exp.toml <<TOML
+[experiment]
+name = "unseen"
+seed = 3
+output_dir = "$work/runs"
+[capture]
+sources = ["pcap:$data/captures/SSH", "pcap:$data/captures/DNS", "pcap:$data/captures/QUIC"]
+[label]
+labeler = "ndpi"
+class_from = "map"
+confidence = ["DPI*"]
+[label.classes]
+SSH = ["SSH"]
+DNS = { masters = ["DNS"] }
+QUIC = { masters = ["QUIC"] }
+[features]
+extractor = "flow_start"
+[features.flow_start]
+packets = 4
+payload_bytes = 64
+[dataset]
+fractions = [0.6, 0.2, 0.2]
+[evaluate]
+sources = ["pcap:$work/pool"]
+[train]
+epochs = 3
+threads = 1
+batch_size = 32
+[models.gbdt]
+rounds = 20
+[models.flow_net]
+channels = 8
+packet_units = 16
+hidden = 16
+[models.mlp]
+layers = [32]
+TOML
+
+# 1. The run with [evaluate].
+"$tid" run exp.toml --run-dir run > run.log 2>&1 || { cat run.log; fail "run"; }
+grep -q "copy-of-training.pcap is also a training input (same content): left out" run.log || fail "the copied capture was not left out"
+grep -Eq "[0-9]+ flows? of .*converted-training.pcapng (is|are) training flows" run.log || fail "the converted capture's flows were not left out"
+$py - run "$data" <<'PY' || fail "unseen flows"
+import csv, hashlib, json, sys
+run, data = sys.argv[1], sys.argv[2]
+def flows(path):  # classed flows: (file, canonical 5-tuple, first microsecond) -> class
+    out = {}
+    for r in csv.DictReader(open(path)):
+        if not r["class"]:
+            continue
+        a, b = (r["src_ip"], int(r["src_port"])), (r["dst_ip"], int(r["dst_port"]))
+        key = (r["protocol"],) + tuple(sorted([a, b])) + (int(r["first_ns"]) // 1000,)
+        out[(r["file"], key)] = r["class"]
+    return out
+train = flows(f"{run}/label/flows.csv")
+unseen = flows(f"{run}/evaluate/label/flows.csv")
+sha = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
+train_hashes = {sha(f) for f in {f for f, _ in train}}
+train_keys = {k for _, k in train}
+expected = {}
+for (f, k), c in unseen.items():
+    if sha(f) in train_hashes or k in train_keys:
+        continue
+    expected[c] = expected.get(c, 0) + 1
+m = json.load(open(f"{run}/models/gbdt/metrics.json"))
+u = m["unseen"]
+got = {c["class"]: c["support"] for c in u["per_flow"]["per_class"] if c["support"]}
+assert got == expected, (got, expected)
+assert u["flows"] == sum(expected.values())
+left = u["left_out"]
+assert any(p.endswith("copy-of-training.pcap") for p in left["inputs_left_out"]), left
+assert left["training_flows_left_out"] >= 1, left
+# Scored flows never come from a left-out capture.
+rows = list(csv.DictReader(open(f"{run}/models/gbdt/unseen_flows.csv")))
+assert len(rows) == u["flows"] - u["flows_without_samples"]
+assert not any(r["file"].endswith("copy-of-training.pcap") for r in rows)
+assert m["headline"]["what"].startswith("unseen captures"), m["headline"]
+run_json = json.load(open(f"{run}/run.json"))
+assert run_json["best_model"] in ("gbdt", "flow_net", "mlp")
+best = max(("gbdt", "flow_net", "mlp"), key=lambda n: json.load(open(f"{run}/models/{n}/metrics.json"))["validation_per_flow"]["macro_f1"])
+assert run_json["best_model"] == best, (run_json["best_model"], best)
+print(f"unseen: {u['flows']} flows in classes {got}; left out {len(left['inputs_left_out'])} capture(s), {left['training_flows_left_out']} flow(s)")
+PY
+grep -q 'class="headline"' run/report.html || fail "the report has no headline"
+grep -q "unseen captures per-flow macro F1" run/report.html || fail "the report's table has no unseen column"
+
+# 2. `trafficid evaluate` on the same pool: the run's numbers, and a confusion matrix its flows add up to.
+"$tid" -q evaluate run pool -o eval > eval.out 2> eval.err || { cat eval.err; fail "evaluate"; }
+[[ -s eval/evaluation.json && -s eval/evaluation.html ]] || fail "evaluate wrote no evaluation.json / .html"
+$py - run eval <<'PY' || fail "evaluate's numbers"
+import csv, json, sys
+run, ev = sys.argv[1], sys.argv[2]
+e = json.load(open(f"{ev}/evaluation.json"))["runs"][0]
+classes = e["classes"]
+for name in ("gbdt", "flow_net", "mlp"):
+    s = e["models"][name]
+    m = json.load(open(f"{run}/models/{name}/metrics.json"))["unseen"]
+    assert abs(s["per_flow"]["macro_f1"] - m["per_flow"]["macro_f1"]) < 1e-9, (name, s["per_flow"]["macro_f1"], m["per_flow"]["macro_f1"])
+    confusion = [[0] * len(classes) for _ in classes]
+    for r in csv.DictReader(open(f"{ev}/{name}/flows.csv")):
+        if r["true"]:
+            confusion[classes.index(r["true"])][classes.index(r["predicted"])] += 1
+    assert confusion == s["per_flow"]["confusion"], (name, confusion, s["per_flow"]["confusion"])
+print("evaluate: the run's unseen numbers, confusion matrices from its flows")
+PY
+
+# 3. predict with every model kind, and with the run folder (its best model).
+for m in gbdt flow_net mlp; do
+  "$tid" -q predict "run/models/$m" pool/ssh.pcap > "predict-$m.csv" || fail "predict with $m"
+  [[ $(wc -l < "predict-$m.csv") -ge 2 ]] || fail "predict with $m classified no flow"
+done
+"$tid" predict run pool/ssh.pcap > predict-run.csv 2> predict-run.err || { cat predict-run.err; fail "predict RUN_DIR"; }
+best=$($py -c "import json; print(json.load(open('run/run.json'))['best_model'])")
+grep -q "models/$best: the best of 3 models by per-flow macro F1 on the validation split" predict-run.err \
+  || { cat predict-run.err; fail "predict RUN_DIR did not take the best model ($best)"; }
+cmp predict-run.csv "predict-$best.csv" || fail "predict RUN_DIR differs from predict RUN_DIR/models/$best"
+
+# 4. Group k-fold by capture file.
+"$tid" run exp.toml --run-dir folds --set dataset.split=\"file\" --set dataset.folds=3 \
+  --set 'models={gbdt={rounds=20}}' --set 'evaluate.sources=[]' > folds.log 2>&1 || { cat folds.log; fail "k-fold run"; }
+$py - folds <<'PY' || fail "folds"
+import glob, json, numpy as np, sys
+d = sys.argv[1]
+m = json.load(open(f"{d}/dataset/manifest.json"))
+k = m["folds"]["count"]
+assert k == 3
+files, tested = [], []
+for shard in m["shards"]:
+    s = f"{d}/dataset/{shard['name']}"
+    y = np.load(f"{s}.y.npy")
+    splits = np.stack([np.load(f"{s}.split.npy")] + [np.load(f"{s}.split-f{f}.npy") for f in range(1, k)])
+    files.append(np.load(f"{s}.file.npy")[y >= 0])
+    tested.append(splits[:, y >= 0])
+files, tested = np.concatenate(files), np.concatenate(tested, axis=1)
+kept = (tested != 255).all(axis=0)
+per_row = (tested[:, kept] == 2).sum(axis=0)
+assert (per_row == 1).all(), "a row is tested in other than exactly one fold"
+fold_of_row = (tested[:, kept] == 2).argmax(axis=0)
+for f in np.unique(files[kept]):
+    assert len(set(fold_of_row[files[kept] == f])) == 1, f"file {f} is tested in several folds"
+assert len(np.unique(files[kept])) >= 3 * 2
+metrics = json.load(open(f"{d}/models/gbdt/metrics.json"))
+assert [f["fold"] for f in metrics["folds"]] == [0, 1, 2]
+assert all(len(glob.glob(f"{d}/models/gbdt/fold-{f}/model.pt")) == 1 for f in range(3))
+assert sum(f["test_rows"] for f in metrics["folds"]) == int(kept.sum())
+assert metrics["headline"]["what"].startswith("captures held out by fold"), metrics["headline"]
+print(f"folds: {len(np.unique(files[kept]))} captures, each tested in one of {k} folds; {int(kept.sum())} rows")
+PY
+"$tid" -q predict folds pool/quic-29.pcap > predict-folds.csv || fail "predict with fold models"
+grep -q "QUIC" predict-folds.csv || fail "the fold models' ensemble did not classify QUIC flows"
+echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind, folds cover every capture once"

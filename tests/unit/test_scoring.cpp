@@ -1,0 +1,136 @@
+// Scoring against numbers worked out by hand: per-flow decisions by summed log-probabilities and by
+// vote, flows without samples counted as undecided, abstention, early decisions, unknown traffic,
+// and the threshold calibrated on validation decisions.
+#include <cmath>
+
+#include "scoring.hpp"
+#include "test_support.hpp"
+
+using namespace trafficid;
+using namespace trafficid::host;
+
+namespace {
+
+// Rows: (flow, label, probabilities of A, B, C).
+SplitPredictions predictions(const std::vector<std::tuple<std::uint64_t, std::int64_t, std::array<float, 3>>>& rows) {
+  SplitPredictions p;
+  p.class_names = {"A", "B", "C"};
+  for (const auto& [flow, label, probabilities] : rows) {
+    p.flows.push_back(flow);
+    p.labels.push_back(label);
+    p.probabilities.insert(p.probabilities.end(), probabilities.begin(), probabilities.end());
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a flow's class from summed log-probabilities differs from the majority vote where it should", "[scoring]") {
+  // Flow 1 (true A): two samples lean B a little, one says A with certainty. Votes: B 2, A 1. Summed
+  // log-probabilities: A: ln .45 + ln .45 + ln .98 = -1.617, B: ln .55 + ln .55 + ln .01 = -5.801: A.
+  // Flow 2 (true B): one sample, B. Flow 3 (true C): two samples, both A.
+  auto p = predictions({{1, 0, {0.45f, 0.55f, 0.0f}},
+                        {2, 1, {0.1f, 0.8f, 0.1f}},
+                        {1, 0, {0.45f, 0.55f, 0.0f}},
+                        {3, 2, {0.7f, 0.2f, 0.1f}},
+                        {1, 0, {0.98f, 0.01f, 0.01f}},
+                        {3, 2, {0.6f, 0.3f, 0.1f}}});
+  ScoringOptions logprob;
+  std::vector<FlowDecision> decisions;
+  Json s = score(p, logprob, &decisions);
+  REQUIRE(decisions.size() == 3);
+  CHECK(decisions[0].flow == 1);
+  CHECK(decisions[0].predicted == 0);
+  CHECK(decisions[0].samples == 3);
+  CHECK(decisions[0].confidence == Approx((0.45 + 0.45 + 0.98) / 3));  // the mean probability of the class decided
+  CHECK(decisions[1].predicted == 1);
+  CHECK(decisions[2].predicted == 0);
+  // Per flow, log-probabilities: confusion A: 1 0 0 / B: 0 1 0 / C: 1 0 0. A: precision 1/2, recall 1, F1 2/3;
+  // B: 1, 1, 1; C: 0. Macro F1 (2/3 + 1 + 0) / 3.
+  CHECK(s["per_flow"]["confusion"] == Json::parse("[[1,0,0],[0,1,0],[1,0,0]]"));
+  CHECK(s["per_flow"]["macro_f1"].get<double>() == Approx((2.0 / 3 + 1 + 0) / 3));
+  // By vote flow 1 is B: confusion A: 0 1 0 / B: 0 1 0 / C: 1 0 0. A: F1 0; B: precision 1/2, recall 1, 2/3; C: 0.
+  CHECK(s["per_flow_vote"]["confusion"] == Json::parse("[[0,1,0],[0,1,0],[1,0,0]]"));
+  CHECK(s["per_flow_vote"]["macro_f1"].get<double>() == Approx((0 + 2.0 / 3 + 0) / 3));
+  // Per sample: argmax of each row, 6 rows: A,A,B rows of flow 1 predicted B,B,A -> 1 of 3; flow 2: 1 of 1; flow 3: 0 of 2.
+  CHECK(s["per_sample"]["accuracy"].get<double>() == Approx(2.0 / 6));
+  ScoringOptions vote;
+  vote.flow_decision = "vote";
+  CHECK(score(p, vote)["per_flow"]["macro_f1"].get<double>() == Approx((0 + 2.0 / 3 + 0) / 3));
+}
+
+TEST_CASE("flows without samples, abstentions and unknown traffic are counted, not hidden", "[scoring]") {
+  auto p = predictions({{1, 0, {0.9f, 0.05f, 0.05f}},   // A, sure: right
+                        {2, 1, {0.3f, 0.4f, 0.3f}},     // B, unsure: right, abstained at 0.5
+                        {3, 1, {0.2f, 0.7f, 0.1f}},     // B: right
+                        {4, -1, {0.1f, 0.2f, 0.7f}},    // unknown traffic, forced into C
+                        {5, -1, {0.4f, 0.35f, 0.25f}}});  // unknown traffic, abstained
+  ScoringOptions o;
+  o.flows_without_samples = {0, 0, 2};  // two C flows gave no sample: undecided
+  o.abstain_threshold = 0.5;
+  Json s = score(p, o);
+  CHECK(s["flows"] == 5);  // 3 decided with a class + 2 without samples; unknown traffic apart
+  CHECK(s["flows_without_samples"] == 2);
+  // Without abstaining: A 1/1, B 2/2, C 0/2 (undecided): C's recall 0, F1 0. Macro over A, B, C: 2/3.
+  CHECK(s["per_flow"]["macro_f1"].get<double>() == Approx(2.0 / 3));
+  CHECK(s["per_flow"]["abstained"] == 2);
+  CHECK(s["per_flow"]["per_class"][2]["support"] == 2);
+  CHECK(s["per_flow"]["per_class"][2]["abstained"] == 2);
+  // Abstaining below 0.5: flow 2 undecided, B recall 1/2, precision 1: F1 2/3. Macro (1 + 2/3 + 0) / 3.
+  CHECK(s["abstaining"]["macro_f1"].get<double>() == Approx((1 + 2.0 / 3 + 0) / 3));
+  CHECK(s["abstaining"]["abstained"] == 3);
+  CHECK(s["unknown"]["flows"] == 2);
+  CHECK(s["unknown"]["abstained"] == 1);
+  CHECK(s["unknown"]["forced_into"]["C"] == 1);
+}
+
+TEST_CASE("early decisions of packet models use each flow's first k samples", "[scoring]") {
+  // Flow 1 (A): its first sample says B, then two say A. Flow 2 (B): one sample, B.
+  auto p = predictions({{1, 0, {0.2f, 0.7f, 0.1f}}, {2, 1, {0.1f, 0.8f, 0.1f}}, {1, 0, {0.8f, 0.1f, 0.1f}}, {1, 0, {0.8f, 0.1f, 0.1f}}});
+  ScoringOptions o;
+  o.early = {1, 2, 3};
+  Json s = score(p, o);
+  REQUIRE(s["early"].size() == 3);
+  // After 1 sample flow 1 is B: A F1 0, B precision 1/2 recall 1: 2/3 -> macro 1/3.
+  CHECK(s["early"][0]["samples"] == 1);
+  CHECK(s["early"][0]["macro_f1"].get<double>() == Approx(1.0 / 3));
+  // After 2: ln .2 + ln .8 = -1.83 (A) against ln .7 + ln .1 = -2.66 (B): A, both flows right.
+  CHECK(s["early"][1]["macro_f1"].get<double>() == Approx(1.0));
+  CHECK(s["early"][2]["macro_f1"].get<double>() == Approx(1.0));
+}
+
+TEST_CASE("the abstention threshold is a quantile of the confidences of correct validation decisions", "[scoring]") {
+  auto p = predictions({{1, 0, {0.9f, 0.05f, 0.05f}}, {2, 0, {0.6f, 0.3f, 0.1f}}, {3, 1, {0.2f, 0.7f, 0.1f}},
+                        {4, 1, {0.8f, 0.1f, 0.1f}}, {5, 2, {0.1f, 0.1f, 0.8f}}});
+  // Correct decisions: flows 1, 2, 3, 5 with confidences 0.9, 0.6, 0.7, 0.8; flow 4 is wrong.
+  CHECK(*abstain_threshold(p, "logprob", 0.0) == Approx(0.6));
+  CHECK(*abstain_threshold(p, "logprob", 0.5) == Approx(0.7));  // floor(0.5 x 3) = 1: the second smallest
+  CHECK(*abstain_threshold(p, "logprob", 1.0) == Approx(0.9));
+  CHECK_FALSE(abstain_threshold(predictions({{1, 0, {0.1f, 0.8f, 0.1f}}}), "logprob", 0.05).has_value());
+}
+
+TEST_CASE("fold models' probabilities are averaged row by row, and out-of-fold rows appended", "[scoring]") {
+  auto a = predictions({{1, 0, {0.9f, 0.1f, 0.0f}}});
+  auto b = predictions({{1, 0, {0.3f, 0.7f, 0.0f}}});
+  a.average_with(b);
+  CHECK(a.models == 2);
+  CHECK(a.probabilities[0] == Approx(0.6));
+  CHECK(a.probabilities[1] == Approx(0.4));
+  auto c = predictions({{2, 1, {0.0f, 1.0f, 0.0f}}});
+  a.append(c);
+  CHECK(a.rows() == 2);
+  CHECK(a.flows[1] == 2);
+  CHECK_THROWS(a.average_with(b));  // different rows
+}
+
+TEST_CASE("evaluation counts an abstaining prediction against recall and never for precision", "[metrics]") {
+  auto m = evaluate({0, 0, 1, 1}, {0, abstain, 1, 0}, {"A", "B"});
+  CHECK(m.abstained == 1);
+  CHECK(m.per_class[0].support == 2);
+  CHECK(m.per_class[0].abstained == 1);
+  CHECK(m.per_class[0].recall == Approx(0.5));
+  CHECK(m.per_class[0].precision == Approx(0.5));  // predicted A twice, once right
+  CHECK(m.per_class[1].recall == Approx(0.5));
+  CHECK(m.accuracy == Approx(0.5));
+  CHECK(m.confusion == std::vector<std::vector<std::uint64_t>>{{1, 0}, {1, 1}});
+}
