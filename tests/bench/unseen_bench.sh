@@ -75,16 +75,21 @@ features.flow_start.ports = false
 models = { flow_net = { ports = false }, gbdt = { rounds = 200 } }
 TOML
 started=$(date +%s)
-"$tid" run unseen.toml --run-dir "$work/run" > run.log 2>&1 || { tail -30 run.log; echo "the run failed" >&2; exit 1; }
-echo "trained and scored in $(( $(date +%s) - started )) s: $work/run/report.html"
+if grep -q '"status": "done"' "$work/run/run.json" 2>/dev/null; then
+  echo "reusing the finished run in $work/run (remove it to train again)"
+else
+  "$tid" run unseen.toml --run-dir "$work/run" > run.log 2>&1 || { tail -30 run.log; echo "the run failed" >&2; exit 1; }
+  echo "trained and scored in $(( $(date +%s) - started )) s: $work/run/report.html"
+fi
 
-# nDPI itself, given the first 8 packets of each flow, against its labels with all of them.
-"$tid" -q label "$data/ndpi-4.2-tests/pcap" "$data/ndpi-extra/pcap" --db full.sqlite > /dev/null 2>&1
-"$tid" -q label "$data/ndpi-4.2-tests/pcap" "$data/ndpi-extra/pcap" --db first8.sqlite -p tcp_max_packets=8 -p udp_max_packets=8 > /dev/null 2>&1
+# nDPI itself, given the first 8 packets of each flow, against its labels with all of them. (The
+# suite holds a truncated capture: label keeps its packets and exits 1, which is no failure here.)
+"$tid" -q label "$data/ndpi-4.2-tests/pcap" "$data/ndpi-extra/pcap" --db first8.sqlite -p tcp_max_packets=8 \
+  -p udp_max_packets=8 > /dev/null 2>&1 || [[ -s first8.sqlite ]] || { echo "label failed" >&2; exit 1; }
 
-$py - "$work/run" "$root/experiments/identify_apps.toml" full.sqlite first8.sqlite <<'PY'
+$py - "$work/run" "$root/experiments/identify_apps.toml" first8.sqlite <<'PY'
 import csv, fnmatch, json, sqlite3, sys, tomllib
-run, exp, full, first8 = sys.argv[1:5]
+run, exp, first8 = sys.argv[1:4]
 families = ["packets", "flow_stats", "flow_start", "no_ports"]
 classes = tomllib.load(open(exp, "rb"))["label"]["classes"]
 def classify(label, master):
@@ -132,7 +137,7 @@ def labels(db):
         a, b = (src, sport), (dst, dport)
         out[(path, str(proto)) + tuple(sorted([a, b])) + (first // 1000,)] = classify(label, master or "")
     return out
-short = labels(sys.argv[4])
+short = labels(first8)
 names = sorted(classes)
 tp, fp, fn = {c: 0 for c in names}, {c: 0 for c in names}, {c: 0 for c in names}
 for k, truth in scored.items():
