@@ -352,6 +352,10 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
   auto add_stages = [&](const Json& stages) {
     for (const auto& s : stages) run_record["stages"].push_back(s);
   };
+  auto interrupted = [&] {
+    run_record["status"] = "interrupted";
+    return finish_run(dir, run_record, log, started);
+  };
   try {
     if (!experiment->features) {
       // Capture (and labels) only: no dataset.
@@ -385,10 +389,7 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
                    nullptr, dir};
     auto outcome = obtain_dataset(job, *experiment, registry, log, dir, rebuild);
     add_stages(outcome.stages);
-    if (!outcome.manifest) {
-      run_record["status"] = "interrupted";
-      return finish_run(dir, run_record, log, started);
-    }
+    if (!outcome.manifest) return interrupted();
     run_record["dataset"] = dataset_summary(*outcome.manifest);
     log.info((outcome.reused ? "" : "stage dataset done: ") + describe_dataset(*outcome.manifest));
     std::optional<fs::path> evaluation;
@@ -401,10 +402,7 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
                       experiment->evaluate->max_packets, std::move(label), &target, dir / "evaluate"};
       auto evaluated = obtain_dataset(eval, *experiment, registry, log, dir, rebuild);
       add_stages(evaluated.stages);
-      if (!evaluated.manifest) {
-        run_record["status"] = "interrupted";
-        return finish_run(dir, run_record, log, started);
-      }
+      if (!evaluated.manifest) return interrupted();
       run_record["evaluation"] = dataset_summary(*evaluated.manifest);
       log.info(fmt::format("{}evaluation captures: {}", evaluated.reused ? "" : "stage evaluation done: ",
                            describe_dataset(*evaluated.manifest)));

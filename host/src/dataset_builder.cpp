@@ -338,6 +338,34 @@ void deficit_assign(std::vector<Group*>& groups, const std::array<double, 3>& fr
 }
 }  // namespace
 
+std::vector<DatasetBuilder::FileGroup> DatasetBuilder::file_groups(const std::vector<std::string>& classes,
+                                                                    const std::vector<std::int32_t>& remap, std::uint64_t salt) const {
+  std::vector<FileGroup> files(inputs_.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    files[i].input = i;
+    files[i].per_class.assign(classes.size(), 0);
+    files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed) ^ salt,
+                           std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
+  }
+  for (const auto& f : flows_)
+    if (f.cls >= 0 && f.rows > 0) {
+      files[f.input].rows += f.rows;
+      files[f.input].per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])] += f.rows;
+    }
+  return files;
+}
+
+std::vector<std::vector<DatasetBuilder::FileGroup*>> DatasetBuilder::by_main_class(std::vector<FileGroup>& files,
+                                                                                   std::size_t classes) {
+  std::vector<std::vector<FileGroup*>> per_class(classes);
+  for (auto& g : files)
+    if (g.rows > 0)
+      per_class[static_cast<std::size_t>(std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin())].push_back(&g);
+  for (auto& group : per_class)
+    std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
+  return per_class;
+}
+
 void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
   const auto& d = experiment_.dataset;
   if (d.split == "flow") {
@@ -354,31 +382,10 @@ void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, cons
     }
   } else if (d.split == "file") {
     // A file goes where its main class (most rows) needs it; all its flows follow.
-    struct FileGroup {
-      std::uint64_t key = 0, rows = 0;
-      std::uint8_t split = 0;
-      std::vector<std::uint64_t> per_class;
-    };
-    std::vector<FileGroup> files(inputs_.size());
-    for (std::size_t i = 0; i < files.size(); ++i) {
-      files[i].per_class.assign(classes.size(), 0);
-      files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed),
-                             std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
-    }
-    for (const auto& f : flows_)
-      if (f.cls >= 0 && f.rows > 0) {
-        files[f.input].rows += f.rows;
-        files[f.input].per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])] += f.rows;
-      }
-    std::vector<std::vector<FileGroup*>> per_class(classes.size());
-    for (auto& g : files) {
-      if (g.rows == 0) continue;
-      auto main = std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin();
-      per_class[static_cast<std::size_t>(main)].push_back(&g);
-    }
+    auto files = file_groups(classes, remap, 0);
+    auto per_class = by_main_class(files, classes.size());
     for (std::size_t c = 0; c < classes.size(); ++c) {
       auto& group = per_class[c];
-      std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
       deficit_assign(group, d.fractions);
       if (group.size() < 3 && !group.empty())
         host_.warn(fmt::format("class {} is the main class of {} file{}: a file split cannot give it all three splits",
@@ -422,30 +429,11 @@ std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& cl
   // Each file goes to the fold furthest below its share of its main class's rows (most rows),
   // files in a seeded order: every fold gets files of every class that has enough of them.
   const int k = experiment_.dataset.folds;
-  struct FileGroup {
-    std::uint64_t key = 0, rows = 0;
-    std::size_t input = 0;
-    std::vector<std::uint64_t> per_class;
-  };
-  std::vector<FileGroup> files(inputs_.size());
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    files[i].input = i;
-    files[i].per_class.assign(classes.size(), 0);
-    files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed) ^ 0xf01d,
-                           std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
-  }
-  for (const auto& f : flows_)
-    if (f.cls >= 0 && f.rows > 0) {
-      files[f.input].rows += f.rows;
-      files[f.input].per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])] += f.rows;
-    }
-  std::vector<std::vector<FileGroup*>> per_class(classes.size());
-  for (auto& g : files)
-    if (g.rows > 0) per_class[static_cast<std::size_t>(std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin())].push_back(&g);
+  auto files = file_groups(classes, remap, 0xf01d);
+  auto per_class = by_main_class(files, classes.size());
   std::vector<int> fold_of(inputs_.size(), -1);
   for (std::size_t c = 0; c < classes.size(); ++c) {
     auto& group = per_class[c];
-    std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
     std::vector<double> assigned(static_cast<std::size_t>(k), 0.0);
     std::vector<int> count(static_cast<std::size_t>(k), 0);
     for (auto* g : group) {
@@ -479,12 +467,14 @@ void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std
     }
   const std::size_t k = target_->class_names.size();
   std::vector<std::uint64_t> without_samples(k, 0), training_flows(k, 0);
-  std::uint64_t flows_left_out = 0, unknown_flows = 0, unknown_without_samples = 0;
+  std::uint64_t flows_left_out = 0, unknown_flows = 0, unknown_without_samples = 0, unknown_left_out = 0;
   std::map<std::string, std::uint64_t> flows_per_input;
   for (auto& f : flows_) {
     const std::int32_t cls = f.cls >= 0 ? remap[static_cast<std::size_t>(f.cls)] : -1;
     f.split = excluded_split;
-    if (f.repeated || (cls < 0 && !(f.unknown && target_->keep_unknown))) continue;
+    if (f.repeated) continue;
+    if (cls < 0 && f.unknown && !target_->keep_unknown) ++unknown_left_out;
+    if (cls < 0 && !(f.unknown && target_->keep_unknown)) continue;
     if (training_input[f.input]) continue;
     if (target_->flow_keys.contains(f.identity)) {
       ++flows_left_out;
@@ -514,6 +504,7 @@ void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std
                   {"training_flows_left_out_per_class", training_per_class},
                   {"flows_without_samples", per_class},
                   {"unknown_flows", unknown_flows},
+                  {"flows_of_no_class_left_out", unknown_left_out},  // evaluate.unknown = true tests them
                   {"unknown_flows_without_samples", unknown_without_samples},
                   {"keep_unknown", target_->keep_unknown}};
 }

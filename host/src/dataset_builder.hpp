@@ -64,6 +64,18 @@ class DatasetBuilder final : public LabelListener {
   // Marks the flows of inputs whose content an earlier input has, and the flows an earlier input
   // holds: a dataset keeps each capture and each flow once.
   void mark_repeats();
+  // A capture file's rows per class, for splits and folds by file (its main class: the most rows),
+  // in a seeded order (`salt` varies it).
+  struct FileGroup {
+    std::uint64_t key = 0, rows = 0;
+    std::size_t input = 0;
+    std::uint8_t split = 0;
+    std::vector<std::uint64_t> per_class;
+  };
+  std::vector<FileGroup> file_groups(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap,
+                                     std::uint64_t salt) const;
+  // The files with rows, by main class, each class's in the seeded order.
+  static std::vector<std::vector<FileGroup*>> by_main_class(std::vector<FileGroup>& files, std::size_t classes);
   // Each flow's split; with folds, each input's fold (returned); an evaluation dataset's flows.
   void assign_splits(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap);
   std::vector<int> assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap);
