@@ -3,6 +3,7 @@
     import trafficid_dataset as td
     X, y = td.load("runs/datasets/NAME-HASH", "train")   # X: [rows, *shape], y: int64 class indices
     names = td.manifest("runs/datasets/NAME-HASH")["classes"]
+    X, y = td.load("runs/datasets/NAME-HASH", "test", fold=2)   # with dataset.folds: fold 2's test files
 
 Each shard is a set of .npy files (see the manifest's "shards"); a "ragged" dataset stores only
 the bytes each sample has (shard-*.bytes.npy, lengths in shard-*.len.npy) and is padded with
@@ -40,13 +41,18 @@ def shard_features(folder, m, name):
     return X.reshape((len(lengths),) + shape)
 
 
-def load(folder, split="train"):
-    """X and y of one split ("train", "validation", "test", or None for every row)."""
+def split_file(base, fold):
+    """The split column of a fold: fold 0's (and a dataset without folds') is .split.npy."""
+    return base + (".split.npy" if not fold else ".split-f%d.npy" % fold)
+
+
+def load(folder, split="train", fold=0):
+    """X and y of one split ("train", "validation", "test", or None for every row) of a fold."""
     m = manifest(folder)
     xs, ys = [], []
     for shard in m["shards"]:
         base = os.path.join(folder, shard["name"])
-        keep = np.load(base + ".split.npy")
+        keep = np.load(split_file(base, fold))
         keep = keep != 255 if split is None else keep == SPLITS[split]
         xs.append(np.asarray(shard_features(folder, m, shard["name"]))[keep])
         ys.append(np.load(base + ".y.npy")[keep])
@@ -57,13 +63,13 @@ def load(folder, split="train"):
     return X, y
 
 
-def column(folder, name, split="train"):
+def column(folder, name, split="train", fold=0):
     """Another per-row column of one split: "flow", "file", "packet" (packet datasets)."""
     m = manifest(folder)
     parts = []
     for shard in m["shards"]:
         base = os.path.join(folder, shard["name"])
-        keep = np.load(base + ".split.npy")
+        keep = np.load(split_file(base, fold))
         keep = keep != 255 if split is None else keep == SPLITS[split]
         parts.append(np.load(base + "." + name + ".npy")[keep])
     return np.concatenate(parts) if parts else np.zeros(0)

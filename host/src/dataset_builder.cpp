@@ -745,16 +745,7 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
   m.fractions = d.fractions;
   m.balance = target_ ? "none" : d.balance;
   m.class_weights.assign(k, 1.0);
-  const auto& train_counts = m.counts["train"];
-  if (!target_ && d.balance == "weights") {
-    std::uint64_t total = 0, present = 0;
-    for (auto n : train_counts) {
-      total += n;
-      present += n > 0;
-    }
-    for (std::size_t c = 0; c < k; ++c)
-      m.class_weights[c] = train_counts[c] ? static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(train_counts[c])) : 0.0;
-  }
+  if (!target_ && d.balance == "weights") m.class_weights = balanced_class_weights(m.counts["train"]);
   m.inputs = inputs_;
   m.config = config;
   std::uint64_t packets = 0, packets_in_flows = 0, feature_bytes = 0, dataset_bytes = 0;

@@ -204,8 +204,8 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       fs::create_directories(fold_dir);
       DatasetSplit train(dataset, SplitName::train, fold), validation(dataset, SplitName::validation, fold),
           test(dataset, SplitName::test, fold);
-      if (folds && manifest.fold_counts.size() == static_cast<std::size_t>(folds))
-        input.class_weights = manifest.class_weights;  // one set for all folds (from fold 0's training split)
+      if (folds && manifest.balance == "weights" && manifest.fold_counts.size() == static_cast<std::size_t>(folds))
+        input.class_weights = balanced_class_weights(manifest.fold_counts[static_cast<std::size_t>(fold)].at("train"));
       auto model = registry.create<Model>(*spec.plugin, spec.params, log, name);
       guarded(*spec.plugin, [&] { model->build(input); });
       info = guarded(*spec.plugin, [&] { return model->info(); });

@@ -7,6 +7,18 @@
 
 namespace trafficid {
 
+std::vector<double> balanced_class_weights(const std::vector<std::uint64_t>& train_rows) {
+  std::uint64_t total = 0, present = 0;
+  for (auto n : train_rows) {
+    total += n;
+    present += n > 0;
+  }
+  std::vector<double> w(train_rows.size(), 0.0);
+  for (std::size_t c = 0; c < w.size(); ++c)
+    if (train_rows[c]) w[c] = static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(train_rows[c]));
+  return w;
+}
+
 Json to_json(const DatasetManifest& m) {
   Json shards = Json::array();
   for (const auto& s : m.shards) shards.push_back({{"name", s.name}, {"rows", s.rows}});

@@ -81,6 +81,10 @@ struct DatasetManifest {
   static std::string split_part(int fold) { return fold <= 0 ? "split" : "split-f" + std::to_string(fold); }
 };
 
+// Class weights that balance a training split (dataset.balance = "weights"): its rows over
+// (classes present x the class's rows), 0 for a class it lacks.
+TRAFFICID_SDK_API std::vector<double> balanced_class_weights(const std::vector<std::uint64_t>& train_rows);
+
 TRAFFICID_SDK_API Json to_json(const DatasetManifest& manifest);
 TRAFFICID_SDK_API DatasetManifest manifest_from_json(const Json& json);
 // Reads folder/manifest.json; throws Error naming the folder when it is not a complete dataset.
