@@ -18,6 +18,7 @@
 #include "dataset_stage.hpp"
 #include "study.hpp"
 #include "report.hpp"
+#include "scoring.hpp"
 #include "train_stage.hpp"
 #include "experiment.hpp"
 #include "file_lock.hpp"
@@ -371,13 +372,7 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
       log.info("stage capture done: " + format_summary(summary));
       run_record["stages"].push_back({{"name", "capture"}, {"output", "capture/summary.json"}});
       if (label_stage) {
-        auto labels = label_stage->finish();
-        std::string classes;
-        for (const auto& [name, c] : labels["classes"].items())
-          classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
-        log.info(fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets", labels["labeler"].get<std::string>(),
-                             labels["class_from"].get<std::string>(), classes, labels["dropped"]["flows"].get<std::uint64_t>(),
-                             labels["dropped"]["packets"].get<std::uint64_t>()));
+        log.info(describe_labels(label_stage->finish()));
         run_record["stages"].push_back({{"name", "label"}, {"output", "label/classes.json"}});
       }
       run_record["status"] = summary.stopped_early ? "interrupted" : "done";

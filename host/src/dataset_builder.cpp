@@ -604,13 +604,6 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     }
   };
 
-  // The class column, the same in every fold.
-  for (const auto& s : m.shards) {
-    NpyWriter y(shard_path(s, "y"), npy_descr<std::int64_t>(), 8);
-    rows_of(s, [&](std::size_t, const Row& r, std::uint64_t) { y.append_value(static_cast<std::int64_t>(r.cls)); });
-    y.close(d.sync);
-  }
-
   std::uint64_t total_rows = 0;
   for (int fold = 0; fold < std::max(1, folds); ++fold) {
     // A row's split in this fold: its file's fold is tested, the next one validates.
@@ -697,8 +690,11 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
     total_rows = 0;
     for (const auto& s : m.shards) {
       NpyWriter split(shard_path(s, DatasetManifest::split_part(fold)), "|u1", 1);
+      std::optional<NpyWriter> y;  // the class column, the same in every fold: written with fold 0's splits
+      if (fold == 0) y.emplace(shard_path(s, "y"), npy_descr<std::int64_t>(), 8);
       rows_of(s, [&](std::size_t, const Row& r, std::uint64_t h) {
         ++total_rows;
+        if (y) y->append_value(static_cast<std::int64_t>(r.cls));
         std::uint8_t final_split = split_of(r);
         if (r.repeated) {
           final_split = excluded_split;
@@ -721,6 +717,7 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
         split.append_value(final_split);
       });
       split.close(d.sync);
+      if (y) y->close(d.sync);
     }
     if (fold == 0) {
       m.counts = counts;

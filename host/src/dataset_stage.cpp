@@ -126,14 +126,7 @@ DatasetOutcome obtain_dataset(const DatasetJob& job, const Experiment& experimen
   const std::string prefix = fs::relative(job.stage_dir, run_dir, ec).string();
   auto relative = [&](const std::string& file) { return prefix == "." || prefix.empty() ? file : prefix + "/" + file; };
   outcome.stages.push_back({{"name", job.target ? "capture (evaluation)" : "capture"}, {"output", relative("capture/summary.json")}});
-  auto labels = label_stage.finish();
-  std::string classes;
-  for (const auto& [name, c] : labels["classes"].items())
-    classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
-  log.info(fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets; unsure labels: {} flows",
-                       labels["labeler"].get<std::string>(), labels["class_from"].get<std::string>(), classes,
-                       labels["dropped"]["flows"].get<std::uint64_t>(), labels["dropped"]["packets"].get<std::uint64_t>(),
-                       labels["unsure"]["flows"].get<std::uint64_t>()));
+  log.info(describe_labels(label_stage.finish()));
   outcome.stages.push_back({{"name", job.target ? "label (evaluation)" : "label"}, {"output", relative("label/classes.json")}});
   if (summary.stopped_early) {
     log.warn(fmt::format("interrupted: the {} was not finished; {} stays incomplete and the next run starts it again",

@@ -59,18 +59,6 @@ std::vector<RunModels> runs_of(const fs::path& target) {
   return runs;
 }
 
-// The model a run stands by among scored models: the best validation per-flow macro F1.
-std::string best_model_of_scores(const Json& models) {
-  std::string best;
-  double value = -1;
-  for (const auto& [name, m] : models.items())
-    if (m.value("validation_per_flow_macro_f1", 0.0) > value) {
-      value = m.value("validation_per_flow_macro_f1", 0.0);
-      best = name;
-    }
-  return best;
-}
-
 std::string toml_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -135,7 +123,7 @@ int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request) {
     std::vector<std::uint64_t> without(eval_manifest.class_names.size(), 0);
     for (std::size_t c = 0; c < without.size(); ++c)
       without[c] = eval_manifest.evaluation["flows_without_samples"].value(eval_manifest.class_names[c], std::uint64_t{0});
-    Json models = Json::object();
+    Json models = Json::object(), trained = Json::object();  // scores here; the models' own metrics.json
     for (const auto& dir : run.models) {
       TrainedModel model(dir, registry, log);
       if (model.manifest().class_names != eval_manifest.class_names)
@@ -151,17 +139,10 @@ int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request) {
       Json scores = score(predictions, options, &decisions);
       const std::string name = dir.filename().string();
       fs::create_directories(run_out / name);
-      std::ofstream flows(run_out / name / "flows.csv");
-      flows << "flow,file,true,predicted,confidence,samples,abstains\n";
-      for (const auto& d : decisions) {
-        const auto input = static_cast<std::size_t>(d.flow >> 40);
-        flows << d.flow << ",\"" << (input < eval_manifest.inputs.size() ? eval_manifest.inputs[input].path : "") << "\","
-              << (d.truth >= 0 ? eval_manifest.class_names[static_cast<std::size_t>(d.truth)] : std::string()) << ','
-              << eval_manifest.class_names[static_cast<std::size_t>(d.predicted)] << ',' << fmt::format("{:.4f}", d.confidence)
-              << ',' << d.samples << ',' << (options.abstain_threshold && d.confidence < *options.abstain_threshold ? 1 : 0) << '\n';
-      }
+      write_flow_decisions(run_out / name / "flows.csv", decisions, eval_manifest, options.abstain_threshold);
       Json metrics;
       if (std::ifstream in(dir / "metrics.json"); in) metrics = Json::parse(in);
+      if (metrics.is_object() && metrics.contains("validation_per_flow")) trained[name] = metrics;
       scores["validation_per_flow_macro_f1"] = metrics.is_object() && metrics.contains("validation_per_flow")
                                                    ? metrics["validation_per_flow"].value("macro_f1", 0.0)
                                                    : 0.0;
@@ -176,7 +157,7 @@ int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request) {
                                options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>());
     }
     result["runs"].push_back({{"run", fs::absolute(run.run).lexically_normal().string()},
-                              {"best_model", best_model_of_scores(models)},
+                              {"best_model", best_model_name(trained)},
                               {"dataset", dataset_summary(eval_manifest)},
                               {"classes", eval_manifest.class_names},
                               {"models", models}});

@@ -102,6 +102,16 @@ void LabelStage::end_file() {
   if (listener_) listener_->end_input(current_packets_);
 }
 
+std::string describe_labels(const Json& labels) {
+  std::string classes;
+  for (const auto& [name, c] : labels["classes"].items())
+    classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
+  return fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets; unsure labels: {} flows",
+                     labels["labeler"].get<std::string>(), labels["class_from"].get<std::string>(), classes,
+                     labels["dropped"]["flows"].get<std::uint64_t>(), labels["dropped"]["packets"].get<std::uint64_t>(),
+                     labels["unsure"]["flows"].get<std::uint64_t>());
+}
+
 Json LabelStage::finish() {
   end_file();
   flows_csv_.close();

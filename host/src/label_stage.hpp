@@ -25,6 +25,9 @@ class LabelListener {
   virtual void end_input(std::uint64_t packets) = 0;
 };
 
+// The log line of a finished label stage, from its summary (LabelStage::finish()).
+std::string describe_labels(const Json& summary);
+
 class LabelStage {
  public:
   // `threads`: labelling workers, overriding spec.threads when not 0.

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
+#include <fstream>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "plugin_registry.hpp"
@@ -97,42 +99,43 @@ SplitPredictions predict_split(const PredictFunction& predict, const std::string
   return out;
 }
 
+void FlowVotes::add(const float* p, std::size_t k) {
+  if (log_sum_.empty()) {
+    log_sum_.assign(k, 0.0);
+    sum_.assign(k, 0.0);
+    votes_.assign(k, 0);
+  }
+  for (std::size_t c = 0; c < k; ++c) {
+    log_sum_[c] += std::log(std::max<double>(p[c], probability_floor));
+    sum_[c] += p[c];
+  }
+  ++votes_[static_cast<std::size_t>(argmax(p, k))];
+  ++samples_;
+}
+
+std::int64_t FlowVotes::decide_class(const std::string& rule) const {
+  if (rule == "vote") {
+    // The most votes; a tie goes to the class with the larger summed probability.
+    std::size_t best = 0;
+    for (std::size_t c = 1; c < votes_.size(); ++c)
+      if (votes_[c] > votes_[best] || (votes_[c] == votes_[best] && sum_[c] > sum_[best])) best = c;
+    return static_cast<std::int64_t>(best);
+  }
+  return std::max_element(log_sum_.begin(), log_sum_.end()) - log_sum_.begin();
+}
+
+std::pair<std::int64_t, double> FlowVotes::decide(const std::string& rule) const {
+  const std::int64_t cls = decide_class(rule);
+  return {cls, samples_ ? sum_[static_cast<std::size_t>(cls)] / static_cast<double>(samples_) : 0.0};
+}
+
 namespace {
 
 struct FlowSums {
   std::int64_t truth = -1;
-  std::uint64_t samples = 0;
-  std::vector<double> log_sum, sum;
-  std::vector<std::uint32_t> votes;
   std::size_t first_row = 0;
+  FlowVotes votes;
 };
-
-std::int64_t decide(const FlowSums& f, const std::string& rule) {
-  if (rule == "vote") {
-    // The most votes; a tie goes to the class with the larger summed probability.
-    std::int64_t best = 0;
-    for (std::size_t c = 1; c < f.votes.size(); ++c)
-      if (f.votes[c] > f.votes[static_cast<std::size_t>(best)] ||
-          (f.votes[c] == f.votes[static_cast<std::size_t>(best)] && f.sum[c] > f.sum[static_cast<std::size_t>(best)]))
-        best = static_cast<std::int64_t>(c);
-    return best;
-  }
-  return std::max_element(f.log_sum.begin(), f.log_sum.end()) - f.log_sum.begin();
-}
-
-void add_row(FlowSums& f, const float* p, std::size_t k) {
-  if (f.log_sum.empty()) {
-    f.log_sum.assign(k, 0.0);
-    f.sum.assign(k, 0.0);
-    f.votes.assign(k, 0);
-  }
-  for (std::size_t c = 0; c < k; ++c) {
-    f.log_sum[c] += std::log(std::max<double>(p[c], probability_floor));
-    f.sum[c] += p[c];
-  }
-  ++f.votes[static_cast<std::size_t>(argmax(p, k))];
-  ++f.samples;
-}
 
 // Flow sums in order of first appearance.
 std::vector<FlowSums> sum_flows(const SplitPredictions& p) {
@@ -146,7 +149,7 @@ std::vector<FlowSums> sum_flows(const SplitPredictions& p) {
       flows.back().truth = p.labels[r];
       flows.back().first_row = r;
     }
-    add_row(flows[it->second], p.probabilities.data() + r * k, k);
+    flows[it->second].votes.add(p.probabilities.data() + r * k, k);
   }
   return flows;
 }
@@ -155,9 +158,8 @@ FlowDecision decision_of(std::uint64_t flow, const FlowSums& f, const std::strin
   FlowDecision d;
   d.flow = flow;
   d.truth = f.truth;
-  d.predicted = decide(f, rule);
-  d.samples = f.samples;
-  d.confidence = f.samples ? f.sum[static_cast<std::size_t>(d.predicted)] / static_cast<double>(f.samples) : 0.0;
+  std::tie(d.predicted, d.confidence) = f.votes.decide(rule);
+  d.samples = f.votes.samples();
   return d;
 }
 
@@ -179,29 +181,6 @@ EvaluationMetrics flow_metrics(const std::vector<std::int64_t>& truth, const std
 }
 
 }  // namespace
-
-void FlowVotes::add(const float* p, std::size_t k) {
-  FlowSums f;
-  f.log_sum = std::move(log_sum_);
-  f.sum = std::move(sum_);
-  f.votes = std::move(votes_);
-  f.samples = samples_;
-  add_row(f, p, k);
-  log_sum_ = std::move(f.log_sum);
-  sum_ = std::move(f.sum);
-  votes_ = std::move(f.votes);
-  samples_ = f.samples;
-}
-
-std::pair<std::int64_t, double> FlowVotes::decide(const std::string& rule) const {
-  FlowSums f;
-  f.log_sum = log_sum_;
-  f.sum = sum_;
-  f.votes = votes_;
-  f.samples = samples_;
-  const auto d = decision_of(0, f, rule);
-  return {d.predicted, d.confidence};
-}
 
 std::vector<FlowDecision> decide_flows(const SplitPredictions& p, const std::string& rule) {
   std::vector<FlowDecision> out;
@@ -240,7 +219,7 @@ Json score(const SplitPredictions& p, const ScoringOptions& options, std::vector
     decisions.push_back(decision_of(p.flows[f.first_row], f, options.flow_decision));
     truth.push_back(f.truth);
     predicted.push_back(decisions.back().predicted);
-    predicted_other.push_back(decide(f, other_rule));
+    predicted_other.push_back(f.votes.decide_class(other_rule));
   }
   std::uint64_t classed = 0, without = 0;
   for (auto t : truth) classed += t >= 0;
@@ -264,14 +243,14 @@ Json score(const SplitPredictions& p, const ScoringOptions& options, std::vector
   } else if (!options.early.empty()) {
     // Packet models: the decision after each flow's first k samples (all of them when it has fewer).
     std::unordered_map<std::uint64_t, std::size_t> index;
-    std::vector<FlowSums> running(flows.size());
+    std::vector<FlowVotes> running(flows.size());
     std::vector<std::vector<std::int64_t>> at_k(options.early.size(), predicted);
     for (std::size_t i = 0; i < flows.size(); ++i) index[p.flows[flows[i].first_row]] = i;
     for (std::size_t r = 0; r < p.rows(); ++r) {
       const std::size_t i = index.at(p.flows[r]);
-      add_row(running[i], p.probabilities.data() + r * k, k);
+      running[i].add(p.probabilities.data() + r * k, k);
       for (std::size_t e = 0; e < options.early.size(); ++e)
-        if (static_cast<std::int64_t>(running[i].samples) == options.early[e]) at_k[e][i] = decide(running[i], options.flow_decision);
+        if (static_cast<std::int64_t>(running[i].samples()) == options.early[e]) at_k[e][i] = running[i].decide_class(options.flow_decision);
     }
     for (std::size_t e = 0; e < options.early.size(); ++e) {
       auto m = flow_metrics(truth, at_k[e], p, options);
@@ -304,6 +283,34 @@ Json score(const SplitPredictions& p, const ScoringOptions& options, std::vector
                       {"forced_into", forced}};
   if (decisions_out) *decisions_out = std::move(decisions);
   return out;
+}
+
+void write_flow_decisions(const std::filesystem::path& file, const std::vector<FlowDecision>& decisions,
+                          const DatasetManifest& m, std::optional<double> threshold) {
+  std::ofstream out(file);
+  out << "flow,file,true,predicted,confidence,samples,abstains\n";
+  for (const auto& d : decisions) {
+    const auto input = static_cast<std::size_t>(d.flow >> 40);
+    out << d.flow << ",\"" << (input < m.inputs.size() ? m.inputs[input].path : std::string()) << "\","
+        << (d.truth >= 0 ? m.class_names[static_cast<std::size_t>(d.truth)] : std::string()) << ','
+        << m.class_names[static_cast<std::size_t>(d.predicted)] << ',' << fmt::format("{:.4f}", d.confidence) << ','
+        << d.samples << ',' << (threshold && d.confidence < *threshold ? 1 : 0) << '\n';
+  }
+  if (!out) throw Error(fmt::format("cannot write {}", file.string()));
+}
+
+std::string best_model_name(const Json& models) {
+  std::string best;
+  double best_value = -1;
+  for (const auto& [name, m] : models.items()) {
+    if (!m.is_object() || !m.contains("validation_per_flow")) continue;
+    const double v = m["validation_per_flow"].value("macro_f1", 0.0);
+    if (v > best_value) {
+      best_value = v;
+      best = name;
+    }
+  }
+  return best;
 }
 
 }  // namespace trafficid::host

@@ -7,6 +7,7 @@
 // undecided; flows of no class (an evaluation's unknown traffic) measure rejection.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -72,6 +73,9 @@ class FlowVotes {
  public:
   void add(const float* probabilities, std::size_t classes);
   std::uint64_t samples() const { return samples_; }
+  // The class the rule decides ("logprob": the largest summed log-probability; "vote": the most
+  // votes, a tie to the larger summed probability).
+  std::int64_t decide_class(const std::string& rule) const;
   // The decided class and its confidence (the mean probability the samples gave it).
   std::pair<std::int64_t, double> decide(const std::string& rule) const;
 
@@ -84,6 +88,15 @@ class FlowVotes {
 // The abstention threshold: the `quantile` of the confidences of the correct decisions on the
 // validation split (so about that share of the flows a model gets right there is given up).
 std::optional<double> abstain_threshold(const SplitPredictions& validation, const std::string& rule, double quantile);
+
+// FILE (flows.csv, unseen_flows.csv): every flow's decision, its capture (from the dataset's
+// inputs), true class (empty for unknown traffic), confidence, samples, whether it is abstained on.
+void write_flow_decisions(const std::filesystem::path& file, const std::vector<FlowDecision>& decisions,
+                          const DatasetManifest& manifest, std::optional<double> threshold);
+
+// The model a run stands by, of {name: metrics.json}: the best per-flow macro F1 on the validation
+// split (never the test split nor unseen captures); empty when none has one.
+std::string best_model_name(const Json& models);
 
 // {"per_sample", "per_flow", "per_flow_vote" or "per_flow_logprob" (the other rule), "early",
 //  "abstaining" (with its threshold), "flows": count, "flows_without_samples", "unknown" (rejection)}.

@@ -123,21 +123,6 @@ void write_row_predictions(const fs::path& file, const SplitPredictions& p) {
   }
 }
 
-// FLOWS.csv: every flow's decision (its file from the dataset's inputs), true class (empty for
-// unknown traffic), samples, confidence and whether the model abstains on it.
-void write_flow_decisions(const fs::path& file, const std::vector<FlowDecision>& decisions, const DatasetManifest& m,
-                          std::optional<double> threshold) {
-  std::ofstream out(file);
-  out << "flow,file,true,predicted,confidence,samples,abstains\n";
-  for (const auto& d : decisions) {
-    const auto input = static_cast<std::size_t>(d.flow >> 40);
-    out << d.flow << ",\"" << (input < m.inputs.size() ? m.inputs[input].path : std::string()) << "\","
-        << (d.truth >= 0 ? m.class_names[static_cast<std::size_t>(d.truth)] : std::string()) << ','
-        << m.class_names[static_cast<std::size_t>(d.predicted)] << ',' << fmt::format("{:.4f}", d.confidence) << ','
-        << d.samples << ',' << (threshold && d.confidence < *threshold ? 1 : 0) << '\n';
-  }
-}
-
 ScoringOptions scoring_options(const Experiment& experiment) {
   ScoringOptions o;
   o.flow_decision = experiment.evaluation.flow_decision;
@@ -178,6 +163,8 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
                          unseen ? fmt::format("; {} samples of unseen captures", unseen->rows()) : ""));
   }
   const ScoringOptions base_options = scoring_options(experiment);
+  ScoringOptions validation_options = base_options;  // the validation split gives a score and a threshold, no curves
+  validation_options.early.clear();
   for (const auto& spec : experiment.models) {
     const std::string& name = spec.plugin->name;
     const fs::path dir = run_dir / "models" / name;
@@ -253,8 +240,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       training_seconds += seconds;
       // This fold's predictions: the test rows (out of fold), the validation rows, the unseen captures.
       auto tested = predict_split(*model, *spec.plugin, test, base_options.early);
-      auto validated = predict_split(*model, *spec.plugin, validation, base_options.early);
-      const double fold_validation_f1 = score(validated, base_options)["per_flow"].value("macro_f1", 0.0);
+      auto validated = predict_split(*model, *spec.plugin, validation, {});  // its per-flow score and threshold only
       Json fold_epochs = read_epoch_lines(fold_dir / "metrics.jsonl");
       std::int64_t fold_best = 0;
       double best_f1 = -1;
@@ -271,7 +257,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       }
       if (folds) {
         Json record = {{"fold", fold}, {"best_epoch", fold_best}, {"training_seconds", seconds},
-                       {"validation_per_flow_macro_f1", fold_validation_f1},
+                       {"validation_per_flow_macro_f1", score(validated, validation_options)["per_flow"].value("macro_f1", 0.0)},
                        {"test_per_flow_macro_f1", score(tested, base_options)["per_flow"].value("macro_f1", 0.0)},
                        {"test_rows", tested.rows()}};
         write_file_atomically(fold_dir / "fold.json", record.dump(2));
@@ -302,7 +288,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
 
     std::vector<FlowDecision> test_flows, unseen_flows;
     Json tested = score(test_predictions, options, &test_flows);
-    Json validated = score(validation_predictions, options);
+    Json validated = score(validation_predictions, validation_options);
     write_row_predictions(dir / "predictions.csv", test_predictions);
     write_flow_decisions(dir / "flows.csv", test_flows, manifest, options.abstain_threshold);
     const double throughput = test_predictions.seconds > 0 ? static_cast<double>(test_predictions.rows()) / test_predictions.seconds : 0;
@@ -354,21 +340,6 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     all[name] = metrics;
   }
   return all;
-}
-
-std::string best_model_name(const Json& models) {
-  // By validation (per-flow macro F1), never by the test split or the unseen captures.
-  std::string best;
-  double best_value = -1;
-  for (const auto& [name, m] : models.items()) {
-    if (!m.is_object() || !m.contains("validation_per_flow")) continue;
-    const double v = m["validation_per_flow"].value("macro_f1", 0.0);
-    if (v > best_value) {
-      best_value = v;
-      best = name;
-    }
-  }
-  return best;
 }
 
 }  // namespace trafficid::host

@@ -30,8 +30,4 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
                      const std::filesystem::path& dataset, const std::filesystem::path& run_dir,
                      const TrialContext* trial = nullptr, const std::filesystem::path* evaluation = nullptr);
 
-// The model a run stands by: the best per-flow macro F1 on the validation split (never the test
-// split nor the unseen captures); empty when none has one.
-std::string best_model_name(const Json& models);
-
 }  // namespace trafficid::host

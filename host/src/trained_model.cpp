@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fstream>
 
+#include "scoring.hpp"
+
 namespace trafficid::host {
 
 namespace fs = std::filesystem;
@@ -41,16 +43,11 @@ fs::path resolve_model_dir(const fs::path& path, std::string& why) {
     throw Error(fmt::format("{}: neither a model's folder (model.json) nor a run folder with trained models (models/NAME/)",
                             path.string()));
   std::sort(candidates.begin(), candidates.end());
-  fs::path best;
-  double best_value = -1;
-  for (const auto& c : candidates) {
-    const Json m = read_json(c / "metrics.json");
-    const double v = m.contains("validation_per_flow") ? m["validation_per_flow"].value("macro_f1", 0.0) : -0.5;
-    if (v > best_value) {
-      best_value = v;
-      best = c;
-    }
-  }
+  Json metrics = Json::object();
+  for (const auto& c : candidates) metrics[c.string()] = read_json(c / "metrics.json");
+  const std::string chosen = best_model_name(metrics);
+  const fs::path best = chosen.empty() ? candidates.front() : fs::path(chosen);  // runs of earlier versions: the first
+  const double best_value = chosen.empty() ? 0.0 : metrics[chosen]["validation_per_flow"].value("macro_f1", 0.0);
   why = fmt::format("{}: the best of {} model{} by per-flow macro F1 on the validation split ({:.4f})", best.string(),
                     candidates.size(), candidates.size() == 1 ? "" : "s", best_value);
   return best;
