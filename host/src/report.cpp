@@ -278,11 +278,15 @@ void write_report(const fs::path& run_dir, const Json& run_record, const Json& m
     std::vector<Series> losses = {{"train loss", "#1f77b4", {}}, {"validation loss", "#ff7f0e", {}}};
     std::vector<Series> scores = {{"validation macro F1", "#2ca02c", {}}, {"validation accuracy", "#9467bd", {}}};
     for (const auto& e : m["epochs"]) {
-      double x = e.value("epoch", 0);
-      losses[0].points.emplace_back(x, e.value("train_loss", 0.0));
-      losses[1].points.emplace_back(x, e.value("val_loss", 0.0));
-      scores[0].points.emplace_back(x, e.value("val_macro_f1", 0.0));
-      scores[1].points.emplace_back(x, e.value("val_accuracy", 0.0));
+      const double x = e.value("epoch", 0);
+      // A number that is missing or null (a diverged epoch written by an older trafficid) is no point.
+      auto add = [&](Series& series, const char* key) {
+        if (e.contains(key) && e[key].is_number()) series.points.emplace_back(x, e[key].get<double>());
+      };
+      add(losses[0], "train_loss");
+      add(losses[1], "val_loss");
+      add(scores[0], "val_macro_f1");
+      add(scores[1], "val_accuracy");
     }
     html += "<div class=\"charts\">" + line_chart("Loss", losses, false) + line_chart("Validation", scores, true) +
             early_chart(m) + "</div>";
@@ -509,7 +513,9 @@ void write_comparison_report(const fs::path& out, const std::vector<fs::path>& r
         const auto& models = runs[i].models;
         if (!models.contains(name) || !models[name].contains("epochs")) continue;
         Series s{runs[i].label, palette[i % std::size(palette)], {}};
-        for (const auto& e : models[name]["epochs"]) s.points.emplace_back(e.value("epoch", 0), e.value("val_macro_f1", 0.0));
+        for (const auto& e : models[name]["epochs"])
+          if (e.contains("val_macro_f1") && e["val_macro_f1"].is_number())
+            s.points.emplace_back(e.value("epoch", 0), e["val_macro_f1"].get<double>());
         series.push_back(std::move(s));
       }
       html += line_chart(name, series, true);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <fcntl.h>
@@ -219,6 +220,8 @@ StudyState Study::replay(const std::vector<Json>& events) const {
       t.attempts = e.at("attempt").get<int>();
       t.worker = e.value("worker", "");
     } else if (kind == "report") {
+      // A journal of an older trafficid may hold a diverged epoch as null: not a report.
+      if (!e.contains("value") || !e["value"].is_number()) continue;
       const int step = e.at("step").get<int>();
       const double value = e.at("value").get<double>();
       guarded(*plugin, [&] { return state.tuner->report(id, step, value); });
@@ -229,7 +232,7 @@ StudyState Study::replay(const std::vector<Json>& events) const {
       t.error = e.value("error", "");
       t.seconds += e.value("seconds", 0.0);
       t.value = e.contains("value") && e["value"].is_number() ? std::optional<double>(e["value"].get<double>()) : std::nullopt;
-      if (t.status == "failed" && t.attempts <= state.header.retries) {
+      if (t.status == "failed" && t.attempts <= state.header.retries && e.value("retry", true)) {
         t.status = "waiting";  // run again
         continue;
       }
@@ -273,19 +276,23 @@ std::optional<Study::Claim> Study::claim(const std::string& worker) {
 }
 
 void Study::finish(Claim& claim, const std::string& status, std::optional<double> value, const std::string& error,
-                   double seconds) {
+                   double seconds, bool may_retry) {
+  if (value && !std::isfinite(*value)) throw Error(fmt::format("trial {}: its value {} is not a number", claim.trial, *value));
   {
     const FileLock lock = lock_journal();
     Json e = {{"event", "end"}, {"trial", claim.trial}, {"status", status}, {"attempt", claim.attempt},
               {"seconds", seconds}, {"t", now_unix()}};
-    e["value"] = value ? Json(*value) : Json(nullptr);
+    if (value) e["value"] = *value;  // no value (a failed trial): no key, never a null
     if (!error.empty()) e["error"] = error;
+    if (!may_retry) e["retry"] = false;
     append({e});
   }
   claim.lock.release();
 }
 
 TrialDecision Study::report(std::uint64_t trial, int step, double value) {
+  if (!std::isfinite(value))
+    throw Error(fmt::format("trial {}: epoch {} reports {}, which the study cannot compare: the trial diverged", trial, step, value));
   const FileLock lock = lock_journal();
   auto journal = events();
   for (const auto& e : journal)

@@ -83,9 +83,10 @@ class Study {
     FileLock lock;
   };
   std::optional<Claim> claim(const std::string& worker);
-  // The trial's process ended: done (value), pruned (best value seen), or failed (error).
+  // The trial's process ended: done (value), pruned (best value seen), or failed (error). A failure
+  // that would recur (training diverged) is not retried. A value must be finite.
   void finish(Claim& claim, const std::string& status, std::optional<double> value, const std::string& error,
-              double seconds);
+              double seconds, bool may_retry = true);
   // In a trial's own process, after each epoch: journals the value and says whether to go on
   // (the tuner's decision, then the median pruner's). A step journaled already (a resumed trial)
   // gets its journaled decision.

@@ -36,6 +36,13 @@ class EpochLog final : public TrainingObserver {
   EpochLog(HostLog& log, std::string name, fs::path file, std::int64_t epochs)
       : log_(log), name_(std::move(name)), file_(std::move(file)), epochs_(epochs) {}
   bool on_epoch(const EpochMetrics& m) override {
+    // A diverged epoch stops training and is kept out of every file (JSON has no NaN: it would be
+    // written as null, which no reader of metrics.jsonl, the study journal or the report expects).
+    if (auto why = divergence(m); !why.empty()) {
+      diverged_ = fmt::format("diverged at epoch {} ({})", m.epoch, why);
+      log_.warn(fmt::format("model {}: {}", name_, diverged_));
+      return false;
+    }
     std::string text;
     for (const auto& line : read_epoch_lines(file_))
       if (line.value("epoch", 0) < m.epoch) text += line.dump() + "\n";
@@ -46,9 +53,12 @@ class EpochLog final : public TrainingObserver {
                           m.val_accuracy, m.val_macro_f1, m.samples_per_second, m.seconds));
     return !log_.stop_requested();
   }
+  // Why training stopped on numbers that are not finite; empty when it did not.
+  const std::string& diverged() const { return diverged_; }
 
  private:
   HostLog& log_;
+  std::string diverged_;
   std::string name_;
   fs::path file_;
   std::int64_t epochs_;
@@ -61,6 +71,7 @@ class TrialObserver final : public TrainingObserver {
       : inner_(inner), log_(log), trial_(trial), metrics_(std::move(metrics)) {}
   bool on_epoch(const EpochMetrics& m) override {
     const bool go_on = inner_.on_epoch(m);
+    if (!inner_.diverged().empty()) return false;  // nothing to report: the trial fails
     // A resumed trial first reports the epochs its checkpoint holds that this process has not
     // (the journal may lack them after a kill; the study ignores a step it has).
     std::vector<std::pair<int, double>> epochs;
@@ -217,6 +228,17 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
           all["status"] = "interrupted";
           return all;
         }
+        if (!observer.diverged().empty()) {
+          const std::string why = fmt::format("model {}: training {}; lower train.lr (now {}) and run it again", label, observer.diverged(),
+                                              experiment.train.value("lr", 0.0));
+          if (!trial) throw Error(why);
+          // A diverged trial fails for good (the same seed diverges again): no retry.
+          Json result = {{"trial", trial->trial}, {"model", name}, {"metric", trial->metric}, {"status", "failed"},
+                         {"error", why}, {"retry", false}, {"value", nullptr}, {"training_seconds", seconds}};
+          write_file_atomically(run_dir / "trial.json", result.dump(2));
+          all[name] = result;
+          break;
+        }
         if (trial) {
           // The trial's value: its best epoch's (all epochs, also those before a resume).
           std::optional<double> best;
@@ -236,6 +258,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
           break;
         }
         guarded(*spec.plugin, [&] { model->save(fold_dir / "model.pt"); });
+        sync_file(fold_dir / "model.pt");  // on the disk before metrics.json or fold.json says it is done
       }
       training_seconds += seconds;
       // This fold's predictions: the test rows (out of fold), the validation rows, the unseen captures.

@@ -213,11 +213,14 @@ int cmd_tune(const GlobalOptions& global, const TuneRequest& request) {
     const fs::path dir = study.trial_dir(r.claim.trial);
     std::string outcome = "failed", error;
     std::optional<double> value;
+    bool may_retry = true;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       try {
         std::ifstream in(dir / "trial.json");
         Json result = Json::parse(in);
         outcome = result.at("status").get<std::string>();
+        error = result.value("error", "");
+        may_retry = result.value("retry", true);
         if (result.at("value").is_number()) value = result["value"].get<double>();
       } catch (const std::exception& e) {
         error = fmt::format("the trial ended without a readable {} ({})", (dir / "trial.json").string(), e.what());
@@ -227,7 +230,7 @@ int cmd_tune(const GlobalOptions& global, const TuneRequest& request) {
                                   : fmt::format("exit status {}", WEXITSTATUS(status));
       error += ": " + log_tail(dir / "trial.log");
     }
-    study.finish(r.claim, outcome, value, error, seconds);
+    study.finish(r.claim, outcome, value, error, seconds, may_retry);
     if (outcome == "failed") log.warn(fmt::format("trial {} failed (attempt {}): {}", r.claim.trial, r.claim.attempt, error));
     else log.info(fmt::format("trial {} {}: {} {} in {:.1f} s", r.claim.trial, outcome, header.metric,
                               value ? fmt::format("{:.4f}", *value) : "none", seconds));

@@ -1,5 +1,6 @@
 #include "trafficid/metrics.hpp"
 
+#include <cmath>
 #include <fmt/format.h>
 
 #include "trafficid/error.hpp"
@@ -62,6 +63,17 @@ Json to_json(const EpochMetrics& e) {
          {"samples_per_second", e.samples_per_second}};
   for (const auto& [key, value] : e.extra) j[key] = value;
   return j;
+}
+
+std::string divergence(const EpochMetrics& e) {
+  std::vector<std::pair<std::string, double>> numbers = {{"training loss", e.train_loss}, {"validation loss", e.val_loss},
+                                                         {"validation accuracy", e.val_accuracy},
+                                                         {"validation macro F1", e.val_macro_f1}};
+  for (const auto& [key, value] : e.extra) numbers.emplace_back(key, value);
+  std::string why;
+  for (const auto& [what, value] : numbers)
+    if (!std::isfinite(value)) why += fmt::format("{}{} is {}", why.empty() ? "" : ", ", what, value);
+  return why;
 }
 
 Json to_json(const EvaluationMetrics& m) {

@@ -153,20 +153,6 @@ template <class T> std::vector<T> read_npy(const std::filesystem::path& path) {
   return values;
 }
 
-void write_file_atomically(const std::filesystem::path& file, std::string_view content) {
-  auto temporary = file;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) throw Error(fmt::format("cannot write {} (disk full or no permission?)", file.string()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, file, ec);
-  if (ec) throw Error(fmt::format("cannot write {}: {}", file.string(), ec.message()));
-}
-
 template std::vector<std::uint8_t> read_npy(const std::filesystem::path&);
 template std::vector<std::uint16_t> read_npy(const std::filesystem::path&);
 template std::vector<std::uint32_t> read_npy(const std::filesystem::path&);

@@ -164,6 +164,32 @@ assert "cuda" in ends[2][-1]["error"].lower(), ends[2][-1]["error"]
 PY
 grep -q "<td>2</td><td>failed</td>" crash/report.html || fail "the report does not list the failed trial"
 
+# 5b. A trial that diverges (SGD, momentum 0.9, batches of 8, lr 10: NaN) fails once, with its reason, and is not
+#     retried (its seed would diverge again); no NaN or null reaches the journal, which replays; a
+#     journal of an older trafficid holding a null report still replays.
+{ sed 's/optimizer = "adam"/optimizer = "sgd"\nmomentum = 0.9/; s/batch_size = 64/batch_size = 8/' base.toml
+  printf '\n[tune]\ntuner = "grid"\ntrials = 2\nretries = 1\n[tune.space]\n"train.lr" = { choice = [0.001, 10.0] }\n'; } > nan.toml
+"$tid" -q tune nan.toml --study-dir nan > nan.log 2>&1 || { cat nan.log; fail "a diverging trial took the study down"; }
+$py - nan/journal.jsonl <<'PY' || fail "diverged trial"
+import json, sys
+def no_nan(word): raise ValueError(f"{word} in the journal")
+events = [json.loads(l, parse_constant=no_nan) for l in open(sys.argv[1])]
+def no_null(v):
+    assert v is not None, "null in the journal"
+    for x in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else []): no_null(x)
+for e in events: no_null(e)
+ends = {}
+for e in events:
+    if e["event"] == "end": ends.setdefault(e["trial"], []).append(e)
+assert [e["status"] for e in ends[1]] == ["done"], ends[1]
+assert [e["status"] for e in ends[2]] == ["failed"], ends[2]
+assert "diverged at epoch" in ends[2][0]["error"] and "lower train.lr" in ends[2][0]["error"], ends[2][0]
+assert ends[2][0]["retry"] is False
+PY
+printf '{"event":"report","trial":2,"step":1,"value":null,"decision":"continue","t":0}\n' >> nan/journal.jsonl
+"$tid" -q tune nan.toml --study-dir nan > nan2.log 2>&1 || { cat nan2.log; fail "a journal with a null report does not replay"; }
+grep -q "<td>2</td><td>failed</td>" nan/report.html || fail "the report does not list the diverged trial"
+
 # 6. The median pruner (with random search): a trial stops exactly when it is below the median of
 #    the other trials' values at that epoch (after the warm-up, with enough others).
 study median.toml random 8 $'pruner = "median"\npruner_warmup = 1\npruner_min_trials = 2'

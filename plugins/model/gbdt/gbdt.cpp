@@ -115,9 +115,31 @@ class Gbdt final : public Model {
     const auto epochs = std::max<std::int64_t>(1, params_.at("rounds").get<std::int64_t>() / per_epoch);
     const auto patience = context.settings.value("patience", std::int64_t{0});
     double best = -1;
-    std::int64_t best_rounds = 0, bad = 0, rounds = 0;
+    std::int64_t best_rounds = 0, bad = 0, rounds = 0, first_epoch = 1;
     std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end());
-    for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
+    // Checkpoints: after each epoch the trees so far (epoch-N.ubj), then state.json naming them
+    // (the commit). `trafficid run --resume` goes on from the last one.
+    const std::filesystem::path dir = context.checkpoint_dir;
+    auto checkpoint = [&](std::int64_t epoch) { return dir / fmt::format("epoch-{:04}.ubj", epoch); };
+    if (!dir.empty()) {
+      std::filesystem::create_directories(dir);
+      if (std::ifstream in(dir / "state.json"); in) {
+        const Json state = Json::parse(in);
+        const std::int64_t epoch = state.at("epoch").get<std::int64_t>();
+        const std::string bytes = read_bytes(checkpoint(epoch));
+        check(XGBoosterLoadModelFromBuffer(booster_, bytes.data(), bytes.size()), "loading a checkpoint");
+        set("nthread", std::to_string(threads > 0 ? threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()))));
+        rounds = state.at("rounds").get<std::int64_t>();
+        best = state.at("best_f1").get<double>();
+        best_rounds = state.at("best_rounds").get<std::int64_t>();
+        bad = state.at("bad_epochs").get<std::int64_t>();
+        first_epoch = epoch + 1;
+        rounds_ = rounds;
+        host_.info(fmt::format("gbdt: resuming after epoch {} ({} rounds) from {}", epoch, rounds, dir.string()));
+        if (patience > 0 && bad >= patience) first_epoch = epochs + 1;  // it had stopped early
+      }
+    }
+    for (std::int64_t epoch = first_epoch; epoch <= epochs; ++epoch) {
       auto started = std::chrono::steady_clock::now();
       for (std::int64_t i = 0; i < per_epoch; ++i, ++rounds) check(XGBoosterUpdateOneIter(booster_, static_cast<int>(rounds), dtrain.handle), "training");
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -147,12 +169,23 @@ class Gbdt final : public Model {
       m.samples_per_second = seconds > 0 ? static_cast<double>(tm.rows * static_cast<std::size_t>(per_epoch)) / seconds : 0;
       m.extra["rounds"] = static_cast<double>(rounds);
       m.extra["val_weighted_f1"] = e.weighted_f1;
+      if (!divergence(m).empty()) {
+        if (context.observer) context.observer->on_epoch(m);  // the host fails the model, with the reason
+        break;
+      }
       if (e.macro_f1 > best) {
         best = e.macro_f1;
         best_rounds = rounds;
         bad = 0;
       } else {
         ++bad;
+      }
+      if (!dir.empty()) {
+        write_file_atomically(checkpoint(epoch), buffer());
+        Json state = {{"epoch", epoch}, {"rounds", rounds}, {"best_f1", best}, {"best_rounds", best_rounds}, {"bad_epochs", bad}};
+        write_file_atomically(dir / "state.json", state.dump(2));
+        std::error_code ec;
+        std::filesystem::remove(checkpoint(epoch - 1), ec);
       }
       if (context.observer && !context.observer->on_epoch(m)) break;
       if (patience > 0 && bad >= patience) break;
@@ -168,14 +201,9 @@ class Gbdt final : public Model {
   }
 
   void save(const std::filesystem::path& file) const override {
-    bst_ulong length = 0;
-    const char* bytes = nullptr;
-    check(XGBoosterSaveModelToBuffer(booster_, R"({"format": "ubj"})", &length, &bytes), "saving");
-    std::ofstream out(file, std::ios::binary);
     const std::int64_t rounds = rounds_;
-    out.write(reinterpret_cast<const char*>(&rounds), sizeof rounds);
-    out.write(bytes, static_cast<std::streamsize>(length));
-    if (!out) throw Error(fmt::format("gbdt: cannot write {}", file.string()));
+    std::string content(reinterpret_cast<const char*>(&rounds), sizeof rounds);
+    write_file_atomically(file, content + buffer());
   }
 
   void load(const std::filesystem::path& file) override {
@@ -194,6 +222,24 @@ class Gbdt final : public Model {
 
  private:
   void set(const char* name, const std::string& value) { check(XGBoosterSetParam(booster_, name, value.c_str()), name); }
+
+  // The booster as XGBoost's UBJSON model (all its trees).
+  std::string buffer() const {
+    bst_ulong length = 0;
+    const char* bytes = nullptr;
+    check(XGBoosterSaveModelToBuffer(booster_, R"({"format": "ubj"})", &length, &bytes), "saving");
+    return std::string(bytes, length);
+  }
+
+  static std::string read_bytes(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) throw Error(fmt::format("{}: cannot be read", file.string()));
+    if (bytes.empty())
+      throw Error(fmt::format("{}: missing or empty checkpoint; remove its folder's state.json to train from the start",
+                              file.string()));
+    return bytes;
+  }
 
   std::vector<float> predict(DMatrixHandle m, std::int64_t rounds) const {
     const std::string config = fmt::format(R"({{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": {}, "strict_shape": false}})", rounds);

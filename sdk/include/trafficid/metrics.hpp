@@ -46,6 +46,9 @@ TRAFFICID_SDK_API EvaluationMetrics evaluate(const std::vector<std::int64_t>& tr
                                              const std::vector<std::string>& class_names);
 
 TRAFFICID_SDK_API Json to_json(const EpochMetrics& metrics);
+// Why an epoch's numbers cannot be kept ("validation loss is nan", ...): a loss or score that is
+// NaN or infinite means training diverged. Empty when every number is finite.
+TRAFFICID_SDK_API std::string divergence(const EpochMetrics& metrics);
 TRAFFICID_SDK_API Json to_json(const EvaluationMetrics& metrics);
 
 // What a trainer tells whoever watches it (the run's log, a tuner): per epoch, and whether to stop.

@@ -283,6 +283,12 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     m.extra["loader_fraction"] = train_seconds > 0 ? loader_seconds / train_seconds : 0;
     m.extra["val_weighted_f1"] = evaluation.weighted_f1;
     (void)classes;
+    if (auto why = divergence(m); !why.empty()) {
+      // No checkpoint of a diverged network: the host hears of it (and fails the model, with the reason).
+      if (!context.observer) throw Error(fmt::format("model {}: training diverged at epoch {} ({})", st.name, epoch, why));
+      context.observer->on_epoch(m);
+      break;
+    }
 
     if (m.val_macro_f1 > best_f1) {
       best_f1 = m.val_macro_f1;
@@ -298,6 +304,9 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     model_archive.save_to(checkpoint(epoch, "model").string());
     optimizer->save(optimizer_archive);
     optimizer_archive.save_to(checkpoint(epoch, "optimizer").string());
+    // On the disk before state.json names them: a power loss never leaves state.json pointing at a torn file.
+    sync_file(checkpoint(epoch, "model"));
+    sync_file(checkpoint(epoch, "optimizer"));
     Json state = {{"epoch", epoch}, {"best_epoch", best_epoch}, {"best_f1", best_f1}, {"bad_epochs", bad_epochs},
                   {"history", history}};
     write_file_atomically(dir / "state.json", state.dump(2));
