@@ -10,6 +10,7 @@
 #include <fmt/std.h>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -129,19 +130,92 @@ std::string timestamp_now() {
   return fmt::format("{:%Y%m%d-%H%M%S}", fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
 
-fs::path make_run_dir(const Experiment& experiment, const std::string& requested) {
+// A run folder and the lock that makes this process its only writer (held until the run ends).
+struct RunFolder {
+  fs::path path;
+  FileLock lock;
+};
+
+RunFolder make_run_dir(const Experiment& experiment, const std::string& requested) {
   fs::path dir = requested;
-  if (dir.empty()) {
-    fs::path base = experiment.output_dir / fmt::format("{}-{}", experiment.name, timestamp_now());
-    dir = base;
-    for (int n = 2; fs::exists(dir); ++n) dir = base.string() + "-" + std::to_string(n);
-  }
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(fmt::format("cannot create run folder {}: {} (choose another with --run-dir or experiment.output_dir)", dir.string(), ec.message()));
-  return dir;
+  auto cannot = [&](const fs::path& d) {
+    return Error(fmt::format("cannot create run folder {}: {} (choose another with --run-dir or experiment.output_dir)",
+                             d.string(), ec.message()));
+  };
+  if (dir.empty()) {
+    // A new folder of its own: created atomically (mkdir fails on one that exists), so two runs
+    // started in the same second take -2, -3, ... and never share one.
+    const fs::path base = experiment.output_dir / fmt::format("{}-{}", experiment.name, timestamp_now());
+    fs::create_directories(experiment.output_dir, ec);
+    if (ec) throw cannot(experiment.output_dir);
+    dir = base;
+    for (int n = 2; !fs::create_directory(dir, ec); ++n) {
+      if (ec) throw cannot(dir);
+      dir = base.string() + "-" + std::to_string(n);
+    }
+  } else {
+    fs::create_directories(dir, ec);
+    if (ec) throw cannot(dir);
+  }
+  // One writer per run folder: a second `run --run-dir` or `run --resume` of a folder that a live
+  // process is writing stops here (the lock goes with the process, also on kill -9).
+  FileLock lock = FileLock::try_take(dir / "run.lock");
+  if (!lock.held())
+    throw Error(fmt::format("{}: another trafficid process is running in this folder (it holds {}); wait for it to end, "
+                            "or stop it, then `trafficid run --resume {}`", dir.string(), (dir / "run.lock").string(),
+                            dir.string()));
+  return {dir, std::move(lock)};
 }
 
+// What a run's models were trained on: each dataset's config hash and the content of each input.
+Json dataset_identity(const DatasetManifest& m) {
+  Json inputs = Json::array();
+  for (const auto& i : m.inputs)
+    inputs.push_back({{"path", i.path}, {"sha256", i.sha256}, {"size", i.size}});
+  return {{"config_hash", m.config_hash}, {"inputs", inputs}};
+}
+
+// The first time: RUN_DIR/inputs.json records the identity. On a resume: the datasets must be
+// those the run began on, or checkpoints and finished models would be of another dataset than
+// what is trained and tested now (one report, two datasets).
+void check_run_inputs(const fs::path& dir, const Json& now) {
+  const fs::path file = dir / "inputs.json";
+  if (!fs::exists(file)) {
+    write_file_atomically(file, now.dump(2));
+    return;
+  }
+  const Json then = Json::parse(std::ifstream(file));
+  if (then == now) return;
+  std::string what;
+  for (const auto& [name, identity] : now.items()) {
+    if (!then.contains(name)) {
+      what = fmt::format("the run had no {} dataset", name);
+      break;
+    }
+    const Json& old = then[name];
+    if (old.value("config_hash", "") != identity.value("config_hash", "")) {
+      what = fmt::format("the {} dataset's config changed", name);
+      break;
+    }
+    std::map<std::string, Json> before;
+    for (const auto& i : old["inputs"]) before[i.value("path", "")] = i;
+    for (const auto& i : identity["inputs"]) {
+      auto it = before.find(i.value("path", ""));
+      if (it == before.end()) what = fmt::format("{} is a new input of the {} dataset", i.value("path", ""), name);
+      else if (it->second != i)
+        what = fmt::format("{} changed (sha256 {} then, {} now)", it->first, it->second.value("sha256", ""), i.value("sha256", ""));
+      if (it != before.end()) before.erase(it);
+      if (!what.empty()) break;
+    }
+    if (what.empty() && !before.empty()) what = fmt::format("{} is no longer an input of the {} dataset", before.begin()->first, name);
+    if (!what.empty()) break;
+  }
+  if (what.empty()) what = "the datasets differ";
+  throw Error(fmt::format("{}: not resumed: {} since this run began ({}), so its checkpoints and finished models belong to "
+                          "another dataset; start a new run (`trafficid run EXPERIMENT`) or put the inputs back",
+                          dir.string(), what, file.string()));
+}
 
 int finish_run(const fs::path& dir, Json& run_record, HostLog& log, std::chrono::steady_clock::time_point started) {
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -259,7 +333,8 @@ Json start_run_record(const fs::path& dir, const std::string& file, const Experi
 // where finished variants and models are kept.
 int run_variants(const GlobalOptions& global, const Experiment& experiment, const std::string& file,
                  const std::vector<std::string>& overrides, const std::string& run_dir, bool rebuild, bool train) {
-  fs::path dir = make_run_dir(experiment, run_dir);
+  RunFolder folder = make_run_dir(experiment, run_dir);
+  const fs::path& dir = folder.path;
   HostLog log(log_threshold(global));
   log.open_file(dir / "run.log");
   write_resolved_config(dir, file, experiment);
@@ -311,7 +386,8 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
   }
   install_stop_handlers();
   if (!experiment->variant_names.empty()) return run_variants(global, *experiment, file, overrides, run_dir, rebuild, train);
-  fs::path dir = make_run_dir(*experiment, run_dir);
+  RunFolder folder = make_run_dir(*experiment, run_dir);
+  const fs::path& dir = folder.path;
   HostLog log(log_threshold(global));
   log.open_file(dir / "run.log");
   log.set_threads(std::max(1u, std::thread::hardware_concurrency()));
@@ -403,6 +479,9 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
                            describe_dataset(*evaluated.manifest)));
       evaluation = eval.plan.folder;
     }
+    Json identity = {{"dataset", dataset_identity(*outcome.manifest)}};
+    if (evaluation) identity["evaluation"] = dataset_identity(read_manifest(*evaluation));
+    check_run_inputs(dir, identity);
     run_record["status"] = "done";
     train_and_report(job.plan.folder, evaluation ? &*evaluation : nullptr);
     if (json) std::cout << run_record.dump(2) << '\n';

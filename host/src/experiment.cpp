@@ -1,5 +1,6 @@
 #include "experiment.hpp"
 
+#include <cctype>
 #include <fmt/format.h>
 #include <fmt/std.h>
 #include <cmath>
@@ -160,6 +161,17 @@ const Schema& tune_section_schema() {
 
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
+
+std::string name_problem(std::string_view name) {
+  if (name.empty()) return "is empty";
+  if (name.size() > 100) return fmt::format("is {} characters long (100 at most)", name.size());
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return fmt::format("'{}' must start with a letter or a digit", name);
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return fmt::format("'{}' holds {}: use only letters, digits, '-', '_' and '.' (it names a folder and a Slurm job)",
+                         name, std::isprint(static_cast<unsigned char>(c)) ? fmt::format("'{}'", c) : fmt::format("the byte {:#04x}", static_cast<unsigned>(static_cast<unsigned char>(c))));
+  return "";
+}
 
 namespace {
 
@@ -729,6 +741,8 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
     if (toml::table* table = variants_node->as_table()) {
       for (auto& [key, node] : *table) {
         std::string name(key.str());
+        if (auto why = name_problem(name); !why.empty())
+          diagnostics.error(node.source(), "variants." + name, "a variant's name " + why);
         if (toml::table* values = node.as_table()) {
           variant_names.push_back(name);
           std::vector<std::pair<std::string, toml::node*>> set;
@@ -858,6 +872,16 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
     }
   }
 
+  // The name becomes a folder (OUTPUT_DIR/NAME-TIME) and a Slurm job name: a restricted set of characters.
+  if (variant.empty() && assignment.is_null()) {
+    if (const toml::node* name = doc.at_path("experiment.name").node(); name && name->is_string()) {
+      if (auto why = name_problem(name->as_string()->get()); !why.empty())
+        diagnostics.error(name->source(), "experiment.name", "the experiment's name " + why);
+    } else if (auto why = name_problem(file.stem().string()); !why.empty()) {
+      diagnostics.error(doc.source(), "experiment.name",
+                        fmt::format("no experiment.name, and the file's name {}: set experiment.name", why));
+    }
+  }
   if (diagnostics.has_errors()) return std::nullopt;
   auto& exp = resolved["experiment"];
   if (exp["name"].get<std::string>().empty()) exp["name"] = file.stem().string();

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <toml++/toml.h>
 #include <vector>
 
@@ -127,6 +128,11 @@ const Schema& features_section_schema();
 const Schema& dataset_section_schema();
 const Schema& train_section_schema();
 const Schema& evaluate_section_schema();
+
+// Why `name` cannot name an experiment, a variant or a study ("holds '/': use only ..."); empty
+// when it can. Names become folders and Slurm job names: letters, digits, '-', '_', '.', starting
+// with a letter or digit, 100 characters at most (so never absolute, never "..", never a newline).
+std::string name_problem(std::string_view name);
 
 // Reads, overrides (`--set`) and checks an experiment. Returns nullopt when `diagnostics` holds
 // errors; warnings may be present either way. Throws Error only for a file that cannot be read.

@@ -104,6 +104,11 @@ void write_slurm(const TuneRequest& request, const Experiment& experiment, const
   command += " tune " + shell_quote(fs::absolute(request.file).string()) + " --study-dir " +
              shell_quote(fs::absolute(study_dir).string()) + " --parallel 1";
   for (const auto& o : request.overrides) command += " --set " + shell_quote(o);
+  // #SBATCH lines and comments are not shell-quoted: a path there must not end the line (or split it).
+  for (const std::string& path : {fs::absolute(study_dir).string(), request.emit_slurm})
+    if (auto bad = path.find_first_of("\n\r\t \"'\\%"); bad != std::string::npos)
+      throw Error(fmt::format("{}: the path holds a character that a Slurm #SBATCH line cannot carry ({}): choose a path of "
+                              "letters, digits and '/-_.'", Json(path).dump(), Json(std::string(1, path[bad])).dump()));
   std::string script = fmt::format(
       "#!/bin/bash\n"
       "# Slurm job array: {0} workers of the study {1}, sharing it through its folder on the\n"
