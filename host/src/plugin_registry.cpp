@@ -20,6 +20,13 @@ fs::path builtin_plugin_dir() {
   return (exe.parent_path() / ".." / "lib" / "trafficid" / "plugins").lexically_normal();
 }
 
+std::optional<std::pair<std::string, std::string>> plugin_file_name(const std::string& file_name) {
+  static const std::regex pattern("trafficid_(capture|labeler|features|model|tuner)_([a-z][a-z0-9_]*)\\.so");
+  std::smatch m;
+  if (!std::regex_match(file_name, m, pattern)) return std::nullopt;
+  return std::make_pair(m[1].str(), m[2].str());
+}
+
 std::vector<fs::path> plugin_search_path(const std::vector<std::string>& cli_paths) {
   std::vector<fs::path> out;
   auto add_list = [&](const std::string& list) {
@@ -31,8 +38,21 @@ std::vector<fs::path> plugin_search_path(const std::vector<std::string>& cli_pat
       start = end + 1;
     }
   };
+  // Folders typed on the command line are the user's own choice: relative ones are taken from
+  // the current folder, said out loud by making them absolute.
   for (const auto& p : cli_paths) add_list(p);
-  if (const char* env = std::getenv("TRAFFICID_PLUGIN_PATH")) add_list(env);
+  for (auto& p : out) p = fs::absolute(p);
+  // The environment is not: a relative entry there would load whatever a folder the user happens
+  // to stand in holds (the current folder is never searched), so it is refused.
+  if (const char* env = std::getenv("TRAFFICID_PLUGIN_PATH")) {
+    const std::size_t from = out.size();
+    add_list(env);
+    for (std::size_t i = from; i < out.size(); ++i)
+      if (out[i].is_relative())
+        throw Error(fmt::format("TRAFFICID_PLUGIN_PATH holds the relative folder '{}': plugins are loaded only from "
+                                "absolute folders (a relative one would depend on the current folder); write it as an "
+                                "absolute path", out[i].string()));
+  }
   out.push_back(builtin_plugin_dir());
   std::vector<fs::path> unique;
   for (auto& p : out) {
@@ -52,9 +72,11 @@ void PluginRegistry::load_directories(const std::vector<fs::path>& folders, bool
         problems_.push_back({folder, "plugin folder does not exist or is not a folder"});
       continue;
     }
+    // Only files named like plugins are opened: loading a library runs its constructors, so any
+    // other library in the folder (a plugin's own dependency, something dropped there) is never loaded.
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(folder, ec))
-      if (entry.path().extension() == ".so" && entry.is_regular_file() &&
+      if (plugin_file_name(entry.path().filename().string()) && entry.is_regular_file() &&
           (model_plugins || !entry.path().filename().string().starts_with("trafficid_model_")))
         files.push_back(entry.path());
     std::sort(files.begin(), files.end());
@@ -115,6 +137,13 @@ void PluginRegistry::load_file(const fs::path& file) {
   }
   if (!d->schema || !d->create) {
     fail(fmt::format("{}: its descriptor has no {} function", info->label(), d->schema ? "factory" : "schema"));
+    return;
+  }
+  if (const auto named = plugin_file_name(file.filename().string());
+      named && (named->first != to_string(info->kind) || named->second != info->name)) {
+    fail(fmt::format("its file name says {} plugin '{}' but it declares {} plugin '{}': name the file "
+                     "trafficid_{}_{}.so (trafficid_add_plugin does)", named->first, named->second, to_string(info->kind),
+                     info->name, to_string(info->kind), info->name));
     return;
   }
   if (const auto* existing = find(info->kind, info->name)) {

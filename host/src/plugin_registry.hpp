@@ -6,6 +6,7 @@
 #include <boost/dll/shared_library.hpp>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,13 @@ struct LoadProblem {
   std::string message;
 };
 
-// Folders searched, in order: each --plugin-path, each entry of TRAFFICID_PLUGIN_PATH, then the
-// folder the host was installed with (BINDIR/../lib/trafficid/plugins).
+// The kind and name a plugin file's name gives (trafficid_<kind>_<name>.so); nullopt for a file
+// that is not named like a plugin, which the registry never opens.
+std::optional<std::pair<std::string, std::string>> plugin_file_name(const std::string& file_name);
+
+// Folders searched for plugins, in order: `--plugin-path` (relative ones made absolute),
+// TRAFFICID_PLUGIN_PATH (absolute folders only: Error on a relative one), then the folder the host
+// was installed with (BINDIR/../lib/trafficid/plugins). Never the current folder.
 std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::string>& cli_paths);
 std::filesystem::path builtin_plugin_dir();
 

@@ -1,5 +1,6 @@
 // Deliberately broken and duplicate plugins for the registry tests. One source, compiled once per
 // variant with a different TEST_VARIANT; each variant is its own shared object.
+#include <cstdlib>
 #include <stdexcept>
 
 #include "trafficid/sdk.hpp"
@@ -50,6 +51,14 @@ const trafficid::PluginDescriptor* descriptor() {
 }
 
 }  // namespace
+
+#if TEST_VARIANT == 7
+// Code that runs as soon as the library is loaded: the host must not load a file that is not
+// named like a plugin, so this must never run in the registry's tests.
+namespace {
+[[maybe_unused]] const int constructor_ran = [] { return ::setenv("TRAFFICID_TEST_CONSTRUCTOR_RAN", "1", 1); }();
+}  // namespace
+#endif
 
 #if TEST_VARIANT != 5
 TRAFFICID_PLUGIN(descriptor)

@@ -1,6 +1,7 @@
 // The plugin host refuses broken plugins with a message naming the file and the reason, and
 // keeps loading the others.
 #include <algorithm>
+#include <cstdlib>
 
 #include "host_log.hpp"
 #include "plugin_registry.hpp"
@@ -24,29 +25,39 @@ TEST_CASE("broken plugins are refused one by one and the good ones still load", 
   registry.load_directories({fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "broken", TRAFFICID_PLUGIN_DIR});
 
   SECTION("wrong ABI version names the file and both versions") {
-    auto message = problem_for(registry, "bad_abi.so");
+    auto message = problem_for(registry, "trafficid_capture_bad_abi.so");
     CHECK_THAT(message, Catch::Contains("wrong ABI version on plugin"));
-    CHECK_THAT(message, Catch::Contains("bad_abi.so"));
+    CHECK_THAT(message, Catch::Contains("trafficid_capture_bad_abi.so"));
     CHECK_THAT(message, Catch::Contains("got version " + std::to_string(TRAFFICID_ABI_VERSION + 41)));
     CHECK_THAT(message, Catch::Contains("supported version is " + std::to_string(TRAFFICID_ABI_VERSION)));
     CHECK(registry.find(PluginKind::capture, "bad_abi") == nullptr);
   }
   SECTION("a missing symbol fails at load time and says which") {
-    auto message = problem_for(registry, "missing_symbol.so");
+    auto message = problem_for(registry, "trafficid_capture_missing.so");
     CHECK_THAT(message, Catch::Contains("cannot load"));
     CHECK_THAT(message, Catch::Contains("trafficid_test_symbol_that_does_not_exist"));
   }
   SECTION("a shared object without the entry point is not a plugin") {
-    CHECK_THAT(problem_for(registry, "no_entry_point.so"), Catch::Contains("no 'trafficid_plugin' entry point"));
+    CHECK_THAT(problem_for(registry, "trafficid_capture_none.so"), Catch::Contains("no 'trafficid_plugin' entry point"));
   }
   SECTION("an unknown kind is refused") {
-    CHECK_THAT(problem_for(registry, "unknown_kind.so"), Catch::Contains("unknown plugin kind 77"));
+    CHECK_THAT(problem_for(registry, "trafficid_capture_strange.so"), Catch::Contains("unknown plugin kind 77"));
+  }
+  SECTION("a file whose name says another kind or name than its descriptor is refused") {
+    CHECK_THAT(problem_for(registry, "trafficid_capture_alias.so"),
+               Catch::Contains("its file name says capture plugin 'alias' but it declares capture plugin 'other'"));
+    CHECK(registry.find(PluginKind::capture, "other") == nullptr);
+  }
+  SECTION("a library not named like a plugin is never opened, so none of its code runs") {
+    CHECK(std::getenv("TRAFFICID_TEST_CONSTRUCTOR_RAN") == nullptr);
+    CHECK(problem_for(registry, "libhelper.so").empty());
+    CHECK(registry.find(PluginKind::capture, "helper") == nullptr);
   }
   SECTION("the other plugins are loaded") {
     CHECK(registry.find(PluginKind::capture, "pcap") != nullptr);
     CHECK(registry.find(PluginKind::capture, "synth") != nullptr);
     CHECK(registry.find(PluginKind::capture, "throwing") != nullptr);
-    CHECK(registry.problems().size() == 4);
+    CHECK(registry.problems().size() == 5);
   }
   SECTION("an exception from a factory becomes a host error naming the plugin") {
     const auto* plugin = registry.find(PluginKind::capture, "throwing");
@@ -58,7 +69,7 @@ TEST_CASE("broken plugins are refused one by one and the good ones still load", 
     } catch (const Error& e) {
       std::string what = e.what();
       CHECK_THAT(what, Catch::Contains("capture plugin 'throwing'"));
-      CHECK_THAT(what, Catch::Contains("throwing_factory.so"));
+      CHECK_THAT(what, Catch::Contains("trafficid_capture_throwing.so"));
       CHECK_THAT(what, Catch::Contains("cannot open the device: permission denied"));
     }
   }
@@ -66,14 +77,15 @@ TEST_CASE("broken plugins are refused one by one and the good ones still load", 
 
 TEST_CASE("two plugins of the same kind and name: the second is refused naming both files", "[registry]") {
   PluginRegistry registry;
-  registry.load_directories({fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins"});
+  const fs::path first = fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins", second = fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins-again";
+  registry.load_directories({first, second});
   REQUIRE(registry.plugins().size() == 1);
-  CHECK(registry.plugins()[0]->file.filename() == "good_first.so");
+  CHECK(registry.plugins()[0]->file == first / "trafficid_capture_twin.so");
   REQUIRE(registry.problems().size() == 1);
   const auto& problem = registry.problems()[0];
-  CHECK(problem.file.filename() == "good_second.so");
+  CHECK(problem.file == second / "trafficid_capture_twin.so");
   CHECK_THAT(problem.message, Catch::Contains("duplicate capture plugin 'twin'"));
-  CHECK_THAT(problem.message, Catch::Contains("good_first.so"));
+  CHECK_THAT(problem.message, Catch::Contains((first / "trafficid_capture_twin.so").string()));
   CHECK_THAT(problem.message, Catch::Contains("version 1.0.0"));
   CHECK_THAT(problem.message, Catch::Contains("version 2.0.0"));
 }
@@ -109,4 +121,28 @@ TEST_CASE("the plugin search path puts explicit folders first and never the curr
   CHECK(path[2] == "/tmp/trafficid-b");
   CHECK(path[3] == builtin_plugin_dir());
   CHECK(std::find(path.begin(), path.end(), fs::current_path()) == path.end());
+}
+
+TEST_CASE("a relative folder in TRAFFICID_PLUGIN_PATH is refused, one on the command line is made absolute", "[registry]") {
+  ::setenv("TRAFFICID_PLUGIN_PATH", "/tmp/trafficid-a:plugins", 1);
+  try {
+    plugin_search_path({});
+    ::unsetenv("TRAFFICID_PLUGIN_PATH");
+    FAIL("a relative TRAFFICID_PLUGIN_PATH entry was accepted");
+  } catch (const Error& e) {
+    ::unsetenv("TRAFFICID_PLUGIN_PATH");
+    CHECK_THAT(std::string(e.what()), Catch::Contains("TRAFFICID_PLUGIN_PATH holds the relative folder 'plugins'"));
+  }
+  auto path = plugin_search_path({"my-plugins"});
+  REQUIRE(path.size() == 2);
+  CHECK(path[0] == fs::current_path() / "my-plugins");
+}
+
+TEST_CASE("plugin file names: trafficid_<kind>_<name>.so and nothing else", "[registry]") {
+  CHECK(plugin_file_name("trafficid_model_cnn.so") == std::make_pair(std::string("model"), std::string("cnn")));
+  CHECK(plugin_file_name("trafficid_features_flow_start.so") == std::make_pair(std::string("features"), std::string("flow_start")));
+  CHECK_FALSE(plugin_file_name("libtorch.so"));
+  CHECK_FALSE(plugin_file_name("trafficid_model_cnn.so.1"));
+  CHECK_FALSE(plugin_file_name("trafficid_widget_x.so"));
+  CHECK_FALSE(plugin_file_name("trafficid_model_.so"));
 }
