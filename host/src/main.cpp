@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   capture->add_option("-w,--write-dir", capture_request.directory, "folder for the capture files");
   capture->add_option("-f,--filter", capture_request.filter, "BPF filter (tcpdump syntax)");
   capture->add_option("--snaplen", capture_request.snaplen, "bytes kept of each packet")->check(CLI::Range(64, 262144));
-  capture->add_option("--buffer-size", capture_request.buffer_size_mb, "kernel buffer in MB")->check(CLI::Range(1, 4096));
+  capture->add_option("--buffer-size", capture_request.buffer_size_mb, "kernel buffer in MiB (libpcap takes at most 2047)")->check(CLI::Range(1, 2047));
   capture->add_flag("!--no-promisc", capture_request.promiscuous, "do not put the interface in promiscuous mode");
   capture->add_option("-c,--rotate-packets", capture_request.rotate_packets, "start a new file every N packets");
   capture->add_option("-G,--rotate-seconds", capture_request.rotate_seconds, "start a new file every N seconds");

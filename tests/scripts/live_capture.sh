@@ -93,6 +93,13 @@ set +e
 "$tid" capture -i nosuch0 -w "$work/x" 2> "$work/err"; s1=$?
 "$tid" capture -i lo -w "$work/x" -f "udp prt 5" 2> "$work/err2"; s2=$?
 set -e
+# A kernel buffer of 2 GiB or more overflowed libpcap's int (and was silently ignored): refused.
+s5=0; "$tid" capture -i lo -w "$work/x" --buffer-size 2048 2> "$work/err5" || s5=$?
+[[ $s5 -ne 0 ]] && grep -q "2047" "$work/err5" || fail "--buffer-size 2048: $(cat "$work/err5")"
+printf '[capture]\nsources = ["live"]\n[capture.live]\ninterface = "lo"\nbuffer_size_mb = 4096\n' > "$work/big.toml"
+s6=0; "$tid" validate "$work/big.toml" 2> "$work/err6" || s6=$?
+[[ $s6 -eq 2 ]] && grep -q "big.toml:5:18: capture.live.buffer_size_mb: 4096 is out of range \[1, 2047\]" "$work/err6" \
+  || fail "buffer_size_mb = 4096: $(cat "$work/err6")"
 [[ $s1 -ne 0 ]] && grep -q "no such interface 'nosuch0' (interfaces: .*lo" "$work/err" || fail "unknown interface: $(cat "$work/err")"
 [[ $s2 -ne 0 ]] && grep -q "bad capture filter 'udp prt 5'" "$work/err2" || fail "bad filter: $(cat "$work/err2")"
 set +e

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <thread>
 #include <fmt/format.h>
+#include <limits>
 #include <pcap/pcap.h>
 
 #include "trafficid/sdk.hpp"
@@ -33,7 +34,13 @@ class LiveSource final : public CaptureSource {
     if (!pcap_) throw Error(fmt::format("cannot open interface '{}': {}", interface_, errbuf));
     pcap_set_snaplen(pcap_.get(), static_cast<int>(p.at("snaplen").get<std::int64_t>()));
     pcap_set_promisc(pcap_.get(), p.at("promiscuous").get<bool>() ? 1 : 0);
-    pcap_set_buffer_size(pcap_.get(), static_cast<int>(p.at("buffer_size_mb").get<std::int64_t>() << 20));
+    // libpcap takes the size in bytes as an int (and silently ignores one <= 0): the schema keeps
+    // it below 2 GiB, and the product is formed in 64 bits.
+    const std::int64_t buffer_bytes = p.at("buffer_size_mb").get<std::int64_t>() * (std::int64_t{1} << 20);
+    if (buffer_bytes <= 0 || buffer_bytes > std::numeric_limits<int>::max())
+      throw Error(fmt::format("capture {}: buffer_size_mb {} is beyond libpcap's 2047 MiB", interface_,
+                              p.at("buffer_size_mb").get<std::int64_t>()));
+    pcap_set_buffer_size(pcap_.get(), static_cast<int>(buffer_bytes));
     pcap_set_timeout(pcap_.get(), 100);  // a ring block is handed over at most 100 ms after its first packet
     pcap_set_immediate_mode(pcap_.get(), p.at("immediate").get<bool>() ? 1 : 0);
     nanosecond_ = pcap_set_tstamp_precision(pcap_.get(), PCAP_TSTAMP_PRECISION_NANO) == 0;
@@ -186,7 +193,7 @@ Schema schema() {
       ParamSpec::string("filter", "", "BPF capture filter, tcpdump syntax (empty: everything)"),
       ParamSpec::integer("snaplen", 262144, "bytes kept of each packet").range(64, 262144),
       ParamSpec::boolean("promiscuous", true, "capture traffic not addressed to this host (SPAN ports)"),
-      ParamSpec::integer("buffer_size_mb", 32, "kernel capture buffer; larger drops less in bursts").range(1, 4096),
+      ParamSpec::integer("buffer_size_mb", 32, "kernel capture buffer; larger drops less in bursts").range(1, 2047),
       ParamSpec::boolean("immediate", false, "deliver each packet at once instead of in batches"),
       ParamSpec::integer("count", 0, "stop after this many packets (0: no limit)").range(0, std::nullopt),
       ParamSpec::real("duration", 0.0, "stop after this many seconds (0: no limit)").range(0, std::nullopt),
