@@ -1,9 +1,11 @@
 #include "experiment.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fmt/format.h>
 #include <fmt/std.h>
-#include <cmath>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -705,6 +707,59 @@ void variant_values(toml::table& table, const std::string& prefix, std::vector<s
   }
 }
 
+struct TextProblem {
+  std::size_t line = 1, column = 1;
+  std::string message;
+};
+
+// The first byte of `text` that no TOML document may hold where it stands: NUL anywhere, a
+// non-ASCII byte outside strings and comments. A small scan of TOML's strings and comments.
+std::optional<TextProblem> toml_text_problem(std::string_view text) {
+  enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
+  std::size_t line = 1, line_start = 0;
+  auto at = [&](std::size_t i, std::string message) {
+    return TextProblem{line, i - line_start + 1, std::move(message)};
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\0') return at(i, "a NUL byte (is this a text file?)");
+    if (c == '\n') {
+      ++line;
+      line_start = i + 1;
+      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;  // (a string cut by a newline: TOML++ says so)
+      continue;
+    }
+    const auto starts = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
+    switch (in) {
+      case In::code:
+        if (static_cast<unsigned char>(c) >= 0x80)
+          return at(i, "a non-ASCII character outside a string or a comment (quote it: \"...\")");
+        if (c == '#') in = In::comment;
+        else if (starts("\"\"\"")) in = In::multi_basic, i += 2;
+        else if (starts("\'\'\'")) in = In::multi_literal, i += 2;
+        else if (c == '"') in = In::basic;
+        else if (c == '\'') in = In::literal;
+        break;
+      case In::comment: break;
+      case In::basic:
+        if (c == '\\') ++i;
+        else if (c == '"') in = In::code;
+        break;
+      case In::literal:
+        if (c == '\'') in = In::code;
+        break;
+      case In::multi_basic:
+        if (c == '\\') ++i;
+        else if (starts("\"\"\"")) in = In::code, i += 2;
+        break;
+      case In::multi_literal:
+        if (starts("\'\'\'")) in = In::code, i += 2;
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
@@ -715,8 +770,22 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   if (document) {
     doc = *document;
   } else {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error(fmt::format("cannot read {}", file.string()));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Refused before TOML++ sees them: a NUL byte (its parser asserts on one in a key) and a
+    // non-ASCII character outside strings and comments (TOML++ 3.3.0's whitespace test reaches
+    // __builtin_unreachable for many of them: undefined behaviour). TOML allows neither.
+    if (auto problem = toml_text_problem(text)) {
+      toml::source_region where;
+      where.begin = {static_cast<toml::source_index>(problem->line), static_cast<toml::source_index>(problem->column)};
+      where.end = where.begin;
+      where.path = std::make_shared<const std::string>(file.string());
+      diagnostics.error(where, "", "not valid TOML: " + problem->message);
+      return std::nullopt;
+    }
     try {
-      doc = toml::parse_file(file.string());
+      doc = toml::parse(text, file.string());
     } catch (const toml::parse_error& e) {
       diagnostics.error(e.source(), "", fmt::format("not valid TOML: {}", e.description()));
       return std::nullopt;

@@ -29,18 +29,6 @@ Json dimension_json(const SearchDimension& d) {
   return {{"path", d.path}, {"kind", to_string(d.kind)}, {"choices", d.choices}, {"low", d.low}, {"high", d.high}};
 }
 
-SearchDimension dimension_from(const Json& j) {
-  SearchDimension d;
-  d.path = j.at("path").get<std::string>();
-  const auto kind = search_kind(j.at("kind").get<std::string>());
-  if (!kind) throw Error(fmt::format("the study's journal names an unknown distribution: {}", j.dump()));
-  d.kind = *kind;
-  d.choices = j.at("choices").get<std::vector<Json>>();
-  d.low = j.at("low").get<double>();
-  d.high = j.at("high").get<double>();
-  return d;
-}
-
 }  // namespace
 
 // The journal's lock: a separate file, so the journal itself is only ever appended to.
@@ -77,27 +65,6 @@ StudyHeader make_study_header(const Experiment& experiment) {
   return parse_study_header(j);
 }
 
-StudyHeader parse_study_header(const Json& j) {
-  StudyHeader h;
-  h.json = j;
-  h.name = j.at("name").get<std::string>();
-  h.tuner = j.at("tuner").get<std::string>();
-  h.tuner_params = j.at("tuner_params");
-  for (const auto& d : j.at("dimensions")) h.space.dimensions.push_back(dimension_from(d));
-  h.space.maximize = j.at("maximize").get<bool>();
-  h.space.seed = j.at("seed").get<std::uint64_t>();
-  h.space.max_steps = j.at("max_steps").get<std::int64_t>();
-  h.trials = j.at("trials").get<std::uint64_t>();
-  h.space.max_trials = h.trials;
-  h.metric = j.at("metric").get<std::string>();
-  h.time_budget = j.at("time_budget").get<double>();
-  h.retries = j.at("retries").get<int>();
-  h.pruner = j.at("pruner").get<std::string>();
-  h.pruner_warmup = j.at("pruner_warmup").get<std::int64_t>();
-  h.pruner_min_trials = j.at("pruner_min_trials").get<std::int64_t>();
-  h.base_config = j.at("base_config");
-  return h;
-}
 
 std::optional<double> StudyState::best_value() const {
   std::optional<double> best;
@@ -138,31 +105,19 @@ Study::Study(fs::path dir, const PluginRegistry& registry, HostServices& host, c
 fs::path Study::trial_dir(std::uint64_t id) const { return dir_ / "trials" / fmt::format("{:04}", id); }
 
 std::vector<Json> Study::events() const {
-  std::vector<Json> out;
   std::ifstream in(journal_, std::ios::binary);
-  if (!in) return out;
+  if (!in) return {};
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::size_t start = 0, line = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    ++line;
-    if (end == std::string::npos) {
-      // A line cut by a crash while it was written: it never happened. Cut it off (we hold the lock)
-      // so the next event starts on a line of its own.
-      host_.warn(fmt::format("{}:{}: an incomplete last line (a crash while writing it) is dropped", journal_.string(), line));
-      if (::truncate(journal_.c_str(), static_cast<off_t>(start)) != 0)
-        throw Error(fmt::format("cannot repair {}: {}", journal_.string(), std::strerror(errno)));
-      break;
-    }
-    try {
-      out.push_back(Json::parse(text.substr(start, end - start)));
-    } catch (const Json::exception& e) {
-      throw Error(fmt::format("{}:{}: not a journal event ({}); the journal was edited or damaged", journal_.string(), line,
-                              e.what()));
-    }
-    start = end + 1;
+  JournalText journal = parse_journal(text, journal_);
+  if (journal.cut_at) {
+    // A line cut by a crash while it was written: it never happened. Cut it off (we hold the lock)
+    // so the next event starts on a line of its own.
+    host_.warn(fmt::format("{}:{}: an incomplete last line (a crash while writing it) is dropped", journal_.string(),
+                           journal.events.size() + 1));
+    if (::truncate(journal_.c_str(), static_cast<off_t>(*journal.cut_at)) != 0)
+      throw Error(fmt::format("cannot repair {}: {}", journal_.string(), std::strerror(errno)));
   }
-  return out;
+  return std::move(journal.events);
 }
 
 void Study::append(const std::vector<Json>& events) const {
@@ -214,6 +169,9 @@ StudyState Study::replay(const std::vector<Json>& events) const {
       t.id = id;
       t.assignment = e.at("assignment");
       ++state.proposed;
+    } else if (!state.trials.count(id)) {
+      throw Error(fmt::format("{}:{}: a '{}' event of trial {}, which was never proposed; the journal was edited or damaged",
+                              journal_.string(), i + 1, kind, id));
     } else if (kind == "start") {
       auto& t = state.trials.at(id);
       t.status = "running";

@@ -15,6 +15,7 @@
 
 #include "experiment.hpp"
 #include "file_lock.hpp"
+#include "study_journal.hpp"
 #include "trafficid/host_services.hpp"
 #include "trafficid/tuner.hpp"
 
@@ -31,21 +32,7 @@ struct TrialRecord {
   double seconds = 0;
 };
 
-// The study's fixed part, the journal's first line: what it tunes and how.
-struct StudyHeader {
-  Json json;  // as journaled
-  std::string name, tuner, metric, pruner;
-  Json tuner_params;
-  SearchSpace space;
-  std::uint64_t trials = 0;
-  double time_budget = 0;
-  int retries = 1;
-  std::int64_t pruner_warmup = 1, pruner_min_trials = 3;
-  Json base_config;  // the experiment's resolved config without [tune]
-};
-
 StudyHeader make_study_header(const Experiment& experiment);
-StudyHeader parse_study_header(const Json& event);
 
 // The journal's state at one moment, the tuner replayed to it.
 struct StudyState {

@@ -1,10 +1,12 @@
 #include "trafficid/npy.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fstream>
+#include <limits>
 #include <unistd.h>
 
 #include "trafficid/error.hpp"
@@ -111,18 +113,30 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
               (static_cast<std::uint64_t>(static_cast<unsigned char>(more[1])) << 24);
     offset = 12;
   }
+  std::error_code ec;
+  const std::uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  if (!ec && offset + length > file_bytes)  // before allocating what the header claims (up to 4 GiB)
+    throw Error(fmt::format("{}: .npy header of {} bytes in a file of {} (file truncated?)", path.string(), length, file_bytes));
   std::string dict(length, '\0');
   in.read(dict.data(), static_cast<std::streamsize>(length));
   if (static_cast<std::uint64_t>(in.gcount()) != length)
     throw Error(fmt::format("{}: .npy header cut short (file truncated?)", path.string()));
   NpyHeader h;
   h.data_offset = offset + length;
+  auto bad = [&](const std::string& what) {
+    return Error(fmt::format("{}: .npy header {} (the file is damaged or not written by NumPy or trafficid)", path.string(), what));
+  };
   auto value_of = [&](const std::string& key) -> std::string {
     auto at = dict.find("'" + key + "'");
-    if (at == std::string::npos) throw Error(fmt::format("{}: .npy header has no '{}'", path.string(), key));
-    at = dict.find(':', at) + 1;
+    if (at == std::string::npos) throw bad(fmt::format("has no '{}'", key));
+    at = dict.find(':', at);
+    if (at == std::string::npos) throw bad(fmt::format("has no value for '{}'", key));
+    ++at;
     while (at < dict.size() && dict[at] == ' ') ++at;
-    auto end = dict[at] == '(' ? dict.find(')', at) + 1 : dict.find_first_of(",}", at);
+    if (at >= dict.size()) throw bad(fmt::format("has no value for '{}'", key));
+    auto end = dict[at] == '(' ? dict.find(')', at) : dict.find_first_of(",}", at);
+    if (end == std::string::npos) throw bad(fmt::format("has an unterminated value for '{}'", key));
+    if (dict[at] == '(') ++end;
     return dict.substr(at, end - at);
   };
   h.descr = value_of("descr");
@@ -133,9 +147,21 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
     while (i < shape.size() && (shape[i] == ' ' || shape[i] == ',')) ++i;
     if (i >= shape.size() || shape[i] == ')') break;
     std::size_t used = 0;
-    h.shape.push_back(std::stoll(shape.substr(i), &used));
+    long long dimension = -1;
+    try {
+      dimension = std::stoll(shape.substr(i), &used);
+    } catch (const std::exception&) {
+      throw bad(fmt::format("has a shape that is not a tuple of integers: {}", shape));
+    }
+    if (dimension < 0) throw bad(fmt::format("has a negative dimension in its shape {}", shape));
+    h.shape.push_back(dimension);
     i += used;
   }
+  std::uint64_t items = 1;
+  for (auto d : h.shape)
+    if (d != 0 && items > std::numeric_limits<std::uint64_t>::max() / 8 / static_cast<std::uint64_t>(d))
+      throw bad(fmt::format("has a shape {} of more items than any file holds", shape));
+    else items *= static_cast<std::uint64_t>(d);
   return h;
 }
 
@@ -143,6 +169,12 @@ template <class T> std::vector<T> read_npy(const std::filesystem::path& path) {
   NpyHeader h = read_npy_header(path);
   if (h.descr != npy_descr<T>())
     throw Error(fmt::format("{}: element type {} where {} was expected", path.string(), h.descr, npy_descr<T>()));
+  // The data must be in the file before it is allocated: a damaged header cannot ask for terabytes.
+  std::error_code ec;
+  const std::uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  if (!ec && h.items() * sizeof(T) > file_bytes - std::min<std::uint64_t>(file_bytes, h.data_offset))
+    throw Error(fmt::format("{}: {} of {} bytes of data (file truncated?)", path.string(),
+                            file_bytes - std::min<std::uint64_t>(file_bytes, h.data_offset), h.items() * sizeof(T)));
   std::vector<T> values(h.items());
   std::ifstream in(path, std::ios::binary);
   in.seekg(static_cast<std::streamoff>(h.data_offset));

@@ -16,6 +16,6 @@ printf "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x81\x00\x00\x64\x08
 printf "\x01$ipv4_tcp" > "$work/corpus/raw_tcp"
 printf "\x01$ipv6_udp" > "$work/corpus/raw_ipv6_hop_udp"
 printf "\x04\x00\x00\x00\x01\x00\x06\x00\x01\x02\x03\x04\x05\x00\x00\x86\xdd$ipv6_udp" > "$work/corpus/sll_ipv6"
-"$work/fuzz_packet_parser" -max_total_time="$seconds" -print_final_stats=1 -max_len=2048 \
+"$work/fuzz_packet_parser" -seed=1 -max_total_time="$seconds" -print_final_stats=1 -max_len=2048 \
   -artifact_prefix="$work/" "$work/corpus" 2>&1 | tail -n 25
 echo "fuzz_packet_parser: ${seconds}s without a crash or sanitizer report"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
+#include <limits>
 
 #include "trafficid/error.hpp"
 
@@ -24,6 +25,9 @@ std::uint32_t swap32(std::uint32_t v) { return __builtin_bswap32(v); }
 PcapngReader::PcapngReader(const std::filesystem::path& file) {
   file_ = std::fopen(file.c_str(), "rb");
   if (!file_) throw Error(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (!ec) file_size_ = static_cast<std::int64_t>(size);
 }
 
 PcapngReader::~PcapngReader() {
@@ -61,7 +65,12 @@ std::int64_t PcapngReader::to_ns(const Interface& i, std::uint64_t ticks) const 
     for (int k = 9; k < i.resolution && k < 40; ++k) scale *= 10;
     ns = static_cast<int128>(ticks) / scale;
   }
-  return static_cast<std::int64_t>(ns) + i.offset_seconds * 1'000'000'000;
+  // if_tsoffset is any 64-bit count of seconds: the sum is formed in 128 bits (offset_seconds * 1e9
+  // overflowed int64 for a crafted offset, which is undefined behaviour) and held to the int64
+  // range, the farthest time a packet can carry.
+  const int128 total = ns + static_cast<int128>(i.offset_seconds) * 1'000'000'000;
+  const int128 low = std::numeric_limits<std::int64_t>::min(), high = std::numeric_limits<std::int64_t>::max();
+  return static_cast<std::int64_t>(std::clamp(total, low, high));
 }
 
 void PcapngReader::read_interface(const std::vector<std::uint8_t>& body) {
@@ -117,6 +126,10 @@ bool PcapngReader::next(PcapngPacket& packet) {
     std::uint32_t length = swapped_ ? swap32(length_raw) : length_raw;
     if (length < 12 || length % 4 != 0 || length > max_block_length)
       return fail(start, fmt::format("block of type {:#x} has an impossible length {}", type, length));
+    // A length past the file's end is damage found before allocating it (up to 256 MiB otherwise).
+    if (file_size_ >= 0 && start + static_cast<std::int64_t>(length) > file_size_)
+      return fail(start, fmt::format("file ends inside a block of type {:#x} ({} of {} bytes)", type,
+                                     file_size_ - start, length));
     block_.resize(length - 8);
     got = std::fread(block_.data(), 1, block_.size(), file_);
     if (got < block_.size())

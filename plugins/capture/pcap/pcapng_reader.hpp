@@ -46,6 +46,7 @@ class PcapngReader {
 
   std::FILE* file_ = nullptr;
   std::int64_t offset_ = 0;
+  std::int64_t file_size_ = -1;  // -1: unknown (not a regular file)
   bool swapped_ = false;
   bool in_section_ = false;
   std::vector<Interface> interfaces_;
