@@ -145,13 +145,20 @@ struct Counting : FlowSink {
 };
 
 // Labels the synthetic capture; returns the flows emitted before and after flush().
-std::pair<std::size_t, std::size_t> label_synth(Json overrides, std::vector<FlowRecord>* all = nullptr) {
+// With `live`, the labeler is told the input is a live source (as a capture on an interface says).
+std::pair<std::size_t, std::size_t> label_synth(Json overrides, std::vector<FlowRecord>* all = nullptr, bool live = false,
+                                                std::uint64_t* packets = nullptr) {
   auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "synth", {{"seed", 4}, {"flows_per_app", 4}});
   auto labeler = test_support::make_plugin<Labeler>(PluginKind::labeler, "ndpi", overrides);
   Counting sink;
   PacketView p;
-  labeler->begin_file(source->files().at(0));
-  while (source->next(p)) labeler->process(p, sink);
+  SourceFileInfo input = source->files().at(0);
+  if (live) input.format = "live";
+  labeler->begin_file(input);
+  while (source->next(p)) {
+    labeler->process(p, sink);
+    if (packets && p.has_ip()) ++*packets;
+  }
   std::size_t before = sink.flows.size();
   labeler->flush(sink);
   if (all) *all = sink.flows;
@@ -191,4 +198,24 @@ TEST_CASE("ndpi idle timeout and TCP teardown end flows", "[ndpi]") {
   auto [early_fin, late_fin] = label_synth({{"tcp_teardown", true}});
   CHECK(early_fin + late_fin == 40);
   CHECK(early_fin > 0);
+}
+
+TEST_CASE("ndpi on a live source: a bounded flow table whose flows silent longest end early, all packets kept", "[ndpi]") {
+  // 40 flows through a table of 8: flows are emitted (ended) before the input ends, and every
+  // packet is still counted in exactly one flow.
+  std::vector<FlowRecord> flows;
+  std::uint64_t packets = 0;
+  auto [early, late] = label_synth({{"max_flows", 8}}, &flows, true, &packets);
+  CHECK(early > 0);
+  CHECK(late <= 8);
+  CHECK(early + late >= 40);
+  std::uint64_t counted = 0;
+  for (const auto& f : flows) counted += f.packets_c2s + f.packets_s2c;
+  CHECK(counted == packets);
+  // The defaults: a file keeps ndpiReader's unbounded table; a live source's bound (a million)
+  // is far above 40 flows, and its timeouts (120 s, 1800 s) above the capture's minutes.
+  CHECK(label_synth(Json::object(), nullptr, false).first == 0);
+  CHECK(label_synth(Json::object(), nullptr, true).first == 0);
+  // max_flows = 8 on a file is honoured too (explicit beats the default).
+  CHECK(label_synth({{"max_flows", 8}}, nullptr, false).first > 0);
 }

@@ -52,8 +52,9 @@ class NdpiLabeler final : public Labeler {
     const auto& p = args.params;
     tcp_max_ = static_cast<std::uint64_t>(p.at("tcp_max_packets").get<std::int64_t>());
     udp_max_ = static_cast<std::uint64_t>(p.at("udp_max_packets").get<std::int64_t>());
-    idle_ns_ = static_cast<std::int64_t>(p.at("idle_timeout").get<double>() * 1e9);
-    active_ns_ = static_cast<std::int64_t>(p.at("active_timeout").get<double>() * 1e9);
+    idle_s_ = p.at("idle_timeout").get<double>();
+    active_s_ = p.at("active_timeout").get<double>();
+    max_flows_param_ = p.at("max_flows").get<std::int64_t>();
     teardown_ = p.at("tcp_teardown").get<bool>();
     guess_ = p.at("guess").get<bool>();
     module_.reset(ndpi_init_detection_module(ndpi_no_prefs));
@@ -72,6 +73,13 @@ class NdpiLabeler final : public Labeler {
   void begin_file(const SourceFileInfo& file) override {
     file_id_ = file.id;
     pending_flush_ = true;  // flows never span two inputs: the previous file's are emitted first
+    // -1 (auto): a live source runs for as long as it is left to, so its flows end after 120 s of
+    // silence or 1800 s in all (NFStream's defaults) and its table holds at most a million flows;
+    // a file keeps ndpiReader's behaviour (a flow ends with its input, the table is unbounded).
+    const bool live = file.format == "live";
+    idle_ns_ = static_cast<std::int64_t>((idle_s_ < 0 ? (live ? 120.0 : 0.0) : idle_s_) * 1e9);
+    active_ns_ = static_cast<std::int64_t>((active_s_ < 0 ? (live ? 1800.0 : 0.0) : active_s_) * 1e9);
+    max_flows_ = static_cast<std::size_t>(max_flows_param_ < 0 ? (live ? 1'000'000 : 0) : max_flows_param_);
   }
 
   PacketFlow process(const PacketView& packet, FlowSink& out) override {
@@ -104,6 +112,7 @@ class NdpiLabeler final : public Labeler {
       it = flows_.end();
     }
     if (it == flows_.end()) {
+      if (max_flows_ && flows_.size() >= max_flows_) evict(out);
       Flow flow;
       flow.ndpi.reset(static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(SIZEOF_FLOW_STRUCT)));
       if (!flow.ndpi) throw Error("nDPI: out of memory for a new flow");
@@ -171,6 +180,33 @@ class NdpiLabeler final : public Labeler {
   void flush(FlowSink& out) override {
     for (auto& [key, flow] : flows_) finish(flow, out);
     flows_.clear();
+    if (evicted_ > evicted_reported_) {
+      host_.warn(fmt::format("ndpi: {} flows were ended early because the flow table was full (max_flows = {}); each "
+                             "was labelled with what nDPI had seen of it", evicted_ - evicted_reported_, max_flows_));
+      evicted_reported_ = evicted_;
+    }
+  }
+
+  // The table is full: the tenth of its flows silent the longest end now (emitted, labelled with
+  // what nDPI saw of them), so a long live capture holds a bounded table. Counted and reported.
+  void evict(FlowSink& out) {
+    std::vector<std::pair<std::int64_t, const Key*>> by_age;
+    by_age.reserve(flows_.size());
+    for (const auto& [key, flow] : flows_) by_age.emplace_back(flow.record.last_ns, &key);
+    const std::size_t n = std::max<std::size_t>(1, by_age.size() / 10);
+    std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(n - 1), by_age.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Key> oldest;
+    for (std::size_t i = 0; i < n; ++i) oldest.push_back(*by_age[i].second);
+    for (const auto& key : oldest) {
+      auto it = flows_.find(key);
+      finish(it->second, out);
+      flows_.erase(it);
+    }
+    if (evicted_ == 0)
+      host_.warn(fmt::format("ndpi: the flow table is full (max_flows = {}): the flows silent the longest are ended "
+                             "early from now on (counted; raise max_flows or lower idle_timeout)", max_flows_));
+    evicted_ += n;
   }
 
  private:
@@ -224,7 +260,11 @@ class NdpiLabeler final : public Labeler {
   std::unique_ptr<ndpi_detection_module_struct, ModuleDeleter> module_;
   std::unordered_map<Key, Flow, KeyHash> flows_;
   std::uint64_t tcp_max_ = 80, udp_max_ = 24;
-  std::int64_t idle_ns_ = 0, active_ns_ = 0;
+  double idle_s_ = -1, active_s_ = -1;      // as configured (-1: by the input's kind)
+  std::int64_t max_flows_param_ = -1;
+  std::int64_t idle_ns_ = 0, active_ns_ = 0;  // for the input being read
+  std::size_t max_flows_ = 0;                 // 0: no bound
+  std::uint64_t evicted_ = 0, evicted_reported_ = 0;
   bool teardown_ = false;
   std::int64_t last_sweep_ns_ = 0;
   bool guess_ = true;
@@ -243,9 +283,13 @@ Schema schema() {
       optional_file("sha1_file", "malicious certificate SHA1 fingerprints (ndpiReader -S)"),
       ParamSpec::integer("tcp_max_packets", 80, "TCP packets given to nDPI before it gives up (ndpiReader: 80)").range(1, 10000),
       ParamSpec::integer("udp_max_packets", 24, "UDP packets given to nDPI before it gives up (ndpiReader: 24)").range(1, 10000),
-      ParamSpec::real("idle_timeout", 0.0, "seconds of silence that end a flow (0: never, as ndpiReader; NFStream: 120)")
-          .range(0, 1e7),
-      ParamSpec::real("active_timeout", 0.0, "seconds after which a flow is cut (0: never; NFStream: 1800)").range(0, 1e7),
+      ParamSpec::real("idle_timeout", -1.0, "seconds of silence that end a flow (0: never, as ndpiReader; -1: 120 on live "
+                                            "sources, never on files)").range(-1, 1e7),
+      ParamSpec::real("active_timeout", -1.0, "seconds after which a flow is cut (0: never; -1: 1800 on live sources, "
+                                              "never on files)").range(-1, 1e7),
+      ParamSpec::integer("max_flows", -1, "flows held at once; when full, the tenth silent longest end early, counted "
+                                          "(0: no bound, as ndpiReader; -1: 1,000,000 on live sources, none on files)")
+          .range(-1, std::nullopt),
       ParamSpec::boolean("tcp_teardown", false, "end a TCP flow at FIN from both sides or RST, once detected"),
       ParamSpec::boolean("guess", true, "when nDPI gives up, guess the protocol from ports and addresses"),
   };
