@@ -70,6 +70,22 @@ bool parse_ppp(const Cursor& c, std::size_t& off, int& version) {
   return true;
 }
 
+// An MPLS label stack at `off` (after an Ethernet, Cisco HDLC or Linux cooked header): skipped to
+// its bottom label; the payload's IP version is read from its first nibble (MPLS names no type).
+bool skip_mpls(const Cursor& c, PacketView& p, std::size_t& off, int& version) {
+  for (int i = 0; i < max_mpls_labels; ++i) {
+    if (!c.has(off, 4)) return false;
+    const bool bottom = c.data[off + 2] & 1;
+    off += 4;
+    if (bottom) break;
+  }
+  if (!c.has(off, 1)) return false;
+  version = c.data[off] >> 4;
+  if (version != 4 && version != 6) return false;
+  p.ethertype = version == 4 ? ethertype_ipv4 : ethertype_ipv6;
+  return true;
+}
+
 // Ethernet II / 802.3 with LLC-SNAP, any number of VLAN tags, PPPoE sessions and MPLS.
 bool parse_ethernet(const Cursor& c, PacketView& p, std::size_t& off, int& version) {
   if (!c.has(0, 14)) return false;
@@ -96,19 +112,7 @@ bool parse_ethernet(const Cursor& c, PacketView& p, std::size_t& off, int& versi
     p.ethertype = version == 4 ? ethertype_ipv4 : version == 6 ? ethertype_ipv6 : 0;
     return version != 0;
   }
-  if (type == ethertype_mpls || type == ethertype_mpls_multicast) {
-    for (int i = 0; i < max_mpls_labels; ++i) {
-      if (!c.has(off, 4)) return false;
-      bool bottom = c.data[off + 2] & 1;
-      off += 4;
-      if (bottom) break;
-    }
-    if (!c.has(off, 1)) return false;
-    version = c.data[off] >> 4;  // MPLS carries no payload type: look at the IP version nibble
-    if (version != 4 && version != 6) return false;
-    p.ethertype = version == 4 ? ethertype_ipv4 : ethertype_ipv6;
-    return true;
-  }
+  if (type == ethertype_mpls || type == ethertype_mpls_multicast) return skip_mpls(c, p, off, version);
   version = ip_version_of_ethertype(type);
   p.ethertype = type;
   return version != 0;
@@ -149,8 +153,9 @@ bool parse_link(const Cursor& c, PacketView& p, std::size_t& off, int& version) 
     case linktype::linux_sll:
       if (!c.has(0, 16)) return false;
       p.ethertype = be16(c.data + 14);
-      version = ip_version_of_ethertype(p.ethertype);
       off = 16;
+      if (p.ethertype == ethertype_mpls || p.ethertype == ethertype_mpls_multicast) return skip_mpls(c, p, off, version);
+      version = ip_version_of_ethertype(p.ethertype);
       break;
     case linktype::linux_sll2:
       if (!c.has(0, 20)) return false;
@@ -169,8 +174,9 @@ bool parse_link(const Cursor& c, PacketView& p, std::size_t& off, int& version) 
     case linktype::c_hdlc:
       if (!c.has(0, 4)) return false;
       p.ethertype = be16(c.data + 2);
-      version = ip_version_of_ethertype(p.ethertype);
       off = 4;
+      if (p.ethertype == ethertype_mpls || p.ethertype == ethertype_mpls_multicast) return skip_mpls(c, p, off, version);
+      version = ip_version_of_ethertype(p.ethertype);
       break;
     default:
       return false;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "host_log.hpp"
 #include "schema_check.hpp"
@@ -48,6 +49,8 @@ std::string l4_name(std::uint8_t protocol) {
     case 17: return "UDP";
     case 1: return "ICMP";
     case 58: return "ICMPV6";
+    case 2: return "IGMP";    // ndpiReader's ipProto2Name names these two as well
+    case 112: return "VRRP";
     default: return std::to_string(protocol);
   }
 }
@@ -61,9 +64,10 @@ struct Collected : FlowSink {
   }
 };
 
-// Flow lines of an ndpiReader -v 2 result: "\t1\tTCP a:p <-> b:q [proto: 7.126/HTTP.Google]..."
+// Every flow line of an ndpiReader -v 2 result: "\t1\tTCP a:p <-> b:q [proto: 7.126/HTTP.Google]...",
+// also one-direction flows ("a:p -> b:q") and flows on a VLAN ("b:q [VLAN: 7][proto: ...").
 std::multimap<std::string, std::string> expected_labels(const fs::path& out) {
-  static const std::regex line(R"(^\t\d+\t(\S+) (\S+) <-> (\S+) .*?\[proto: [0-9.]+/([^\]]+)\])");
+  static const std::regex line(R"(^\t\d+\t(\S+) (\S+) <?-> (\S+) .*?\[proto: [0-9.]+/([^\]]+)\])");
   std::multimap<std::string, std::string> labels;
   std::ifstream in(out);
   std::string text;
@@ -75,7 +79,7 @@ std::multimap<std::string, std::string> expected_labels(const fs::path& out) {
 
 }  // namespace
 
-TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99% of flows", "[ndpi][data]") {
+TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99.5% of all flows", "[ndpi][data]") {
   auto data = test_support::data_dir_or_empty();
   if (data.empty()) return;
   const fs::path suite = data / "ndpi-4.2-tests";
@@ -130,10 +134,23 @@ TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99% of
       }
     }
   }
+  // The flows still missed, each explained: captures of deliberately malformed frames (nDPI's
+  // fuzzer finds, a fragmented-garbage test, ajp.pcap's trailing garbage) where ndpiReader makes a
+  // flow of a header trafficid refuses as malformed or of a non-first fragment (ports 0, a
+  // protocol number from garbage). trafficid counts those frames as malformed or fragments in the
+  // file's record instead. A miss in any other capture is a regression.
+  const std::set<std::string> explained = {"ajp.pcap", "ip_fragmented_garbage.pcap"};
+  std::vector<std::string> unexplained;
+  for (const auto& d : disagreements) {
+    const std::string file = d.substr(0, d.find(':'));
+    if (!file.starts_with("fuzz-") && !explained.count(file)) unexplained.push_back(d);
+  }
   for (const auto& d : disagreements) UNSCOPED_INFO(d);
   INFO(fmt::format("{} captures, {} flows, {} agree ({:.2f}%)", files, total, agreeing, 100.0 * agreeing / total));
   CHECK(files >= 200);
-  CHECK(static_cast<double>(agreeing) >= 0.99 * static_cast<double>(total));
+  CHECK(total >= 6000);  // every flow line: both directions, one direction, on VLANs
+  CHECK(unexplained.empty());
+  CHECK(static_cast<double>(agreeing) >= 0.995 * static_cast<double>(total));
   WARN(fmt::format("{} captures, {} flows, {} agree ({:.2f}%), {} differ", files, total, agreeing,
                    100.0 * agreeing / total, disagreements.size()));
 }

@@ -109,6 +109,12 @@ TEST_CASE("the other link types", "[parser]") {
   check_ipv4_tcp(parsed(with_prefix({0x00, 0x21}, ip), linktype::ppp), 2);
   check_ipv4_tcp(parsed(with_prefix({0x0f, 0x00, 0x08, 0x00}, ip), linktype::c_hdlc), 4);
   check_ipv4_tcp(parsed(with_prefix({0x8f, 0x00, 0x08, 0x00}, ip), linktype::ppp), 4);  // Cisco HDLC stored as PPP
+  // MPLS under Cisco HDLC (nDPI's BGP_redist.pcap) and under Linux cooked capture: two labels, the
+  // second the bottom of the stack.
+  const Bytes labels = {0x00, 0x01, 0x20, 0x40, 0x00, 0x01, 0x2d, 0xfe};
+  check_ipv4_tcp(parsed(with_prefix(with_prefix({0x0f, 0x00, 0x88, 0x47}, labels), ip), linktype::c_hdlc), 12);
+  check_ipv4_tcp(parsed(with_prefix(with_prefix({0, 0, 3, 4, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x88, 0x47}, labels), ip),
+                        linktype::linux_sll), 24);
   // PPPoE session inside Ethernet.
   Bytes pppoe = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x88, 0x64, 0x11, 0, 0, 1, 0, 0, 0x00, 0x21};
   check_ipv4_tcp(parsed(with_prefix(pppoe, ip), linktype::ethernet), 22);
