@@ -176,6 +176,31 @@ Json dataset_identity(const DatasetManifest& m) {
   return {{"config_hash", m.config_hash}, {"inputs", inputs}};
 }
 
+// A dataset models can learn from: two classes with training samples at least, and a validation
+// split (early stopping, the best epoch, the abstention threshold and the best model are chosen
+// on it). Otherwise an Error that says what the dataset holds and what to change.
+void check_trainable(const DatasetManifest& m, const fs::path& folder, const fs::path& experiment) {
+  std::vector<std::string> trained;
+  std::uint64_t train_rows = 0, validation_rows = 0;
+  for (std::size_t c = 0; c < m.class_names.size(); ++c) {
+    const auto n = m.counts.count("train") ? m.counts.at("train")[c] : 0;
+    train_rows += n;
+    if (n > 0) trained.push_back(fmt::format("{} ({})", m.class_names[c], n));
+    if (m.counts.count("validation")) validation_rows += m.counts.at("validation")[c];
+  }
+  auto excluded = [&](const char* why) { return m.excluded.count(why) ? m.excluded.at(why) : std::uint64_t{0}; };
+  if (trained.size() < 2)
+    throw Error(fmt::format("{}: the training split holds {} sample(s) in {} class(es){}{}: a classifier needs two classes "
+                            "at least; {} samples had no class. Check capture.sources (do the captures hold IP traffic?), "
+                            "label.classes and label.unmatched in {}", folder.string(), train_rows, trained.size(),
+                            trained.empty() ? "" : ": ", fmt::join(trained, ", "), excluded("no_class"), experiment.string()));
+  if (validation_rows == 0)
+    throw Error(fmt::format("{}: the validation split is empty ({} training samples): early stopping, the best epoch and "
+                            "the best model are chosen on it. Give it a share in dataset.fractions, or more captures "
+                            "(split = \"file\" puts whole captures in it) in {}", folder.string(), train_rows,
+                            experiment.string()));
+}
+
 // The first time: RUN_DIR/inputs.json records the identity. On a resume: the datasets must be
 // those the run began on, or checkpoints and finished models would be of another dataset than
 // what is trained and tested now (one report, two datasets).
@@ -479,6 +504,7 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
                            describe_dataset(*evaluated.manifest)));
       evaluation = eval.plan.folder;
     }
+    if (train && !experiment->models.empty()) check_trainable(*outcome.manifest, job.plan.folder, experiment->file);
     Json identity = {{"dataset", dataset_identity(*outcome.manifest)}};
     if (evaluation) identity["evaluation"] = dataset_identity(read_manifest(*evaluation));
     check_run_inputs(dir, identity);

@@ -13,6 +13,9 @@
 #include <vector>
 #include <xxhash.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "trafficid/error.hpp"
 
 namespace trafficid::host {
@@ -23,8 +26,9 @@ std::string content_hash_file(const fs::path& file) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0) {
+    const int error = errno;
     if (fd >= 0) ::close(fd);
-    throw Error(fmt::format("cannot read {} to hash it", file.string()));
+    throw Error(fmt::format("cannot read {} to hash it: {}", file.string(), std::strerror(error)));
   }
   // Mapped in windows, each unmapped before the next: no copy out of the page cache, and the
   // process's resident memory stays at one window whatever the file's size.

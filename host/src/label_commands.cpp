@@ -1,6 +1,8 @@
 // `trafficid label` (captures -> labels database) and `trafficid apps` (what the database holds).
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <exception>
 #include <fmt/format.h>
 #include <fstream>
@@ -8,6 +10,7 @@
 #include <mutex>
 #include <iostream>
 #include <thread>
+#include <unistd.h>
 
 #include "commands.hpp"
 #include "host_log.hpp"
@@ -226,7 +229,15 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
   // Which files need labelling: a file the database holds at the same size is hashed, and skipped
   // when its content and the labeler config are unchanged.
   std::vector<LabelledFile> jobs;
+  std::size_t unreadable = 0;
   for (const auto& file : capture_files(registry, *pcap, log, request.paths)) {
+    // A file this user may not read is told and left out; the others are labelled.
+    if (::access(file.c_str(), R_OK) != 0) {
+      log.warn(fmt::format("{}: cannot read it ({}): check its permissions, or run as a user who may read it; skipped "
+                           "(the other files are labelled)", file.string(), std::strerror(errno)));
+      ++unreadable;
+      continue;
+    }
     LabelledFile job;
     job.file = file;
     job.size = fs::file_size(file);
@@ -283,10 +294,11 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
       job.flows = {};
     }
   }
-  log.info(fmt::format("{}: {} files labelled, {} unchanged and skipped{}", request.db, labelled, skipped,
-                       damaged ? fmt::format(", {} damaged (see the warnings)", damaged) : ""));
+  log.info(fmt::format("{}: {} files labelled, {} unchanged and skipped{}{}", request.db, labelled, skipped,
+                       damaged ? fmt::format(", {} damaged (see the warnings)", damaged) : "",
+                       unreadable ? fmt::format(", {} unreadable and left out", unreadable) : ""));
   if (log.stop_requested()) return 130;
-  return damaged ? 1 : 0;
+  return damaged || unreadable ? 1 : 0;
 }
 
 int cmd_apps(const GlobalOptions& global, const std::string& db_file, const std::string& format) {

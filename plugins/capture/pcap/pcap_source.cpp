@@ -7,6 +7,7 @@
 #include <fnmatch.h>
 #include <stdio_ext.h>
 #include <fmt/format.h>
+#include <unistd.h>
 #include <fmt/std.h>
 #include <memory>
 #include <optional>
@@ -130,7 +131,13 @@ class PcapSource final : public CaptureSource {
       info.resolution_ns = format == Format::pcap_ns ? 1 : format == Format::pcapng ? pcapng_resolution_ns(file) : 1000;
       infos_.push_back(info);
       if (format == Format::unknown) {
-        infos_.back().warning = "not a pcap or pcapng file (unknown magic number); skipped";
+        std::error_code ec;
+        if (::access(file.c_str(), R_OK) != 0)
+          infos_.back().warning = fmt::format("cannot read it ({}): check its permissions; skipped", std::strerror(errno));
+        else if (fs::file_size(file, ec) == 0 && !ec)
+          infos_.back().warning = "an empty file (0 bytes): no capture header, no packets; skipped";
+        else
+          infos_.back().warning = "not a pcap or pcapng file (unknown magic number); skipped";
         continue;
       }
       char errbuf[PCAP_ERRBUF_SIZE] = "";
