@@ -45,8 +45,16 @@ PendingFile::~PendingFile() {
 }
 
 void PendingFile::write(const PacketView& packet) {
+  guard([&] { writer_->write(packet.timestamp_ns, packet.link_type, packet.data, packet.wire_length); });
+}
+
+void PendingFile::flush() {
+  guard([&] { writer_->flush(); });
+}
+
+template <class Body> void PendingFile::guard(Body&& body) {
   try {
-    writer_->write(packet.timestamp_ns, packet.link_type, packet.data, packet.wire_length);
+    body();
   } catch (const Error& e) {
     // The writer kept a valid file: give it its final name, and that name in the message.
     std::string message = e.what();

@@ -28,11 +28,14 @@ class PendingFile {
   ~PendingFile();  // an unfinished file is closed and renamed as well: what it holds is valid
   void write(const PacketView& packet);
   void finish();  // close and rename; idempotent
+  void flush();   // what it holds to the disk; on failure (a full disk) as write()
   std::uint64_t packets() const { return writer_->packets(); }
   std::uint64_t bytes() const { return writer_->bytes(); }
   const std::filesystem::path& path() const { return final_path_; }
 
  private:
+  // Runs a write; on failure the writer kept a valid file: it is renamed, and the Error names it.
+  template <class Body> void guard(Body&& body);
   std::filesystem::path final_path_, temporary_;
   std::unique_ptr<CaptureWriter> writer_;
   bool finished_ = false;

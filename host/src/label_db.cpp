@@ -111,7 +111,7 @@ LabelDb::LabelDb(const fs::path& file) : path_(file), statements_(std::make_uniq
                          "packets_c2s, packets_s2c, bytes_c2s, bytes_s2c, label, master, app, category, confidence, "
                          "server_name, ja3_client, ja3_server) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          -1, &statements_->insert_flow.stmt, nullptr) != SQLITE_OK)
-    throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+    throw failure(sqlite3_errmsg(db_));
 }
 
 LabelDb::~LabelDb() {
@@ -124,8 +124,17 @@ void LabelDb::exec(const char* sql) const {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
     std::string message = error ? error : "unknown error";
     sqlite3_free(error);
-    throw Error(fmt::format("labels database {}: {}", path_.string(), message));
+    throw failure(message);
   }
+}
+
+Error LabelDb::failure(const std::string& message) const {
+  const int code = sqlite3_extended_errcode(db_) & 0xff;
+  std::string advice;
+  if (code == SQLITE_FULL || code == SQLITE_IOERR)
+    advice = "; the disk is full (or failing): free space and run the same command again (the files labelled before are "
+             "kept whole and skipped, the one being written was rolled back)";
+  return Error(fmt::format("labels database {}: {}{}", path_.string(), message, advice));
 }
 
 bool LabelDb::up_to_date(const std::string& path, const std::string& content_hash, const std::string& config) const {
@@ -157,7 +166,7 @@ void LabelDb::begin_file(const std::string& path, std::uint64_t size, const std:
   sqlite3_bind_int64(ins.stmt, 2, static_cast<sqlite3_int64>(size));
   sqlite3_bind_text(ins.stmt, 3, "", -1, SQLITE_STATIC);
   sqlite3_bind_text(ins.stmt, 4, config.c_str(), -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(ins.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+  if (sqlite3_step(ins.stmt) != SQLITE_DONE) throw failure(sqlite3_errmsg(db_));
   file_row_ = sqlite3_last_insert_rowid(db_);
 }
 
@@ -184,7 +193,7 @@ void LabelDb::add_flow(const FlowRecord& f) {
   for (const auto* v : {&f.label, &f.master_protocol, &f.app_protocol, &f.category, &f.confidence, &f.server_name,
                         &f.ja3_client, &f.ja3_server})
     text(*v);
-  if (sqlite3_step(s) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+  if (sqlite3_step(s) != SQLITE_DONE) throw failure(sqlite3_errmsg(db_));
 }
 
 void LabelDb::add_flows(const std::vector<FlowRecord>& flows) {
@@ -230,7 +239,7 @@ void LabelDb::end_file(const SourceFileInfo& info, const PacketCounts& counts, c
     sqlite3_bind_int64(s.stmt, column++, static_cast<sqlite3_int64>(n));
   sqlite3_bind_text(s.stmt, column++, content_hash.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(s.stmt, column, file_row_);
-  if (sqlite3_step(s.stmt) != SQLITE_DONE) throw Error(fmt::format("{}: {}", path_.string(), sqlite3_errmsg(db_)));
+  if (sqlite3_step(s.stmt) != SQLITE_DONE) throw failure(sqlite3_errmsg(db_));
   exec("COMMIT;");
 }
 

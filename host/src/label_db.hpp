@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "trafficid/capture.hpp"
+#include "trafficid/error.hpp"
 #include "trafficid/flow.hpp"
 #include "trafficid/packet.hpp"
 
@@ -49,6 +50,8 @@ class LabelDb {
 
  private:
   void exec(const char* sql) const;
+  // An Error naming the database and SQLite's message, with what to do when the disk is full.
+  Error failure(const std::string& message) const;
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
   std::int64_t file_row_ = 0;

@@ -180,7 +180,8 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request) {
                              request.filter.empty() ? "" : ", filter '" + request.filter + "'");
 
   std::unique_ptr<PendingFile> file;
-  std::uint64_t index = 0, written = 0;
+  std::uint64_t index = 0, finished_packets = 0;  // packets in the files already finished
+  auto written = [&] { return finished_packets + (file ? file->packets() : 0); };  // on disk or about to be
   std::int64_t file_started_ns = 0;
   auto rotate_due = [&](const PacketView& p) {
     if (!file) return true;
@@ -193,16 +194,19 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request) {
     auto info = source->files().at(0);
     std::cerr << fmt::format("{}capture {}: {} captured, {} written, {} dropped by the kernel, {} by the interface, "
                              "{} file{}\n",
-                             final ? "" : "  ", request.interface, info.packets, written, info.dropped_kernel,
+                             final ? "" : "  ", request.interface, info.packets, written(), info.dropped_kernel,
                              info.dropped_interface, index, index == 1 ? "" : "s");
   };
-  auto last_progress = std::chrono::steady_clock::now();
+  auto last_progress = std::chrono::steady_clock::now(), last_flush = last_progress;
   PacketView packet;
   std::string failure;
   try {
     while (guarded(*plugin, [&] { return source->next(packet); })) {
       if (rotate_due(packet)) {
-        if (file) file->finish();
+        if (file) {
+          file->finish();
+          finished_packets += file->packets();
+        }
         file_started_ns = packet.timestamp_ns;
         auto seconds = static_cast<std::time_t>(packet.timestamp_ns / 1'000'000'000);
         fs::path name = directory / fmt::format("{}_{:05}_{:%Y%m%d%H%M%S}.pcap", request.prefix, index++,
@@ -210,8 +214,11 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request) {
         file = std::make_unique<PendingFile>(name, FileFormat::pcap, packet.link_type, nanosecond, live_info.snaplen);
       }
       file->write(packet);
-      ++written;
       auto now = std::chrono::steady_clock::now();
+      if (now - last_flush >= std::chrono::seconds(1)) {
+        last_flush = now;
+        file->flush();  // a full disk is found within a second, and a kill loses a second at most
+      }
       if (request.progress_seconds > 0 && std::chrono::duration<double>(now - last_progress).count() >= request.progress_seconds) {
         last_progress = now;
         progress(false);

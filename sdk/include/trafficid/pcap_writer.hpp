@@ -22,6 +22,10 @@ class TRAFFICID_SDK_API CaptureWriter {
   virtual void write(std::int64_t timestamp_ns, std::uint32_t link_type, std::span<const std::uint8_t> data,
                      std::uint32_t wire_length = 0) = 0;
   void close();  // flushes; throws Error naming the file on a write failure
+  // Writes the whole records held so far (a live capture does once a second, so a full disk is
+  // found at once and little is held in memory). On a write failure the file is cut back to its
+  // last whole packet, closed, and an Error names it.
+  void flush();
   std::uint64_t packets() const { return packets_; }
   std::uint64_t bytes() const { return flushed_ + buffer_.size(); }  // whole records written so far
   const std::filesystem::path& path() const { return path_; }
@@ -32,7 +36,6 @@ class TRAFFICID_SDK_API CaptureWriter {
   void commit(bool packet);                          // the record appended since the last commit is whole
 
  private:
-  void flush();
   int fd_ = -1;
   std::filesystem::path path_;
   std::vector<std::uint8_t> buffer_;  // our own buffer: after a failed write we know what reached the disk
