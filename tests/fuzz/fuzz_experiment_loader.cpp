@@ -5,31 +5,24 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "diagnostics.hpp"
 #include "experiment.hpp"
 #include "plugin_registry.hpp"
 #include "trafficid/error.hpp"
+#include "memory_file.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const int fd = ::memfd_create("experiment", 0);
-  if (fd < 0) return 0;
-  for (std::size_t done = 0; done < size;) {
-    const ssize_t n = ::write(fd, data + done, size - done);
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
+  const MemoryFile input(data, size);
+  if (!input.ok()) return 0;
   static const trafficid::host::PluginRegistry registry;  // no plugins
   trafficid::host::Diagnostics diagnostics;
   try {
-    auto experiment = trafficid::host::load_experiment("/proc/self/fd/" + std::to_string(fd), {}, registry, diagnostics);
+    auto experiment = trafficid::host::load_experiment(input.path(), {}, registry, diagnostics);
     if (experiment && diagnostics.has_errors()) std::abort();
     if (!experiment && !diagnostics.has_errors()) std::abort();
     for (const auto& d : diagnostics.sorted()) (void)d.format();
   } catch (const trafficid::Error&) {
   }
-  ::close(fd);
   return 0;
 }

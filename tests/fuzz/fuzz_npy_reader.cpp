@@ -5,11 +5,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "trafficid/error.hpp"
 #include "trafficid/npy.hpp"
+#include "memory_file.hpp"
 
 namespace {
 void check(bool ok) {
@@ -26,14 +25,9 @@ template <class T> void read_as(const std::string& path, const trafficid::NpyHea
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const int fd = ::memfd_create("npy", 0);
-  if (fd < 0) return 0;
-  for (std::size_t done = 0; done < size;) {
-    const ssize_t n = ::write(fd, data + done, size - done);
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const MemoryFile input(data, size);
+  if (!input.ok()) return 0;
+  const std::string path = input.path();
   try {
     const trafficid::NpyHeader h = trafficid::read_npy_header(path);
     check(h.data_offset <= size);
@@ -42,6 +36,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     read_as<std::uint64_t>(path, h);
   } catch (const trafficid::Error&) {
   }
-  ::close(fd);
   return 0;
 }

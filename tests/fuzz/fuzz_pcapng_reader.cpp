@@ -4,10 +4,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "pcapng_reader.hpp"
+#include "memory_file.hpp"
 
 namespace {
 void check(bool ok) {
@@ -17,15 +16,10 @@ void check(bool ok) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   // The input as a file without touching the disk: an anonymous memory file, opened by its path.
-  const int fd = ::memfd_create("pcapng", 0);
-  if (fd < 0) return 0;
-  for (std::size_t done = 0; done < size;) {
-    const ssize_t n = ::write(fd, data + done, size - done);
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
+  const MemoryFile input(data, size);
+  if (!input.ok()) return 0;
   try {
-    trafficid::pcap_plugin::PcapngReader reader("/proc/self/fd/" + std::to_string(fd));
+    trafficid::pcap_plugin::PcapngReader reader(input.path());
     trafficid::pcap_plugin::PcapngPacket packet;
     std::size_t packets = 0;
     while (reader.next(packet)) {
@@ -40,6 +34,5 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)resolution;
   } catch (const std::exception&) {
   }
-  ::close(fd);
   return 0;
 }
