@@ -586,19 +586,36 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
   Json resolved_models = Json::object();
   for (const auto& [key, node] : *models) {
     std::string name(key.str());
-    const PluginInfo* plugin = registry.find(PluginKind::model, name);
-    if (!plugin) {
-      diags.error(key.source(), "models." + name,
-                  fmt::format("no model plugin named '{}'{} (installed: {})", name, did_you_mean(name, names), fmt::join(names, ", ")));
-      continue;
-    }
     if (!node.is_table()) {
-      diags.error(node.source(), "models." + name, fmt::format("expected a table of {} parameters", plugin->label()));
+      diags.error(node.source(), "models." + name, "expected a table of the model's parameters ([models.NAME])");
       continue;
     }
-    Json params = check_table(node.as_table(), plugin->schema, "models." + name, node.source(), context);
+    if (auto why = name_problem(name); !why.empty()) diags.error(key.source(), "models." + name, "a model's name " + why);
+    // The plugin: `plugin = "..."` in the table, else the one the table is named after.
+    const toml::table& table = *node.as_table();
+    const toml::node* chosen = table.get("plugin");
+    std::string plugin_name = name;
+    if (chosen) {
+      if (!chosen->is_string()) {
+        diags.error(chosen->source(), "models." + name + ".plugin", "expected the name of a model plugin, e.g. \"cnn\"");
+        continue;
+      }
+      plugin_name = chosen->as_string()->get();
+    }
+    const PluginInfo* plugin = registry.find(PluginKind::model, plugin_name);
+    if (!plugin) {
+      diags.error(chosen ? chosen->source() : key.source(), chosen ? "models." + name + ".plugin" : "models." + name,
+                  fmt::format("no model plugin named '{}'{} (installed: {}){}", plugin_name, did_you_mean(plugin_name, names),
+                              fmt::join(names, ", "),
+                              chosen ? "" : "; a model named otherwise says which plugin it is: plugin = \"cnn\""));
+      continue;
+    }
+    TableCheck options;
+    options.extra_keys = {"plugin"};
+    Json params = check_table(&table, plugin->schema, "models." + name, node.source(), context, options);
     resolved_models[name] = params;
-    experiment.models.push_back({plugin, std::move(params)});
+    if (plugin_name != name) resolved_models[name]["plugin"] = plugin_name;
+    experiment.models.push_back({plugin, std::move(params), name});
   }
   if (!experiment.features)
     diags.error(models->source(), "models", "models train on a dataset: add [features] (e.g. extractor = \"deep_packet\")");

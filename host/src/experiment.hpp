@@ -80,9 +80,13 @@ struct EvaluateSpec {
 };
 
 // A model to train on the dataset: a model plugin with its resolved parameters.
+// [models.NAME]: a model of the experiment. NAME names its folder (models/NAME) and its rows in
+// reports; `plugin = "cnn"` in the table picks the plugin (default: the plugin named NAME), so two
+// configurations of one plugin can be compared in one experiment.
 struct ModelSpec {
   const PluginInfo* plugin = nullptr;
   Json params;
+  std::string name;
 };
 
 // [tune]: a study over the experiment (`trafficid tune`): a tuner plugin, the metric, the budget,

@@ -193,7 +193,8 @@ Json check_table(const toml::table* table, const Schema& schema, const std::stri
   if (table && options.report_unknown) {
     for (const auto& [key, node] : *table) {
       std::string k(key.str());
-      bool known = std::any_of(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == k; });
+      bool known = std::any_of(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == k; }) ||
+                   std::find(options.extra_keys.begin(), options.extra_keys.end(), k) != options.extra_keys.end();
       if (!known)
         diags.error(key.source(), join_key_path(path, k), "unknown key" + did_you_mean(k, names));
     }

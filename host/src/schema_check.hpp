@@ -22,6 +22,7 @@ struct CheckContext {
 struct TableCheck {
   bool report_unknown = true;              // false: the caller reports keys outside the schema
   std::vector<std::string> handled_elsewhere;  // schema keys the caller checks itself
+  std::vector<std::string> extra_keys;         // keys outside the schema the caller checks (not "unknown")
 };
 
 // Checks `table` (which may be null: all defaults) against `schema`; reports unknown keys,

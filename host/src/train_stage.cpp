@@ -177,7 +177,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
   ScoringOptions validation_options = base_options;  // the validation split gives a score and a threshold, no curves
   validation_options.early.clear();
   for (const auto& spec : experiment.models) {
-    const std::string& name = spec.plugin->name;
+    const std::string& name = spec.name;  // the experiment's name for it: its folder and report rows
     const fs::path dir = run_dir / "models" / name;
     fs::create_directories(dir);
     if (std::ifstream done(dir / "metrics.json"); done) {
@@ -303,7 +303,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     ScoringOptions options = base_options;
     options.abstain_threshold = abstain_threshold(validation_predictions, options.flow_decision,
                                                   experiment.evaluation.abstain_quantile);
-    Json description = {{"plugin", name}, {"version", spec.plugin->version}, {"params", spec.params},
+    Json description = {{"plugin", spec.plugin->name}, {"name", name}, {"version", spec.plugin->version}, {"params", spec.params},
                         {"classes", manifest.class_names}, {"dataset", fs::absolute(dataset).string()},
                         {"manifest", dataset_manifest}, {"folds", folds}, {"flow_decision", options.flow_decision}};
     if (options.abstain_threshold) description["abstain_threshold"] = *options.abstain_threshold;

@@ -2,10 +2,11 @@
 # Experiments with [variants] and `trafficid report`: a variant's mistakes are reported at its own
 # line; a run runs every variant into RUN_DIR/NAME (each a run of its own that repeats from its
 # config.resolved.toml) and compares them in RUN_DIR/report.html; `run --resume` keeps what is
-# done; `trafficid report A B` compares runs made apart; the page renders in headless Chromium.
-# usage: variants_and_report.sh TRAFFICID
+# done; `trafficid report A B` compares runs made apart; the page renders in headless Chromium;
+# two models of one plugin ([models.NAME] with plugin = "...") in one experiment.
+# usage: variants_and_report.sh TRAFFICID SOURCE_DIR
 set -euo pipefail
-tid=$(realpath "$1")
+tid=$(realpath "$1") src=$(realpath "$2")
 py=/usr/bin/python3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -122,4 +123,33 @@ assert dom.count('<svg class="chart"') == 1, dom.count('<svg class="chart"')
 assert dom.count("<path ") == 2, "one validation line per variant"
 assert "F1 per class (test split)" in dom
 PY
-echo "variants_and_report: variant diagnostics, runs, resume, comparison and rendering checked"
+# 6. Two configurations of one plugin in one experiment: [models.NAME] with plugin = "mlp". Each
+#    has its folder and report rows; the resolved config keeps the plugin and runs again; predict
+#    loads each by its name; a mistyped plugin is an error at its line.
+two=(--set 'models={small={plugin="mlp",layers=[16]},big={plugin="mlp",layers=[64,32]}}' --set train.epochs=3
+     --set evaluate.sources=[] --set train.threads=1)
+"$tid" -q run "$src/experiments/quickstart.toml" "${two[@]}" --run-dir "$work/two" > two.log 2>&1 || { cat two.log; fail "two MLPs"; }
+$py - "$work/two" <<'PY' || fail "two MLPs: outputs"
+import json, sys
+d = sys.argv[1]
+for name, layers in (("small", [16]), ("big", [64, 32])):
+    m = json.load(open(f"{d}/models/{name}/model.json"))
+    assert m["plugin"] == "mlp" and m["name"] == name and m["params"]["layers"] == layers, m
+    assert json.load(open(f"{d}/models/{name}/metrics.json"))["model"] == name
+run = json.load(open(f"{d}/run.json"))
+assert sorted(k for k in run["models"] if isinstance(run["models"][k], dict)) == ["big", "small"], run["models"].keys()
+PY
+grep -q "<h2>small</h2>" two/report.html && grep -q "<h2>big</h2>" two/report.html || fail "the report lacks a model"
+grep -A1 "^\[models.small\]" two/config.resolved.toml > /dev/null && grep -q "^plugin = 'mlp'" two/config.resolved.toml \
+  || fail "the resolved config lost the plugin: $(cat two/config.resolved.toml)"
+"$tid" -q run --resume "$work/two" > two-resume.log 2>&1 || { cat two-resume.log; fail "--resume of two MLPs"; }
+"$tid" -q synth -o new.pcap -p seed=77 -p flows_per_app=2 > /dev/null 2>&1
+for name in small big; do
+  [[ $("$tid" -q predict "$work/two/models/$name" new.pcap | wc -l) -gt 10 ]] || fail "predict with $name"
+done
+printf '[capture]\nsources = ["synth"]\n[label]\nlabeler = "ndpi"\nclass_from = "map"\n[label.classes]\nWeb = ["HTTP*"]\nDNS = ["DNS*"]\n[features]\nextractor = "flow_start"\n[models.small]\nplugin = "mpl"\n' > typo.toml
+status=0
+"$tid" validate typo.toml 2> typo.err || status=$?
+[[ $status -eq 2 ]] && grep -qF "typo.toml:12:10: models.small.plugin: no model plugin named 'mpl' (did you mean 'mlp'?)" typo.err \
+  || fail "a mistyped plugin: $(cat typo.err)"
+echo "variants_and_report: variant diagnostics, runs, resume, comparison, rendering and two models of one plugin checked"
