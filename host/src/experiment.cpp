@@ -92,29 +92,8 @@ const Schema& dataset_section_schema() {
   return schema;
 }
 
-const Schema& train_section_schema() {
-  static const Schema schema = {
-      ParamSpec::choice("optimizer", "adam", {"adam", "adamw", "sgd"}, "optimiser (sgd: with momentum)"),
-      ParamSpec::real("lr", 1e-3, "learning rate").range(1e-8, 10),
-      ParamSpec::choice("schedule", "none", {"none", "step", "cosine"},
-                        "learning-rate schedule: constant, times gamma every step_size epochs, or cosine to 0"),
-      ParamSpec::integer("step_size", 10, "epochs between steps of the step schedule").range(1, 100000),
-      ParamSpec::real("gamma", 0.5, "factor of the step schedule").range(0, 1),
-      ParamSpec::real("momentum", 0.9, "SGD momentum").range(0, 1),
-      ParamSpec::real("weight_decay", 0.0, "L2 penalty (AdamW: decoupled)").range(0, 1),
-      ParamSpec::integer("batch_size", 64, "training batch size").range(1, 1 << 20),
-      ParamSpec::integer("epochs", 10, "at most this many epochs").range(1, 100000),
-      ParamSpec::integer("patience", 3, "stop when validation macro F1 has not improved for this many epochs (0: never)")
-          .range(0, 100000),
-      ParamSpec::boolean("class_weights", true, "weigh the loss with the dataset's class weights (dataset.balance = \"weights\")"),
-      ParamSpec::integer("threads", 0, "LibTorch threads (0: one per core)").range(0, 1024),
-      ParamSpec::choice("device", "cpu", {"cpu", "cuda"}, "where to train (cuda: where LibTorch was built with it)"),
-      ParamSpec::integer("seed", 0, "seed of the weights and the data order (0: experiment.seed, which also splits the "
-                                    "dataset); each tuning trial gets its own")
-          .range(0, std::nullopt),
-  };
-  return schema;
-}
+// Declared once, in the SDK, where models read it (train_settings()).
+const Schema& train_section_schema() { return train_settings_schema(); }
 
 const Schema& evaluate_section_schema() {
   static const Schema schema = {
@@ -621,6 +600,7 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
     diags.error(models->source(), "models", "models train on a dataset: add [features] (e.g. extractor = \"deep_packet\")");
   const toml::table* train = train_node ? train_node->as_table() : nullptr;
   experiment.train = check_table(train, train_section_schema(), "train", train ? train->source() : models->source(), context);
+  if (!diags.has_errors()) experiment.train_settings = train_settings(experiment.train);
   resolved["models"] = resolved_models;
   resolved["train"] = experiment.train;
 }
@@ -978,7 +958,7 @@ std::optional<Experiment> load_experiment(const fs::path& file, const std::vecto
   if (variant.empty() && !variants.empty()) resolved["variants"] = variants;
   if (experiment.tune) {
     experiment.tune->space.seed = static_cast<std::uint64_t>(experiment.seed);
-    experiment.tune->space.max_steps = experiment.train.value("epochs", std::int64_t{10});
+    experiment.tune->space.max_steps = experiment.train_settings.epochs;
   }
   experiment.resolved = std::move(resolved);
   return experiment;

@@ -13,6 +13,7 @@
 #include "diagnostics.hpp"
 #include "label_map.hpp"
 #include "plugin_registry.hpp"
+#include "trafficid/model.hpp"
 #include "trafficid/tuner.hpp"
 
 namespace trafficid::host {
@@ -115,6 +116,7 @@ struct Experiment {
   std::optional<EvaluateSpec> evaluate;    // [evaluate] with sources: the unseen captures
   std::vector<ModelSpec> models;  // [models.NAME] tables, in name order
   Json train = Json::object();    // resolved [train]
+  TrainSettings train_settings;   // the same, typed (its defaults declared once, in the SDK)
   // [variants.NAME] tables: each sets some values of the experiment. A run of an experiment with
   // variants runs each of them (RUN_DIR/NAME) and compares them; `variant` names the one this is.
   std::vector<std::string> variant_names;

@@ -185,7 +185,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
       all[name] = Json::parse(done);
       continue;
     }
-    const std::int64_t train_seed = experiment.train.value("seed", std::int64_t{0});
+    const std::int64_t train_seed = experiment.train_settings.seed;
     ModelInput input{manifest.spec, manifest.class_names, manifest.class_weights,
                      static_cast<std::uint64_t>(train_seed ? train_seed : experiment.seed)};
     SplitPredictions test_predictions, validation_predictions;
@@ -215,7 +215,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
         log.info(fmt::format("model {}: trained in an earlier attempt of this run", label));
       } else {
         log.info(fmt::format("model {}: {} trainable parameters", label, info.parameters));
-        EpochLog observer(log, label, fold_dir / "metrics.jsonl", experiment.train.value("epochs", std::int64_t{10}));
+        EpochLog observer(log, label, fold_dir / "metrics.jsonl", experiment.train_settings.epochs);
         std::optional<TrialObserver> trial_observer;
         if (trial) trial_observer.emplace(observer, log, *trial, fold_dir / "metrics.jsonl");
         TrainingContext context{experiment.train, fold_dir / "checkpoints",
@@ -230,7 +230,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
         }
         if (!observer.diverged().empty()) {
           const std::string why = fmt::format("model {}: training {}; lower train.lr (now {}) and run it again", label, observer.diverged(),
-                                              experiment.train.value("lr", 0.0));
+                                              experiment.train_settings.lr);
           if (!trial) throw Error(why);
           // A diverged trial fails for good (the same seed diverges again): no retry.
           Json result = {{"trial", trial->trial}, {"model", name}, {"metric", trial->metric}, {"status", "failed"},

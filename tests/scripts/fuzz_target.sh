@@ -23,7 +23,7 @@ case "$name" in
     flags+=(-I"$src/host/src") libs=(-lfmt) ;;
   experiment_loader)
     sources=("$src/host/src/experiment.cpp" "$src/host/src/schema_check.cpp" "$src/host/src/diagnostics.cpp"
-             "$src/host/src/plugin_registry.cpp" "$src/host/src/label_map.cpp"
+             "$src/host/src/plugin_registry.cpp" "$src/host/src/label_map.cpp" "$src/sdk/src/training.cpp"
              "$src/sdk/src/plugin_types.cpp" "$src/sdk/src/search_space.cpp")
     # TOML++ 3.3.0 (Debian 12) asserts an assumption in parse_key that '[#' or '[\0' breaks; its
     # parser then reports the error (as the GCC release build, where the assertion is compiled

@@ -226,3 +226,21 @@ Web = "QUIC"
         std::vector<std::string>{f + ":7:11: label.groups.Tunnels: class 'SSH' is already in group 'RemoteAccess': a class belongs to one group",
                                  f + ":8:7: label.groups.Web: expected a list of class names, e.g. Web = [\"AnyDesk\", \"SSH\"]"});
 }
+
+TEST_CASE("[train] settings: defaults declared once, read typed by models and the host alike", "[config]") {
+  // An empty [train] and a resolved one give the same settings: the schema's defaults.
+  const auto defaults = trafficid::train_settings(trafficid::Json::object());
+  CHECK(defaults.patience == 3);  // it was 0 in the LibTorch trainer and 3 in the host before
+  CHECK(defaults.epochs == 10);
+  CHECK(defaults.optimizer == "adam");
+  CHECK(defaults.lr == Approx(1e-3));
+  CHECK(defaults.class_weights);
+  const auto set = trafficid::train_settings({{"patience", 0}, {"epochs", 4}, {"optimizer", "sgd"}});
+  CHECK(set.patience == 0);
+  CHECK(set.epochs == 4);
+  CHECK(set.optimizer == "sgd");
+  CHECK(set.batch_size == 64);
+  CHECK_THROWS_WITH(trafficid::train_settings({{"epochs", "many"}}), Catch::Contains("[train]: a setting of the wrong type"));
+  // The host checks [train] against the same schema: every key of it has a default there.
+  for (const auto& spec : trafficid::train_settings_schema()) CHECK_FALSE(spec.default_value.is_null());
+}

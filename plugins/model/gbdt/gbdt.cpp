@@ -98,7 +98,8 @@ class Gbdt final : public Model {
   }
 
   void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
-    const auto threads = context.settings.value("threads", std::int64_t{0});
+    const TrainSettings settings = train_settings(context.settings);
+    const auto threads = settings.threads;
     const auto limit = static_cast<std::uint64_t>(params_.at("max_train_rows").get<std::int64_t>());
     Matrix tm = read(train, limit, input_.seed), vm = read(validation, limit, input_.seed + 1);
     if (tm.rows == 0) throw Error("gbdt: the training split is empty");
@@ -106,14 +107,14 @@ class Gbdt final : public Model {
     create(&dtrain.handle, 1);
     set("nthread", std::to_string(threads > 0 ? threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()))));
     check(XGDMatrixSetFloatInfo(dtrain.handle, "label", tm.labels.data(), tm.rows), "labels");
-    if (context.settings.value("class_weights", true) && !input_.class_weights.empty()) {
+    if (settings.class_weights && !input_.class_weights.empty()) {
       std::vector<float> w(tm.rows);
       for (std::size_t r = 0; r < tm.rows; ++r) w[r] = static_cast<float>(input_.class_weights[static_cast<std::size_t>(tm.labels[r])]);
       check(XGDMatrixSetFloatInfo(dtrain.handle, "weight", w.data(), tm.rows), "weights");
     }
     const auto per_epoch = params_.at("rounds_per_epoch").get<std::int64_t>();
     const auto epochs = std::max<std::int64_t>(1, params_.at("rounds").get<std::int64_t>() / per_epoch);
-    const auto patience = context.settings.value("patience", std::int64_t{0});
+    const auto patience = settings.patience;
     double best = -1;
     std::int64_t best_rounds = 0, bad = 0, rounds = 0, first_epoch = 1;
     std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end());

@@ -12,6 +12,7 @@
 #include "trafficid/features.hpp"
 #include "trafficid/host_services.hpp"
 #include "trafficid/metrics.hpp"
+#include "trafficid/params.hpp"
 
 namespace trafficid {
 
@@ -40,6 +41,20 @@ class TRAFFICID_SDK_API SampleBatches {
   // full shape); false when the pass is over.
   virtual bool next(std::size_t max_rows, FeatureBatch& batch) = 0;
 };
+
+// The experiment's [train] section, typed. Its schema (train_settings_schema()) is the one place
+// its parameters and their defaults are declared: the host checks [train] against it, and a model
+// reads its settings with train_settings(context), never with defaults of its own.
+struct TrainSettings {
+  std::string optimizer, schedule, device;
+  double lr = 0, momentum = 0, weight_decay = 0, gamma = 0;
+  std::int64_t batch_size = 0, epochs = 0, patience = 0, step_size = 0, threads = 0, seed = 0;
+  bool class_weights = true;
+};
+TRAFFICID_SDK_API const Schema& train_settings_schema();
+// `settings` over the schema's defaults (a key it lacks gets its default), typed. Throws Error
+// naming a key whose value has the wrong type.
+TRAFFICID_SDK_API TrainSettings train_settings(const Json& settings);
 
 // How a model is trained: the experiment's [train] section and where checkpoints go.
 struct TrainingContext {

@@ -66,28 +66,11 @@ ModelInfo TorchModel::info() const {
 
 namespace {
 
-struct Settings {
-  std::string optimizer = "adam", schedule = "none", device = "cpu";
-  double lr = 1e-3, momentum = 0.9, weight_decay = 0, gamma = 0.5;
-  std::int64_t batch_size = 64, epochs = 10, patience = 0, step_size = 10, threads = 0;
-  bool class_weights = true;
+// [train] as the trainer uses it: the SDK's typed settings (defaults declared there, once) and
+// the seed of this model (train.seed, or the experiment's).
+struct Settings : TrainSettings {
   std::uint64_t seed = 1;
-
-  explicit Settings(const Json& j, std::uint64_t s) : seed(s) {
-    optimizer = j.value("optimizer", optimizer);
-    schedule = j.value("schedule", schedule);
-    device = j.value("device", device);
-    lr = j.value("lr", lr);
-    momentum = j.value("momentum", momentum);
-    weight_decay = j.value("weight_decay", weight_decay);
-    gamma = j.value("gamma", gamma);
-    batch_size = j.value("batch_size", batch_size);
-    epochs = j.value("epochs", epochs);
-    patience = j.value("patience", patience);
-    step_size = j.value("step_size", step_size);
-    threads = j.value("threads", threads);
-    class_weights = j.value("class_weights", class_weights);
-  }
+  Settings(const Json& j, std::uint64_t s) : TrainSettings(train_settings(j)), seed(s) {}
 };
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Settings& s, std::vector<torch::Tensor> params) {
