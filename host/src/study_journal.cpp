@@ -1,7 +1,6 @@
 #include "study_journal.hpp"
 
 #include <fmt/format.h>
-#include <fmt/std.h>
 
 #include "trafficid/error.hpp"
 
@@ -110,7 +109,7 @@ void check_journal_event(const Json& e, const std::filesystem::path& file, std::
       throw Error(fmt::format("an unknown event '{}'", kind));
     }
   } catch (const Error& error) {
-    throw Error(fmt::format("{}:{}: not a journal event: {}; the journal was edited or damaged", file, line, error.what()));
+    throw Error(fmt::format("{}:{}: not a journal event: {}; the journal was edited or damaged", file.string(), line, error.what()));
   }
 }
 
@@ -128,7 +127,7 @@ JournalText parse_journal(std::string_view text, const std::filesystem::path& fi
     try {
       event = Json::parse(text.substr(start, end - start));
     } catch (const Json::exception& e) {
-      throw Error(fmt::format("{}:{}: not a journal event ({}); the journal was edited or damaged", file, line, e.what()));
+      throw Error(fmt::format("{}:{}: not a journal event ({}); the journal was edited or damaged", file.string(), line, e.what()));
     }
     check_journal_event(event, file, line);
     out.events.push_back(std::move(event));
