@@ -3,6 +3,7 @@
 
 #include "test_support.hpp"
 #include "trafficid/metrics.hpp"
+#include "trafficid/model.hpp"
 
 using namespace trafficid;
 
@@ -37,4 +38,31 @@ TEST_CASE("evaluation metrics equal the hand-computed values of a known confusio
 TEST_CASE("evaluation refuses labels outside the classes and mismatched lengths", "[metrics]") {
   CHECK_THROWS_WITH(evaluate({0, 1}, {0}, {"A", "B"}), Catch::Contains("2 true labels but 1 predictions"));
   CHECK_THROWS_WITH(evaluate({0, 2}, {0, 1}, {"A", "B"}), Catch::Contains("label out of range at row 1"));
+}
+
+TEST_CASE("early stopping keeps the best epoch and stops after patience epochs without improvement", "[metrics]") {
+  trafficid::EarlyStopping stopping(2);
+  const std::vector<double> scores = {0.5, 0.6, 0.6, 0.55, 0.7};
+  std::int64_t stopped_at = 0;
+  for (std::size_t i = 0; i < scores.size() && !stopped_at; ++i) {
+    const auto epoch = static_cast<std::int64_t>(i + 1);
+    const bool best = stopping.record(epoch, scores[i]);
+    CHECK(best == (epoch == 1 || epoch == 2));  // a tie is no improvement
+    if (stopping.should_stop()) stopped_at = epoch;
+  }
+  CHECK(stopped_at == 4);  // 0.6 (tie) and 0.55: two epochs without improvement
+  CHECK(stopping.best_epoch() == 2);
+  CHECK(stopping.best() == Approx(0.6));
+  // Through a checkpoint and back, as a resumed run does.
+  trafficid::EarlyStopping resumed(2);
+  resumed.restore(stopping.to_json());
+  CHECK(resumed.should_stop());
+  CHECK(resumed.best_epoch() == 2);
+  CHECK(resumed.record(5, 0.7));
+  CHECK_FALSE(resumed.should_stop());
+  // Patience 0: never stops.
+  trafficid::EarlyStopping never(0);
+  for (int e = 1; e <= 50; ++e) never.record(e, 0.1);
+  CHECK_FALSE(never.should_stop());
+  CHECK(never.best_epoch() == 1);
 }

@@ -115,8 +115,8 @@ class Gbdt final : public Model {
     const auto per_epoch = params_.at("rounds_per_epoch").get<std::int64_t>();
     const auto epochs = std::max<std::int64_t>(1, params_.at("rounds").get<std::int64_t>() / per_epoch);
     const auto patience = settings.patience;
-    double best = -1;
-    std::int64_t best_rounds = 0, bad = 0, rounds = 0, first_epoch = 1;
+    EarlyStopping stopping(patience);
+    std::int64_t rounds = 0, first_epoch = 1;
     std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end());
     // Checkpoints: after each epoch the trees so far (epoch-N.ubj), then state.json naming them
     // (the commit). `trafficid run --resume` goes on from the last one.
@@ -131,13 +131,11 @@ class Gbdt final : public Model {
         check(XGBoosterLoadModelFromBuffer(booster_, bytes.data(), bytes.size()), "loading a checkpoint");
         set("nthread", std::to_string(threads > 0 ? threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()))));
         rounds = state.at("rounds").get<std::int64_t>();
-        best = state.at("best_f1").get<double>();
-        best_rounds = state.at("best_rounds").get<std::int64_t>();
-        bad = state.at("bad_epochs").get<std::int64_t>();
+        stopping.restore(state);
         first_epoch = epoch + 1;
         rounds_ = rounds;
         host_.info(fmt::format("gbdt: resuming after epoch {} ({} rounds) from {}", epoch, rounds, dir.string()));
-        if (patience > 0 && bad >= patience) first_epoch = epochs + 1;  // it had stopped early
+        if (stopping.should_stop()) first_epoch = epochs + 1;  // it had stopped early
       }
     }
     for (std::int64_t epoch = first_epoch; epoch <= epochs; ++epoch) {
@@ -174,24 +172,20 @@ class Gbdt final : public Model {
         if (context.observer) context.observer->on_epoch(m);  // the host fails the model, with the reason
         break;
       }
-      if (e.macro_f1 > best) {
-        best = e.macro_f1;
-        best_rounds = rounds;
-        bad = 0;
-      } else {
-        ++bad;
-      }
+      stopping.record(epoch, e.macro_f1);
       if (!dir.empty()) {
         write_file_atomically(checkpoint(epoch), buffer());
-        Json state = {{"epoch", epoch}, {"rounds", rounds}, {"best_f1", best}, {"best_rounds", best_rounds}, {"bad_epochs", bad}};
+        Json state = stopping.to_json();
+        state["epoch"] = epoch;
+        state["rounds"] = rounds;
         write_file_atomically(dir / "state.json", state.dump(2));
         std::error_code ec;
         std::filesystem::remove(checkpoint(epoch - 1), ec);
       }
       if (context.observer && !context.observer->on_epoch(m)) break;
-      if (patience > 0 && bad >= patience) break;
+      if (stopping.should_stop()) break;
     }
-    rounds_ = best_rounds;  // predictions use the rounds with the best validation macro F1
+    rounds_ = stopping.best_epoch() * per_epoch;  // predictions use the rounds with the best validation macro F1
   }
 
   std::vector<float> predict_proba(const FeatureBatch& batch) override {

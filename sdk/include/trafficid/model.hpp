@@ -56,6 +56,40 @@ TRAFFICID_SDK_API const Schema& train_settings_schema();
 // naming a key whose value has the wrong type.
 TRAFFICID_SDK_API TrainSettings train_settings(const Json& settings);
 
+// Early stopping and best-epoch keeping on the validation macro F1, as every model does them: the
+// model kept is the epoch with the best score (never chosen on the test split), and training stops
+// after `patience` epochs without improvement (0: never). Its state goes into a checkpoint's
+// state.json (to_json) and comes back on a resume (restore).
+class EarlyStopping {
+ public:
+  explicit EarlyStopping(std::int64_t patience) : patience_(patience) {}
+  // After an epoch: true when its score is the best so far (the epoch whose model to keep).
+  bool record(std::int64_t epoch, double score) {
+    if (score > best_) {
+      best_ = score;
+      best_epoch_ = epoch;
+      bad_epochs_ = 0;
+      return true;
+    }
+    ++bad_epochs_;
+    return false;
+  }
+  bool should_stop() const { return patience_ > 0 && bad_epochs_ >= patience_; }
+  std::int64_t best_epoch() const { return best_epoch_; }  // 0: none yet
+  double best() const { return best_; }                    // -1: none yet
+  std::int64_t bad_epochs() const { return bad_epochs_; }
+  Json to_json() const { return {{"best_epoch", best_epoch_}, {"best_f1", best_}, {"bad_epochs", bad_epochs_}}; }
+  void restore(const Json& state) {
+    best_epoch_ = state.at("best_epoch").get<std::int64_t>();
+    best_ = state.at("best_f1").get<double>();
+    bad_epochs_ = state.at("bad_epochs").get<std::int64_t>();
+  }
+
+ private:
+  std::int64_t patience_ = 0, best_epoch_ = 0, bad_epochs_ = 0;
+  double best_ = -1;
+};
+
 // How a model is trained: the experiment's [train] section and where checkpoints go.
 struct TrainingContext {
   Json settings = Json::object();         // resolved [train]: optimizer, lr, epochs, batch_size, ...

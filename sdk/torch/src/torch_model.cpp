@@ -145,8 +145,8 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
   if (std::ifstream in(dir / "state.json"); in) saved = Json::parse(in);
   auto params = net.parameters();
   auto optimizer = make_optimizer(s, params);
-  std::int64_t first_epoch = 1, best_epoch = 0, bad_epochs = 0;
-  double best_f1 = -1;
+  std::int64_t first_epoch = 1;
+  EarlyStopping stopping(s.patience);
   Json history = Json::array();
   auto checkpoint = [&](std::int64_t epoch, const char* what) { return dir / fmt::format("epoch-{:04}.{}.pt", epoch, what); };
 
@@ -158,9 +158,7 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     optimizer_archive.load_from(checkpoint(epoch, "optimizer").string());
     optimizer->load(optimizer_archive);
     first_epoch = epoch + 1;
-    best_epoch = saved.at("best_epoch").get<std::int64_t>();
-    best_f1 = saved.at("best_f1").get<double>();
-    bad_epochs = saved.at("bad_epochs").get<std::int64_t>();
+    stopping.restore(saved);
     history = saved.at("history");
     st.host.info(fmt::format("model {}: resuming after epoch {} from {}", st.name, epoch, dir.string()));
   } else {
@@ -225,7 +223,7 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
       seen += batch.rows;
       const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
       progress.update(epoch, s.epochs, seen, train.rows(), loss_sum / static_cast<double>(seen),
-                      elapsed > 0 ? static_cast<double>(seen) / elapsed : 0, best_f1);
+                      elapsed > 0 ? static_cast<double>(seen) / elapsed : 0, stopping.best());
       if (st.host.stop_requested()) break;
     }
     const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -273,13 +271,7 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
       break;
     }
 
-    if (m.val_macro_f1 > best_f1) {
-      best_f1 = m.val_macro_f1;
-      best_epoch = epoch;
-      bad_epochs = 0;
-    } else {
-      ++bad_epochs;
-    }
+    stopping.record(epoch, m.val_macro_f1);
     history.push_back(to_json(m));
     // The checkpoint: model and optimiser of this epoch, then state.json naming it (the commit).
     torch::serialize::OutputArchive model_archive, optimizer_archive;
@@ -290,27 +282,28 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     // On the disk before state.json names them: a power loss never leaves state.json pointing at a torn file.
     sync_file(checkpoint(epoch, "model"));
     sync_file(checkpoint(epoch, "optimizer"));
-    Json state = {{"epoch", epoch}, {"best_epoch", best_epoch}, {"best_f1", best_f1}, {"bad_epochs", bad_epochs},
-                  {"history", history}};
+    Json state = stopping.to_json();
+    state["epoch"] = epoch;
+    state["history"] = history;
     write_file_atomically(dir / "state.json", state.dump(2));
     // Older checkpoints go, except the best model's.
     for (std::int64_t old = 1; old < epoch; ++old) {
       std::error_code ec;
       fs::remove(checkpoint(old, "optimizer"), ec);
-      if (old != best_epoch) fs::remove(checkpoint(old, "model"), ec);
+      if (old != stopping.best_epoch()) fs::remove(checkpoint(old, "model"), ec);
     }
     const bool keep_going = context.observer ? context.observer->on_epoch(m) : true;
     if (!keep_going) break;
-    if (s.patience > 0 && bad_epochs >= s.patience) {
+    if (stopping.should_stop()) {
       st.host.info(fmt::format("model {}: early stop after epoch {}: validation macro F1 has not improved for {} epochs",
-                               st.name, epoch, bad_epochs));
+                               st.name, epoch, stopping.bad_epochs()));
       break;
     }
   }
   // The model kept is the one with the best validation macro F1 (never chosen on the test split).
-  if (best_epoch > 0) {
+  if (stopping.best_epoch() > 0) {
     torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint(best_epoch, "model").string());
+    archive.load_from(checkpoint(stopping.best_epoch(), "model").string());
     net.load(archive);
   }
 }
