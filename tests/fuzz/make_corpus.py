@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the file-format fuzz targets (tests/fuzz/corpus/*): small, valid
-files of each format, so the fuzzers start from the structures they must parse. The files are
-checked in; run this again only to change them: python3 tests/fuzz/make_corpus.py"""
-import json, os, struct
+"""Writes the seed inputs of the file-format fuzz targets into OUT_DIR/<target>/: small, valid
+files of each format (pcapng, .npy, a study journal, experiments), so the fuzzers start from the
+structures they must parse. Generated at each fuzz run (tests/scripts/fuzz_target.sh), never kept
+in the repository; the same bytes every time.
+usage: python3 tests/fuzz/make_corpus.py OUT_DIR"""
+import json, os, struct, sys
 
-here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+here = sys.argv[1]
 
 
 def put(target, name, data):

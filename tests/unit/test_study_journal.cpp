@@ -1,9 +1,6 @@
 // The study journal's reader: a journal written by trafficid reads back; a line cut by a crash is
 // found (and left to the caller to drop); any line of the wrong shape is an Error naming the file
 // and the line, before a replay could trip on it.
-#include <fstream>
-#include <sstream>
-
 #include "study_journal.hpp"
 #include "test_support.hpp"
 #include "trafficid/error.hpp"
@@ -12,11 +9,27 @@ using namespace trafficid;
 using namespace trafficid::host;
 
 namespace {
+// A journal as trafficid writes one: the study header, then a trial proposed, started, reported,
+// pruned, and a second one failed for good.
 std::string corpus_journal() {
-  std::ifstream in(std::string(TRAFFICID_SOURCE_DIR) + "/tests/fuzz/corpus/study_journal/journal.jsonl");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return R"({"event":"study","version":1,"name":"quickstart","experiment":"/x/q.toml","tuner":"asha","tuner_version":"1.0.0",)"
+         R"("tuner_params":{"eta":2},"dimensions":[{"path":"train.lr","kind":"loguniform","choices":[],"low":0.0001,"high":0.1},)"
+         R"({"path":"models.mlp.layers","kind":"choice","choices":[[16],[64,32]],"low":0,"high":0}],"maximize":true,"seed":7,)"
+         R"("max_steps":4,"metric":"val.macro_f1","trials":4,"time_budget":0.0,"retries":1,"pruner":"median","pruner_warmup":1,)"
+         R"("pruner_min_trials":2,"base_config":{"experiment":{"name":"quickstart"}},"config_hash":"0123456789abcdef","created_unix":1.7e9})"
+         "\n"
+         R"({"event":"propose","trial":1,"assignment":{"train.lr":0.001,"models.mlp.layers":[16]},"t":1.7e9})"
+         "\n"
+         R"({"event":"start","trial":1,"attempt":1,"worker":"host:1","t":1.7e9})"
+         "\n"
+         R"({"event":"report","trial":1,"step":1,"value":0.5,"decision":"continue","t":1.7e9})"
+         "\n"
+         R"({"event":"report","trial":1,"step":2,"value":0.25,"decision":"stop","by":"median","t":1.7e9})"
+         "\n"
+         R"({"event":"end","trial":1,"status":"pruned","attempt":1,"seconds":3.5,"value":0.5,"t":1.7e9})"
+         "\n"
+         R"({"event":"end","trial":2,"status":"failed","attempt":1,"seconds":1,"error":"diverged","retry":false,"t":1.7e9})"
+         "\n";
 }
 
 std::string error_of(const std::string& text) {
