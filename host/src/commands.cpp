@@ -488,6 +488,9 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
     if (!outcome.manifest) return interrupted();
     run_record["dataset"] = dataset_summary(*outcome.manifest);
     log.info((outcome.reused ? "" : "stage dataset done: ") + describe_dataset(*outcome.manifest));
+    // Before the evaluation dataset is built: a dataset no model can learn from stops the run here.
+    if (train && !experiment->models.empty()) check_trainable(*outcome.manifest, job.plan.folder, experiment->file);
+    Json identity = {{"dataset", dataset_identity(*outcome.manifest)}};
     std::optional<fs::path> evaluation;
     if (experiment->evaluate && !trial) {
       EvaluationTarget target = evaluation_target(job.plan.folder);
@@ -500,13 +503,11 @@ int run_one(const GlobalOptions& global, const std::string& file, const std::vec
       add_stages(evaluated.stages);
       if (!evaluated.manifest) return interrupted();
       run_record["evaluation"] = dataset_summary(*evaluated.manifest);
+      identity["evaluation"] = dataset_identity(*evaluated.manifest);
       log.info(fmt::format("{}evaluation captures: {}", evaluated.reused ? "" : "stage evaluation done: ",
                            describe_dataset(*evaluated.manifest)));
       evaluation = eval.plan.folder;
     }
-    if (train && !experiment->models.empty()) check_trainable(*outcome.manifest, job.plan.folder, experiment->file);
-    Json identity = {{"dataset", dataset_identity(*outcome.manifest)}};
-    if (evaluation) identity["evaluation"] = dataset_identity(read_manifest(*evaluation));
     check_run_inputs(dir, identity);
     run_record["status"] = "done";
     train_and_report(job.plan.folder, evaluation ? &*evaluation : nullptr);

@@ -1,10 +1,8 @@
 #include "dataset_stage.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <ranges>
 #include <thread>
-#include <unistd.h>
 
 #include "capture_stage.hpp"
 #include "file_lock.hpp"
@@ -36,13 +34,6 @@ void link_dataset(const fs::path& run_dir, const std::string& name, const fs::pa
   std::error_code ec;
   fs::remove(run_dir / name, ec);
   fs::create_directory_symlink(fs::absolute(dataset), run_dir / name, ec);
-}
-
-void sync_folder(const fs::path& folder) {
-  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 }  // namespace
@@ -137,10 +128,10 @@ DatasetOutcome obtain_dataset(const DatasetJob& job, const Experiment& experimen
   builder.reset();
   manifest.statistics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   write_file_atomically(part / "manifest.json", to_json(manifest).dump(2));
-  if (experiment.dataset.sync) sync_folder(part);
+  if (experiment.dataset.sync) sync_directory(part);
   fs::remove_all(plan.folder, ec);  // an earlier dataset of this config whose inputs changed
   fs::rename(part, plan.folder);
-  if (experiment.dataset.sync) sync_folder(plan.folder.parent_path());
+  if (experiment.dataset.sync) sync_directory(plan.folder.parent_path());
   link_dataset(run_dir, job.name, plan.folder);
   outcome.stages.push_back({{"name", job.name}, {"output", fs::absolute(plan.folder).string()}, {"reused", false}});
   outcome.manifest = std::move(manifest);

@@ -600,7 +600,7 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
     diags.error(models->source(), "models", "models train on a dataset: add [features] (e.g. extractor = \"deep_packet\")");
   const toml::table* train = train_node ? train_node->as_table() : nullptr;
   experiment.train = check_table(train, train_section_schema(), "train", train ? train->source() : models->source(), context);
-  if (!diags.has_errors()) experiment.train_settings = train_settings(experiment.train);
+  experiment.train_settings = train_settings(experiment.train);  // checked above: every key typed or defaulted
   resolved["models"] = resolved_models;
   resolved["train"] = experiment.train;
 }

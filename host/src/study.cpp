@@ -65,7 +65,6 @@ StudyHeader make_study_header(const Experiment& experiment) {
   return parse_study_header(j);
 }
 
-
 std::optional<double> StudyState::best_value() const {
   std::optional<double> best;
   for (const auto& [id, t] : trials)

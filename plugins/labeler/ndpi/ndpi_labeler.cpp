@@ -190,18 +190,16 @@ class NdpiLabeler final : public Labeler {
   // The table is full: the tenth of its flows silent the longest end now (emitted, labelled with
   // what nDPI saw of them), so a long live capture holds a bounded table. Counted and reported.
   void evict(FlowSink& out) {
-    std::vector<std::pair<std::int64_t, const Key*>> by_age;
+    // Erasing one element of an unordered_map leaves the iterators to the others valid.
+    std::vector<std::pair<std::int64_t, decltype(flows_)::iterator>> by_age;
     by_age.reserve(flows_.size());
-    for (const auto& [key, flow] : flows_) by_age.emplace_back(flow.record.last_ns, &key);
+    for (auto it = flows_.begin(); it != flows_.end(); ++it) by_age.emplace_back(it->second.record.last_ns, it);
     const std::size_t n = std::max<std::size_t>(1, by_age.size() / 10);
     std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(n - 1), by_age.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
-    std::vector<Key> oldest;
-    for (std::size_t i = 0; i < n; ++i) oldest.push_back(*by_age[i].second);
-    for (const auto& key : oldest) {
-      auto it = flows_.find(key);
-      finish(it->second, out);
-      flows_.erase(it);
+    for (std::size_t i = 0; i < n; ++i) {
+      finish(by_age[i].second->second, out);
+      flows_.erase(by_age[i].second);
     }
     if (evicted_ == 0)
       host_.warn(fmt::format("ndpi: the flow table is full (max_flows = {}): the flows silent the longest are ended "

@@ -99,13 +99,14 @@ class Gbdt final : public Model {
 
   void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
     const TrainSettings settings = train_settings(context.settings);
-    const auto threads = settings.threads;
+    const std::string threads = std::to_string(
+        settings.threads > 0 ? settings.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
     const auto limit = static_cast<std::uint64_t>(params_.at("max_train_rows").get<std::int64_t>());
     Matrix tm = read(train, limit, input_.seed), vm = read(validation, limit, input_.seed + 1);
     if (tm.rows == 0) throw Error("gbdt: the training split is empty");
     DMatrix dtrain(tm.values.data(), tm.rows, tm.columns), dvalid(vm.values.data(), vm.rows, vm.columns);
     create(&dtrain.handle, 1);
-    set("nthread", std::to_string(threads > 0 ? threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()))));
+    set("nthread", threads);
     check(XGDMatrixSetFloatInfo(dtrain.handle, "label", tm.labels.data(), tm.rows), "labels");
     if (settings.class_weights && !input_.class_weights.empty()) {
       std::vector<float> w(tm.rows);
@@ -114,8 +115,7 @@ class Gbdt final : public Model {
     }
     const auto per_epoch = params_.at("rounds_per_epoch").get<std::int64_t>();
     const auto epochs = std::max<std::int64_t>(1, params_.at("rounds").get<std::int64_t>() / per_epoch);
-    const auto patience = settings.patience;
-    EarlyStopping stopping(patience);
+    EarlyStopping stopping(settings.patience);
     std::int64_t rounds = 0, first_epoch = 1;
     std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end());
     // Checkpoints: after each epoch the trees so far (epoch-N.ubj), then state.json naming them
@@ -129,7 +129,7 @@ class Gbdt final : public Model {
         const std::int64_t epoch = state.at("epoch").get<std::int64_t>();
         const std::string bytes = read_bytes(checkpoint(epoch));
         check(XGBoosterLoadModelFromBuffer(booster_, bytes.data(), bytes.size()), "loading a checkpoint");
-        set("nthread", std::to_string(threads > 0 ? threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()))));
+        set("nthread", threads);  // a loaded model brings its own configuration
         rounds = state.at("rounds").get<std::int64_t>();
         stopping.restore(state);
         first_epoch = epoch + 1;

@@ -67,10 +67,11 @@ ModelInfo TorchModel::info() const {
 namespace {
 
 // [train] as the trainer uses it: the SDK's typed settings (defaults declared there, once) and
-// the seed of this model (train.seed, or the experiment's).
+// the seed this model was built with (ModelInput::seed: train.seed, or the experiment's; not the
+// base's `seed`, which is 0 when train.seed is unset).
 struct Settings : TrainSettings {
-  std::uint64_t seed = 1;
-  Settings(const Json& j, std::uint64_t s) : TrainSettings(train_settings(j)), seed(s) {}
+  std::uint64_t model_seed = 1;
+  Settings(const Json& j, std::uint64_t s) : TrainSettings(train_settings(j)), model_seed(s) {}
 };
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Settings& s, std::vector<torch::Tensor> params) {
@@ -164,11 +165,11 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
   } else {
     prepare(train);
     for (auto& stage : pretraining()) {
-      torch::manual_seed(s.seed + 7919);
+      torch::manual_seed(s.model_seed + 7919);
       torch::optim::Adam pre(stage.parameters, torch::optim::AdamOptions(stage.learning_rate));
       for (int e = 1; e <= stage.epochs; ++e) {
         net.train();
-        train.rewind(true, s.seed * 31 + static_cast<std::uint64_t>(e));
+        train.rewind(true, s.model_seed * 31 + static_cast<std::uint64_t>(e));
         FeatureBatch batch;
         double total = 0;
         std::uint64_t n = 0;
@@ -200,8 +201,8 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     const double lr = scheduled_lr(s, epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
     // Re-seeded each epoch, so a resumed run draws what an uninterrupted one would have.
-    torch::manual_seed(s.seed * 1000003 + static_cast<std::uint64_t>(epoch));
-    train.rewind(true, s.seed * 7777 + static_cast<std::uint64_t>(epoch));
+    torch::manual_seed(s.model_seed * 1000003 + static_cast<std::uint64_t>(epoch));
+    train.rewind(true, s.model_seed * 7777 + static_cast<std::uint64_t>(epoch));
     net.train();
     FeatureBatch batch;
     double loss_sum = 0, loader_seconds = 0;
