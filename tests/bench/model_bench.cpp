@@ -8,9 +8,9 @@
 #include <string>
 #include <unistd.h>
 
-#include "host_log.hpp"
-#include "plugin_registry.hpp"
-#include "schema_check.hpp"
+#include "runtime/host_log.hpp"
+#include "runtime/plugin_registry.hpp"
+#include "config/schema_check.hpp"
 #include "trafficid/model.hpp"
 
 using namespace trafficid;

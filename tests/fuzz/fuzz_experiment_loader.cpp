@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "diagnostics.hpp"
-#include "experiment.hpp"
-#include "plugin_registry.hpp"
+#include "config/diagnostics.hpp"
+#include "config/experiment.hpp"
+#include "runtime/plugin_registry.hpp"
 #include "trafficid/error.hpp"
 #include "memory_file.hpp"
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "study_journal.hpp"
+#include "tune/study_journal.hpp"
 #include "trafficid/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -19,11 +19,11 @@ case "$name" in
   npy_reader)
     sources=("$src/sdk/src/npy.cpp" "$src/sdk/src/plugin_types.cpp") libs=(-lfmt) ;;
   study_journal)
-    sources=("$src/host/src/study_journal.cpp" "$src/sdk/src/search_space.cpp" "$src/sdk/src/plugin_types.cpp")
+    sources=("$src/host/src/tune/study_journal.cpp" "$src/sdk/src/search_space.cpp" "$src/sdk/src/plugin_types.cpp")
     flags+=(-I"$src/host/src") libs=(-lfmt) ;;
   experiment_loader)
-    sources=("$src/host/src/experiment.cpp" "$src/host/src/schema_check.cpp" "$src/host/src/diagnostics.cpp"
-             "$src/host/src/plugin_registry.cpp" "$src/host/src/label_map.cpp" "$src/sdk/src/training.cpp"
+    sources=("$src/host/src/config/experiment.cpp" "$src/host/src/config/compose.cpp" "$src/host/src/config/check_capture_label.cpp" "$src/host/src/config/check_training.cpp" "$src/host/src/config/schema_check.cpp" "$src/host/src/config/diagnostics.cpp"
+             "$src/host/src/runtime/plugin_registry.cpp" "$src/host/src/labels/label_map.cpp" "$src/sdk/src/training.cpp"
              "$src/sdk/src/plugin_types.cpp" "$src/sdk/src/search_space.cpp")
     # TOML++ 3.3.0 (Debian 12) asserts an assumption in parse_key that '[#' or '[\0' breaks; its
     # parser then reports the error (as the GCC release build, where the assertion is compiled

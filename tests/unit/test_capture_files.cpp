@@ -3,10 +3,10 @@
 #include <map>
 #include <set>
 
-#include "capture_files.hpp"
-#include "commands.hpp"
-#include "host_log.hpp"
-#include "schema_check.hpp"
+#include "pipeline/capture_files.hpp"
+#include "cli/commands.hpp"
+#include "runtime/host_log.hpp"
+#include "config/schema_check.hpp"
 #include "test_support.hpp"
 #include "trafficid/capture.hpp"
 

@@ -2,8 +2,8 @@
 // once with FILE:LINE:COL, the dotted key path and, for typos, the nearest valid name.
 #include <fstream>
 
-#include "experiment.hpp"
-#include "schema_check.hpp"
+#include "config/experiment.hpp"
+#include "config/schema_check.hpp"
 #include "test_support.hpp"
 
 using namespace trafficid;

@@ -2,7 +2,7 @@
 // trace and the next run labels it; a complete file with the same content and config is skipped.
 #include <sqlite3.h>
 
-#include "label_db.hpp"
+#include "labels/label_db.hpp"
 #include "test_support.hpp"
 
 using namespace trafficid;

@@ -7,8 +7,8 @@
 #include <regex>
 #include <set>
 
-#include "host_log.hpp"
-#include "schema_check.hpp"
+#include "runtime/host_log.hpp"
+#include "config/schema_check.hpp"
 #include "test_support.hpp"
 #include "trafficid/capture.hpp"
 #include "trafficid/labeler.hpp"

@@ -6,10 +6,10 @@
 #include <map>
 #include <sys/wait.h>
 
-#include "capture_stage.hpp"
-#include "host_log.hpp"
-#include "plugin_registry.hpp"
-#include "schema_check.hpp"
+#include "pipeline/capture_stage.hpp"
+#include "runtime/host_log.hpp"
+#include "runtime/plugin_registry.hpp"
+#include "config/schema_check.hpp"
 #include "test_support.hpp"
 #include "trafficid/pcap_writer.hpp"
 

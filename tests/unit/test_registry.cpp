@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "host_log.hpp"
-#include "plugin_registry.hpp"
+#include "runtime/host_log.hpp"
+#include "runtime/plugin_registry.hpp"
 #include "test_support.hpp"
 #include "trafficid/capture.hpp"
 

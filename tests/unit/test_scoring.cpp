@@ -3,7 +3,7 @@
 // and the threshold calibrated on validation decisions.
 #include <cmath>
 
-#include "scoring.hpp"
+#include "train/scoring.hpp"
 #include "test_support.hpp"
 
 using namespace trafficid;

@@ -1,7 +1,7 @@
 // The study journal's reader: a journal written by trafficid reads back; a line cut by a crash is
 // found (and left to the caller to drop); any line of the wrong shape is an Error naming the file
 // and the line, before a replay could trip on it.
-#include "study_journal.hpp"
+#include "tune/study_journal.hpp"
 #include "test_support.hpp"
 #include "trafficid/error.hpp"
 

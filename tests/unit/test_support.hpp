@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <string>
 
-#include "host_log.hpp"
-#include "plugin_registry.hpp"
-#include "schema_check.hpp"
+#include "runtime/host_log.hpp"
+#include "runtime/plugin_registry.hpp"
+#include "config/schema_check.hpp"
 
 namespace test_support {
 

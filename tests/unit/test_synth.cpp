@@ -4,9 +4,9 @@
 #include <map>
 #include <regex>
 
-#include "host_log.hpp"
-#include "plugin_registry.hpp"
-#include "schema_check.hpp"
+#include "runtime/host_log.hpp"
+#include "runtime/plugin_registry.hpp"
+#include "config/schema_check.hpp"
 #include "test_support.hpp"
 #include "trafficid/capture.hpp"
 #include "trafficid/pcap_writer.hpp"

@@ -1,0 +1,387 @@
+// How a dataset's rows are split: flows, files or folds to splits (stratified, seeded), repeats
+// left out, then per fold the streaming passes over the shards' columns: what training and
+// validation hold (deduplication), balancing thresholds, and each row's final split.
+#include "pipeline/dataset_builder.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <map>
+#include <functional>
+#include <optional>
+#include <unordered_set>
+
+#include "pipeline/dataset_detail.hpp"
+#include "store/hashing.hpp"
+#include "trafficid/npy.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+using namespace dataset_detail;
+
+namespace {
+// Gives each group (flow or file, already in seeded order) to the split furthest below its share
+// of the class's rows: stratified, every split served before any gets a second helping.
+template <class Group>
+void deficit_assign(std::vector<Group*>& groups, const std::array<double, 3>& fractions) {
+  double total = 0;
+  for (auto* g : groups) total += static_cast<double>(g->rows);
+  std::array<double, 3> assigned{0, 0, 0};
+  for (auto* g : groups) {
+    int best = 0;
+    double best_deficit = -1e300;
+    for (int s : {0, 2, 1}) {  // on a tie: train, then test, then validation
+      double deficit = fractions[static_cast<std::size_t>(s)] * total - assigned[static_cast<std::size_t>(s)];
+      if (fractions[static_cast<std::size_t>(s)] > 0 && deficit > best_deficit) {
+        best = s;
+        best_deficit = deficit;
+      }
+    }
+    g->split = static_cast<std::uint8_t>(best);
+    assigned[static_cast<std::size_t>(best)] += static_cast<double>(g->rows);
+  }
+}
+}  // namespace
+
+std::vector<DatasetBuilder::FileGroup> DatasetBuilder::file_groups(const std::vector<std::string>& classes,
+                                                                    const std::vector<std::int32_t>& remap, std::uint64_t salt) const {
+  std::vector<FileGroup> files(inputs_.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    files[i].input = i;
+    files[i].per_class.assign(classes.size(), 0);
+    files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed) ^ salt,
+                           std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
+  }
+  for (const auto& f : flows_)
+    if (f.cls >= 0 && f.rows > 0) {
+      files[f.input].rows += f.rows;
+      files[f.input].per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])] += f.rows;
+    }
+  return files;
+}
+
+std::vector<std::vector<DatasetBuilder::FileGroup*>> DatasetBuilder::by_main_class(std::vector<FileGroup>& files,
+                                                                                   std::size_t classes) {
+  std::vector<std::vector<FileGroup*>> per_class(classes);
+  for (auto& g : files)
+    if (g.rows > 0)
+      per_class[static_cast<std::size_t>(std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin())].push_back(&g);
+  for (auto& group : per_class)
+    std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
+  return per_class;
+}
+
+void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
+  const auto& d = experiment_.dataset;
+  if (d.split == "flow") {
+    std::vector<std::vector<FlowEntry*>> per_class(classes.size());
+    for (auto& f : flows_)
+      if (f.cls >= 0 && f.rows > 0) per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])].push_back(&f);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      auto& group = per_class[c];
+      std::sort(group.begin(), group.end(), [](const FlowEntry* a, const FlowEntry* b) { return a->key < b->key; });
+      deficit_assign(group, d.fractions);
+      if (group.size() < 3 && !group.empty())
+        host_.warn(fmt::format("class {} has {} flow{} with samples: a flow split cannot give it all three splits",
+                               classes[c], group.size(), group.size() == 1 ? "" : "s"));
+    }
+  } else if (d.split == "file") {
+    // A file goes where its main class (most rows) needs it; all its flows follow.
+    auto files = file_groups(classes, remap, 0);
+    auto per_class = by_main_class(files, classes.size());
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      auto& group = per_class[c];
+      deficit_assign(group, d.fractions);
+      if (group.size() < 3 && !group.empty())
+        host_.warn(fmt::format("class {} is the main class of {} file{}: a file split cannot give it all three splits",
+                               classes[c], group.size(), group.size() == 1 ? "" : "s"));
+    }
+    for (auto& f : flows_) f.split = files[f.input].split;
+  }
+  // "packet": decided per row in the passes below.
+}
+
+void DatasetBuilder::mark_repeats() {
+  std::map<std::string, std::size_t> first_with_content;
+  std::vector<bool> repeated_input(inputs_.size(), false);
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    if (inputs_[i].sha256.empty()) continue;
+    auto [it, fresh] = first_with_content.try_emplace(inputs_[i].sha256, i);
+    if (!fresh) {
+      repeated_input[i] = true;
+      host_.warn(fmt::format("{} has the content of {}: its flows are kept once", inputs_[i].path, inputs_[it->second].path));
+    }
+  }
+  std::unordered_map<std::uint64_t, std::uint32_t> first_input;  // flow identity -> the input it was first seen in
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> repeats;
+  for (auto& f : flows_) {
+    if (repeated_input[f.input]) {
+      f.repeated = true;
+      continue;
+    }
+    auto [it, fresh] = first_input.try_emplace(f.identity, f.input);
+    if (!fresh && it->second != f.input) {
+      f.repeated = true;
+      ++repeats[{f.input, it->second}];
+    }
+  }
+  for (const auto& [inputs, n] : repeats)
+    host_.warn(fmt::format("{} flow{} of {} are also in {} (same 5-tuple and start): kept once", n, n == 1 ? "" : "s",
+                           inputs_[inputs.first].path, inputs_[inputs.second].path));
+}
+
+std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
+  // Each file goes to the fold furthest below its share of its main class's rows (most rows),
+  // files in a seeded order: every fold gets files of every class that has enough of them.
+  const int k = experiment_.dataset.folds;
+  auto files = file_groups(classes, remap, 0xf01d);
+  auto per_class = by_main_class(files, classes.size());
+  std::vector<int> fold_of(inputs_.size(), -1);
+  for (std::size_t c = 0; c < classes.size(); ++c) {
+    auto& group = per_class[c];
+    std::vector<double> assigned(static_cast<std::size_t>(k), 0.0);
+    std::vector<int> count(static_cast<std::size_t>(k), 0);
+    for (auto* g : group) {
+      // The fold with the fewest files of this class, then the fewest rows: a class of K files
+      // gets one in each fold.
+      int best = 0;
+      for (int f = 1; f < k; ++f) {
+        auto fi = static_cast<std::size_t>(f), bi = static_cast<std::size_t>(best);
+        if (count[fi] < count[bi] || (count[fi] == count[bi] && assigned[fi] < assigned[bi])) best = f;
+      }
+      fold_of[g->input] = best;
+      ++count[static_cast<std::size_t>(best)];
+      assigned[static_cast<std::size_t>(best)] += static_cast<double>(g->rows);
+    }
+    if (!group.empty() && group.size() < static_cast<std::size_t>(std::min(k, 3)))
+      host_.warn(fmt::format("class {} is the main class of {} file{}: with {} folds by file it is tested in {} of them "
+                             "and validated in as few", classes[c], group.size(), group.size() == 1 ? "" : "s", k, group.size()));
+  }
+  return fold_of;
+}
+
+void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std::int32_t>& remap) {
+  // Every flow of a class (and, when kept, of no class) is tested, except training data.
+  std::vector<bool> training_input(inputs_.size(), false);
+  Json left_out = Json::array();
+  for (std::size_t i = 0; i < inputs_.size(); ++i)
+    if (!inputs_[i].sha256.empty() && target_->input_hashes.contains(inputs_[i].sha256)) {
+      training_input[i] = true;
+      left_out.push_back(inputs_[i].path);
+      host_.warn(fmt::format("evaluation: {} is also a training input (same content): left out", inputs_[i].path));
+    }
+  const std::size_t k = target_->class_names.size();
+  std::vector<std::uint64_t> without_samples(k, 0), training_flows(k, 0);
+  std::uint64_t flows_left_out = 0, unknown_flows = 0, unknown_without_samples = 0, unknown_left_out = 0;
+  std::map<std::string, std::uint64_t> flows_per_input;
+  for (auto& f : flows_) {
+    const std::int32_t cls = f.cls >= 0 ? remap[static_cast<std::size_t>(f.cls)] : -1;
+    f.split = excluded_split;
+    if (f.repeated) continue;
+    if (cls < 0 && f.unknown && !target_->keep_unknown) ++unknown_left_out;
+    if (cls < 0 && !(f.unknown && target_->keep_unknown)) continue;
+    if (training_input[f.input]) continue;
+    if (target_->flow_keys.contains(f.identity)) {
+      ++flows_left_out;
+      ++flows_per_input[inputs_[f.input].path];
+      if (cls >= 0) ++training_flows[static_cast<std::size_t>(cls)];
+      continue;
+    }
+    if (cls < 0) {
+      ++unknown_flows;
+      if (f.rows == 0) ++unknown_without_samples;
+    } else if (f.rows == 0) {
+      ++without_samples[static_cast<std::size_t>(cls)];
+    }
+    f.split = 2;
+  }
+  for (const auto& [path, n] : flows_per_input)
+    host_.warn(fmt::format("evaluation: {} flow{} of {} are training flows (same 5-tuple and start in a training "
+                           "capture): left out", n, n == 1 ? "" : "s", path));
+  Json per_class = Json::object();
+  for (std::size_t c = 0; c < k; ++c) per_class[target_->class_names[c]] = without_samples[c];
+  Json training_per_class = Json::object();
+  for (std::size_t c = 0; c < k; ++c)
+    if (training_flows[c]) training_per_class[target_->class_names[c]] = training_flows[c];
+  m.evaluation = {{"training_dataset", target_->training_config_hash},
+                  {"inputs_left_out", left_out},
+                  {"training_flows_left_out", flows_left_out},
+                  {"training_flows_left_out_per_class", training_per_class},
+                  {"flows_without_samples", per_class},
+                  {"unknown_flows", unknown_flows},
+                  {"flows_of_no_class_left_out", unknown_left_out},  // evaluate.unknown = true tests them
+                  {"unknown_flows_without_samples", unknown_without_samples},
+                  {"keep_unknown", target_->keep_unknown}};
+}
+
+fs::path DatasetBuilder::shard_path(const DatasetShard& s, const std::string& part) const {
+  return folder_ / (s.name + "." + part + ".npy");
+}
+
+DatasetBuilder::FlowEntry* DatasetBuilder::entry_of(std::uint64_t flow_id) {
+  auto it = flow_index_.find(flow_id);
+  return it == flow_index_.end() ? nullptr : &flows_[it->second];
+}
+
+// Each row of a shard with its class, split before deduplication and balancing, and an identity
+// independent of threads; `visit(row, content hash)`.
+void DatasetBuilder::rows_of(const DatasetShard& s, const RowPlan& plan,
+                             const std::function<void(const Row&, std::uint64_t)>& visit) {
+  const auto& d = experiment_.dataset;
+  ColumnReader<std::uint64_t> flow_column(shard_path(s, "flow")), hash_column(shard_path(s, "hash"));
+  std::optional<ColumnReader<std::uint64_t>> packet_column;
+  if (plan.packet_rows) packet_column.emplace(shard_path(s, "packet"));
+  while (true) {
+    const auto& flows = flow_column.next();
+    const auto& hashes = hash_column.next();
+    if (flows.empty()) break;
+    const std::vector<std::uint64_t>* packets = packet_column ? &packet_column->next() : nullptr;
+    for (std::size_t i = 0; i < flows.size(); ++i) {
+      Row r;
+      const FlowEntry* f = entry_of(flows[i]);
+      if (f && f->cls >= 0) r.cls = plan.remap[static_cast<std::size_t>(f->cls)];
+      r.repeated = f && f->repeated;
+      if (f && !f->repeated && (r.cls >= 0 || (target_ && f->unknown))) {
+        r.input = f->input;
+        r.identity = packets ? combine(combine(plan.seed, flows[i] >> input_shift), (*packets)[i]) : combine(plan.seed, f->key);
+        r.split = plan.by_packet ? split_by_unit(to_unit(combine(plan.seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
+      }
+      visit(r, hashes[i]);
+    }
+  }
+}
+
+// A row's split in `fold`: its file's fold is tested, the next one validates.
+std::uint8_t DatasetBuilder::split_of(const Row& r, const RowPlan& plan, int fold) {
+  if (plan.folds == 0 || r.cls < 0 || r.repeated) return r.split;
+  const int f = plan.fold_of[r.input];
+  if (f < 0) return excluded_split;
+  return f == fold ? 2 : f == (fold + 1) % plan.folds ? 1 : 0;
+}
+
+// Pass 2: what training and validation hold (for deduplication) and the training rows per
+// class, with a histogram of their identities, for exact, thread-independent balancing: the
+// training rows of class c kept are those whose identity is among its `target[c]` smallest.
+DatasetBuilder::FoldFilter DatasetBuilder::fold_filter(const std::vector<DatasetShard>& shards, const RowPlan& plan,
+                                                       int fold) {
+  const auto& d = experiment_.dataset;
+  const std::size_t k = plan.classes.size();
+  FoldFilter out;
+  out.threshold.assign(k, UINT64_MAX);
+  if (target_) return out;
+  out.deduplicate = d.deduplicate;
+  std::vector<std::uint64_t> train_rows(k, 0);
+  const bool balancing = d.balance == "undersample" || d.balance == "cap";
+  constexpr int bucket_bits = 16;
+  std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
+  for (const auto& s : shards)
+    rows_of(s, plan, [&](const Row& r, std::uint64_t h) {
+      if (r.cls < 0) return;
+      const std::uint8_t split = split_of(r, plan, fold);
+      if (split == 0) {
+        if (out.deduplicate) out.train_hashes.insert(h);
+        ++train_rows[static_cast<std::size_t>(r.cls)];
+        if (balancing) ++histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
+      } else if (split == 1 && out.deduplicate) {
+        out.validation_hashes.insert(h);
+      }
+    });
+  if (!balancing) return out;
+  std::vector<std::uint64_t> target = train_rows;
+  std::uint64_t smallest = UINT64_MAX;
+  for (auto n : train_rows)
+    if (n > 0) smallest = std::min(smallest, n);
+  for (auto& t : target) t = std::min<std::uint64_t>(t, d.balance == "undersample" ? smallest : d.max_per_class);
+  // The bucket where each class's target is reached, then the exact identity inside it.
+  std::vector<int> boundary(k, -1);
+  std::vector<std::uint64_t> need(k, 0);
+  for (std::size_t c = 0; c < k; ++c) {
+    if (target[c] >= train_rows[c]) continue;
+    if (target[c] == 0) {
+      out.threshold[c] = 0;
+      boundary[c] = -2;
+      continue;
+    }
+    std::uint64_t below = 0;
+    for (int b = 0; b < (1 << bucket_bits); ++b) {
+      if (below + histogram[c][static_cast<std::size_t>(b)] >= target[c]) {
+        boundary[c] = b;
+        need[c] = target[c] - below;
+        break;
+      }
+      below += histogram[c][static_cast<std::size_t>(b)];
+    }
+  }
+  histogram.clear();
+  std::vector<std::vector<std::uint64_t>> at_boundary(k);
+  for (const auto& s : shards)
+    rows_of(s, plan, [&](const Row& r, std::uint64_t) {
+      if (r.cls < 0 || split_of(r, plan, fold) != 0) return;
+      auto c = static_cast<std::size_t>(r.cls);
+      if (boundary[c] >= 0 && static_cast<int>(r.identity >> (64 - bucket_bits)) == boundary[c])
+        at_boundary[c].push_back(r.identity);
+    });
+  for (std::size_t c = 0; c < k; ++c) {
+    if (boundary[c] < 0) continue;
+    auto& ids = at_boundary[c];
+    std::nth_element(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(need[c] - 1), ids.end());
+    out.threshold[c] = ids[need[c] - 1];
+  }
+  return out;
+}
+
+// Pass 3: the final split of every row in `fold` (and, with fold 0, the class column); the
+// counts go to the manifest. Returns the number of rows.
+std::uint64_t DatasetBuilder::write_fold(DatasetManifest& m, const RowPlan& plan, int fold) {
+  const std::size_t k = plan.classes.size();
+  const FoldFilter filter = fold_filter(m.shards, plan, fold);
+  std::map<std::string, std::vector<std::uint64_t>> counts;
+  for (auto s : {SplitName::train, SplitName::validation, SplitName::test}) counts[to_string(s)].assign(k, 0);
+  std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, unknown = 0, left_out = 0, repeated = 0, total_rows = 0;
+  for (const auto& s : m.shards) {
+    NpyWriter split(shard_path(s, DatasetManifest::split_part(fold)), "|u1", 1);
+    std::optional<NpyWriter> y;  // the class column, the same in every fold: written with fold 0's splits
+    if (fold == 0) y.emplace(shard_path(s, "y"), npy_descr<std::int64_t>(), 8);
+    rows_of(s, plan, [&](const Row& r, std::uint64_t h) {
+      ++total_rows;
+      if (y) y->append_value(static_cast<std::int64_t>(r.cls));
+      std::uint8_t final_split = split_of(r, plan, fold);
+      if (r.repeated) {
+        final_split = excluded_split;
+        ++repeated;
+      } else if (r.cls < 0) {
+        if (final_split == 2) ++unknown;  // an evaluation's flow of no class: tested for rejection
+        else ++no_class;
+      } else if (target_ && final_split == excluded_split) {
+        ++left_out;
+      } else if (final_split == 0 && r.identity > filter.threshold[static_cast<std::size_t>(r.cls)]) {
+        final_split = excluded_split;
+        ++balanced_out;
+      } else if (filter.deduplicate && ((final_split >= 1 && filter.train_hashes.contains(h)) ||
+                                        (final_split == 2 && filter.validation_hashes.contains(h)))) {
+        final_split = excluded_split;
+        ++duplicate;
+      }
+      if (final_split != excluded_split && r.cls >= 0)
+        ++counts[to_string(static_cast<SplitName>(final_split))][static_cast<std::size_t>(r.cls)];
+      split.append_value(final_split);
+    });
+    split.close(experiment_.dataset.sync);
+    if (y) y->close(experiment_.dataset.sync);
+  }
+  if (fold == 0) {
+    m.counts = counts;
+    m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}, {"repeated_flow", repeated}};
+    if (target_) {
+      m.excluded["training_data"] = left_out;
+      m.excluded["unknown_tested"] = unknown;
+    }
+  }
+  if (plan.folds > 0) m.fold_counts.push_back(counts);
+  return total_rows;
+}
+
+}  // namespace trafficid::host

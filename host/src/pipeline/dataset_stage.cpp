@@ -1,0 +1,152 @@
+#include "pipeline/dataset_stage.hpp"
+#include "pipeline/pipeline.hpp"
+
+#include <fmt/format.h>
+#include <ranges>
+#include <thread>
+
+#include "pipeline/capture_stage.hpp"
+#include "store/file_lock.hpp"
+#include "pipeline/label_stage.hpp"
+#include "trafficid/files.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Only one process builds a given dataset at a time (two runs of one experiment, tuning workers):
+// one that finds it being built waits, then reuses it.
+FileLock lock_dataset(const fs::path& folder, HostLog& log) {
+  fs::create_directories(folder.parent_path());
+  fs::path path = folder;
+  path += ".lock";
+  FileLock lock = FileLock::try_take(path);
+  if (lock.held()) return lock;
+  log.info(fmt::format("stage dataset: waiting for the trafficid process that is building {} (it holds {})",
+                       folder.string(), path.string()));
+  return FileLock::wait(path);
+}
+
+// The run folder's link to a dataset it used (datasets live outside run folders so that runs
+// share them).
+void link_dataset(const fs::path& run_dir, const std::string& name, const fs::path& dataset) {
+  std::error_code ec;
+  fs::remove(run_dir / name, ec);
+  fs::create_directory_symlink(fs::absolute(dataset), run_dir / name, ec);
+}
+
+}  // namespace
+
+Json dataset_summary(const DatasetManifest& m) {
+  Json totals = Json::object();
+  for (const auto& [split, per_class] : m.counts) {
+    std::uint64_t n = 0;
+    for (auto c : per_class) n += c;
+    totals[split] = n;
+  }
+  Json j = {{"classes", m.class_names.size()}, {"rows", totals}, {"excluded", m.excluded},
+            {"split", m.split_method}, {"leaks", m.split_leaks()}, {"statistics", m.statistics}};
+  if (m.folds) j["folds"] = m.folds;
+  if (!m.evaluation.is_null()) j["evaluation"] = m.evaluation;
+  return j;
+}
+
+std::string describe_dataset(const DatasetManifest& m) {
+  std::uint64_t rows = 0;
+  for (const auto& [split, per_class] : m.counts)
+    for (auto n : per_class) rows += n;
+  std::string split = m.evaluation.is_null() ? fmt::format("split by {}", m.split_method) : std::string("all for testing");
+  if (m.folds) split += fmt::format(", {} folds (the counts of fold 0)", m.folds);
+  std::string text = fmt::format("{} samples in {} classes: {} of each {}, {} {} ({} storage), {}{}\n", rows,
+                                 m.class_names.size(), m.extractor, m.spec.granularity == Granularity::packet ? "packet" : "flow",
+                                 fmt::join(m.spec.shape, "x"), to_string(m.spec.dtype), m.storage, split,
+                                 m.split_leaks() ? " (LEAKS: packets of one flow on both sides)" : "");
+  for (std::size_t c = 0; c < m.class_names.size(); ++c)
+    text += fmt::format("  {:<24} train {:>9}  validation {:>8}  test {:>8}\n", m.class_names[c], m.counts.at("train")[c],
+                        m.counts.at("validation")[c], m.counts.at("test")[c]);
+  auto excluded = [&](const char* why) { return m.excluded.count(why) ? m.excluded.at(why) : 0; };
+  text += fmt::format("  excluded: {} without class, {} duplicates across splits, {} by balancing", excluded("no_class"),
+                      excluded("duplicate"), excluded("balancing"));
+  if (!m.evaluation.is_null())
+    text += fmt::format(", {} of training data ({} training captures, {} training flows); {} flows of no class tested",
+                        excluded("training_data"), m.evaluation.value("inputs_left_out", Json::array()).size(),
+                        m.evaluation.value("training_flows_left_out", 0), m.evaluation.value("unknown_flows", 0));
+  return text;
+}
+
+DatasetOutcome obtain_dataset(const DatasetJob& job, const Experiment& experiment, const PluginRegistry& registry,
+                              HostLog& log, const fs::path& run_dir, bool rebuild) {
+  DatasetOutcome outcome;
+  const auto started = std::chrono::steady_clock::now();
+  const auto& plan = job.plan;
+  FileLock lock = lock_dataset(plan.folder, log);  // waits while another process builds it
+  if (experiment.dataset.reuse && !rebuild) {
+    std::string why;
+    if (auto manifest = reusable_dataset(plan, *job.sources, registry, log, why)) {
+      lock.release();  // a finished dataset is only read
+      log.info(fmt::format("stage {}: reusing {} (same config, inputs unchanged; --rebuild builds it again)", job.name,
+                           plan.folder.string()));
+      log.event("stage", {{"name", job.name}, {"state", "reused"}, {"folder", plan.folder.string()},
+                          {"summary", dataset_summary(*manifest)}});
+      link_dataset(run_dir, job.name, plan.folder);
+      outcome.stages.push_back({{"name", job.name}, {"output", fs::absolute(plan.folder).string()}, {"reused", true}});
+      outcome.manifest = std::move(manifest);
+      outcome.reused = true;
+      return outcome;
+    }
+    log.info(fmt::format("stage {}: building {} ({})", job.name, plan.folder.string(), why));
+  }
+  fs::create_directories(job.stage_dir / "capture");
+  log.event("stage", {{"name", job.name}, {"state", "started"}, {"folder", plan.folder.string()}});
+  log.event("stage", {{"name", "capture"}, {"state", "started"}, {"dataset", job.name}});
+  log.info(fmt::format("stage capture{}: {}", job.target ? " (evaluation)" : "",
+                       fmt::join(*job.sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
+  fs::path part = plan.folder;
+  part += ".part";
+  std::error_code ec;
+  if (fs::exists(part, ec)) {
+    log.warn(fmt::format("{} is what an interrupted run left: starting that dataset again", part.string()));
+    fs::remove_all(part);
+  }
+  fs::create_directories(part);
+  const unsigned workers = experiment.features->threads ? experiment.features->threads
+                                                        : std::max(1u, std::thread::hardware_concurrency());
+  auto builder = std::make_unique<DatasetBuilder>(experiment, registry, log, part, workers, job.target);
+  Pipeline pipeline({*job.sources, job.max_packets, job.label, job.stage_dir / "label", workers}, registry, log,
+                    builder.get());
+  PipelineResult result = pipeline.run();
+  const CaptureSummary& summary = result.capture;
+  write_file_atomically(job.stage_dir / "capture" / "summary.json", to_json(summary).dump(2));
+  log.info("stage capture done: " + format_summary(summary));
+  log.event("stage", {{"name", "capture"}, {"state", "done"}, {"dataset", job.name}, {"packets", summary.packets},
+                      {"bytes", summary.bytes}, {"flows", summary.flows}, {"files", summary.files.size()}});
+  const std::string prefix = fs::relative(job.stage_dir, run_dir, ec).string();
+  auto relative = [&](const std::string& file) { return prefix == "." || prefix.empty() ? file : prefix + "/" + file; };
+  outcome.stages.push_back({{"name", job.target ? "capture (evaluation)" : "capture"}, {"output", relative("capture/summary.json")}});
+  log.info(describe_labels(result.labels));
+  log.event("stage", {{"name", "label"}, {"state", "done"}, {"dataset", job.name}, {"summary", result.labels}});
+  outcome.stages.push_back({{"name", job.target ? "label (evaluation)" : "label"}, {"output", relative("label/classes.json")}});
+  if (summary.stopped_early) {
+    log.warn(fmt::format("interrupted: the {} was not finished; {} stays incomplete and the next run starts it again",
+                         job.name, part.string()));
+    return outcome;
+  }
+  auto manifest = builder->finish(plan.config_hash, plan.config);
+  builder.reset();
+  manifest.statistics["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  write_file_atomically(part / "manifest.json", to_json(manifest).dump(2));
+  if (experiment.dataset.sync) sync_directory(part);
+  fs::remove_all(plan.folder, ec);  // an earlier dataset of this config whose inputs changed
+  fs::rename(part, plan.folder);
+  if (experiment.dataset.sync) sync_directory(plan.folder.parent_path());
+  link_dataset(run_dir, job.name, plan.folder);
+  outcome.stages.push_back({{"name", job.name}, {"output", fs::absolute(plan.folder).string()}, {"reused", false}});
+  log.event("stage", {{"name", job.name}, {"state", "done"}, {"folder", plan.folder.string()},
+                      {"summary", dataset_summary(manifest)}});
+  outcome.manifest = std::move(manifest);
+  return outcome;
+}
+
+}  // namespace trafficid::host

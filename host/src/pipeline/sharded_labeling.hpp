@@ -1,0 +1,43 @@
+// Labels one input with several labeler objects in parallel: packets are sharded by a symmetric
+// hash of their two hosts, so both directions of a flow, and every flow between two hosts, reach
+// the same worker and nDPI module: labels are those of a single labeler. One reader, N workers,
+// bounded queues.
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "runtime/plugin_registry.hpp"
+#include "trafficid/labeler.hpp"
+
+namespace trafficid::host {
+
+// What runs beside each labeler, in its worker's thread (the feature stage): every packet with the
+// flow it was counted in, and every flow the labeler ended. Flow ids are unique within the file.
+class PacketHook {
+ public:
+  virtual ~PacketHook() = default;
+  virtual void on_packet(const PacketView& packet, const PacketFlow& flow) = 0;
+  virtual void on_flow(const FlowRecord& flow) = 0;
+};
+
+class ShardedLabeling {
+ public:
+  using Factory = std::function<std::shared_ptr<Labeler>()>;
+  // `hooks`: none, or one per worker.
+  ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers, const SourceFileInfo& file,
+                  std::vector<PacketHook*> hooks = {});
+  ~ShardedLabeling();
+  void process(const PacketView& packet);
+  // Waits for the workers, flushes every labeler, and returns all flows sorted by first packet.
+  std::vector<FlowRecord> finish();
+
+ private:
+  struct Worker;
+  void dispatch(std::size_t worker);
+  const PluginInfo& plugin_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  bool finished_ = false;
+};
+
+}  // namespace trafficid::host

@@ -1,0 +1,35 @@
+// The one interface of the stages after labelling (features into a dataset, predictions, a labels
+// database): what the pipeline tells them about each packet, input and labelled flow.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pipeline/sharded_labeling.hpp"
+
+namespace trafficid::host {
+
+// A stage that hangs off the pipeline. Every method has a default that does nothing.
+class StageHook {
+ public:
+  virtual ~StageHook() = default;
+  // Every packet read, in the reading thread, before it is labelled.
+  virtual void on_read(const PacketView& packet) { (void)packet; }
+  // An input starts: one PacketHook per labelling worker (each runs in its worker's thread), or none.
+  virtual std::vector<PacketHook*> begin_input(const SourceFileInfo& file, unsigned workers) {
+    (void)file;
+    (void)workers;
+    return {};
+  }
+  // The input's last packet is labelled: its flows are being ended (timing what comes after).
+  virtual void flows_ending() {}
+  // A flow of the input, after the input's last packet, with its experiment class (nullopt: none).
+  virtual void labelled(const FlowRecord& flow, const std::optional<std::string>& cls) {
+    (void)flow;
+    (void)cls;
+  }
+  // The input ended after `packets` packets.
+  virtual void end_input(std::uint64_t packets) { (void)packets; }
+};
+
+}  // namespace trafficid::host

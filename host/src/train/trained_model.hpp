@@ -1,0 +1,46 @@
+// A trained model as `predict` and `evaluate` load it from RUN_DIR/models/NAME: its plugin, its
+// dataset's manifest (classes, features, labeler config), its flow decision and abstention
+// threshold; with folds, the fold models, whose probabilities are averaged.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/plugin_registry.hpp"
+#include "trafficid/dataset.hpp"
+#include "trafficid/model.hpp"
+
+namespace trafficid::host {
+
+// The model folder `path` names: a model's own folder (it holds model.json), or a run folder
+// (variants included) whose best model is taken: the best per-flow macro F1 on the validation
+// split, never the test split nor unseen captures. `why` says which and why.
+std::filesystem::path resolve_model_dir(const std::filesystem::path& path, std::string& why);
+
+class TrainedModel {
+ public:
+  TrainedModel(const std::filesystem::path& dir, const PluginRegistry& registry, HostServices& host);
+  const std::filesystem::path& dir() const { return dir_; }
+  const Json& description() const { return description_; }
+  const DatasetManifest& manifest() const { return manifest_; }
+  const PluginInfo& plugin() const { return *plugin_; }
+  const std::string& name() const { return name_; }
+  const std::string& flow_decision() const { return flow_decision_; }
+  std::optional<double> abstain_threshold() const { return threshold_; }
+  int folds() const { return static_cast<int>(models_.size()); }
+  // Row-major probabilities, batch.rows x classes (the mean of the fold models').
+  std::vector<float> predict_proba(const FeatureBatch& batch);
+
+ private:
+  std::filesystem::path dir_;
+  Json description_;
+  DatasetManifest manifest_;
+  const PluginInfo* plugin_ = nullptr;
+  std::string name_, flow_decision_ = "logprob";
+  std::optional<double> threshold_;
+  std::vector<std::shared_ptr<Model>> models_;
+};
+
+}  // namespace trafficid::host
