@@ -3,28 +3,53 @@
 // Conv1d(1, 200, k=4, s=3), Conv1d(200, 200, k=5, s=1), max pooling, fully connected 200-100-50,
 // dropout 0.05. A sample of any shape is read as one channel of all its values.
 #include <fmt/format.h>
+#include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
 #include <trafficid/torch_model.hpp>
 
 namespace trafficid::cnn_model {
 namespace {
 
+// One convolution: its fields declared once, as the whole model's are.
 struct Conv {
-  std::int64_t filters, kernel, stride;
+  std::int64_t filters = 0, kernel = 0, stride = 0;
+  template <class Bind>
+  void fields(Bind& bind) {
+    bind(filters, ParamSpec::integer("filters", 200, "output channels").range(1, 4096));
+    bind(kernel, ParamSpec::integer("kernel", 4, "kernel size").range(1, 1024));
+    bind(stride, ParamSpec::integer("stride", 1, "stride").range(1, 1024));
+  }
+};
+void from_json(const Json& j, Conv& c) { c = read_params<Conv>(j); }
+
+struct Params {
+  std::vector<Conv> conv;
+  std::int64_t pool_kernel = 0, pool_stride = 0;
+  std::vector<std::int64_t> fc;
+  double dropout = 0;
+  bool batch_norm = false;
+  template <class Bind>
+  void fields(Bind& bind) {
+    bind(conv, ParamSpec::table_list("conv", schema_of<Conv>(),
+                                     Json::array({{{"filters", 200}, {"kernel", 4}, {"stride", 3}},
+                                                  {{"filters", 200}, {"kernel", 5}, {"stride", 1}}}),
+                                     "1-D convolutions in order, each followed by ReLU (traffic characterisation in "
+                                     "the paper: kernel 5 stride 3, then kernel 4 stride 3)"));
+    bind(pool_kernel,
+         ParamSpec::integer("pool_kernel", 2, "max pooling after the convolutions (0: none)").range(0, 1024));
+    bind(pool_stride, ParamSpec::integer("pool_stride", 2, "max pooling stride").range(1, 1024));
+    bind(fc, ParamSpec::list("fc", ParamType::integer_list, Json::array({200, 100, 50}),
+                             "fully connected layers (ReLU, dropout)"));
+    bind(dropout, ParamSpec::real("dropout", 0.05, "dropout after each fully connected layer").range(0, 0.95));
+    bind(batch_norm, ParamSpec::boolean("batch_norm", false, "batch normalisation after each convolution"));
+  }
 };
 
 class Cnn final : public TorchModel {
  public:
-  explicit Cnn(const PluginArgs& args) : TorchModel(args) {
-    const auto& p = args.params;
-    for (const auto& c : p.at("conv"))
-      conv_.push_back({c.at("filters").get<std::int64_t>(), c.at("kernel").get<std::int64_t>(), c.at("stride").get<std::int64_t>()});
-    pool_kernel_ = p.at("pool_kernel").get<std::int64_t>();
-    pool_stride_ = p.at("pool_stride").get<std::int64_t>();
-    fc_ = p.at("fc").get<std::vector<std::int64_t>>();
-    dropout_ = p.at("dropout").get<double>();
-    batch_norm_ = p.at("batch_norm").get<bool>();
-  }
+  explicit Cnn(const PluginArgs& args)
+      : TorchModel(args), p_(read_params<Params>(args.params)), conv_(p_.conv), pool_kernel_(p_.pool_kernel),
+        pool_stride_(p_.pool_stride), fc_(p_.fc), dropout_(p_.dropout), batch_norm_(p_.batch_norm) {}
 
   torch::nn::Sequential network(const ModelInput& input) override {
     namespace nn = torch::nn;
@@ -63,32 +88,15 @@ class Cnn final : public TorchModel {
   }
 
  private:
-  std::vector<Conv> conv_;
-  std::int64_t pool_kernel_ = 2, pool_stride_ = 2;
-  std::vector<std::int64_t> fc_;
-  double dropout_ = 0.05;
-  bool batch_norm_ = false;
+  const Params p_;
+  const std::vector<Conv>& conv_;
+  const std::int64_t pool_kernel_, pool_stride_;
+  const std::vector<std::int64_t>& fc_;
+  const double dropout_;
+  const bool batch_norm_;
 };
 
-Schema schema() {
-  Schema conv_fields = {
-      ParamSpec::integer("filters", 200, "output channels").range(1, 4096),
-      ParamSpec::integer("kernel", 4, "kernel size").range(1, 1024),
-      ParamSpec::integer("stride", 1, "stride").range(1, 1024),
-  };
-  return {
-      ParamSpec::table_list("conv", conv_fields,
-                            Json::array({{{"filters", 200}, {"kernel", 4}, {"stride", 3}},
-                                         {{"filters", 200}, {"kernel", 5}, {"stride", 1}}}),
-                            "1-D convolutions in order, each followed by ReLU (traffic characterisation in the "
-                            "paper: kernel 5 stride 3, then kernel 4 stride 3)"),
-      ParamSpec::integer("pool_kernel", 2, "max pooling after the convolutions (0: none)").range(0, 1024),
-      ParamSpec::integer("pool_stride", 2, "max pooling stride").range(1, 1024),
-      ParamSpec::list("fc", ParamType::integer_list, Json::array({200, 100, 50}), "fully connected layers (ReLU, dropout)"),
-      ParamSpec::real("dropout", 0.05, "dropout after each fully connected layer").range(0, 0.95),
-      ParamSpec::boolean("batch_norm", false, "batch normalisation after each convolution"),
-  };
-}
+Schema schema() { return schema_of<Params>(); }
 
 }  // namespace
 }  // namespace trafficid::cnn_model

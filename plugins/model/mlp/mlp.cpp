@@ -2,6 +2,7 @@
 // activation and dropout, inputs standardised with the mean and deviation of the training split
 // only (kept in the network's buffers, so saved with it).
 #include <fmt/format.h>
+#include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
 #include <trafficid/torch_model.hpp>
 
@@ -19,15 +20,26 @@ struct StandardizeImpl : torch::nn::Module {
 };
 TORCH_MODULE(Standardize);
 
+// Each parameter once: its schema entry beside the member it is read into.
+struct Params {
+  std::vector<std::int64_t> layers;
+  std::string activation;
+  double dropout = 0;
+  bool standardize = true;
+  template <class Bind>
+  void fields(Bind& bind) {
+    bind(layers, ParamSpec::list("layers", ParamType::integer_list, Json::array({256, 128}), "hidden layer sizes"));
+    bind(activation,
+         ParamSpec::choice("activation", "relu", {"relu", "tanh", "gelu"}, "activation after each hidden layer"));
+    bind(dropout, ParamSpec::real("dropout", 0.1, "dropout after each hidden layer").range(0, 0.95));
+    bind(standardize,
+         ParamSpec::boolean("standardize", true, "standardise inputs with the training split's mean and deviation"));
+  }
+};
+
 class Mlp final : public TorchModel {
  public:
-  explicit Mlp(const PluginArgs& args) : TorchModel(args) {
-    const auto& p = args.params;
-    layers_ = p.at("layers").get<std::vector<std::int64_t>>();
-    activation_ = p.at("activation").get<std::string>();
-    dropout_ = p.at("dropout").get<double>();
-    standardize_ = p.at("standardize").get<bool>();
-  }
+  explicit Mlp(const PluginArgs& args) : TorchModel(args), p_(read_params<Params>(args.params)) {}
 
   torch::nn::Sequential network(const ModelInput& input) override {
     namespace nn = torch::nn;
@@ -36,12 +48,12 @@ class Mlp final : public TorchModel {
     nn::Sequential net;
     net->push_back("standardize", standardizer_);
     std::int64_t in = width;
-    for (auto units : layers_) {
+    for (auto units : p_.layers) {
       net->push_back(nn::Linear(in, units));
-      if (activation_ == "tanh") net->push_back(nn::Tanh());
-      else if (activation_ == "gelu") net->push_back(nn::GELU());
+      if (p_.activation == "tanh") net->push_back(nn::Tanh());
+      else if (p_.activation == "gelu") net->push_back(nn::GELU());
       else net->push_back(nn::ReLU());
-      if (dropout_ > 0) net->push_back(nn::Dropout(dropout_));
+      if (p_.dropout > 0) net->push_back(nn::Dropout(p_.dropout));
       in = units;
     }
     net->push_back("output", nn::Linear(in, static_cast<std::int64_t>(input.class_names.size())));
@@ -49,7 +61,7 @@ class Mlp final : public TorchModel {
   }
 
   void prepare(SampleBatches& train) override {
-    if (!standardize_) return;
+    if (!p_.standardize) return;
     // Mean and variance per input value over the training split, in one streaming pass.
     torch::NoGradGuard no_grad;
     const auto width = static_cast<std::int64_t>(train.spec().elements());
@@ -73,21 +85,11 @@ class Mlp final : public TorchModel {
   }
 
  private:
-  std::vector<std::int64_t> layers_;
-  std::string activation_ = "relu";
-  double dropout_ = 0.1;
-  bool standardize_ = true;
+  const Params p_;
   Standardize standardizer_{nullptr};
 };
 
-Schema schema() {
-  return {
-      ParamSpec::list("layers", ParamType::integer_list, Json::array({256, 128}), "hidden layer sizes"),
-      ParamSpec::choice("activation", "relu", {"relu", "tanh", "gelu"}, "activation after each hidden layer"),
-      ParamSpec::real("dropout", 0.1, "dropout after each hidden layer").range(0, 0.95),
-      ParamSpec::boolean("standardize", true, "standardise inputs with the training split's mean and deviation"),
-  };
-}
+Schema schema() { return schema_of<Params>(); }
 
 }  // namespace
 }  // namespace trafficid::mlp_model

@@ -2,21 +2,34 @@
 // default, dropout 0.05), each pretrained greedily to reconstruct its input (MSE) with its own
 // epochs, then the whole encoder and a softmax layer fine-tuned with cross-entropy, as in the paper.
 #include <fmt/format.h>
+#include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
 #include <trafficid/torch_model.hpp>
 
 namespace trafficid::sae_model {
 namespace {
 
+// Each parameter once: its schema entry beside the member it is read into.
+struct Params {
+  std::vector<std::int64_t> layers;
+  double dropout = 0, pretrain_lr = 0;
+  std::int64_t pretrain_epochs = 0;
+  template <class Bind>
+  void fields(Bind& bind) {
+    bind(layers, ParamSpec::list("layers", ParamType::integer_list, Json::array({400, 300, 200, 100, 50}),
+                                 "encoder layer sizes"));
+    bind(dropout, ParamSpec::real("dropout", 0.05, "dropout after each encoder layer").range(0, 0.95));
+    bind(pretrain_epochs,
+         ParamSpec::integer("pretrain_epochs", 3, "greedy pretraining epochs per layer (0: none)").range(0, 1000));
+    bind(pretrain_lr, ParamSpec::real("pretrain_lr", 1e-3, "Adam learning rate of the pretraining").range(1e-7, 1));
+  }
+};
+
 class Sae final : public TorchModel {
  public:
-  explicit Sae(const PluginArgs& args) : TorchModel(args) {
-    const auto& p = args.params;
-    layers_ = p.at("layers").get<std::vector<std::int64_t>>();
-    dropout_ = p.at("dropout").get<double>();
-    pretrain_epochs_ = static_cast<int>(p.at("pretrain_epochs").get<std::int64_t>());
-    pretrain_lr_ = p.at("pretrain_lr").get<double>();
-  }
+  explicit Sae(const PluginArgs& args)
+      : TorchModel(args), p_(read_params<Params>(args.params)), layers_(p_.layers), dropout_(p_.dropout),
+        pretrain_lr_(p_.pretrain_lr), pretrain_epochs_(static_cast<int>(p_.pretrain_epochs)) {}
 
   torch::nn::Sequential network(const ModelInput& input) override {
     namespace nn = torch::nn;
@@ -64,20 +77,14 @@ class Sae final : public TorchModel {
   }
 
  private:
-  std::vector<std::int64_t> layers_;
-  double dropout_ = 0.05, pretrain_lr_ = 1e-3;
-  int pretrain_epochs_ = 3;
+  const Params p_;
+  const std::vector<std::int64_t>& layers_;
+  const double dropout_, pretrain_lr_;
+  const int pretrain_epochs_;
   std::vector<torch::nn::Linear> encoders_, decoders_;
 };
 
-Schema schema() {
-  return {
-      ParamSpec::list("layers", ParamType::integer_list, Json::array({400, 300, 200, 100, 50}), "encoder layer sizes"),
-      ParamSpec::real("dropout", 0.05, "dropout after each encoder layer").range(0, 0.95),
-      ParamSpec::integer("pretrain_epochs", 3, "greedy pretraining epochs per layer (0: none)").range(0, 1000),
-      ParamSpec::real("pretrain_lr", 1e-3, "Adam learning rate of the pretraining").range(1e-7, 1),
-  };
-}
+Schema schema() { return schema_of<Params>(); }
 
 }  // namespace
 }  // namespace trafficid::sae_model
