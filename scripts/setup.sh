@@ -15,6 +15,8 @@ packages=(
   # NumPy (datasets load with numpy alone), scapy (the Deep Packet reference peer), chromium
   # (reports are checked in a real browser)
   tshark libndpi-bin clang libclang-rt-14-dev python3-numpy python3-scapy chromium
+  # the code's shape (tests/scripts/code_shape.sh): formatting and function lengths
+  clang-format universal-ctags git
 )
 
 missing=()

@@ -15,7 +15,8 @@ std::vector<double> balanced_class_weights(const std::vector<std::uint64_t>& tra
   }
   std::vector<double> w(train_rows.size(), 0.0);
   for (std::size_t c = 0; c < w.size(); ++c)
-    if (train_rows[c]) w[c] = static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(train_rows[c]));
+    if (train_rows[c])
+      w[c] = static_cast<double>(total) / (static_cast<double>(present) * static_cast<double>(train_rows[c]));
   return w;
 }
 
@@ -24,38 +25,46 @@ Json to_json(const DatasetManifest& m) {
   for (const auto& s : m.shards) shards.push_back({{"name", s.name}, {"rows", s.rows}});
   Json inputs = Json::array();
   for (const auto& i : m.inputs)
-    inputs.push_back({{"id", i.id}, {"path", i.path}, {"size", i.size},
-                      {"mtime_ns", i.mtime_ns}, {"sha256", i.sha256}, {"packets", i.packets}});
-  return {{"format", "trafficid-dataset"},
-          {"version", m.version},
-          {"config_hash", m.config_hash},
-          {"features", {{"extractor", m.extractor},
-                        {"dtype", to_string(m.spec.dtype)},
-                        {"granularity", to_string(m.spec.granularity)},
-                        {"shape", m.spec.shape},
-                        {"columns", m.spec.column_names},
-                        {"sequence", m.spec.sequence},
-                        {"storage", m.storage}}},
-          {"classes", m.class_names},
-          {"split", {{"method", m.split_method}, {"seed", m.split_seed}, {"fractions", m.fractions},
-                     {"leaks", m.split_leaks()}}},
-          {"balance", {{"method", m.balance}, {"class_weights", m.class_weights}}},
-          {"counts", m.counts},
-          {"excluded", m.excluded},
-          {"inputs", inputs},
-          {"shards", shards},
-          {"statistics", m.statistics},
-          {"folds", {{"count", m.folds}, {"counts", m.fold_counts}}},
-          {"evaluation", m.evaluation},
-          {"config", m.config}};
+    inputs.push_back({{"id", i.id},
+                      {"path", i.path},
+                      {"size", i.size},
+                      {"mtime_ns", i.mtime_ns},
+                      {"sha256", i.sha256},
+                      {"packets", i.packets}});
+  return {
+      {"format", "trafficid-dataset"},
+      {"version", m.version},
+      {"config_hash", m.config_hash},
+      {"features",
+       {{"extractor", m.extractor},
+        {"dtype", to_string(m.spec.dtype)},
+        {"granularity", to_string(m.spec.granularity)},
+        {"shape", m.spec.shape},
+        {"columns", m.spec.column_names},
+        {"sequence", m.spec.sequence},
+        {"storage", m.storage}}},
+      {"classes", m.class_names},
+      {"split",
+       {{"method", m.split_method}, {"seed", m.split_seed}, {"fractions", m.fractions}, {"leaks", m.split_leaks()}}},
+      {"balance", {{"method", m.balance}, {"class_weights", m.class_weights}}},
+      {"counts", m.counts},
+      {"excluded", m.excluded},
+      {"inputs", inputs},
+      {"shards", shards},
+      {"statistics", m.statistics},
+      {"folds", {{"count", m.folds}, {"counts", m.fold_counts}}},
+      {"evaluation", m.evaluation},
+      {"config", m.config}};
 }
 
 DatasetManifest manifest_from_json(const Json& j) {
   try {
     DatasetManifest m;
-    if (j.value("format", "") != "trafficid-dataset") throw Error("not a trafficid dataset manifest (no \"format\": \"trafficid-dataset\")");
+    if (j.value("format", "") != "trafficid-dataset")
+      throw Error("not a trafficid dataset manifest (no \"format\": \"trafficid-dataset\")");
     m.version = j.at("version").get<int>();
-    if (m.version != 1) throw Error(fmt::format("dataset format version {} (this trafficid reads version 1)", m.version));
+    if (m.version != 1)
+      throw Error(fmt::format("dataset format version {} (this trafficid reads version 1)", m.version));
     m.config_hash = j.at("config_hash").get<std::string>();
     const auto& f = j.at("features");
     m.extractor = f.at("extractor").get<std::string>();
@@ -78,7 +87,8 @@ DatasetManifest manifest_from_json(const Json& j) {
       m.inputs.push_back({i.at("id").get<std::uint32_t>(), i.at("path").get<std::string>(),
                           i.at("size").get<std::uint64_t>(), i.at("mtime_ns").get<std::int64_t>(),
                           i.at("sha256").get<std::string>(), i.value("packets", std::uint64_t{0})});
-    for (const auto& s : j.at("shards")) m.shards.push_back({s.at("name").get<std::string>(), s.at("rows").get<std::uint64_t>()});
+    for (const auto& s : j.at("shards"))
+      m.shards.push_back({s.at("name").get<std::string>(), s.at("rows").get<std::uint64_t>()});
     m.statistics = j.value("statistics", Json::object());
     m.config = j.value("config", Json::object());
     if (j.contains("folds")) {
@@ -97,8 +107,10 @@ DatasetManifest read_manifest(const std::filesystem::path& folder) {
   const auto file = folder / "manifest.json";
   std::ifstream in(file);
   if (!in)
-    throw Error(fmt::format("{}: no manifest.json, so not a complete dataset (`trafficid prepro EXPERIMENT.toml` "
-                            "writes one)", folder.string()));
+    throw Error(
+        fmt::format("{}: no manifest.json, so not a complete dataset (`trafficid prepro EXPERIMENT.toml` "
+                    "writes one)",
+                    folder.string()));
   try {
     return manifest_from_json(Json::parse(in));
   } catch (const Json::parse_error& e) {

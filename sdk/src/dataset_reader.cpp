@@ -84,8 +84,9 @@ DatasetSplit::DatasetSplit(const fs::path& folder, SplitName split, int fold) : 
   d.folder = folder;
   d.manifest = read_manifest(folder);
   if (fold < 0 || (fold > 0 && fold >= d.manifest.folds))
-    throw Error(fmt::format("{}: no fold {} (the dataset has {})", folder.string(), fold,
-                            d.manifest.folds ? fmt::format("folds 0 to {}", d.manifest.folds - 1) : std::string("no folds")));
+    throw Error(
+        fmt::format("{}: no fold {} (the dataset has {})", folder.string(), fold,
+                    d.manifest.folds ? fmt::format("folds 0 to {}", d.manifest.folds - 1) : std::string("no folds")));
   const std::string split_part = DatasetManifest::split_part(fold);
   d.row_bytes = d.manifest.spec.bytes();
   const bool ragged = d.manifest.storage == "ragged";
@@ -107,11 +108,15 @@ DatasetSplit::DatasetSplit(const fs::path& folder, SplitName split, int fold) : 
         at += shard.row_length[r];
       }
       if (shard.data_offset + at > shard.features->size())
-        throw Error(fmt::format("{}: {} bytes of data, its lengths say {} (dataset damaged: build it again with "
-                                "`trafficid prepro --rebuild`)", features.string(), shard.features->size() - shard.data_offset, at));
+        throw Error(
+            fmt::format("{}: {} bytes of data, its lengths say {} (dataset damaged: build it again with "
+                        "`trafficid prepro --rebuild`)",
+                        features.string(), shard.features->size() - shard.data_offset, at));
     } else if (shard.data_offset + splits.size() * d.row_bytes > shard.features->size()) {
-      throw Error(fmt::format("{}: shorter than its {} rows (dataset damaged: build it again with `trafficid prepro "
-                              "--rebuild`)", features.string(), splits.size()));
+      throw Error(
+          fmt::format("{}: shorter than its {} rows (dataset damaged: build it again with `trafficid prepro "
+                      "--rebuild`)",
+                      features.string(), splits.size()));
     }
     if (labels.size() != splits.size() || flows.size() != splits.size())
       throw Error(fmt::format("{}: shard {} has columns of different lengths (dataset damaged)", folder.string(),

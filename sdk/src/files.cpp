@@ -17,7 +17,8 @@ namespace {
 
 std::string why(int error) {
   if (error == ENOSPC || error == EDQUOT) return "the disk is full: free space and run it again";
-  if (error == EACCES || error == EPERM || error == EROFS) return fmt::format("{}: check the folder's permissions", std::strerror(error));
+  if (error == EACCES || error == EPERM || error == EROFS)
+    return fmt::format("{}: check the folder's permissions", std::strerror(error));
   return std::strerror(error);
 }
 

@@ -7,8 +7,7 @@
 
 namespace trafficid {
 
-EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth,
-                           const std::vector<std::int64_t>& predicted,
+EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth, const std::vector<std::int64_t>& predicted,
                            const std::vector<std::string>& class_names) {
   if (truth.size() != predicted.size())
     throw Error(fmt::format("evaluate: {} true labels but {} predictions", truth.size(), predicted.size()));
@@ -20,7 +19,8 @@ EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth,
   for (std::size_t i = 0; i < truth.size(); ++i) {
     auto t = truth[i], p = predicted[i];
     if (t < 0 || p < abstain || static_cast<std::size_t>(t) >= k || (p >= 0 && static_cast<std::size_t>(p) >= k))
-      throw Error(fmt::format("evaluate: label out of range at row {} (true {}, predicted {}, {} classes)", i, t, p, k));
+      throw Error(
+          fmt::format("evaluate: label out of range at row {} (true {}, predicted {}, {} classes)", i, t, p, k));
     if (p == abstain) {
       ++abstained[static_cast<std::size_t>(t)];
       ++m.abstained;
@@ -57,16 +57,20 @@ EvaluationMetrics evaluate(const std::vector<std::int64_t>& truth,
 }
 
 Json to_json(const EpochMetrics& e) {
-  Json j{{"epoch", e.epoch},           {"train_loss", e.train_loss},
-         {"val_loss", e.val_loss},     {"val_accuracy", e.val_accuracy},
-         {"val_macro_f1", e.val_macro_f1}, {"seconds", e.seconds},
+  Json j{{"epoch", e.epoch},
+         {"train_loss", e.train_loss},
+         {"val_loss", e.val_loss},
+         {"val_accuracy", e.val_accuracy},
+         {"val_macro_f1", e.val_macro_f1},
+         {"seconds", e.seconds},
          {"samples_per_second", e.samples_per_second}};
   for (const auto& [key, value] : e.extra) j[key] = value;
   return j;
 }
 
 std::string divergence(const EpochMetrics& e) {
-  std::vector<std::pair<std::string, double>> numbers = {{"training loss", e.train_loss}, {"validation loss", e.val_loss},
+  std::vector<std::pair<std::string, double>> numbers = {{"training loss", e.train_loss},
+                                                         {"validation loss", e.val_loss},
                                                          {"validation accuracy", e.val_accuracy},
                                                          {"validation macro F1", e.val_macro_f1}};
   for (const auto& [key, value] : e.extra) numbers.emplace_back(key, value);
@@ -79,10 +83,14 @@ std::string divergence(const EpochMetrics& e) {
 Json to_json(const EvaluationMetrics& m) {
   Json classes = Json::array();
   for (const auto& c : m.per_class)
-    classes.push_back({{"class", c.name}, {"precision", c.precision}, {"recall", c.recall},
-                       {"f1", c.f1}, {"support", c.support}, {"abstained", c.abstained}});
-  return {{"accuracy", m.accuracy}, {"macro_f1", m.macro_f1}, {"weighted_f1", m.weighted_f1},
-          {"abstained", m.abstained}, {"per_class", classes}, {"confusion", m.confusion}};
+    classes.push_back({{"class", c.name},
+                       {"precision", c.precision},
+                       {"recall", c.recall},
+                       {"f1", c.f1},
+                       {"support", c.support},
+                       {"abstained", c.abstained}});
+  return {{"accuracy", m.accuracy},   {"macro_f1", m.macro_f1}, {"weighted_f1", m.weighted_f1},
+          {"abstained", m.abstained}, {"per_class", classes},   {"confusion", m.confusion}};
 }
 
 }  // namespace trafficid

@@ -21,7 +21,8 @@ constexpr char magic[] = "\x93NUMPY";
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string text = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) text += fmt::format("{}{}", shape[i], shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    text += fmt::format("{}{}", shape[i], shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
   return text + ")";
 }
 }  // namespace
@@ -116,7 +117,8 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
   std::error_code ec;
   const std::uint64_t file_bytes = std::filesystem::file_size(path, ec);
   if (!ec && offset + length > file_bytes)  // before allocating what the header claims (up to 4 GiB)
-    throw Error(fmt::format("{}: .npy header of {} bytes in a file of {} (file truncated?)", path.string(), length, file_bytes));
+    throw Error(fmt::format("{}: .npy header of {} bytes in a file of {} (file truncated?)", path.string(), length,
+                            file_bytes));
   std::string dict(length, '\0');
   in.read(dict.data(), static_cast<std::streamsize>(length));
   if (static_cast<std::uint64_t>(in.gcount()) != length)
@@ -124,7 +126,8 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
   NpyHeader h;
   h.data_offset = offset + length;
   auto bad = [&](const std::string& what) {
-    return Error(fmt::format("{}: .npy header {} (the file is damaged or not written by NumPy or trafficid)", path.string(), what));
+    return Error(fmt::format("{}: .npy header {} (the file is damaged or not written by NumPy or trafficid)",
+                             path.string(), what));
   };
   auto value_of = [&](const std::string& key) -> std::string {
     auto at = dict.find("'" + key + "'");
@@ -165,7 +168,8 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
   return h;
 }
 
-template <class T> std::vector<T> read_npy(const std::filesystem::path& path) {
+template <class T>
+std::vector<T> read_npy(const std::filesystem::path& path) {
   NpyHeader h = read_npy_header(path);
   if (h.descr != npy_descr<T>())
     throw Error(fmt::format("{}: element type {} where {} was expected", path.string(), h.descr, npy_descr<T>()));

@@ -50,9 +50,7 @@ int ip_version_of_bsd_family(std::uint32_t family) {
 struct Cursor {
   const std::uint8_t* data;
   std::size_t size;
-  bool has(std::size_t offset, std::size_t length) const {
-    return offset <= size && length <= size - offset;
-  }
+  bool has(std::size_t offset, std::size_t length) const { return offset <= size && length <= size - offset; }
 };
 
 // PPP header (optional FF 03 address/control, then a 1- or 2-byte protocol field).
@@ -92,8 +90,7 @@ bool parse_ethernet(const Cursor& c, PacketView& p, std::size_t& off, int& versi
   std::uint16_t type = be16(c.data + 12);
   off = 14;
   if (type <= 1500) {  // 802.3 length field: LLC, IP only through SNAP
-    if (!c.has(off, 8) || c.data[off] != 0xaa || c.data[off + 1] != 0xaa || c.data[off + 2] != 0x03)
-      return false;
+    if (!c.has(off, 8) || c.data[off] != 0xaa || c.data[off + 1] != 0xaa || c.data[off + 2] != 0x03) return false;
     type = be16(c.data + off + 6);
     off += 8;
   }
@@ -123,8 +120,7 @@ bool parse_link(const Cursor& c, PacketView& p, std::size_t& off, int& version) 
   off = 0;
   version = 0;
   switch (p.link_type) {
-    case linktype::ethernet:
-      return parse_ethernet(c, p, off, version);
+    case linktype::ethernet: return parse_ethernet(c, p, off, version);
     case linktype::null_bsd: {
       if (!c.has(0, 4)) return false;
       std::uint32_t family = le32(c.data);
@@ -144,17 +140,14 @@ bool parse_link(const Cursor& c, PacketView& p, std::size_t& off, int& version) 
       if (!c.has(0, 1)) return false;
       version = c.data[0] >> 4;
       break;
-    case linktype::ipv4:
-      version = 4;
-      break;
-    case linktype::ipv6:
-      version = 6;
-      break;
+    case linktype::ipv4: version = 4; break;
+    case linktype::ipv6: version = 6; break;
     case linktype::linux_sll:
       if (!c.has(0, 16)) return false;
       p.ethertype = be16(c.data + 14);
       off = 16;
-      if (p.ethertype == ethertype_mpls || p.ethertype == ethertype_mpls_multicast) return skip_mpls(c, p, off, version);
+      if (p.ethertype == ethertype_mpls || p.ethertype == ethertype_mpls_multicast)
+        return skip_mpls(c, p, off, version);
       version = ip_version_of_ethertype(p.ethertype);
       break;
     case linktype::linux_sll2:
@@ -175,11 +168,11 @@ bool parse_link(const Cursor& c, PacketView& p, std::size_t& off, int& version) 
       if (!c.has(0, 4)) return false;
       p.ethertype = be16(c.data + 2);
       off = 4;
-      if (p.ethertype == ethertype_mpls || p.ethertype == ethertype_mpls_multicast) return skip_mpls(c, p, off, version);
+      if (p.ethertype == ethertype_mpls || p.ethertype == ethertype_mpls_multicast)
+        return skip_mpls(c, p, off, version);
       version = ip_version_of_ethertype(p.ethertype);
       break;
-    default:
-      return false;
+    default: return false;
   }
   if (version != 4 && version != 6) return false;
   if (p.ethertype == 0) p.ethertype = version == 4 ? ethertype_ipv4 : ethertype_ipv6;
@@ -214,8 +207,7 @@ bool parse_ipv4(const Cursor& c, PacketView& p, std::size_t off, std::size_t& l4
 }
 
 bool is_ipv6_extension(std::uint8_t next) {
-  return next == 0 || next == 43 || next == 44 || next == 51 || next == 60 || next == 135 ||
-         next == 139 || next == 140;
+  return next == 0 || next == 43 || next == 44 || next == 51 || next == 60 || next == 135 || next == 139 || next == 140;
 }
 
 bool parse_ipv6(const Cursor& c, PacketView& p, std::size_t off, std::size_t& l4, std::uint8_t& proto) {
@@ -295,13 +287,11 @@ void parse_l4(const Cursor& c, PacketView& p, std::size_t l4, std::uint8_t proto
       break;
     case ipproto::icmp:
     case ipproto::icmpv6:
-      if (c.has(l4, 2)) p.tuple.src_port = be16(h);  // type, code
+      if (c.has(l4, 2)) p.tuple.src_port = be16(h);      // type, code
       if (c.has(l4, 6)) p.tuple.dst_port = be16(h + 4);  // identifier (echo)
       header_length = proto == ipproto::icmp ? 8 : 4;
       break;
-    default:
-      header_length = 0;
-      break;
+    default: header_length = 0; break;
   }
   p.l4_offset = static_cast<std::int32_t>(l4);
   if (header_length == 0 && (proto == ipproto::tcp)) {

@@ -24,9 +24,7 @@ const char* linktype_name(std::uint32_t link_type) {
   }
 }
 
-bool linktype_supported(std::uint32_t link_type) {
-  return std::string_view(linktype_name(link_type)) != "unsupported";
-}
+bool linktype_supported(std::uint32_t link_type) { return std::string_view(linktype_name(link_type)) != "unsupported"; }
 
 std::string to_string(const IpAddress& address) {
   char text[INET6_ADDRSTRLEN] = "";

@@ -60,7 +60,8 @@ void CaptureWriter::flush() {
         if (end <= on_disk) keep = end;
         else lost_packets += is_packet;
       }
-      if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) { /* report the write error below */ }
+      if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) { /* report the write error below */
+      }
       ::close(fd_);
       fd_ = -1;
       packets_ -= lost_packets;
@@ -122,10 +123,9 @@ void PcapWriter::write(std::int64_t timestamp_ns, std::uint32_t link_type, std::
                             path().string(), linktype_name(link_type_), linktype_name(link_type)));
   std::int64_t seconds = timestamp_ns / 1'000'000'000;
   std::int64_t rest = timestamp_ns % 1'000'000'000;
-  PcapRecordHeader record{static_cast<std::uint32_t>(seconds),
-                          static_cast<std::uint32_t>(nanosecond_ ? rest : rest / 1000),
-                          static_cast<std::uint32_t>(data.size()),
-                          wire_length ? wire_length : static_cast<std::uint32_t>(data.size())};
+  PcapRecordHeader record{
+      static_cast<std::uint32_t>(seconds), static_cast<std::uint32_t>(nanosecond_ ? rest : rest / 1000),
+      static_cast<std::uint32_t>(data.size()), wire_length ? wire_length : static_cast<std::uint32_t>(data.size())};
   append(&record, sizeof record);
   append(data.data(), data.size());
   commit(true);

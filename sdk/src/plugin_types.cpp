@@ -99,8 +99,7 @@ ParamSpec ParamSpec::string(std::string name, std::string def, std::string help)
 ParamSpec ParamSpec::path(std::string name, std::string def, std::string help) {
   return make(std::move(name), ParamType::path, std::move(def), std::move(help));
 }
-ParamSpec ParamSpec::choice(std::string name, std::string def, std::vector<std::string> choices,
-                            std::string help) {
+ParamSpec ParamSpec::choice(std::string name, std::string def, std::vector<std::string> choices, std::string help) {
   auto spec = make(std::move(name), ParamType::choice, std::move(def), std::move(help));
   spec.choices = std::move(choices);
   return spec;
@@ -113,8 +112,7 @@ ParamSpec ParamSpec::table(std::string name, std::vector<ParamSpec> fields, std:
   spec.fields = std::move(fields);
   return spec;
 }
-ParamSpec ParamSpec::table_list(std::string name, std::vector<ParamSpec> fields, Json def,
-                                std::string help) {
+ParamSpec ParamSpec::table_list(std::string name, std::vector<ParamSpec> fields, Json def, std::string help) {
   auto spec = make(std::move(name), ParamType::table_list, std::move(def), std::move(help));
   spec.fields = std::move(fields);
   return spec;

@@ -42,7 +42,8 @@ Json sample_dimension(const SearchDimension& d, std::mt19937_64& rng) {
       if (d.choices.empty()) throw Error(fmt::format("search space: {} has no choices", d.path));
       return d.choices[static_cast<std::size_t>(rng() % d.choices.size())];
     case SearchDimension::Kind::uniform: return d.low + (d.high - d.low) * unit(rng);
-    case SearchDimension::Kind::loguniform: return std::exp(std::log(d.low) + (std::log(d.high) - std::log(d.low)) * unit(rng));
+    case SearchDimension::Kind::loguniform:
+      return std::exp(std::log(d.low) + (std::log(d.high) - std::log(d.low)) * unit(rng));
     case SearchDimension::Kind::int_uniform: {
       const auto low = static_cast<std::int64_t>(d.low), high = static_cast<std::int64_t>(d.high);
       return low + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(high - low + 1));
@@ -64,7 +65,8 @@ std::vector<Json> grid_points(const SearchSpace& space) {
       axes.push_back(d.choices);
     } else if (d.kind == SearchDimension::Kind::int_uniform) {
       std::vector<Json> values;
-      for (auto v = static_cast<std::int64_t>(d.low); v <= static_cast<std::int64_t>(d.high); ++v) values.emplace_back(v);
+      for (auto v = static_cast<std::int64_t>(d.low); v <= static_cast<std::int64_t>(d.high); ++v)
+        values.emplace_back(v);
       axes.push_back(std::move(values));
     } else {
       throw Error(fmt::format("a grid needs values to enumerate: {} is continuous (give it choice = [...])", d.path));

@@ -17,13 +17,16 @@ const Schema& train_settings_schema() {
       ParamSpec::real("weight_decay", 0.0, "L2 penalty (AdamW: decoupled)").range(0, 1),
       ParamSpec::integer("batch_size", 64, "training batch size").range(1, 1 << 20),
       ParamSpec::integer("epochs", 10, "at most this many epochs").range(1, 100000),
-      ParamSpec::integer("patience", 3, "stop when validation macro F1 has not improved for this many epochs (0: never)")
+      ParamSpec::integer("patience", 3,
+                         "stop when validation macro F1 has not improved for this many epochs (0: never)")
           .range(0, 100000),
-      ParamSpec::boolean("class_weights", true, "weigh the loss with the dataset's class weights (dataset.balance = \"weights\")"),
+      ParamSpec::boolean("class_weights", true,
+                         "weigh the loss with the dataset's class weights (dataset.balance = \"weights\")"),
       ParamSpec::integer("threads", 0, "LibTorch threads (0: one per core)").range(0, 1024),
       ParamSpec::choice("device", "cpu", {"cpu", "cuda"}, "where to train (cuda: where LibTorch was built with it)"),
-      ParamSpec::integer("seed", 0, "seed of the weights and the data order (0: experiment.seed, which also splits the "
-                                    "dataset); each tuning trial gets its own")
+      ParamSpec::integer("seed", 0,
+                         "seed of the weights and the data order (0: experiment.seed, which also splits the "
+                         "dataset); each tuning trial gets its own")
           .range(0, std::nullopt),
   };
   return schema;

@@ -36,8 +36,10 @@ class RandomBatches final : public SampleBatches {
     batch.dtype = DType::u8;
     batch.shape = spec_.shape;
     batch.rows = n;
-    batch.data.assign(data_.begin() + static_cast<std::ptrdiff_t>(at_ * 1500), data_.begin() + static_cast<std::ptrdiff_t>((at_ + n) * 1500));
-    batch.labels.assign(labels_.begin() + static_cast<std::ptrdiff_t>(at_), labels_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
+    batch.data.assign(data_.begin() + static_cast<std::ptrdiff_t>(at_ * 1500),
+                      data_.begin() + static_cast<std::ptrdiff_t>((at_ + n) * 1500));
+    batch.labels.assign(labels_.begin() + static_cast<std::ptrdiff_t>(at_),
+                        labels_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
     batch.flow_ids.assign(n, 0);
     batch.file_ids.assign(n, 0);
     at_ += n;
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
   LastEpoch observer;
   TrainingContext context;
   context.settings = {{"batch_size", batch_size}, {"epochs", 2}, {"patience", 0}, {"threads", threads}, {"lr", 1e-3}};
-  context.checkpoint_dir = std::filesystem::temp_directory_path() / ("trafficid-model-bench-" + std::to_string(::getpid()));
+  context.checkpoint_dir =
+      std::filesystem::temp_directory_path() / ("trafficid-model-bench-" + std::to_string(::getpid()));
   context.observer = &observer;
   context.host = &log;
   model->fit(train, validation, context);
@@ -104,8 +107,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 8; ++i) model->predict_proba(batch);
   const double inference = 8.0 * static_cast<double>(batch.rows) /
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("train %.1f samples/s, inference %.1f samples/s, loader share of a step %.4f, parameters %llu, threads %d\n",
-              observer.last.samples_per_second, inference, observer.last.extra.count("loader_fraction") ? observer.last.extra.at("loader_fraction") : 0.0,
-              static_cast<unsigned long long>(model->info().parameters), threads);
+  std::printf(
+      "train %.1f samples/s, inference %.1f samples/s, loader share of a step %.4f, parameters %llu, threads %d\n",
+      observer.last.samples_per_second, inference,
+      observer.last.extra.count("loader_fraction") ? observer.last.extra.at("loader_fraction") : 0.0,
+      static_cast<unsigned long long>(model->info().parameters), threads);
   return 0;
 }

@@ -28,10 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static Quiet host;
   static const PluginDescriptor* descriptor =
       reinterpret_cast<const PluginDescriptor* (*)()>(const_cast<void*>(trafficid_plugin))();
-  static const Json params = {{"protocols_file", ""}, {"categories_file", ""}, {"risky_domains_file", ""},
-                              {"ja3_file", ""},       {"sha1_file", ""},       {"tcp_max_packets", 80},
-                              {"udp_max_packets", 24}, {"idle_timeout", 2.0},  {"active_timeout", 0.0}, {"max_flows", 64},
-                              {"tcp_teardown", true},  {"guess", true}};
+  static const Json params = {{"protocols_file", ""},  {"categories_file", ""}, {"risky_domains_file", ""},
+                              {"ja3_file", ""},        {"sha1_file", ""},       {"tcp_max_packets", 80},
+                              {"udp_max_packets", 24}, {"idle_timeout", 2.0},   {"active_timeout", 0.0},
+                              {"max_flows", 64},       {"tcp_teardown", true},  {"guess", true}};
   // One labeler for the whole run (building nDPI's automata takes ~60 ms); each input is a new
   // file for it: begin_file, its packets, flush.
   static PluginArgs args{params, host, "ndpi"};

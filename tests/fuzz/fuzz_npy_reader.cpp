@@ -15,7 +15,8 @@ void check(bool ok) {
   if (!ok) std::abort();
 }
 
-template <class T> void read_as(const std::string& path, const trafficid::NpyHeader& h) {
+template <class T>
+void read_as(const std::string& path, const trafficid::NpyHeader& h) {
   try {
     auto values = trafficid::read_npy<T>(path);
     check(values.size() == h.items());

@@ -8,7 +8,7 @@
 
 namespace {
 constexpr std::uint32_t link_types[] = {
-    trafficid::linktype::ethernet, trafficid::linktype::raw,      trafficid::linktype::null_bsd,
+    trafficid::linktype::ethernet, trafficid::linktype::raw,       trafficid::linktype::null_bsd,
     trafficid::linktype::loop,     trafficid::linktype::linux_sll, trafficid::linktype::linux_sll2,
     trafficid::linktype::ppp,      trafficid::linktype::ppp_hdlc,  trafficid::linktype::c_hdlc,
     trafficid::linktype::ipv4,     trafficid::linktype::ipv6,      trafficid::linktype::raw_dlt};
@@ -34,6 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto payload = p.payload();
   volatile std::uint32_t sum = 0;
   for (auto b : payload) sum = sum + b;
-  check(payload.empty() || (payload.data() >= frame.data() && payload.data() + payload.size() <= frame.data() + frame.size()));
+  check(payload.empty() ||
+        (payload.data() >= frame.data() && payload.data() + payload.size() <= frame.data() + frame.size()));
   return 0;
 }

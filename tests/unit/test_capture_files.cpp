@@ -76,8 +76,8 @@ TEST_CASE("split --by-flow never lets a flow straddle two files", "[split]") {
 
 TEST_CASE("a pcapng of two link types converts to one pcap per link type", "[convert]") {
   auto dir = test_support::temp_dir("convert-mixed");
-  std::vector<std::uint8_t> ip = {0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-                                  0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0};
+  std::vector<std::uint8_t> ip = {0x45, 0, 0,  28, 0, 1, 0x40, 0,    64,   17,   0, 0, 10, 0,
+                                  0,    1, 10, 0,  0, 2, 0x30, 0x39, 0x00, 0x35, 0, 8, 0,  0};
   std::vector<std::uint8_t> eth = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00};
   eth.insert(eth.end(), ip.begin(), ip.end());
   {

@@ -63,7 +63,8 @@ dropout = 0.1
   const std::string f = file.string();
   std::vector<std::string> expected = {
       f + ":3:1: experiment.sede: unknown key (did you mean 'seed'?)",
-      f + ":6:12: capture.sources.0: no capture plugin named 'synht' (did you mean 'synth'?) (installed: live, pcap, synth)",
+      f + ":6:12: capture.sources.0: no capture plugin named 'synht' (did you mean 'synth'?) (installed: live, pcap, "
+          "synth)",
       f + ":6:21: capture.pcap.paths.0: no such file or folder: " + (file.parent_path() / "does-not-matter").string() +
           " (relative paths start at the experiment file's folder)",
       f + ":7:15: capture.max_packets: -5 is out of range >= 0",
@@ -134,11 +135,13 @@ TEST_CASE("overrides from --set change values, create tables and report bad path
   CHECK(experiment->name == "renamed");
 
   Diagnostics bad;
-  auto failed = load_experiment(file, {"capture.synth.seed=minus", "capture.sources.0.x=1", "novalue"}, registry(), bad);
+  auto failed =
+      load_experiment(file, {"capture.synth.seed=minus", "capture.sources.0.x=1", "novalue"}, registry(), bad);
   CHECK_FALSE(failed.has_value());
   auto lines = formatted(bad);
   REQUIRE(lines.size() == 3);
-  CHECK_THAT(lines[0], Catch::StartsWith("--set:1:1: capture.sources.0.x: --set capture.sources.0.x: the parent of 'x' is a value"));
+  CHECK_THAT(lines[0], Catch::StartsWith(
+                           "--set:1:1: capture.sources.0.x: --set capture.sources.0.x: the parent of 'x' is a value"));
   CHECK_THAT(lines[1], Catch::StartsWith("--set:1:1: novalue: --set 'novalue': expected key.path=value"));
   CHECK(lines[2] == "--set:1:9: capture.synth.seed: expected an integer, got string 'minus'");
 }
@@ -210,7 +213,8 @@ RemoteAccess = ["AnyDesk", "SSH"]
   Diagnostics ok;
   auto experiment = load_experiment(good, {}, registry(), ok);
   REQUIRE(experiment.has_value());
-  CHECK(experiment->label->group_of == std::map<std::string, std::string>{{"AnyDesk", "RemoteAccess"}, {"SSH", "RemoteAccess"},
+  CHECK(experiment->label->group_of == std::map<std::string, std::string>{{"AnyDesk", "RemoteAccess"},
+                                                                          {"SSH", "RemoteAccess"},
                                                                           {"WhatsApp", "Chat/IM"}});
   CHECK(experiment->resolved["label"]["groups"]["Chat/IM"] == Json::array({"WhatsApp"}));
 
@@ -223,8 +227,10 @@ Web = "QUIC"
   CHECK_FALSE(load_experiment(bad, {}, registry(), diagnostics).has_value());
   const std::string f = bad.string();
   CHECK(formatted(diagnostics) ==
-        std::vector<std::string>{f + ":7:11: label.groups.Tunnels: class 'SSH' is already in group 'RemoteAccess': a class belongs to one group",
-                                 f + ":8:7: label.groups.Web: expected a list of class names, e.g. Web = [\"AnyDesk\", \"SSH\"]"});
+        std::vector<std::string>{
+            f + ":7:11: label.groups.Tunnels: class 'SSH' is already in group 'RemoteAccess': a class belongs to one "
+                "group",
+            f + ":8:7: label.groups.Web: expected a list of class names, e.g. Web = [\"AnyDesk\", \"SSH\"]"});
 }
 
 TEST_CASE("[train] settings: defaults declared once, read typed by models and the host alike", "[config]") {
@@ -240,7 +246,8 @@ TEST_CASE("[train] settings: defaults declared once, read typed by models and th
   CHECK(set.epochs == 4);
   CHECK(set.optimizer == "sgd");
   CHECK(set.batch_size == 64);
-  CHECK_THROWS_WITH(trafficid::train_settings({{"epochs", "many"}}), Catch::Contains("[train]: a setting of the wrong type"));
+  CHECK_THROWS_WITH(trafficid::train_settings({{"epochs", "many"}}),
+                    Catch::Contains("[train]: a setting of the wrong type"));
   // The host checks [train] against the same schema: every key of it has a default there.
   for (const auto& spec : trafficid::train_settings_schema()) CHECK_FALSE(spec.default_value.is_null());
 }

@@ -82,7 +82,8 @@ TEST_CASE("a flow split keeps every flow on one side, serves each class in every
   const auto train = per_class(splits[SplitName::train]);
   CHECK(train.size() == m.class_names.size());
   for (std::size_t c = 0; c < m.class_names.size(); ++c)
-    CHECK(m.counts.at("train")[c] == (train.count(static_cast<std::int64_t>(c)) ? train.at(static_cast<std::int64_t>(c)) : 0));
+    CHECK(m.counts.at("train")[c] ==
+          (train.count(static_cast<std::int64_t>(c)) ? train.at(static_cast<std::int64_t>(c)) : 0));
   // About 60/20/20 of the flows.
   std::map<SplitName, std::size_t> flows;
   for (const auto& [flow, where] : sides) ++flows[*where.begin()];
@@ -93,8 +94,8 @@ TEST_CASE("a flow split keeps every flow on one side, serves each class in every
   const auto again = build(dir / "b", {"capture.synth.flows_per_app=10", "dataset.fractions=[0.6, 0.2, 0.2]"});
   CHECK(again.manifest.counts == m.counts);
   CHECK(rows_of(again.folder, SplitName::test).flows == splits[SplitName::test].flows);
-  const auto other = build(dir / "c", {"capture.synth.flows_per_app=10", "dataset.fractions=[0.6, 0.2, 0.2]",
-                                       "experiment.seed=99"});
+  const auto other =
+      build(dir / "c", {"capture.synth.flows_per_app=10", "dataset.fractions=[0.6, 0.2, 0.2]", "experiment.seed=99"});
   CHECK(rows_of(other.folder, SplitName::test).flows != splits[SplitName::test].flows);
   fs::remove_all(dir);
 }

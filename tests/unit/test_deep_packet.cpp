@@ -18,7 +18,8 @@ void set16(Bytes& b, std::size_t at, std::size_t v) {
 }
 
 Bytes tcp_header(std::uint8_t flags, bool timestamps) {
-  Bytes tcp = {0x04, 0xd2, 0x01, 0xbb, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x50, flags, 0xfa, 0xf0, 0xab, 0xcd, 0x00, 0x07};
+  Bytes tcp = {0x04, 0xd2, 0x01, 0xbb,  0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+               0x77, 0x88, 0x50, flags, 0xfa, 0xf0, 0xab, 0xcd, 0x00, 0x07};
   if (timestamps) {
     tcp[12] = 0x80;
     tcp.insert(tcp.end(), {1, 1, 8, 10, 0xde, 0xad, 0xbe, 0xef, 0xca, 0xfe, 0xba, 0xbe});
@@ -112,14 +113,15 @@ const Bytes payload = {'G', 'E', 'T', ' ', '/', 'x'};
 
 TEST_CASE("deep_packet: TCP over IPv4 with IP and TCP options, paper and strict", "[deep_packet]") {
   Bytes ip = ipv4(6, tcp_header(0x18, true), payload, true);  // 24-byte IP header, 32-byte TCP header
-  Bytes frame = ethernet(ip, 0x0800, false, 6);                 // with a 6-byte Ethernet trailer
+  Bytes frame = ethernet(ip, 0x0800, false, 6);               // with a 6-byte Ethernet trailer
   auto paper = vectorise(frame, linktype::ethernet, Masking::paper);
   REQUIRE(paper.drop == DeepPacketDrop::kept);
   CHECK(paper.bytes == padded(zeroed(ip, {{12, 20}})));
   auto strict = vectorise(frame, linktype::ethernet, Masking::strict);
   // IP ID 4-5, TTL 8, checksum 10-11, addresses 12-19; TCP at 24: ports 24-27, seq/ack 28-35,
   // window and checksum 38-41, options 44-55. Flags, urgent pointer and payload stay.
-  CHECK(strict.bytes == padded(zeroed(ip, {{4, 6}, {8, 9}, {10, 12}, {12, 20}, {24, 28}, {28, 36}, {38, 42}, {44, 56}})));
+  CHECK(strict.bytes ==
+        padded(zeroed(ip, {{4, 6}, {8, 9}, {10, 12}, {12, 20}, {24, 28}, {28, 36}, {38, 42}, {44, 56}})));
   CHECK(strict.bytes[37] == 0x18);
   CHECK(strict.bytes[42] == 0x00);
   CHECK(strict.bytes[43] == 0x07);
@@ -136,7 +138,7 @@ TEST_CASE("deep_packet: UDP over IPv4 gets 12 zero bytes after its header", "[de
   CHECK(paper.bytes == padded(zeroed(expected, {{12, 20}})));
   auto strict = vectorise(ethernet(ip, 0x0800), linktype::ethernet, Masking::strict);
   CHECK(strict.bytes == padded(zeroed(expected, {{4, 6}, {8, 9}, {10, 12}, {12, 20}, {20, 24}, {26, 28}})));
-  CHECK(strict.bytes[24] == 0);   // UDP length stays
+  CHECK(strict.bytes[24] == 0);  // UDP length stays
   CHECK(strict.bytes[25] == 14);
 }
 
@@ -175,17 +177,20 @@ TEST_CASE("deep_packet: the link layer goes whatever it is (VLAN Ethernet, Linux
 TEST_CASE("deep_packet: TCP control segments without payload and DNS are dropped", "[deep_packet]") {
   for (std::uint8_t flags : {0x02, 0x12, 0x10, 0x11}) {  // SYN, SYN-ACK, ACK, FIN-ACK
     INFO("flags " << int(flags));
-    CHECK(vectorise(ethernet(ipv4(6, tcp_header(flags, true), {}), 0x0800, false, 6), linktype::ethernet, Masking::paper).drop ==
-          DeepPacketDrop::empty_tcp);
+    CHECK(
+        vectorise(ethernet(ipv4(6, tcp_header(flags, true), {}), 0x0800, false, 6), linktype::ethernet, Masking::paper)
+            .drop == DeepPacketDrop::empty_tcp);
   }
   // A RST has none of SYN, ACK, FIN: kept, as the paper's rule reads.
   CHECK(vectorise(ethernet(ipv4(6, tcp_header(0x04, false), {}), 0x0800), linktype::ethernet, Masking::paper).drop ==
         DeepPacketDrop::kept);
   const Bytes query = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w', 0, 0, 1, 0, 1};
   CHECK(vectorise(ethernet(ipv4(17, udp_header(40000, 53, query.size()), query), 0x0800), linktype::ethernet,
-                  Masking::paper).drop == DeepPacketDrop::dns);
+                  Masking::paper)
+            .drop == DeepPacketDrop::dns);
   CHECK(vectorise(ethernet(ipv4(17, udp_header(5353, 5353, query.size()), query), 0x0800), linktype::ethernet,
-                  Masking::strict).drop == DeepPacketDrop::dns);
+                  Masking::strict)
+            .drop == DeepPacketDrop::dns);
   CHECK(vectorise(ethernet(ipv4(6, tcp_header(0x18, false), query), 0x0800), linktype::ethernet, Masking::paper).drop ==
         DeepPacketDrop::kept);  // port 443, not DNS
   Bytes arp = {0, 1, 8, 0, 6, 4, 0, 1};

@@ -42,7 +42,11 @@ TEST_CASE("the event bus delivers each event to every subscriber in order, and e
   // A line cut by a kill at the end is left out; a bad line before the end is an error at its line.
   { std::ofstream(dir / "events.jsonl", std::ios::app) << R"({"seq": 4, "kind": "lo)"; }
   CHECK(read_events(dir / "events.jsonl").size() == 3);
-  { std::ofstream(dir / "events.jsonl", std::ios::app) << "\n" << R"({"seq": 5, "kind": "log"})" << "\n"; }
+  {
+    std::ofstream(dir / "events.jsonl", std::ios::app) << "\n"
+                                                       << R"({"seq": 5, "kind": "log"})"
+                                                       << "\n";
+  }
   CHECK_THROWS_WITH(read_events(dir / "events.jsonl"), Catch::Contains("events.jsonl:4: not JSON"));
   fs::remove_all(dir);
 }
@@ -53,8 +57,11 @@ RunRequest tiny_run(const fs::path& dir) {
   RunRequest request;
   request.file = fs::path(TRAFFICID_SOURCE_DIR) / "experiments" / "quickstart.toml";
   request.run_dir = (dir / "run").string();
-  request.overrides = {"experiment.output_dir=\"" + dir.string() + "\"", "capture.synth.flows_per_app=6",
-                       "evaluate.synth.flows_per_app=3", "models={ mlp = { layers = [32] } }", "train.epochs=4",
+  request.overrides = {"experiment.output_dir=\"" + dir.string() + "\"",
+                       "capture.synth.flows_per_app=6",
+                       "evaluate.synth.flows_per_app=3",
+                       "models={ mlp = { layers = [32] } }",
+                       "train.epochs=4",
                        "train.patience=0"};
   request.plugin_paths = {TRAFFICID_PLUGIN_DIR};
   return request;

@@ -52,8 +52,8 @@ TEST_CASE("an abandoned file leaves the database as it was and a complete one is
     db.end_file(info, counts, "abc");
     CHECK(db.has_size("/captures/a.pcap", 100));
     CHECK(db.up_to_date("/captures/a.pcap", "abc", "{}"));
-    CHECK_FALSE(db.up_to_date("/captures/a.pcap", "abd", "{}"));          // content changed
-    CHECK_FALSE(db.up_to_date("/captures/a.pcap", "abc", "{\"x\":1}"));   // labeler config changed
+    CHECK_FALSE(db.up_to_date("/captures/a.pcap", "abd", "{}"));         // content changed
+    CHECK_FALSE(db.up_to_date("/captures/a.pcap", "abc", "{\"x\":1}"));  // labeler config changed
     // Labelling it again replaces its flows instead of adding to them.
     db.begin_file("/captures/a.pcap", 100, "{}");
     db.add_flow(flow);

@@ -49,7 +49,7 @@ std::string l4_name(std::uint8_t protocol) {
     case 17: return "UDP";
     case 1: return "ICMP";
     case 58: return "ICMPV6";
-    case 2: return "IGMP";    // ndpiReader's ipProto2Name names these two as well
+    case 2: return "IGMP";  // ndpiReader's ipProto2Name names these two as well
     case 112: return "VRRP";
     default: return std::to_string(protocol);
   }
@@ -130,7 +130,8 @@ TEST_CASE("ndpi labels agree with nDPI 4.2's regression suite on at least 99.5% 
       if (found) ++agreeing;
       else {
         std::string ours = range.first == range.second ? "(no such flow)" : range.first->second;
-        disagreements.push_back(fmt::format("{}: {}: expected {}, got {}", entry.path().filename().string(), key, label, ours));
+        disagreements.push_back(
+            fmt::format("{}: {}: expected {}, got {}", entry.path().filename().string(), key, label, ours));
       }
     }
   }
@@ -163,9 +164,10 @@ struct Counting : FlowSink {
 
 // Labels the synthetic capture; returns the flows emitted before and after flush().
 // With `live`, the labeler is told the input is a live source (as a capture on an interface says).
-std::pair<std::size_t, std::size_t> label_synth(Json overrides, std::vector<FlowRecord>* all = nullptr, bool live = false,
-                                                std::uint64_t* packets = nullptr) {
-  auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "synth", {{"seed", 4}, {"flows_per_app", 4}});
+std::pair<std::size_t, std::size_t> label_synth(Json overrides, std::vector<FlowRecord>* all = nullptr,
+                                                bool live = false, std::uint64_t* packets = nullptr) {
+  auto source =
+      test_support::make_plugin<CaptureSource>(PluginKind::capture, "synth", {{"seed", 4}, {"flows_per_app", 4}});
   auto labeler = test_support::make_plugin<Labeler>(PluginKind::labeler, "ndpi", overrides);
   Counting sink;
   PacketView p;
@@ -202,9 +204,16 @@ TEST_CASE("ndpi labels the synthetic capture's applications, with counters and n
       CHECK(f.confidence == "DPI");
     }
   }
-  CHECK(labels == std::map<std::string, int>{{"BitTorrent", 4}, {"DNS", 4}, {"HTTP.Wikipedia", 4}, {"NTP", 4},
-                                             {"SSH", 4}, {"STUN", 4}, {"TLS.NetFlix", 4}, {"TLS.WhatsApp", 4},
-                                             {"TLS.YouTube", 4}, {"TLS.Zoom", 4}});
+  CHECK(labels == std::map<std::string, int>{{"BitTorrent", 4},
+                                             {"DNS", 4},
+                                             {"HTTP.Wikipedia", 4},
+                                             {"NTP", 4},
+                                             {"SSH", 4},
+                                             {"STUN", 4},
+                                             {"TLS.NetFlix", 4},
+                                             {"TLS.WhatsApp", 4},
+                                             {"TLS.YouTube", 4},
+                                             {"TLS.Zoom", 4}});
 }
 
 TEST_CASE("ndpi idle timeout and TCP teardown end flows", "[ndpi]") {
@@ -217,7 +226,8 @@ TEST_CASE("ndpi idle timeout and TCP teardown end flows", "[ndpi]") {
   CHECK(early_fin > 0);
 }
 
-TEST_CASE("ndpi on a live source: a bounded flow table whose flows silent longest end early, all packets kept", "[ndpi]") {
+TEST_CASE("ndpi on a live source: a bounded flow table whose flows silent longest end early, all packets kept",
+          "[ndpi]") {
   // 40 flows through a table of 8: flows are emitted (ended) before the input ends, and every
   // packet is still counted in exactly one flow.
   std::vector<FlowRecord> flows;

@@ -11,14 +11,32 @@ using Bytes = std::vector<std::uint8_t>;
 namespace {
 
 Bytes ipv4_tcp(std::uint16_t fragment = 0x4000, bool options = false, std::size_t payload = 5) {
-  Bytes ip = {0x45, 0, 0, 0, 0x12, 0x34, static_cast<std::uint8_t>(fragment >> 8), static_cast<std::uint8_t>(fragment),
-              64, 6, 0, 0, 10, 0, 0, 1, 192, 168, 1, 2};
+  Bytes ip = {0x45,
+              0,
+              0,
+              0,
+              0x12,
+              0x34,
+              static_cast<std::uint8_t>(fragment >> 8),
+              static_cast<std::uint8_t>(fragment),
+              64,
+              6,
+              0,
+              0,
+              10,
+              0,
+              0,
+              1,
+              192,
+              168,
+              1,
+              2};
   if (options) {
     ip[0] = 0x46;
     ip.insert(ip.end(), {1, 1, 1, 0});  // NOP NOP NOP EOL
   }
-  Bytes tcp = {0x04, 0xd2, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0x18, 0xff, 0xff, 0, 0, 0, 0,
-               1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2};  // 32-byte header with timestamps
+  Bytes tcp = {0x04, 0xd2, 0x01, 0xbb, 0, 0, 0, 1,  0, 0, 0, 0, 0x80, 0x18, 0xff, 0xff,
+               0,    0,    0,    0,    1, 1, 8, 10, 0, 0, 0, 1, 0,    0,    0,    2};  // 32-byte header with timestamps
   ip.insert(ip.end(), tcp.begin(), tcp.end());
   for (std::size_t i = 0; i < payload; ++i) ip.push_back(static_cast<std::uint8_t>('a' + i));
   ip[2] = static_cast<std::uint8_t>(ip.size() >> 8);
@@ -102,7 +120,8 @@ TEST_CASE("the other link types", "[parser]") {
   check_ipv4_tcp(parsed(with_prefix({2, 0, 0, 0}, ip), linktype::null_bsd), 4);  // little-endian AF_INET
   check_ipv4_tcp(parsed(with_prefix({0, 0, 0, 2}, ip), linktype::null_bsd), 4);  // written big-endian
   check_ipv4_tcp(parsed(with_prefix({0, 0, 0, 2}, ip), linktype::loop), 4);
-  check_ipv4_tcp(parsed(with_prefix({0, 0, 3, 4, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00}, ip), linktype::linux_sll), 16);
+  check_ipv4_tcp(parsed(with_prefix({0, 0, 3, 4, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00}, ip), linktype::linux_sll),
+                 16);
   Bytes sll2 = {0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0};
   check_ipv4_tcp(parsed(with_prefix(sll2, ip), linktype::linux_sll2), 20);
   check_ipv4_tcp(parsed(with_prefix({0xff, 0x03, 0x00, 0x21}, ip), linktype::ppp), 4);
@@ -114,7 +133,8 @@ TEST_CASE("the other link types", "[parser]") {
   const Bytes labels = {0x00, 0x01, 0x20, 0x40, 0x00, 0x01, 0x2d, 0xfe};
   check_ipv4_tcp(parsed(with_prefix(with_prefix({0x0f, 0x00, 0x88, 0x47}, labels), ip), linktype::c_hdlc), 12);
   check_ipv4_tcp(parsed(with_prefix(with_prefix({0, 0, 3, 4, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x88, 0x47}, labels), ip),
-                        linktype::linux_sll), 24);
+                        linktype::linux_sll),
+                 24);
   // PPPoE session inside Ethernet.
   Bytes pppoe = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x88, 0x64, 0x11, 0, 0, 1, 0, 0, 0x00, 0x21};
   check_ipv4_tcp(parsed(with_prefix(pppoe, ip), linktype::ethernet), 22);

@@ -44,7 +44,7 @@ ReadResult read_capture(const std::vector<fs::path>& paths, bool keep_packets = 
     return result;
   }
   FlowCounter flows;
-  read_source(*source, *plugin, log, 0, result.summary, flows);
+  read_source(PluginHandle<CaptureSource>(source, *plugin), log, 0, result.summary, flows);
   return result;
 }
 
@@ -107,8 +107,8 @@ TEST_CASE("packet counts equal capinfos for every capture of the shared data", "
   CHECK(compared + damaged == files.size());
   CHECK(damaged >= 1);
   // Every link type of the data set was met and parsed.
-  for (std::uint32_t t : {linktype::ethernet, linktype::raw, linktype::null_bsd, linktype::linux_sll,
-                          linktype::ppp, linktype::c_hdlc, linktype::ipv4})
+  for (std::uint32_t t : {linktype::ethernet, linktype::raw, linktype::null_bsd, linktype::linux_sll, linktype::ppp,
+                          linktype::c_hdlc, linktype::ipv4})
     CHECK(link_types[t] > 0);
 }
 
@@ -122,7 +122,8 @@ TEST_CASE("a damaged capture keeps its packets before the damage and warns with 
   CHECK_THAT(info.warning, Catch::Contains("damaged at byte 237 after 1 good packets"));
 }
 
-TEST_CASE("a capture cut in the middle of a packet keeps every whole packet and the next file goes on", "[pcap][data]") {
+TEST_CASE("a capture cut in the middle of a packet keeps every whole packet and the next file goes on",
+          "[pcap][data]") {
   auto data = test_support::data_dir_or_empty();
   if (data.empty()) return;
   for (const char* name : {"captures/SSH/ssh__ssh.pcap", "captures/BitTorrent/big_endian_issue.pcapng"}) {
@@ -202,8 +203,8 @@ std::string packet_block(std::uint32_t interface, std::uint64_t ticks, const std
 
 TEST_CASE("a pcapng whose interfaces differ in link type and snapshot length is read whole", "[pcap]") {
   // Interface 0: Ethernet, microseconds; interface 1: raw IP, nanoseconds, another snaplen.
-  std::vector<std::uint8_t> ip = {0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-                                  0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0};
+  std::vector<std::uint8_t> ip = {0x45, 0, 0,  28, 0, 1, 0x40, 0,    64,   17,   0, 0, 10, 0,
+                                  0,    1, 10, 0,  0, 2, 0x30, 0x39, 0x00, 0x35, 0, 8, 0,  0};
   std::vector<std::uint8_t> eth = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00};
   eth.insert(eth.end(), ip.begin(), ip.end());
   std::string file;
@@ -241,8 +242,8 @@ TEST_CASE("a pcapng whose interfaces differ in link type and snapshot length is 
 
 TEST_CASE("nanosecond pcap timestamps survive a write and a read", "[pcap]") {
   auto dir = test_support::temp_dir("ns");
-  std::vector<std::uint8_t> ip = {0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-                                  0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0};
+  std::vector<std::uint8_t> ip = {0x45, 0, 0,  28, 0, 1, 0x40, 0,    64,   17,   0, 0, 10, 0,
+                                  0,    1, 10, 0,  0, 2, 0x30, 0x39, 0x00, 0x35, 0, 8, 0,  0};
   for (bool nano : {true, false}) {
     auto path = dir / (nano ? "ns.pcap" : "us.pcap");
     PcapWriter writer(path, linktype::raw, nano);

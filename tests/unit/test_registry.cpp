@@ -38,7 +38,8 @@ TEST_CASE("broken plugins are refused one by one and the good ones still load", 
     CHECK_THAT(message, Catch::Contains("trafficid_test_symbol_that_does_not_exist"));
   }
   SECTION("a shared object without the entry point is not a plugin") {
-    CHECK_THAT(problem_for(registry, "trafficid_capture_none.so"), Catch::Contains("no 'trafficid_plugin' entry point"));
+    CHECK_THAT(problem_for(registry, "trafficid_capture_none.so"),
+               Catch::Contains("no 'trafficid_plugin' entry point"));
   }
   SECTION("an unknown kind is refused") {
     CHECK_THAT(problem_for(registry, "trafficid_capture_strange.so"), Catch::Contains("unknown plugin kind 77"));
@@ -77,7 +78,8 @@ TEST_CASE("broken plugins are refused one by one and the good ones still load", 
 
 TEST_CASE("two plugins of the same kind and name: the second is refused naming both files", "[registry]") {
   PluginRegistry registry;
-  const fs::path first = fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins", second = fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins-again";
+  const fs::path first = fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins",
+                 second = fs::path(TRAFFICID_TEST_PLUGIN_DIR) / "twins-again";
   registry.load_directories({first, second});
   REQUIRE(registry.plugins().size() == 1);
   CHECK(registry.plugins()[0]->file == first / "trafficid_capture_twin.so");
@@ -98,8 +100,8 @@ TEST_CASE("objects keep their plugin's library loaded after the registry is gone
     registry.load_directories({TRAFFICID_PLUGIN_DIR});
     const auto* synth = registry.find(PluginKind::capture, "synth");
     REQUIRE(synth);
-    Json params = {{"seed", 3}, {"flows_per_app", 1}, {"apps", {"dns"}}, {"clients", 1},
-                   {"start_time", 1700000000}, {"duration", 10}};
+    Json params = {{"seed", 3},    {"flows_per_app", 1},       {"apps", {"dns"}},
+                   {"clients", 1}, {"start_time", 1700000000}, {"duration", 10}};
     source = registry.create<CaptureSource>(*synth, params, log, "synth");
   }
   // The registry and its handles are destroyed; the object's deleter still holds the library.
@@ -123,7 +125,8 @@ TEST_CASE("the plugin search path puts explicit folders first and never the curr
   CHECK(std::find(path.begin(), path.end(), fs::current_path()) == path.end());
 }
 
-TEST_CASE("a relative folder in TRAFFICID_PLUGIN_PATH is refused, one on the command line is made absolute", "[registry]") {
+TEST_CASE("a relative folder in TRAFFICID_PLUGIN_PATH is refused, one on the command line is made absolute",
+          "[registry]") {
   ::setenv("TRAFFICID_PLUGIN_PATH", "/tmp/trafficid-a:plugins", 1);
   try {
     plugin_search_path({});
@@ -140,7 +143,8 @@ TEST_CASE("a relative folder in TRAFFICID_PLUGIN_PATH is refused, one on the com
 
 TEST_CASE("plugin file names: trafficid_<kind>_<name>.so and nothing else", "[registry]") {
   CHECK(plugin_file_name("trafficid_model_cnn.so") == std::make_pair(std::string("model"), std::string("cnn")));
-  CHECK(plugin_file_name("trafficid_features_flow_start.so") == std::make_pair(std::string("features"), std::string("flow_start")));
+  CHECK(plugin_file_name("trafficid_features_flow_start.so") ==
+        std::make_pair(std::string("features"), std::string("flow_start")));
   CHECK_FALSE(plugin_file_name("libtorch.so"));
   CHECK_FALSE(plugin_file_name("trafficid_model_cnn.so.1"));
   CHECK_FALSE(plugin_file_name("trafficid_widget_x.so"));

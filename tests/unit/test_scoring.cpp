@@ -52,7 +52,8 @@ TEST_CASE("a flow's class from summed log-probabilities differs from the majorit
   // By vote flow 1 is B: confusion A: 0 1 0 / B: 0 1 0 / C: 1 0 0. A: F1 0; B: precision 1/2, recall 1, 2/3; C: 0.
   CHECK(s["per_flow_vote"]["confusion"] == Json::parse("[[0,1,0],[0,1,0],[1,0,0]]"));
   CHECK(s["per_flow_vote"]["macro_f1"].get<double>() == Approx((0 + 2.0 / 3 + 0) / 3));
-  // Per sample: argmax of each row, 6 rows: A,A,B rows of flow 1 predicted B,B,A -> 1 of 3; flow 2: 1 of 1; flow 3: 0 of 2.
+  // Per sample: argmax of each row, 6 rows: A,A,B rows of flow 1 predicted B,B,A -> 1 of 3; flow 2: 1 of 1; flow 3: 0
+  // of 2.
   CHECK(s["per_sample"]["accuracy"].get<double>() == Approx(2.0 / 6));
   ScoringOptions vote;
   vote.flow_decision = "vote";
@@ -60,10 +61,10 @@ TEST_CASE("a flow's class from summed log-probabilities differs from the majorit
 }
 
 TEST_CASE("flows without samples, abstentions and unknown traffic are counted, not hidden", "[scoring]") {
-  auto p = predictions({{1, 0, {0.9f, 0.05f, 0.05f}},   // A, sure: right
-                        {2, 1, {0.3f, 0.4f, 0.3f}},     // B, unsure: right, abstained at 0.5
-                        {3, 1, {0.2f, 0.7f, 0.1f}},     // B: right
-                        {4, -1, {0.1f, 0.2f, 0.7f}},    // unknown traffic, forced into C
+  auto p = predictions({{1, 0, {0.9f, 0.05f, 0.05f}},     // A, sure: right
+                        {2, 1, {0.3f, 0.4f, 0.3f}},       // B, unsure: right, abstained at 0.5
+                        {3, 1, {0.2f, 0.7f, 0.1f}},       // B: right
+                        {4, -1, {0.1f, 0.2f, 0.7f}},      // unknown traffic, forced into C
                         {5, -1, {0.4f, 0.35f, 0.25f}}});  // unknown traffic, abstained
   ScoringOptions o;
   o.flows_without_samples = {0, 0, 2};  // two C flows gave no sample: undecided
@@ -86,7 +87,8 @@ TEST_CASE("flows without samples, abstentions and unknown traffic are counted, n
 
 TEST_CASE("early decisions of packet models use each flow's first k samples", "[scoring]") {
   // Flow 1 (A): its first sample says B, then two say A. Flow 2 (B): one sample, B.
-  auto p = predictions({{1, 0, {0.2f, 0.7f, 0.1f}}, {2, 1, {0.1f, 0.8f, 0.1f}}, {1, 0, {0.8f, 0.1f, 0.1f}}, {1, 0, {0.8f, 0.1f, 0.1f}}});
+  auto p = predictions(
+      {{1, 0, {0.2f, 0.7f, 0.1f}}, {2, 1, {0.1f, 0.8f, 0.1f}}, {1, 0, {0.8f, 0.1f, 0.1f}}, {1, 0, {0.8f, 0.1f, 0.1f}}});
   ScoringOptions o;
   o.early = {1, 2, 3};
   Json s = score(p, o);
@@ -100,8 +102,11 @@ TEST_CASE("early decisions of packet models use each flow's first k samples", "[
 }
 
 TEST_CASE("the abstention threshold is a quantile of the confidences of correct validation decisions", "[scoring]") {
-  auto p = predictions({{1, 0, {0.9f, 0.05f, 0.05f}}, {2, 0, {0.6f, 0.3f, 0.1f}}, {3, 1, {0.2f, 0.7f, 0.1f}},
-                        {4, 1, {0.8f, 0.1f, 0.1f}}, {5, 2, {0.1f, 0.1f, 0.8f}}});
+  auto p = predictions({{1, 0, {0.9f, 0.05f, 0.05f}},
+                        {2, 0, {0.6f, 0.3f, 0.1f}},
+                        {3, 1, {0.2f, 0.7f, 0.1f}},
+                        {4, 1, {0.8f, 0.1f, 0.1f}},
+                        {5, 2, {0.1f, 0.1f, 0.8f}}});
   // Correct decisions: flows 1, 2, 3, 5 with confidences 0.9, 0.6, 0.7, 0.8; flow 4 is wrong.
   CHECK(*abstain_threshold(p, "logprob", 0.0) == Approx(0.6));
   CHECK(*abstain_threshold(p, "logprob", 0.5) == Approx(0.7));  // floor(0.5 x 3) = 1: the second smallest

@@ -69,7 +69,8 @@ TEST_CASE("a journal line of the wrong shape is an error at its line", "[journal
              Catch::Contains("j.jsonl:2: not a journal event: 'status' is 'finished', not done, pruned or failed"));
   CHECK_THAT(error_of(header + "{\"event\": \"start\", \"trial\": -3, \"attempt\": 1}\n"),
              Catch::Contains("j.jsonl:2: not a journal event: 'trial' is -3, not a trial number"));
-  CHECK_THAT(error_of(header + "{\"event\": \"vote\", \"trial\": 1}\n"), Catch::Contains("j.jsonl:2: not a journal event: an unknown event 'vote'"));
+  CHECK_THAT(error_of(header + "{\"event\": \"vote\", \"trial\": 1}\n"),
+             Catch::Contains("j.jsonl:2: not a journal event: an unknown event 'vote'"));
   CHECK_THAT(error_of(header + "not json\n"), Catch::Contains("j.jsonl:2: not a journal event ("));
   CHECK_THAT(error_of("{\"event\": \"propose\", \"trial\": 1, \"assignment\": {}}\n"),
              Catch::Contains("j.jsonl:1: not a journal event: the first line is not the study header"));

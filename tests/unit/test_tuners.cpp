@@ -52,10 +52,14 @@ TEST_CASE("grid: every combination once, the last dimension fastest, then nothin
     distinct.insert(points[i].assignment.dump());
   }
   CHECK(distinct.size() == points.size());
-  CHECK(points[0].assignment == Json{{"models.cnn.conv.0.filters", 64}, {"models.cnn.conv.0.stride", 1}, {"train.optimizer", "adam"}});
-  CHECK(points[1].assignment == Json{{"models.cnn.conv.0.filters", 64}, {"models.cnn.conv.0.stride", 1}, {"train.optimizer", "sgd"}});
-  CHECK(points[2].assignment == Json{{"models.cnn.conv.0.filters", 64}, {"models.cnn.conv.0.stride", 2}, {"train.optimizer", "adam"}});
-  CHECK(points.back().assignment == Json{{"models.cnn.conv.0.filters", 200}, {"models.cnn.conv.0.stride", 3}, {"train.optimizer", "sgd"}});
+  CHECK(points[0].assignment ==
+        Json{{"models.cnn.conv.0.filters", 64}, {"models.cnn.conv.0.stride", 1}, {"train.optimizer", "adam"}});
+  CHECK(points[1].assignment ==
+        Json{{"models.cnn.conv.0.filters", 64}, {"models.cnn.conv.0.stride", 1}, {"train.optimizer", "sgd"}});
+  CHECK(points[2].assignment ==
+        Json{{"models.cnn.conv.0.filters", 64}, {"models.cnn.conv.0.stride", 2}, {"train.optimizer", "adam"}});
+  CHECK(points.back().assignment ==
+        Json{{"models.cnn.conv.0.filters", 200}, {"models.cnn.conv.0.stride", 3}, {"train.optimizer", "sgd"}});
   CHECK_FALSE(grid->ask().has_value());
 
   // Shuffled: the same points in another order, the same order for the same seed.
@@ -103,7 +107,8 @@ TEST_CASE("random: the same proposals for the same seed, others for another, ins
   }
   CHECK(activations.size() == 3);
   // Log-uniform: about half the draws below the geometric middle (1e-3), not a tenth as uniform would give.
-  const auto below = std::count_if(first.begin(), first.end(), [](const TrialProposal& p) { return p.assignment["train.lr"].get<double>() < 1e-3; });
+  const auto below = std::count_if(
+      first.begin(), first.end(), [](const TrialProposal& p) { return p.assignment["train.lr"].get<double>() < 1e-3; });
   CHECK(below > 70);
   CHECK(below < 130);
   space.seed = 43;

@@ -23,7 +23,8 @@ PluginRegistry load_plugins(const GlobalOptions& global, bool report_problems, b
   PluginRegistry registry;
   registry.load_directories(plugin_search_path(global.plugin_paths), model_plugins);
   if (report_problems)
-    for (const auto& p : registry.problems()) std::cerr << "warning: plugin " << p.file.string() << ": " << p.message << '\n';
+    for (const auto& p : registry.problems())
+      std::cerr << "warning: plugin " << p.file.string() << ": " << p.message << '\n';
   return registry;
 }
 
@@ -93,13 +94,17 @@ std::string table(const std::vector<std::string>& header, const std::vector<std:
   };
   line(header);
   line(std::vector<std::string>{std::string(width[0], '-'), std::string(width[1], '-'), std::string(width[2], '-'),
-                                std::string(width[3], '-'), std::string(std::max<std::size_t>(header[4].size(), 4), '-')});
+                                std::string(width[3], '-'),
+                                std::string(std::max<std::size_t>(header[4].size(), 4), '-')});
   for (const auto& r : rows) line(r);
   return out;
 }
 
 Json plugin_json(const PluginInfo& p, bool with_schema) {
-  Json j{{"kind", to_string(p.kind)}, {"name", p.name}, {"version", p.version}, {"file", p.file.string()},
+  Json j{{"kind", to_string(p.kind)},
+         {"name", p.name},
+         {"version", p.version},
+         {"file", p.file.string()},
          {"description", p.description}};
   if (!p.primary_param.empty()) j["primary_param"] = p.primary_param;
   if (with_schema) j["parameters"] = schema_json(p.schema);
@@ -109,7 +114,6 @@ Json plugin_json(const PluginInfo& p, bool with_schema) {
 void print_diagnostics(const Diagnostics& diagnostics) {
   for (const auto& d : diagnostics.sorted()) std::cerr << d.format() << '\n';
 }
-
 
 }  // namespace
 
@@ -137,7 +141,8 @@ int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json)
     if (json) {
       Json out{{"plugins", Json::array()}, {"problems", Json::array()}};
       for (const auto& p : registry.plugins()) out["plugins"].push_back(plugin_json(*p, false));
-      for (const auto& p : registry.problems()) out["problems"].push_back({{"file", p.file.string()}, {"message", p.message}});
+      for (const auto& p : registry.problems())
+        out["problems"].push_back({{"file", p.file.string()}, {"message", p.message}});
       std::cout << out.dump(2) << '\n';
       return 0;
     }
@@ -146,7 +151,9 @@ int cmd_plugins(const GlobalOptions& global, const std::string& name, bool json)
       rows.push_back({to_string(p->kind), p->name, p->version, p->file.string(), p->description});
     std::sort(rows.begin(), rows.end());
     std::cout << table({"KIND", "NAME", "VERSION", "FILE", "DESCRIPTION"}, rows);
-    if (registry.plugins().empty()) std::cout << "(no plugins found; searched: " << fmt::format("{}", fmt::join(plugin_search_path(global.plugin_paths), ", ")) << ")\n";
+    if (registry.plugins().empty())
+      std::cout << "(no plugins found; searched: "
+                << fmt::format("{}", fmt::join(plugin_search_path(global.plugin_paths), ", ")) << ")\n";
     return 0;
   }
   auto found = registry.find_any(name);
@@ -208,12 +215,12 @@ int cmd_synth(const GlobalOptions& global, const std::string& out, const std::ve
   auto resolved = plugin_params_from_cli(*plugin, params);
   if (!resolved) return 2;
   HostLog log(log_threshold(global));
-  auto source = registry.create<CaptureSource>(*plugin, *resolved, log, "synth");
+  const auto source = registry.make<CaptureSource>(*plugin, *resolved, log, "synth");
   std::unique_ptr<PcapWriter> writer;
   PacketView packet;
   fs::path temporary = out + ".part";
   std::uint32_t link_type = 0;
-  while (guarded(*plugin, [&] { return source->next(packet); })) {
+  while (source([&](CaptureSource& s) { return s.next(packet); })) {
     if (!writer) {
       link_type = packet.link_type;
       writer = std::make_unique<PcapWriter>(temporary, link_type, true);
@@ -235,10 +242,10 @@ int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths,
   Json params = schema_defaults(plugin->schema);
   params["paths"] = Json::array();
   for (const auto& p : paths) params["paths"].push_back(fs::absolute(p).lexically_normal().string());
-  auto source = registry.create<CaptureSource>(*plugin, params, log, "pcap");
+  const auto source = registry.make<CaptureSource>(*plugin, params, log, "pcap");
   CaptureSummary summary;
   FlowCounter flows;
-  read_source(*source, *plugin, log, 0, summary, flows);
+  read_source(source, log, 0, summary, flows);
   summary.flows = flows.size();
   summary.sources = paths;
   if (json) {
@@ -253,7 +260,8 @@ int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths,
     }
     std::cout << "total: " << format_summary(summary);
   }
-  bool damaged = std::any_of(summary.files.begin(), summary.files.end(), [](const SourceFileInfo& f) { return !f.warning.empty(); });
+  bool damaged = std::any_of(summary.files.begin(), summary.files.end(),
+                             [](const SourceFileInfo& f) { return !f.warning.empty(); });
   return damaged ? 1 : 0;
 }
 

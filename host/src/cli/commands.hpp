@@ -59,10 +59,10 @@ struct PredictRequest {
 int cmd_predict(const GlobalOptions& global, const PredictRequest& request);
 
 struct EvaluateRequest {
-  std::string target;                   // RUN_DIR or RUN_DIR/models/NAME
-  std::vector<std::string> paths;       // labelled captures (files or folders)
-  std::vector<std::string> overrides;   // --set on the run's resolved experiment
-  std::string out;                      // default: RUN_DIR/evaluations/evaluation-TIMESTAMP
+  std::string target;                  // RUN_DIR or RUN_DIR/models/NAME
+  std::vector<std::string> paths;      // labelled captures (files or folders)
+  std::vector<std::string> overrides;  // --set on the run's resolved experiment
+  std::string out;                     // default: RUN_DIR/evaluations/evaluation-TIMESTAMP
 };
 int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request);
 

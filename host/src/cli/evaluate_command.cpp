@@ -44,7 +44,8 @@ std::vector<RunModels> runs_of(const fs::path& target) {
     return {{run, {target}}};
   }
   if (!fs::is_directory(target))
-    throw Error(fmt::format("{}: no such folder (give a run folder or a model's folder RUN_DIR/models/NAME)", target.string()));
+    throw Error(
+        fmt::format("{}: no such folder (give a run folder or a model's folder RUN_DIR/models/NAME)", target.string()));
   std::vector<RunModels> runs;
   if (auto m = models_of(target); !m.empty()) runs.push_back({target, m});
   std::error_code ec;
@@ -55,7 +56,8 @@ std::vector<RunModels> runs_of(const fs::path& target) {
   std::sort(variants.begin(), variants.end());
   for (const auto& v : variants) runs.push_back({v, models_of(v)});
   if (runs.empty())
-    throw Error(fmt::format("{}: no trained model (models/NAME/model.json) in it or in its variants' folders", target.string()));
+    throw Error(fmt::format("{}: no trained model (models/NAME/model.json) in it or in its variants' folders",
+                            target.string()));
   return runs;
 }
 
@@ -70,11 +72,12 @@ std::string toml_string(const std::string& s) {
 
 // One trained model's scores on the evaluation dataset (and its flows.csv in `out`).
 Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& log, const Experiment& experiment,
-                 const DatasetManifest& eval_manifest, DatasetSplit& split, const fs::path& out, const std::string& label,
-                 Json& trained) {
+                 const DatasetManifest& eval_manifest, DatasetSplit& split, const fs::path& out,
+                 const std::string& label, Json& trained) {
   std::vector<std::uint64_t> without(eval_manifest.class_names.size(), 0);
   for (std::size_t c = 0; c < without.size(); ++c)
-    without[c] = eval_manifest.evaluation["flows_without_samples"].value(eval_manifest.class_names[c], std::uint64_t{0});
+    without[c] =
+        eval_manifest.evaluation["flows_without_samples"].value(eval_manifest.class_names[c], std::uint64_t{0});
   TrainedModel model(dir, registry, log);
   if (model.manifest().class_names != eval_manifest.class_names)
     throw Error(fmt::format("{}: trained on other classes than its run's dataset", dir.string()));
@@ -83,8 +86,8 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   options.early = experiment.evaluation.early;
   options.abstain_threshold = model.abstain_threshold();
   options.flows_without_samples = without;
-  auto predictions = predict_split([&](const FeatureBatch& b) { return model.predict_proba(b); }, model.plugin().label(),
-                                   split, options.early);
+  auto predictions = predict_split([&](const FeatureBatch& b) { return model.predict_proba(b); },
+                                   model.plugin().label(), split, options.early);
   std::vector<FlowDecision> decisions;
   Json scores = score(predictions, options, &decisions);
   const std::string name = dir.filename().string();
@@ -96,27 +99,30 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   if (has_validation) trained[name] = metrics;
   scores["validation_per_flow_macro_f1"] = has_validation ? metrics["validation_per_flow"].value("macro_f1", 0.0) : 0.0;
   scores["folds"] = model.folds();
-  std::cout << fmt::format("{:<40} per-flow macro F1 {:.4f}  accuracy {:.4f}  ({} flows, {} without samples, {} abstained "
-                           "below {:.3f}); per sample macro F1 {:.4f}\n",
-                           label + name, scores["per_flow"]["macro_f1"].get<double>(),
-                           scores["per_flow"]["accuracy"].get<double>(), scores["flows"].get<std::uint64_t>(),
-                           scores["flows_without_samples"].get<std::uint64_t>(),
-                           scores.contains("abstaining") ? scores["abstaining"]["abstained"].get<std::uint64_t>() : 0,
-                           options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>());
+  std::cout << fmt::format(
+      "{:<40} per-flow macro F1 {:.4f}  accuracy {:.4f}  ({} flows, {} without samples, {} abstained "
+      "below {:.3f}); per sample macro F1 {:.4f}\n",
+      label + name, scores["per_flow"]["macro_f1"].get<double>(), scores["per_flow"]["accuracy"].get<double>(),
+      scores["flows"].get<std::uint64_t>(), scores["flows_without_samples"].get<std::uint64_t>(),
+      scores.contains("abstaining") ? scores["abstaining"]["abstained"].get<std::uint64_t>() : 0,
+      options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>());
   return scores;
 }
 
 // The evaluation dataset of one run: the captures through the run's labeler, label map and
 // extractor, the run's training captures and flows left out. nullopt when a stop was asked.
-std::optional<DatasetManifest> evaluation_dataset(const Experiment& experiment, const RunModels& run, const fs::path& config,
-                                                  const fs::path& run_out, const PluginRegistry& registry, HostLog& log,
+std::optional<DatasetManifest> evaluation_dataset(const Experiment& experiment, const RunModels& run,
+                                                  const fs::path& config, const fs::path& run_out,
+                                                  const PluginRegistry& registry, HostLog& log,
                                                   EvaluationTarget& target) {
   if (!experiment.features || !experiment.label)
     throw Error(fmt::format("{}: the run has no [features] and [label]: nothing to score", run.run.string()));
   const fs::path training = run.run / "dataset";
   if (!fs::exists(training / "manifest.json"))
-    throw Error(fmt::format("{}: its dataset ({}) is gone; evaluation leaves out the training data, so it needs it "
-                            "(`trafficid prepro {}` builds it again)", run.run.string(), training.string(), config.string()));
+    throw Error(
+        fmt::format("{}: its dataset ({}) is gone; evaluation leaves out the training data, so it needs it "
+                    "(`trafficid prepro {}` builds it again)",
+                    run.run.string(), training.string(), config.string()));
   target = evaluation_target(training);
   target.keep_unknown = experiment.evaluation.unknown;
   DatasetPlan training_plan;
@@ -126,8 +132,9 @@ std::optional<DatasetManifest> evaluation_dataset(const Experiment& experiment, 
   label.class_from = "map";
   DatasetPlan plan = plan_evaluation_dataset(experiment, training_plan);
   plan.folder = run_out / "dataset";
-  DatasetJob job{"evaluation", plan, &experiment.evaluate->sources, experiment.evaluate->max_packets, std::move(label),
-                 &target, run_out};
+  DatasetJob job{
+      "evaluation", plan,   &experiment.evaluate->sources, experiment.evaluate->max_packets, std::move(label),
+      &target,      run_out};
   auto outcome = obtain_dataset(job, experiment, registry, log, run_out, false);
   if (outcome.manifest) log.info(describe_dataset(*outcome.manifest));
   return outcome.manifest;
@@ -153,7 +160,8 @@ int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request) {
   fs::path out = request.out;
   if (out.empty())
     out = runs.front().run / "evaluations" /
-          fmt::format("evaluation-{:%Y%m%d-%H%M%S}", fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+          fmt::format("evaluation-{:%Y%m%d-%H%M%S}",
+                      fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
   fs::create_directories(out);
   log.open_file(out / "evaluate.log");
   const std::string sources = sources_list(request.paths);
@@ -184,7 +192,8 @@ int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request) {
   }
   write_file_atomically(out / "evaluation.json", result.dump(2));
   write_evaluation_report(out / "evaluation.html", result);
-  log.info(fmt::format("evaluation: {} and {}", (out / "evaluation.json").string(), (out / "evaluation.html").string()));
+  log.info(
+      fmt::format("evaluation: {} and {}", (out / "evaluation.json").string(), (out / "evaluation.html").string()));
   return 0;
 }
 

@@ -29,7 +29,8 @@ namespace {
 
 // The capture files under `paths`, in order, found by the pcap plugin exactly as an experiment's
 // pcap source finds them (its extensions, sub-folders, sorting).
-std::vector<fs::path> capture_files(const PluginRegistry& registry, HostLog& log, const std::vector<std::string>& paths) {
+std::vector<fs::path> capture_files(const PluginRegistry& registry, HostLog& log,
+                                    const std::vector<std::string>& paths) {
   for (const auto& p : paths)
     if (!fs::exists(fs::absolute(p))) throw Error(fmt::format("{}: no such file or folder", p));
   const SourceSpec spec = pcap_source(registry, paths);
@@ -47,10 +48,11 @@ std::string csv(const std::string& field) {
 }
 
 void write_csv(std::ostream& out, const std::string& path, const FlowRecord& f) {
-  out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv(path), f.tuple.protocol, to_string(f.tuple.src),
-                     f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port, f.first_ns, f.last_ns, f.packets_c2s,
-                     f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv(f.label), csv(f.master_protocol), csv(f.app_protocol),
-                     csv(f.category), csv(f.confidence), csv(f.server_name));
+  out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv(path), f.tuple.protocol,
+                     to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port, f.first_ns,
+                     f.last_ns, f.packets_c2s, f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv(f.label),
+                     csv(f.master_protocol), csv(f.app_protocol), csv(f.category), csv(f.confidence),
+                     csv(f.server_name));
 }
 
 // ", 12 not IP, 3 fragments" for the packets of a file that are not plain IP flows.
@@ -111,7 +113,8 @@ class FileLabels final : public StageHook {
 void label_file(const LabelContext& c, LabelledFile& job, unsigned threads) {
   const auto start = std::chrono::steady_clock::now();
   std::future<std::string> hash;
-  if (job.content_hash.empty()) hash = std::async(std::launch::async, [file = job.file] { return content_hash_file(file); });
+  if (job.content_hash.empty())
+    hash = std::async(std::launch::async, [file = job.file] { return content_hash_file(file); });
   PipelineSpec spec;
   spec.sources = {pcap_source(c.registry, {job.file.string()})};
   spec.label = c.label;
@@ -223,8 +226,10 @@ std::vector<LabelledFile> LabelWriter::pending(const std::vector<fs::path>& file
   std::vector<LabelledFile> jobs;
   for (const auto& file : files) {
     if (::access(file.c_str(), R_OK) != 0) {
-      log_.warn(fmt::format("{}: cannot read it ({}): check its permissions, or run as a user who may read it; skipped "
-                            "(the other files are labelled)", file.string(), std::strerror(errno)));
+      log_.warn(
+          fmt::format("{}: cannot read it ({}): check its permissions, or run as a user who may read it; skipped "
+                      "(the other files are labelled)",
+                      file.string(), std::strerror(errno)));
       ++unreadable_;
       continue;
     }
@@ -262,9 +267,10 @@ bool LabelWriter::write(LabelledFile& job) {
   ++labelled_;
   // Where the time went: what one thread does after the last packet, and the database write
   // (one writer), bound what more threads can gain on one capture.
-  log_.info(fmt::format("{}: {} packets, {} flows{}; labelled in {:.2f} s ({:.2f} s after the last packet), written in {:.2f} s",
-                        path, job.info.packets, job.flows.size(), odd_packets(job.counts), job.label_seconds,
-                        job.finish_seconds, seconds_since(start)));
+  log_.info(fmt::format(
+      "{}: {} packets, {} flows{}; labelled in {:.2f} s ({:.2f} s after the last packet), written in {:.2f} s", path,
+      job.info.packets, job.flows.size(), odd_packets(job.counts), job.label_seconds, job.finish_seconds,
+      seconds_since(start)));
   return true;
 }
 
@@ -322,7 +328,8 @@ int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
 
 int cmd_apps(const GlobalOptions& global, const std::string& db_file, const std::string& format) {
   (void)global;
-  if (!fs::is_regular_file(db_file)) throw Error(fmt::format("{}: no such labels database (make one with `trafficid label`)", db_file));
+  if (!fs::is_regular_file(db_file))
+    throw Error(fmt::format("{}: no such labels database (make one with `trafficid label`)", db_file));
   LabelDb db(db_file);
   auto apps = db.applications();
   auto categories = db.categories();
@@ -340,13 +347,16 @@ int cmd_apps(const GlobalOptions& global, const std::string& db_file, const std:
   } else if (format == "csv") {
     std::cout << "kind,name,category,flows,packets,bytes,files\n";
     for (const auto& r : apps)
-      std::cout << fmt::format("application,{},{},{},{},{},{}\n", csv(r.name), csv(r.category), r.flows, r.packets, r.bytes, r.files);
+      std::cout << fmt::format("application,{},{},{},{},{},{}\n", csv(r.name), csv(r.category), r.flows, r.packets,
+                               r.bytes, r.files);
     for (const auto& r : categories)
       std::cout << fmt::format("category,{},,{},{},{},{}\n", csv(r.name), r.flows, r.packets, r.bytes, r.files);
   } else {
-    std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", "APPLICATION", "CATEGORY", "FLOWS", "PACKETS", "BYTES", "FILES");
+    std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", "APPLICATION", "CATEGORY", "FLOWS", "PACKETS",
+                             "BYTES", "FILES");
     for (const auto& r : apps)
-      std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", r.name, r.category, r.flows, r.packets, r.bytes, r.files);
+      std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", r.name, r.category, r.flows, r.packets,
+                               r.bytes, r.files);
     std::cout << fmt::format("\n{:<32} {:>8} {:>10} {:>14} {:>6}\n", "CATEGORY", "FLOWS", "PACKETS", "BYTES", "FILES");
     for (const auto& r : categories)
       std::cout << fmt::format("{:<32} {:>8} {:>10} {:>14} {:>6}\n", r.name, r.flows, r.packets, r.bytes, r.files);

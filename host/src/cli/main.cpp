@@ -53,8 +53,9 @@ void add_run(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   auto trial = std::make_shared<TrialRequest>();  // set by `trafficid tune` for the trial processes it starts
   auto* sub = app.add_subcommand("run", "validate an experiment, then run its stages into a run folder");
   auto* experiment = sub->add_option("experiment", a->file, "experiment TOML file");
-  sub->add_option("--resume", *resume, "continue an interrupted run in RUN_DIR (its config.resolved.toml; finished "
-                                       "models are kept, a model in training goes on from its last epoch)")
+  sub->add_option("--resume", *resume,
+                  "continue an interrupted run in RUN_DIR (its config.resolved.toml; finished "
+                  "models are kept, a model in training goes on from its last epoch)")
       ->type_name("RUN_DIR")
       ->excludes(experiment);
   add_overrides(sub, a->overrides);
@@ -64,8 +65,11 @@ void add_run(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   sub->add_option("--trial-of", trial->study_dir, "the study this run is a trial of")->group("");
   sub->add_option("--trial-id", trial->trial, "the trial's number in that study")->group("");
   commands.push_back({sub, [a, resume, trial, &global] {
-                        RunRequest request{.file = a->file, .overrides = a->overrides, .run_dir = a->run_dir,
-                                           .rebuild = a->rebuild, .print_json = a->json};
+                        RunRequest request{.file = a->file,
+                                           .overrides = a->overrides,
+                                           .run_dir = a->run_dir,
+                                           .rebuild = a->rebuild,
+                                           .print_json = a->json};
                         if (!resume->empty()) {
                           request.file = (fs::path(*resume) / "config.resolved.toml").string();
                           request.run_dir = *resume;
@@ -88,22 +92,30 @@ void add_prepro(CLI::App& app, Commands& commands, const GlobalOptions& global) 
   sub->add_flag("--rebuild", a->rebuild, "build the dataset again even when an earlier one is current");
   sub->add_flag("--json", a->json, "print the run's summary as JSON on stdout");
   commands.push_back({sub, [a, &global] {
-                        return cmd_run(global, {.file = a->file, .overrides = a->overrides, .run_dir = a->run_dir,
-                                                .rebuild = a->rebuild, .train = false, .print_json = a->json});
+                        return cmd_run(global, {.file = a->file,
+                                                .overrides = a->overrides,
+                                                .run_dir = a->run_dir,
+                                                .rebuild = a->rebuild,
+                                                .train = false,
+                                                .print_json = a->json});
                       }});
 }
 
 void add_tune(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   auto r = std::make_shared<TuneRequest>();
-  auto* sub = app.add_subcommand("tune", "tune an experiment's [tune] space: trials in processes of their own, a journal "
-                                         "that survives crashes (run the same command again to go on), a study report");
+  auto* sub = app.add_subcommand("tune",
+                                 "tune an experiment's [tune] space: trials in processes of their own, a journal "
+                                 "that survives crashes (run the same command again to go on), a study report");
   sub->add_option("experiment", r->file, "experiment TOML file with a [tune] section")->required();
   add_overrides(sub, r->overrides);
-  sub->add_option("--study-dir", r->study_dir, "the study's folder (default tune.study_dir, else OUTPUT_DIR/NAME-study)");
+  sub->add_option("--study-dir", r->study_dir,
+                  "the study's folder (default tune.study_dir, else OUTPUT_DIR/NAME-study)");
   sub->add_option("--parallel", r->parallel, "trials this process runs at once (default tune.parallel)")
       ->check(CLI::Range(1, 256));
-  sub->add_option("--emit-slurm", r->emit_slurm, "write a Slurm job-array script of workers for this study, "
-                                                 "and run nothing")->type_name("FILE");
+  sub->add_option("--emit-slurm", r->emit_slurm,
+                  "write a Slurm job-array script of workers for this study, "
+                  "and run nothing")
+      ->type_name("FILE");
   sub->add_option("--workers", r->workers, "with --emit-slurm: the array's size (default tune.parallel)")
       ->check(CLI::Range(1, 100000));
   commands.push_back({sub, [r, &global] { return cmd_tune(global, *r); }});
@@ -111,17 +123,21 @@ void add_tune(CLI::App& app, Commands& commands, const GlobalOptions& global) {
 
 void add_predict(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   auto r = std::make_shared<PredictRequest>();
-  auto* sub = app.add_subcommand("predict", "classify captures (or a live interface) with a trained model: per flow or per packet");
-  sub->add_option("model", r->model_dir, "a trained model's folder (RUN_DIR/models/NAME), or a run folder: "
-                                         "its best model by validation per-flow macro F1")->required();
+  auto* sub = app.add_subcommand(
+      "predict", "classify captures (or a live interface) with a trained model: per flow or per packet");
+  sub->add_option("model", r->model_dir,
+                  "a trained model's folder (RUN_DIR/models/NAME), or a run folder: "
+                  "its best model by validation per-flow macro F1")
+      ->required();
   auto* paths = sub->add_option("paths", r->paths, "capture files or folders");
   auto* interface = sub->add_option("-i,--interface", r->interface, "a live interface instead of files");
   paths->excludes(interface);
   sub->add_option("--count", r->count, "live: stop after this many packets");
   sub->add_option("--duration", r->duration, "live: stop after this many seconds");
   sub->add_option("--format", r->format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
-  sub->add_option("--level", r->level, "flow (its samples decide: summed log-probabilities, or the "
-                                       "model's rule) or packet (every sample)")
+  sub->add_option("--level", r->level,
+                  "flow (its samples decide: summed log-probabilities, or the "
+                  "model's rule) or packet (every sample)")
       ->check(CLI::IsMember({"flow", "packet"}));
   commands.push_back({sub, [r, &global] {
                         if (r->paths.empty() && r->interface.empty())
@@ -132,14 +148,20 @@ void add_predict(CLI::App& app, Commands& commands, const GlobalOptions& global)
 
 void add_evaluate(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   auto r = std::make_shared<EvaluateRequest>();
-  auto* sub = app.add_subcommand("evaluate", "score trained models on labelled captures they never saw (per flow and "
-                                             "per sample, per class, confusion matrices): OUT/evaluation.json and .html");
-  sub->add_option("target", r->target, "a run folder (all its models; variants too) or a model's folder "
-                                        "RUN_DIR/models/NAME")->required();
-  sub->add_option("paths", r->paths, "capture files or folders, labelled by the run's labeler and "
-                                     "classes from its [label.classes]")->required();
-  sub->add_option("--set", r->overrides, "override a value of the run's experiment: key.path=value "
-                                         "(evaluate.pcap.exclude=[\"fuzz*\"], evaluate.unknown=true)")
+  auto* sub = app.add_subcommand("evaluate",
+                                 "score trained models on labelled captures they never saw (per flow and "
+                                 "per sample, per class, confusion matrices): OUT/evaluation.json and .html");
+  sub->add_option("target", r->target,
+                  "a run folder (all its models; variants too) or a model's folder "
+                  "RUN_DIR/models/NAME")
+      ->required();
+  sub->add_option("paths", r->paths,
+                  "capture files or folders, labelled by the run's labeler and "
+                  "classes from its [label.classes]")
+      ->required();
+  sub->add_option("--set", r->overrides,
+                  "override a value of the run's experiment: key.path=value "
+                  "(evaluate.pcap.exclude=[\"fuzz*\"], evaluate.unknown=true)")
       ->type_name("K=V");
   sub->add_option("-o,--out", r->out, "folder of the results (default RUN_DIR/evaluations/evaluation-TIMESTAMP)");
   commands.push_back({sub, [r, &global] { return cmd_evaluate(global, *r); }});
@@ -149,14 +171,17 @@ void add_report(CLI::App& app, Commands& commands, const GlobalOptions& global) 
   auto runs = std::make_shared<std::vector<std::string>>();
   auto out = std::make_shared<std::string>("comparison.html");
   auto* sub = app.add_subcommand("report", "compare runs side by side in one self-contained HTML page");
-  sub->add_option("runs", *runs, "run folders (RUN_DIR made by `trafficid run`)")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("runs", *runs, "run folders (RUN_DIR made by `trafficid run`)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
   sub->add_option("-o,--out", *out, "the page to write (default comparison.html)");
   commands.push_back({sub, [runs, out, &global] { return cmd_report(global, *runs, *out); }});
 }
 
 void add_capture_files(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   auto a = std::make_shared<ExperimentArgs>();  // file: the output, overrides: parameters or paths
-  auto* synth = app.add_subcommand("synth", "write the embedded synthetic capture (real protocol exchanges) to a pcap file");
+  auto* synth =
+      app.add_subcommand("synth", "write the embedded synthetic capture (real protocol exchanges) to a pcap file");
   synth->add_option("--out,-o", a->file, "pcap file to write")->required();
   synth->add_option("--param,-p", a->overrides, "synth plugin parameter: name=value (see `trafficid plugins synth`)")
       ->type_name("K=V");
@@ -236,8 +261,9 @@ void add_label(CLI::App& app, Commands& commands, const GlobalOptions& global) {
 
 int main(int argc, char** argv) {
   initialise_crypto();
-  CLI::App app{"trafficid: identify network traffic with deep learning.\n"
-               "Plugins come from --plugin-path, TRAFFICID_PLUGIN_PATH (colon-separated) and the host's own folder."};
+  CLI::App app{
+      "trafficid: identify network traffic with deep learning.\n"
+      "Plugins come from --plugin-path, TRAFFICID_PLUGIN_PATH (colon-separated) and the host's own folder."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("trafficid ") + TRAFFICID_VERSION);
   GlobalOptions global;

@@ -45,16 +45,20 @@ class PredictionWriter {
   PredictionWriter(const PredictRequest& request, std::vector<std::string> names)
       : json_(request.format == "json"), per_packet_(request.level == "packet"), names_(std::move(names)) {
     if (!json_)
-      std::cout << (per_packet_ ? "file,packet,flow,class,confidence\n"
-                                : "file,protocol,src_ip,src_port,dst_ip,dst_port,packets,bytes,ndpi_label,samples,class,"
-                                  "confidence,abstains\n");
+      std::cout << (per_packet_
+                        ? "file,packet,flow,class,confidence\n"
+                        : "file,protocol,src_ip,src_port,dst_ip,dst_port,packets,bytes,ndpi_label,samples,class,"
+                          "confidence,abstains\n");
   }
   bool per_packet() const { return per_packet_; }
   std::uint64_t rows() const { return rows_; }
   void sample(const Prediction& p) {
     ++rows_;
     if (json_)
-      rows_json_.push_back({{"file", p.file}, {"packet", p.packet}, {"flow", p.flow}, {"class", names_[p.predicted]},
+      rows_json_.push_back({{"file", p.file},
+                            {"packet", p.packet},
+                            {"flow", p.flow},
+                            {"class", names_[p.predicted]},
                             {"confidence", p.confidence}});
     else
       std::cout << fmt::format("\"{}\",{},{},{},{:.4f}\n", p.file, p.packet, p.flow, names_[p.predicted], p.confidence);
@@ -63,15 +67,24 @@ class PredictionWriter {
     ++rows_;
     const std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
     if (json_)
-      rows_json_.push_back({{"file", file}, {"protocol", f.tuple.protocol}, {"src_ip", to_string(f.tuple.src)},
-                            {"src_port", f.tuple.src_port}, {"dst_ip", to_string(f.tuple.dst)},
-                            {"dst_port", f.tuple.dst_port}, {"packets", packets}, {"bytes", bytes}, {"ndpi_label", f.label},
-                            {"samples", vote.samples}, {"class", names_[vote.predicted]}, {"confidence", vote.confidence},
+      rows_json_.push_back({{"file", file},
+                            {"protocol", f.tuple.protocol},
+                            {"src_ip", to_string(f.tuple.src)},
+                            {"src_port", f.tuple.src_port},
+                            {"dst_ip", to_string(f.tuple.dst)},
+                            {"dst_port", f.tuple.dst_port},
+                            {"packets", packets},
+                            {"bytes", bytes},
+                            {"ndpi_label", f.label},
+                            {"samples", vote.samples},
+                            {"class", names_[vote.predicted]},
+                            {"confidence", vote.confidence},
                             {"abstains", vote.abstains}});
     else
       std::cout << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{:.4f},{}\n", file, f.tuple.protocol,
-                               to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port, packets,
-                               bytes, f.label, vote.samples, names_[vote.predicted], vote.confidence, vote.abstains ? 1 : 0);
+                               to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
+                               packets, bytes, f.label, vote.samples, names_[vote.predicted], vote.confidence,
+                               vote.abstains ? 1 : 0);
   }
   void close() {
     if (json_) std::cout << rows_json_.dump(2) << '\n';
@@ -88,10 +101,13 @@ class PredictionWriter {
 // end of each input, each labelled flow decided by its samples' votes.
 class Predictor final : public StageHook, public PacketHook, public SampleSink {
  public:
-  Predictor(TrainedModel& model, FeatureExtractor& extractor, const PluginInfo& extractor_plugin, PredictionWriter& out,
-            std::string interface)
-      : model_(model), extractor_(extractor), extractor_plugin_(extractor_plugin), spec_(model.manifest().spec),
-        classes_(model.manifest().class_names.size()), out_(out), interface_(std::move(interface)) {
+  Predictor(TrainedModel& model, PluginHandle<FeatureExtractor> extractor, PredictionWriter& out, std::string interface)
+      : model_(model),
+        extractor_(std::move(extractor)),
+        spec_(model.manifest().spec),
+        classes_(model.manifest().class_names.size()),
+        out_(out),
+        interface_(std::move(interface)) {
     batch_.dtype = spec_.dtype;
     batch_.shape = spec_.shape;
   }
@@ -117,11 +133,11 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
   // PacketHook: the extractor, in the labelling worker's thread (one worker: no lock).
   void on_packet(const PacketView& p, const PacketFlow& f) override {
     packet_ = p.index;
-    guarded(extractor_plugin_, [&] { extractor_.process(p, f, *this); });
+    extractor_([&](FeatureExtractor& e) { e.process(p, f, *this); });
   }
   void on_flow(const FlowRecord& f) override {
     packet_ = 0;
-    guarded(extractor_plugin_, [&] { extractor_.end_flow(f, *this); });
+    extractor_([&](FeatureExtractor& e) { e.end_flow(f, *this); });
   }
   void add(std::span<const std::uint8_t> sample, std::uint64_t flow) override {
     const std::size_t row = spec_.bytes();
@@ -162,8 +178,7 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
   }
 
   TrainedModel& model_;
-  FeatureExtractor& extractor_;
-  const PluginInfo& extractor_plugin_;
+  PluginHandle<FeatureExtractor> extractor_;
   FeatureSpec spec_;
   std::size_t classes_;
   PredictionWriter& out_;
@@ -202,15 +217,16 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
   const DatasetManifest& manifest = model.manifest();
   const PluginInfo* extractor_plugin = registry.find(PluginKind::features, manifest.extractor);
   if (!extractor_plugin) throw Error(fmt::format("features plugin '{}' is not installed", manifest.extractor));
-  auto extractor = registry.create<FeatureExtractor>(*extractor_plugin, manifest.config.at("features").at(manifest.extractor),
-                                                     log, manifest.extractor);
+  auto extractor = registry.make<FeatureExtractor>(
+      *extractor_plugin, manifest.config.at("features").at(manifest.extractor), log, manifest.extractor);
   PipelineSpec spec;
-  spec.sources = {request.interface.empty() ? pcap_source(registry, request.paths)
-                                            : live_source(registry, request.interface, request.count, request.duration)};
+  spec.sources = {request.interface.empty()
+                      ? pcap_source(registry, request.paths)
+                      : live_source(registry, request.interface, request.count, request.duration)};
   spec.label = model_labeler(registry, manifest.config);
   spec.threads = 1;
   PredictionWriter out(request, manifest.class_names);
-  Predictor predictor(model, *extractor, *extractor_plugin, out, request.interface);
+  Predictor predictor(model, extractor, out, request.interface);
   auto result = Pipeline(std::move(spec), registry, log, &predictor).run();
   out.close();
   log.info(fmt::format("{} packets read; {} {} classified by {}{} ({}, flows decided by {})", result.capture.packets,

@@ -48,18 +48,22 @@ int report_input(const CaptureSource& source, std::uint64_t packets, const std::
 
 }  // namespace
 
-int cmd_convert(const GlobalOptions& global, const std::string& in, const std::string& out, const std::string& format_name) {
+int cmd_convert(const GlobalOptions& global, const std::string& in, const std::string& out,
+                const std::string& format_name) {
   auto registry = load_plugins(global, true, false);
   HostLog log(log_threshold(global));
   const PluginInfo* plugin = nullptr;
   auto source = open_file(registry, in, log, plugin);
-  FileFormat format = format_name.empty() ? format_of_extension(out) : format_name == "pcapng" ? FileFormat::pcapng : FileFormat::pcap;
+  FileFormat format = format_name.empty()       ? format_of_extension(out)
+                      : format_name == "pcapng" ? FileFormat::pcapng
+                                                : FileFormat::pcap;
   fs::path target = out;
 
   // pcap holds one link type: a file per link type when the input has several.
   std::vector<std::pair<std::uint32_t, std::unique_ptr<PendingFile>>> outputs;
   auto path_for = [&](std::uint32_t link_type) {
-    return target.parent_path() / (target.stem().string() + "." + linktype_slug(link_type) + target.extension().string());
+    return target.parent_path() /
+           (target.stem().string() + "." + linktype_slug(link_type) + target.extension().string());
   };
   PacketView packet;
   std::uint64_t packets = 0;
@@ -76,7 +80,8 @@ int cmd_convert(const GlobalOptions& global, const std::string& in, const std::s
       if (format == FileFormat::pcapng || type == packet.link_type) file = f.get();
     if (!file) {
       fs::path path = outputs.empty() ? target : path_for(packet.link_type);
-      outputs.emplace_back(packet.link_type, std::make_unique<PendingFile>(path, format, packet.link_type, nanosecond, snaplen));
+      outputs.emplace_back(packet.link_type,
+                           std::make_unique<PendingFile>(path, format, packet.link_type, nanosecond, snaplen));
       file = outputs.back().second.get();
     }
     file->write(packet);
@@ -89,8 +94,10 @@ int cmd_convert(const GlobalOptions& global, const std::string& in, const std::s
     for (auto& [type, f] : outputs)
       std::cerr << fmt::format("{}: {} packets of link type {} ({})\n", path_for(type).string(), f->packets(), type,
                                linktype_name(type));
-    std::cerr << fmt::format("{} holds {} link types: a pcap file holds one, so each went to its own file "
-                             "(or convert to .pcapng to keep them in one)\n", in, outputs.size());
+    std::cerr << fmt::format(
+        "{} holds {} link types: a pcap file holds one, so each went to its own file "
+        "(or convert to .pcapng to keep them in one)\n",
+        in, outputs.size());
   } else if (outputs.empty()) {
     std::cerr << "error: " << in << " holds no packets; nothing written\n";
     return 1;
@@ -122,9 +129,10 @@ int cmd_split(const GlobalOptions& global, const SplitRequest& request) {
       auto info = source->files().at(0);
       // The prefix's extension (.pcap, .pcapng) picks the format; without one, the input's format is kept.
       auto ext = prefix.extension().string();
-      options.format = ext == ".pcapng" ? FileFormat::pcapng
-                       : ext == ".pcap" ? FileFormat::pcap
-                       : info.format == "pcapng" ? FileFormat::pcapng : FileFormat::pcap;
+      options.format = ext == ".pcapng"          ? FileFormat::pcapng
+                       : ext == ".pcap"          ? FileFormat::pcap
+                       : info.format == "pcapng" ? FileFormat::pcapng
+                                                 : FileFormat::pcap;
       options.nanosecond = info.resolution_ns < 1000;
       options.snaplen = info.snaplen;
       options.extension = prefix.has_extension() ? ext : (options.format == FileFormat::pcapng ? ".pcapng" : ".pcap");
@@ -184,17 +192,19 @@ class Recorder {
   void progress(bool final) {
     auto info = source_.files().at(0);
     const std::uint64_t written = finished_packets_ + (file_ ? file_->packets() : 0);  // on disk or about to be
-    std::cerr << fmt::format("{}capture {}: {} captured, {} written, {} dropped by the kernel, {} by the interface, "
-                             "{} file{}\n",
-                             final ? "" : "  ", request_.interface, info.packets, written, info.dropped_kernel,
-                             info.dropped_interface, index_, index_ == 1 ? "" : "s");
+    std::cerr << fmt::format(
+        "{}capture {}: {} captured, {} written, {} dropped by the kernel, {} by the interface, "
+        "{} file{}\n",
+        final ? "" : "  ", request_.interface, info.packets, written, info.dropped_kernel, info.dropped_interface,
+        index_, index_ == 1 ? "" : "s");
   }
 
  private:
   bool rotate_due(const PacketView& p) const {
     if (!file_) return true;
     if (request_.rotate_packets && file_->packets() >= request_.rotate_packets) return true;
-    if (request_.rotate_megabytes > 0 && static_cast<double>(file_->bytes()) >= request_.rotate_megabytes * 1e6) return true;
+    if (request_.rotate_megabytes > 0 && static_cast<double>(file_->bytes()) >= request_.rotate_megabytes * 1e6)
+      return true;
     return request_.rotate_seconds > 0 &&
            static_cast<double>(p.timestamp_ns - file_started_ns_) >= request_.rotate_seconds * 1e9;
   }
@@ -231,19 +241,19 @@ int cmd_capture(const GlobalOptions& global, const CaptureRequest& request) {
   spec.params["buffer_size_mb"] = request.buffer_size_mb;
   install_stop_handlers();
   HostLog log(log_threshold(global));
-  auto source = registry.create<CaptureSource>(*spec.plugin, spec.params, log, "live:" + request.interface);
-  const SourceFileInfo live = source->files().at(0);
+  const auto source = registry.make<CaptureSource>(*spec.plugin, spec.params, log, "live:" + request.interface);
+  const SourceFileInfo live = source([](CaptureSource& s) { return s.files(); }).at(0);
   // Like tcpdump's "listening on": from here on the kernel keeps every matching packet for us, so
   // a script (or a person) knows when traffic sent will be captured.
   if (!global.quiet)
     std::cerr << fmt::format("capture {}: listening, link type {}, snapshot length {} bytes{}\n", request.interface,
                              linktype_name(live.link_types.at(0)), live.snaplen,
                              request.filter.empty() ? "" : ", filter '" + request.filter + "'");
-  Recorder recorder(request, *source, live);
+  Recorder recorder(request, source.get(), live);
   PacketView packet;
   std::string failure;
   try {
-    while (guarded(*spec.plugin, [&] { return source->next(packet); })) recorder.write(packet);
+    while (source([&](CaptureSource& s) { return s.next(packet); })) recorder.write(packet);
   } catch (const Error& e) {
     failure = e.what();  // a full disk: keep every file valid, report, fail
   }

@@ -95,7 +95,8 @@ pid_t start_trial(const GlobalOptions& global, const Study& study, const Study::
   return pid;
 }
 
-void write_slurm(const TuneRequest& request, const Experiment& experiment, const fs::path& study_dir, const GlobalOptions& global) {
+void write_slurm(const TuneRequest& request, const Experiment& experiment, const fs::path& study_dir,
+                 const GlobalOptions& global) {
   const auto& settings = experiment.tune->settings;
   const unsigned workers = request.workers ? request.workers : static_cast<unsigned>(settings.value("parallel", 1));
   const auto threads = experiment.train.value("threads", std::int64_t{0});
@@ -107,8 +108,10 @@ void write_slurm(const TuneRequest& request, const Experiment& experiment, const
   // #SBATCH lines and comments are not shell-quoted: a path there must not end the line (or split it).
   for (const std::string& path : {fs::absolute(study_dir).string(), request.emit_slurm})
     if (auto bad = path.find_first_of("\n\r\t \"'\\%"); bad != std::string::npos)
-      throw Error(fmt::format("{}: the path holds a character that a Slurm #SBATCH line cannot carry ({}): choose a path of "
-                              "letters, digits and '/-_.'", Json(path).dump(), Json(std::string(1, path[bad])).dump()));
+      throw Error(
+          fmt::format("{}: the path holds a character that a Slurm #SBATCH line cannot carry ({}): choose a path of "
+                      "letters, digits and '/-_.'",
+                      Json(path).dump(), Json(std::string(1, path[bad])).dump()));
   std::string script = fmt::format(
       "#!/bin/bash\n"
       "# Slurm job array: {0} workers of the study {1}, sharing it through its folder on the\n"
@@ -162,14 +165,18 @@ void TuneSession::start_trials() {
     const fs::path dir = study_.trial_dir(claim->trial);
     if (!fs::exists(dir / "trial.toml")) {
       std::ostringstream text;
-      text << "# Trial " << claim->trial << " of the study " << study_.dir().string() << ": " << claim->assignment.dump()
+      text << "# Trial " << claim->trial << " of the study " << study_.dir().string() << ": "
+           << claim->assignment.dump()
            << "\n# `trafficid run` on this file trains it again (and tests it on the test split).\n\n"
            << to_toml(trial_config(header_, claim->trial, claim->assignment)) << '\n';
       write_file_atomically(dir / "trial.toml", text.str());
     }
     log_.info(fmt::format("trial {} (attempt {}): {}", claim->trial, claim->attempt, claim->assignment.dump()));
-    log_.event("trial", {{"trial", claim->trial}, {"state", "started"}, {"attempt", claim->attempt},
-                         {"assignment", claim->assignment}, {"worker", worker_}});
+    log_.event("trial", {{"trial", claim->trial},
+                         {"state", "started"},
+                         {"attempt", claim->attempt},
+                         {"assignment", claim->assignment},
+                         {"worker", worker_}});
     const pid_t pid = start_trial(global_, study_, *claim);
     running_.push_back(RunningTrial{std::move(*claim), pid, std::chrono::steady_clock::now()});
   }
@@ -180,7 +187,8 @@ int TuneSession::stop() {
   for (auto& r : running_) ::kill(r.pid, SIGINT);
   for (auto& r : running_) {
     int status = 0;
-    while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {}
+    while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
+    }
     r.claim.lock.release();
   }
   log_.warn(fmt::format("stopped: {} trial(s) left unfinished; the same `trafficid tune` command goes on with them",
@@ -212,13 +220,15 @@ void TuneSession::finished(RunningTrial r, int status) {
     error += ": " + log_tail(dir / "trial.log");
   }
   study_.finish(r.claim, outcome, value, error, seconds, may_retry);
-  Json event = {{"trial", r.claim.trial}, {"state", outcome}, {"attempt", r.claim.attempt}, {"seconds", seconds},
-                {"metric", header_.metric}, {"value", value ? Json(*value) : Json(nullptr)}};
+  Json event = {{"trial", r.claim.trial}, {"state", outcome},         {"attempt", r.claim.attempt},
+                {"seconds", seconds},     {"metric", header_.metric}, {"value", value ? Json(*value) : Json(nullptr)}};
   if (!error.empty()) event["error"] = error;
   log_.event("trial", event);
-  if (outcome == "failed") log_.warn(fmt::format("trial {} failed (attempt {}): {}", r.claim.trial, r.claim.attempt, error));
-  else log_.info(fmt::format("trial {} {}: {} {} in {:.1f} s", r.claim.trial, outcome, header_.metric,
-                             value ? fmt::format("{:.4f}", *value) : "none", seconds));
+  if (outcome == "failed")
+    log_.warn(fmt::format("trial {} failed (attempt {}): {}", r.claim.trial, r.claim.attempt, error));
+  else
+    log_.info(fmt::format("trial {} {}: {} {} in {:.1f} s", r.claim.trial, outcome, header_.metric,
+                          value ? fmt::format("{:.4f}", *value) : "none", seconds));
   log_.info(Study::progress(study_.read()));
   exhausted_ = false;  // a failed trial may wait for a retry; a tuner may have more to propose now
 }
@@ -276,8 +286,10 @@ int cmd_tune(const GlobalOptions& global, const TuneRequest& request) {
     return 2;
   }
   if (!experiment->tune) {
-    std::cerr << fmt::format("error: {} has no [tune] section: add one with a tuner, a metric and [tune.space] "
-                             "(README: Tuning), or train it as it is with `trafficid run`\n", request.file);
+    std::cerr << fmt::format(
+        "error: {} has no [tune] section: add one with a tuner, a metric and [tune.space] "
+        "(README: Tuning), or train it as it is with `trafficid run`\n",
+        request.file);
     return 2;
   }
   const fs::path study_dir = study_folder(request, *experiment);

@@ -19,9 +19,8 @@ namespace trafficid::host::config_detail {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "evaluate",
-                                                 "train", "models", "variants", "tune"};
-
+const std::vector<std::string> known_sections = {"experiment", "capture", "label",  "features", "dataset",
+                                                 "evaluate",   "train",   "models", "variants", "tune"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {
@@ -59,39 +58,41 @@ bool is_section_key(const Schema& schema, const std::string& key) {
 
 // One entry of SECTION.sources ("synth", "pcap:some/path") with its plugin's table checked; a
 // 'plugin:value' entry sets the plugin's main parameter on top of its table.
-std::optional<SourceSpec> check_source_entry(const toml::table& section, const std::string& name, const toml::node& entry,
-                                             const std::string& path, const PluginInfo& plugin_info,
-                                             const std::optional<std::string>& value, CheckContext& context) {
+std::optional<SourceSpec> check_source_entry(const toml::table& section, const std::string& name,
+                                             const toml::node& entry, const std::string& path,
+                                             const PluginInfo& plugin_info, const std::optional<std::string>& value,
+                                             CheckContext& context) {
   auto& diags = context.diagnostics;
   const PluginInfo* plugin = &plugin_info;
   const std::string text = *entry.value<std::string>();
   const std::string& plugin_name = plugin->name;
-    const auto* table_node = section.get(plugin_name);
-    const toml::table* table = table_node ? table_node->as_table() : nullptr;
-    const toml::source_region& where = table_node ? table_node->source() : entry.source();
-    const std::string table_path = name + "." + plugin_name;
-    if (!value) return SourceSpec{plugin, text, check_table(table, plugin->schema, table_path, where, context)};
-    // 'plugin:value' sets the plugin's main parameter on top of its table.
-    if (plugin->primary_param.empty()) {
-      diags.error(entry.source(), path,
-                  fmt::format("{} takes no 'name:value' shorthand; set its parameters in [{}.{}]",
-                              plugin->label(), name, plugin_name));
-      return std::nullopt;
-    }
-    auto spec = std::find_if(plugin->schema.begin(), plugin->schema.end(),
-                             [&](const ParamSpec& s) { return s.name == plugin->primary_param; });
-    if (spec == plugin->schema.end()) {
-      diags.error(entry.source(), path, fmt::format("{} names '{}' as its main parameter but does not declare it",
-                                                    plugin->label(), plugin->primary_param));
-      return std::nullopt;
-    }
-    Json params = check_table(table, plugin->schema, table_path, where, context,
-                              TableCheck{.handled_elsewhere = {spec->name}});
-    auto shorthand = shorthand_table(*spec, *value);
-    CheckContext at_entry{diags, context.base_dir, &entry.source()};
-    Json v = check_value(*shorthand.get(spec->name), *spec, join_key_path(table_path, spec->name), at_entry);
-    if (!v.is_null()) params[spec->name] = std::move(v);
-    return SourceSpec{plugin, text, std::move(params)};
+  const auto* table_node = section.get(plugin_name);
+  const toml::table* table = table_node ? table_node->as_table() : nullptr;
+  const toml::source_region& where = table_node ? table_node->source() : entry.source();
+  const std::string table_path = name + "." + plugin_name;
+  if (!value) return SourceSpec{plugin, text, check_table(table, plugin->schema, table_path, where, context)};
+  // 'plugin:value' sets the plugin's main parameter on top of its table.
+  if (plugin->primary_param.empty()) {
+    diags.error(entry.source(), path,
+                fmt::format("{} takes no 'name:value' shorthand; set its parameters in [{}.{}]", plugin->label(), name,
+                            plugin_name));
+    return std::nullopt;
+  }
+  auto spec = std::find_if(plugin->schema.begin(), plugin->schema.end(),
+                           [&](const ParamSpec& s) { return s.name == plugin->primary_param; });
+  if (spec == plugin->schema.end()) {
+    diags.error(entry.source(), path,
+                fmt::format("{} names '{}' as its main parameter but does not declare it", plugin->label(),
+                            plugin->primary_param));
+    return std::nullopt;
+  }
+  Json params =
+      check_table(table, plugin->schema, table_path, where, context, TableCheck{.handled_elsewhere = {spec->name}});
+  auto shorthand = shorthand_table(*spec, *value);
+  CheckContext at_entry{diags, context.base_dir, &entry.source()};
+  Json v = check_value(*shorthand.get(spec->name), *spec, join_key_path(table_path, spec->name), at_entry);
+  if (!v.is_null()) params[spec->name] = std::move(v);
+  return SourceSpec{plugin, text, std::move(params)};
 }
 
 // The resolved sources name resolved paths ("pcap:../data" -> "pcap:/abs/data"), so the resolved
@@ -103,7 +104,8 @@ Json resolved_sources(const std::vector<SourceSpec>& out) {
     const auto* plugin = s.plugin;
     auto spec = std::find_if(plugin->schema.begin(), plugin->schema.end(),
                              [&](const ParamSpec& p) { return p.name == plugin->primary_param; });
-    const bool is_path = spec != plugin->schema.end() && (spec->type == ParamType::path || spec->type == ParamType::path_list);
+    const bool is_path =
+        spec != plugin->schema.end() && (spec->type == ParamType::path || spec->type == ParamType::path_list);
     if (value && is_path && s.params.contains(spec->name)) {
       const Json& v = s.params[spec->name];
       if (v.is_string()) value = v.get<std::string>();
@@ -124,8 +126,9 @@ void check_source_keys(const toml::table& section, const std::string& name, cons
     if (is_section_key(schema, k)) continue;
     const PluginInfo* plugin = registry.find(PluginKind::capture, k);
     if (!plugin)
-      diags.error(key.source(), name + "." + k,
-                  fmt::format("unknown key: neither a [{}] setting nor a capture plugin", name) + did_you_mean(k, candidates));
+      diags.error(
+          key.source(), name + "." + k,
+          fmt::format("unknown key: neither a [{}] setting nor a capture plugin", name) + did_you_mean(k, candidates));
     else if (!node.is_table())
       diags.error(node.source(), name + "." + k, fmt::format("expected a table of {} parameters", plugin->label()));
   }
@@ -144,13 +147,15 @@ Json check_sources(const toml::table& doc, const std::string& name, const Schema
     return nullptr;
   }
   if (!section) {
-    if (required) diags.error(doc.source(), name, fmt::format("missing section [{}] (e.g. sources = [\"synth\"])", name));
+    if (required)
+      diags.error(doc.source(), name, fmt::format("missing section [{}] (e.g. sources = [\"synth\"])", name));
     return nullptr;
   }
   auto capture_plugins = registry.names(PluginKind::capture);
 
   check_source_keys(*section, name, schema, registry, diags);
-  Json section_resolved = check_table(section, schema, name, section->source(), context, TableCheck{.report_unknown = false});
+  Json section_resolved =
+      check_table(section, schema, name, section->source(), context, TableCheck{.report_unknown = false});
 
   std::set<std::string> listed;
   if (const toml::array* sources = section->get_as<toml::array>("sources")) {
@@ -168,7 +173,8 @@ Json check_sources(const toml::table& doc, const std::string& name, const Schema
         continue;
       }
       listed.insert(plugin_name);
-      if (auto spec = check_source_entry(*section, name, entry, path, *plugin, value, context)) out.push_back(std::move(*spec));
+      if (auto spec = check_source_entry(*section, name, entry, path, *plugin, value, context))
+        out.push_back(std::move(*spec));
     }
   }
   if (section_resolved.contains("sources") && section_resolved["sources"].size() == out.size())
@@ -179,7 +185,8 @@ Json check_sources(const toml::table& doc, const std::string& name, const Schema
     const PluginInfo* plugin = registry.find(PluginKind::capture, k);
     if (!plugin || !node.is_table() || listed.count(k)) continue;
     section_resolved[k] = check_table(node.as_table(), plugin->schema, name + "." + k, node.source(), context);
-    diags.warning(key.source(), name + "." + k, fmt::format("'{}' is configured but not listed in {}.sources", k, name));
+    diags.warning(key.source(), name + "." + k,
+                  fmt::format("'{}' is configured but not listed in {}.sources", k, name));
   }
   // Each plugin's table with every default filled in. A 'plugin:value' source still overrides
   // its main parameter, so the resolved file runs exactly as this one did.
@@ -214,7 +221,8 @@ void check_section_keys(const toml::table& section, const std::string& name, con
   const std::string extras = extra_keys.empty() ? "" : fmt::format(", {},", fmt::join(extra_keys, ", "));
   for (const auto& [key, node] : section) {
     std::string k(key.str());
-    bool host_key = std::any_of(host_schema.begin(), host_schema.end(), [&](const ParamSpec& s) { return s.name == k; });
+    bool host_key =
+        std::any_of(host_schema.begin(), host_schema.end(), [&](const ParamSpec& s) { return s.name == k; });
     bool extra = std::find(extra_keys.begin(), extra_keys.end(), k) != extra_keys.end();
     if (host_key || extra || registry.find(kind, k)) continue;
     diags.error(key.source(), name + "." + k,
@@ -259,7 +267,8 @@ Json check_classes(const toml::table& section, CheckContext& context) {
         } else if (node.is_table()) {
           classes[name] = check_table(node.as_table(), class_definition_schema(), path, node.source(), context);
         } else {
-          diags.error(node.source(), path, "expected a table (apps, masters, categories, patterns) or a list of patterns");
+          diags.error(node.source(), path,
+                      "expected a table (apps, masters, categories, patterns) or a list of patterns");
         }
       }
     } else {
@@ -279,17 +288,21 @@ Json check_groups(const toml::table& section, LabelSpec& spec, CheckContext& con
         std::string group(key.str());
         std::string path = "label.groups." + group;
         if (!node.is_array()) {
-          diags.error(node.source(), path, fmt::format("expected a list of class names, e.g. {} = [\"AnyDesk\", \"SSH\"]", group));
+          diags.error(node.source(), path,
+                      fmt::format("expected a list of class names, e.g. {} = [\"AnyDesk\", \"SSH\"]", group));
           continue;
         }
-        Json v = check_value(node, ParamSpec::list("classes", ParamType::string_list, Json::array(), ""), path, context);
+        Json v =
+            check_value(node, ParamSpec::list("classes", ParamType::string_list, Json::array(), ""), path, context);
         if (v.is_null()) continue;
         groups[group] = v;
         for (const auto& member : v) {
           auto name = member.get<std::string>();
           auto [it, inserted] = spec.group_of.emplace(name, group);
           if (!inserted && it->second != group)
-            diags.error(node.source(), path, fmt::format("class '{}' is already in group '{}': a class belongs to one group", name, it->second));
+            diags.error(
+                node.source(), path,
+                fmt::format("class '{}' is already in group '{}': a class belongs to one group", name, it->second));
         }
       }
     } else {
@@ -299,12 +312,13 @@ Json check_groups(const toml::table& section, LabelSpec& spec, CheckContext& con
   return groups;
 }
 
-void check_label(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
-                 CheckContext& context, Json& resolved) {
+void check_label(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
+                 Json& resolved) {
   auto& diags = context.diagnostics;
   const toml::table* section = optional_section(doc, "label", diags);
   if (!section) return;
-  check_section_keys(*section, "label", label_section_schema(), {"classes", "groups"}, PluginKind::labeler, registry, diags);
+  check_section_keys(*section, "label", label_section_schema(), {"classes", "groups"}, PluginKind::labeler, registry,
+                     diags);
   Json settings = check_table(section, label_section_schema(), "label", section->source(), context,
                               TableCheck{.report_unknown = false});
   LabelSpec spec;
@@ -336,7 +350,8 @@ void check_label(const toml::table& doc, Experiment& experiment, const PluginReg
     }
   }
   std::string labeler = settings.value("labeler", "ndpi");
-  spec.plugin = chosen_plugin(*section, "label", "labeler", labeler, PluginKind::labeler, registry, context, spec.params);
+  spec.plugin =
+      chosen_plugin(*section, "label", "labeler", labeler, PluginKind::labeler, registry, context, spec.params);
   if (spec.plugin) settings[labeler] = spec.params;
   resolved["label"] = settings;
   experiment.label = std::move(spec);
@@ -353,14 +368,15 @@ void check_features(const toml::table& doc, Experiment& experiment, const Plugin
   FeatureStageSpec spec;
   spec.threads = settings.value("threads", 0u);
   std::string name = settings.value("extractor", "deep_packet");
-  spec.plugin = chosen_plugin(*section, "features", "extractor", name, PluginKind::features, registry, context, spec.params);
+  spec.plugin =
+      chosen_plugin(*section, "features", "extractor", name, PluginKind::features, registry, context, spec.params);
   if (spec.plugin) settings[name] = spec.params;
   if (!experiment.label)
-    diags.error(section->source(), "features",
-                "features need labelled flows: add a [label] section (e.g. labeler = \"ndpi\", class_from = \"directory\")");
+    diags.error(
+        section->source(), "features",
+        "features need labelled flows: add a [label] section (e.g. labeler = \"ndpi\", class_from = \"directory\")");
   resolved["features"] = settings;
   experiment.features = std::move(spec);
 }
-
 
 }  // namespace trafficid::host::config_detail

@@ -28,7 +28,8 @@ void check_dataset(const toml::table& doc, Experiment& experiment, CheckContext&
   const toml::table* section = section_node ? section_node->as_table() : nullptr;
   if (section && !experiment.features)
     diags.warning(section->source(), "dataset", "[dataset] has no effect without a [features] section");
-  Json settings = check_table(section, dataset_section_schema(), "dataset", section ? section->source() : doc.source(), context);
+  Json settings =
+      check_table(section, dataset_section_schema(), "dataset", section ? section->source() : doc.source(), context);
   auto& d = experiment.dataset;
   d.split = settings.value("split", "flow");
   d.balance = settings.value("balance", "none");
@@ -54,7 +55,8 @@ void check_dataset(const toml::table& doc, Experiment& experiment, CheckContext&
       std::abs(sum - 1.0) > 1e-6 || fractions[0] <= 0) {
     diags.error(at, "dataset.fractions",
                 fmt::format("expected three shares for train, validation and test, none negative, adding up to 1 "
-                            "(e.g. [0.8, 0.1, 0.1]); got {} adding up to {}", Json(fractions).dump(), sum));
+                            "(e.g. [0.8, 0.1, 0.1]); got {} adding up to {}",
+                            Json(fractions).dump(), sum));
   } else {
     d.fractions = {fractions[0], fractions[1], fractions[2]};
   }
@@ -80,11 +82,14 @@ void check_evaluate(const toml::table& doc, Experiment& experiment, const Plugin
   spec.abstain_quantile = section.value("abstain_quantile", 0.05);
   const toml::node* node = doc.get("evaluate");
   for (auto k : spec.early)
-    if (k < 1) diags.error(node && node->as_table() && node->as_table()->get("early") ? node->as_table()->get("early")->source() : doc.source(),
-                           "evaluate.early", fmt::format("decisions come after at least 1 sample, not {}", k));
+    if (k < 1)
+      diags.error(node && node->as_table() && node->as_table()->get("early") ? node->as_table()->get("early")->source()
+                                                                             : doc.source(),
+                  "evaluate.early", fmt::format("decisions come after at least 1 sample, not {}", k));
   if (!spec.sources.empty()) {
     if (!experiment.features)
-      diags.error(node->source(), "evaluate", "scoring unseen captures needs [features] (and [label]) to turn them into samples");
+      diags.error(node->source(), "evaluate",
+                  "scoring unseen captures needs [features] (and [label]) to turn them into samples");
     else if (experiment.label && experiment.label->class_from != "map" && experiment.label->map.empty())
       diags.error(node->source(), "evaluate",
                   "evaluation captures get their classes from [label.classes] (folders may be named otherwise): define "
@@ -95,8 +100,8 @@ void check_evaluate(const toml::table& doc, Experiment& experiment, const Plugin
   if (node || experiment.features) resolved["evaluate"] = section;
 }
 
-void check_models(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
-                  CheckContext& context, Json& resolved) {
+void check_models(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
+                  Json& resolved) {
   auto& diags = context.diagnostics;
   const toml::node* models_node = doc.get("models");
   const toml::node* train_node = doc.get("train");
@@ -118,14 +123,16 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
       diags.error(node.source(), "models." + name, "expected a table of the model's parameters ([models.NAME])");
       continue;
     }
-    if (auto why = name_problem(name); !why.empty()) diags.error(key.source(), "models." + name, "a model's name " + why);
+    if (auto why = name_problem(name); !why.empty())
+      diags.error(key.source(), "models." + name, "a model's name " + why);
     // The plugin: `plugin = "..."` in the table, else the one the table is named after.
     const toml::table& table = *node.as_table();
     const toml::node* chosen = table.get("plugin");
     std::string plugin_name = name;
     if (chosen) {
       if (!chosen->is_string()) {
-        diags.error(chosen->source(), "models." + name + ".plugin", "expected the name of a model plugin, e.g. \"cnn\"");
+        diags.error(chosen->source(), "models." + name + ".plugin",
+                    "expected the name of a model plugin, e.g. \"cnn\"");
         continue;
       }
       plugin_name = chosen->as_string()->get();
@@ -133,8 +140,8 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
     const PluginInfo* plugin = registry.find(PluginKind::model, plugin_name);
     if (!plugin) {
       diags.error(chosen ? chosen->source() : key.source(), chosen ? "models." + name + ".plugin" : "models." + name,
-                  fmt::format("no model plugin named '{}'{} (installed: {}){}", plugin_name, did_you_mean(plugin_name, names),
-                              fmt::join(names, ", "),
+                  fmt::format("no model plugin named '{}'{} (installed: {}){}", plugin_name,
+                              did_you_mean(plugin_name, names), fmt::join(names, ", "),
                               chosen ? "" : "; a model named otherwise says which plugin it is: plugin = \"cnn\""));
       continue;
     }
@@ -146,9 +153,11 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
     experiment.models.push_back({plugin, std::move(params), name});
   }
   if (!experiment.features)
-    diags.error(models->source(), "models", "models train on a dataset: add [features] (e.g. extractor = \"deep_packet\")");
+    diags.error(models->source(), "models",
+                "models train on a dataset: add [features] (e.g. extractor = \"deep_packet\")");
   const toml::table* train = train_node ? train_node->as_table() : nullptr;
-  experiment.train = check_table(train, train_section_schema(), "train", train ? train->source() : models->source(), context);
+  experiment.train =
+      check_table(train, train_section_schema(), "train", train ? train->source() : models->source(), context);
   experiment.train_settings = train_settings(experiment.train);  // checked above: every key typed or defaulted
   resolved["models"] = resolved_models;
   resolved["train"] = experiment.train;
@@ -157,8 +166,8 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
 // [tune]: settings, the tuner plugin and its table, and the search space's form (its values are
 // checked against the plugins' schemas by load_experiment, which needs the whole experiment).
 // One dimension of [tune.space]: `kind` = values, one of choice, uniform, loguniform, int_uniform.
-std::optional<SearchDimension> check_dimension(const std::string& path, const toml::key& kind_key, const toml::node& values,
-                                               Diagnostics& diags) {
+std::optional<SearchDimension> check_dimension(const std::string& path, const toml::key& kind_key,
+                                               const toml::node& values, Diagnostics& diags) {
   const std::string where = "tune.space." + path;
   const std::string kind(kind_key.str());
   const auto known = search_kind(kind);
@@ -192,7 +201,8 @@ std::optional<SearchDimension> check_dimension(const std::string& path, const to
     dim.low = *(*list)[0].value<double>();
     dim.high = *(*list)[1].value<double>();
     if (!(dim.low < dim.high)) {
-      diags.error(values.source(), where + "." + kind, fmt::format("low ({}) must be below high ({})", dim.low, dim.high));
+      diags.error(values.source(), where + "." + kind,
+                  fmt::format("low ({}) must be below high ({})", dim.low, dim.high));
       return std::nullopt;
     }
     if (dim.kind == SearchDimension::Kind::loguniform && dim.low <= 0) {
@@ -226,9 +236,10 @@ void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegi
       const std::string where = "tune.space." + path;
       const toml::table* d = node.as_table();
       if (!d || d->size() != 1) {
-        diags.error(node.source(), where,
-                    "expected one distribution: { choice = [...] }, { uniform = [low, high] }, { loguniform = [low, high] } "
-                    "or { int_uniform = [low, high] }");
+        diags.error(
+            node.source(), where,
+            "expected one distribution: { choice = [...] }, { uniform = [low, high] }, { loguniform = [low, high] } "
+            "or { int_uniform = [low, high] }");
         continue;
       }
       auto only = d->begin();  // its entries are proxies: keep the iterator, not a reference into one
@@ -251,6 +262,5 @@ void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegi
   resolved["tune"] = settings;
   experiment.tune = std::move(spec);
 }
-
 
 }  // namespace trafficid::host::config_detail

@@ -16,7 +16,8 @@ namespace {
 // A variant's values as dotted paths: its nested tables are walked (`features.deep_packet.masking =
 // "strict"` and `"features.deep_packet.masking" = "strict"` say the same); an inline table or a list
 // is one value.
-void variant_values(toml::table& table, const std::string& prefix, std::vector<std::pair<std::string, toml::node*>>& out) {
+void variant_values(toml::table& table, const std::string& prefix,
+                    std::vector<std::pair<std::string, toml::node*>>& out) {
   for (auto& [k, v] : table) {
     std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (auto* t = v.as_table(); t && !t->is_inline()) variant_values(*t, path, out);
@@ -43,7 +44,8 @@ std::optional<TextProblem> toml_text_problem(std::string_view text) {
     if (c == '\n') {
       ++line;
       line_start = i + 1;
-      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;  // (a string cut by a newline: TOML++ says so)
+      if (in == In::comment || in == In::basic || in == In::literal)
+        in = In::code;  // (a string cut by a newline: TOML++ says so)
       continue;
     }
     const auto starts = [&](std::string_view s) { return text.substr(i, s.size()) == s; };
@@ -77,7 +79,6 @@ std::optional<TextProblem> toml_text_problem(std::string_view text) {
   return std::nullopt;
 }
 
-
 toml::source_region region_of(const std::string& file, std::size_t line, std::size_t column) {
   toml::source_region where;
   where.begin = {static_cast<toml::source_index>(line), static_cast<toml::source_index>(column)};
@@ -95,7 +96,8 @@ std::optional<toml::table> read_document(const fs::path& file, Diagnostics& diag
   // non-ASCII character outside strings and comments (TOML++ 3.3.0's whitespace test reaches
   // __builtin_unreachable for many of them: undefined behaviour). TOML allows neither.
   if (auto problem = toml_text_problem(text)) {
-    diagnostics.error(region_of(file.string(), problem->line, problem->column), "", "not valid TOML: " + problem->message);
+    diagnostics.error(region_of(file.string(), problem->line, problem->column), "",
+                      "not valid TOML: " + problem->message);
     return std::nullopt;
   }
   try {
@@ -122,11 +124,13 @@ bool apply_variants(toml::table& doc, const std::string& variant, ComposedExperi
   toml::node* variants_node = doc.get("variants");
   if (!variants_node) {
     if (variant.empty()) return true;
-    diagnostics.error(doc.source(), "variants", fmt::format("no variant '{}': the experiment has no [variants]", variant));
+    diagnostics.error(doc.source(), "variants",
+                      fmt::format("no variant '{}': the experiment has no [variants]", variant));
     return false;
   }
   toml::table* table = variants_node->as_table();
-  if (!table) diagnostics.error(variants_node->source(), "variants", "expected tables: [variants.NAME], one per variant");
+  if (!table)
+    diagnostics.error(variants_node->source(), "variants", "expected tables: [variants.NAME], one per variant");
   toml::table none;
   for (auto& [key, node] : table ? *table : none) {
     std::string name(key.str());

@@ -11,8 +11,7 @@ std::string Diagnostic::format() const {
                      warning ? "warning: " + message : message);
 }
 
-void Diagnostics::add(const toml::source_region& where, std::string key_path, std::string message,
-                      bool warning) {
+void Diagnostics::add(const toml::source_region& where, std::string key_path, std::string message, bool warning) {
   Diagnostic d;
   d.file = where.path ? *where.path : default_file_;
   d.line = where.begin.line;
@@ -75,9 +74,8 @@ std::string did_you_mean(std::string_view word, const std::vector<std::string>& 
 
 void Diagnostics::merge(const Diagnostics& other) {
   for (const auto& d : other.items_) {
-    bool known = std::any_of(items_.begin(), items_.end(), [&](const Diagnostic& e) {
-      return e.warning == d.warning && e.format() == d.format();
-    });
+    bool known = std::any_of(items_.begin(), items_.end(),
+                             [&](const Diagnostic& e) { return e.warning == d.warning && e.format() == d.format(); });
     if (!known) items_.push_back(d);
   }
 }

@@ -20,11 +20,13 @@ namespace fs = std::filesystem;
 
 const Schema& experiment_section_schema() {
   static const Schema schema = {
-      ParamSpec::string("name", "", "name of the experiment; run folders are named after it (default: the file's name)"),
+      ParamSpec::string("name", "",
+                        "name of the experiment; run folders are named after it (default: the file's name)"),
       ParamSpec::string("description", "", "what the experiment is for"),
       ParamSpec::integer("seed", 1, "seed of every random choice in the run (splits, initialisation, generators)")
           .range(0, 9.0e15),
-      ParamSpec::string("output_dir", "runs", "folder receiving one run folder per run (relative to the working directory)"),
+      ParamSpec::string("output_dir", "runs",
+                        "folder receiving one run folder per run (relative to the working directory)"),
   };
   return schema;
 }
@@ -35,7 +37,8 @@ const Schema& capture_section_schema() {
                       "capture sources: plugin names, or 'plugin:value' to set the plugin's main parameter "
                       "(pcap:captures/, live:eth0)")
           .required(),
-      ParamSpec::integer("max_packets", 0, "stop after this many packets in all (0: read everything)").range(0, std::nullopt),
+      ParamSpec::integer("max_packets", 0, "stop after this many packets in all (0: read everything)")
+          .range(0, std::nullopt),
   };
   return schema;
 }
@@ -46,7 +49,8 @@ const Schema& label_section_schema() {
       ParamSpec::choice("class_from", "map", {"map", "directory", "regex"},
                         "a flow's class: from [label.classes] over its label, the folder of its capture, or "
                         "filename_regex's first group on the capture's file name"),
-      ParamSpec::string("filename_regex", "", "with class_from = \"regex\": a regular expression whose first group is the class"),
+      ParamSpec::string("filename_regex", "",
+                        "with class_from = \"regex\": a regular expression whose first group is the class"),
       ParamSpec::choice("unmatched", "drop", {"drop", "other"},
                         "flows no class claims (with directory/regex: whose label the folder's class does not claim): "
                         "drop them, or put them in other_class"),
@@ -61,9 +65,12 @@ const Schema& label_section_schema() {
 
 const Schema& features_section_schema() {
   static const Schema schema = {
-      ParamSpec::string("extractor", "deep_packet", "features plugin: deep_packet, flow_stats, flow_packets, or your own"),
-      ParamSpec::integer("threads", 0, "workers that label and extract side by side, flows sharded by host pair "
-                                       "(0: one per core)").range(0, 256),
+      ParamSpec::string("extractor", "deep_packet",
+                        "features plugin: deep_packet, flow_stats, flow_packets, or your own"),
+      ParamSpec::integer("threads", 0,
+                         "workers that label and extract side by side, flows sharded by host pair "
+                         "(0: one per core)")
+          .range(0, 256),
   };
   return schema;
 }
@@ -78,16 +85,21 @@ const Schema& dataset_section_schema() {
       ParamSpec::choice("balance", "none", {"none", "undersample", "cap", "weights"},
                         "training split only: undersample every class to the smallest, cap each at "
                         "max_per_class, or keep all and write class weights for the loss"),
-      ParamSpec::integer("max_per_class", 0, "with balance = \"cap\": training samples kept per class").range(0, std::nullopt),
+      ParamSpec::integer("max_per_class", 0, "with balance = \"cap\": training samples kept per class")
+          .range(0, std::nullopt),
       ParamSpec::choice("storage", "auto", {"auto", "dense", "ragged"},
                         "dense: [rows, *shape] arrays; ragged: only the bytes each sample has, padded when "
                         "loaded (auto: ragged for variable-length byte features)"),
-      ParamSpec::boolean("deduplicate", true, "identical samples never on two sides: validation and test copies of a "
-                                              "training sample (and test copies of a validation one) are excluded"),
-      ParamSpec::integer("folds", 0, "with split = \"file\": group k-fold by capture file, K models of each model, "
-                                     "fold f tested on its files, validated on the next fold's: every capture is tested "
-                                     "once by a model that never saw it (0: one split)").range(0, 100),
-      ParamSpec::boolean("reuse", true, "reuse the dataset of an earlier run with the same config and unchanged inputs"),
+      ParamSpec::boolean("deduplicate", true,
+                         "identical samples never on two sides: validation and test copies of a "
+                         "training sample (and test copies of a validation one) are excluded"),
+      ParamSpec::integer("folds", 0,
+                         "with split = \"file\": group k-fold by capture file, K models of each model, "
+                         "fold f tested on its files, validated on the next fold's: every capture is tested "
+                         "once by a model that never saw it (0: one split)")
+          .range(0, 100),
+      ParamSpec::boolean("reuse", true,
+                         "reuse the dataset of an earlier run with the same config and unchanged inputs"),
       ParamSpec::boolean("sync", false, "fsync the dataset before marking it complete (survives power loss)"),
       ParamSpec::string("directory", "", "where datasets are kept (default: OUTPUT_DIR/datasets)"),
   };
@@ -105,16 +117,18 @@ const Schema& evaluate_section_schema() {
                       "that is also a training input, or a flow also in a training capture, is left out"),
       ParamSpec::integer("max_packets", 0, "stop reading the evaluation captures after this many packets (0: all)")
           .range(0, std::nullopt),
-      ParamSpec::boolean("unknown", false, "also test the flows that no class claims (their label known to the "
-                                           "labeler): how many a model forces into a class, how many it abstains on"),
+      ParamSpec::boolean("unknown", false,
+                         "also test the flows that no class claims (their label known to the "
+                         "labeler): how many a model forces into a class, how many it abstains on"),
       ParamSpec::choice("flow_decision", "logprob", {"logprob", "vote"},
                         "a flow's class from its samples' probabilities: the largest sum of log-probabilities, or "
                         "the majority of the samples' classes"),
       ParamSpec::list("early", ParamType::integer_list, Json::array({1, 2, 3, 4, 6, 8}),
                       "report per-flow macro F1 when deciding after this many samples (packet models) or packets "
                       "(flow models whose samples are packet sequences)"),
-      ParamSpec::real("abstain_quantile", 0.05, "abstaining: a flow is left undecided when its confidence is below "
-                                                "this quantile of the confidences of correct validation decisions")
+      ParamSpec::real("abstain_quantile", 0.05,
+                      "abstaining: a flow is left undecided when its confidence is below "
+                      "this quantile of the confidences of correct validation decisions")
           .range(0, 1),
   };
   return schema;
@@ -125,45 +139,53 @@ const Schema& tune_section_schema() {
       ParamSpec::string("tuner", "random", "tuner plugin: grid, random, asha, or your own"),
       ParamSpec::choice("metric", "val.macro_f1", {"val.macro_f1", "val.accuracy", "val.weighted_f1", "val.loss"},
                         "what a trial is judged by, on the validation split (never the test split)"),
-      ParamSpec::choice("direction", "auto", {"auto", "maximize", "minimize"}, "auto: minimize a loss, maximize the rest"),
-      ParamSpec::integer("trials", 20, "trials proposed in all (retries of a failed trial do not count)").range(1, 1000000),
+      ParamSpec::choice("direction", "auto", {"auto", "maximize", "minimize"},
+                        "auto: minimize a loss, maximize the rest"),
+      ParamSpec::integer("trials", 20, "trials proposed in all (retries of a failed trial do not count)")
+          .range(1, 1000000),
       ParamSpec::real("time_budget", 0, "seconds from the study's start after which no trial is started (0: none)")
           .range(0, std::nullopt),
       ParamSpec::integer("parallel", 1, "trials run at once by one `trafficid tune` process").range(1, 256),
-      ParamSpec::integer("retries", 1, "times a failed (crashed) trial is run again before it counts as failed").range(0, 100),
+      ParamSpec::integer("retries", 1, "times a failed (crashed) trial is run again before it counts as failed")
+          .range(0, 100),
       ParamSpec::choice("pruner", "none", {"none", "median"},
                         "median: stop a trial whose value is below the median of the others' at the same epoch "
                         "(with any tuner; asha prunes by itself)"),
       ParamSpec::integer("pruner_warmup", 1, "epochs before the median pruner judges a trial").range(0, 100000),
-      ParamSpec::integer("pruner_min_trials", 3, "other trials that must have reached an epoch before the median pruner "
-                                                 "judges at it").range(1, 100000),
-      ParamSpec::string("study_dir", "", "the study's folder (default: OUTPUT_DIR/NAME-study); the same folder resumes"),
+      ParamSpec::integer("pruner_min_trials", 3,
+                         "other trials that must have reached an epoch before the median pruner "
+                         "judges at it")
+          .range(1, 100000),
+      ParamSpec::string("study_dir", "",
+                        "the study's folder (default: OUTPUT_DIR/NAME-study); the same folder resumes"),
   };
   return schema;
 }
 
 toml::table Experiment::resolved_toml() const { return to_toml(resolved); }
 
-
 std::string name_problem(std::string_view name) {
   if (name.empty()) return "is empty";
   if (name.size() > 100) return fmt::format("is {} characters long (100 at most)", name.size());
-  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return fmt::format("'{}' must start with a letter or a digit", name);
+  if (!std::isalnum(static_cast<unsigned char>(name[0])))
+    return fmt::format("'{}' must start with a letter or a digit", name);
   for (char c : name)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
-      return fmt::format("'{}' holds {}: use only letters, digits, '-', '_' and '.' (it names a folder and a Slurm job)",
-                         name, std::isprint(static_cast<unsigned char>(c)) ? fmt::format("'{}'", c) : fmt::format("the byte {:#04x}", static_cast<unsigned>(static_cast<unsigned char>(c))));
+      return fmt::format(
+          "'{}' holds {}: use only letters, digits, '-', '_' and '.' (it names a folder and a Slurm job)", name,
+          std::isprint(static_cast<unsigned char>(c))
+              ? fmt::format("'{}'", c)
+              : fmt::format("the byte {:#04x}", static_cast<unsigned>(static_cast<unsigned char>(c))));
   return "";
 }
-
 
 namespace {
 
 using namespace config_detail;
 
 // Every section checked into `experiment` and the resolved JSON.
-Json check_sections(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
-                    std::vector<toml::source_region>& dimension_sources) {
+Json check_sections(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                    CheckContext& context, std::vector<toml::source_region>& dimension_sources) {
   Diagnostics& diagnostics = context.diagnostics;
   Json resolved = Json::object();
   for (const auto& [key, node] : doc) {
@@ -201,8 +223,7 @@ void check_space_values(const CompositionRequest& request, const PluginRegistry&
     std::vector<Json> candidates = d.choices;
     if (d.kind == SearchDimension::Kind::int_uniform)
       candidates = {static_cast<std::int64_t>(d.low), static_cast<std::int64_t>(d.high)};
-    else if (d.kind != SearchDimension::Kind::choice)
-      candidates = {d.low, d.high};
+    else if (d.kind != SearchDimension::Kind::choice) candidates = {d.low, d.high};
     std::set<std::string> reported;  // a problem that every value has is told once
     for (const auto& value : candidates) {
       Diagnostics of_value;
@@ -229,13 +250,14 @@ void check_study(const toml::table& doc, const CompositionRequest& request, cons
     diagnostics.error(doc.get("tune")->source(), "tune",
                       "a study tunes one experiment: remove [variants] (or tune each variant's values in tune.space)");
   if (experiment.models.size() != 1)
-    diagnostics.error(doc.get("tune")->source(), "tune",
-                      fmt::format("a study tunes one model and this experiment trains {}: keep one [models.NAME], or choose "
-                                  "between models in the space (\"models\" = {{ choice = [{{ cnn = {{}} }}, {{ mlp = {{}} }}] }})",
-                                  experiment.models.size()));
-  const bool only_space_errors = std::all_of(diagnostics.all().begin(), diagnostics.all().end(), [](const Diagnostic& d) {
-    return d.warning || d.key_path.rfind("tune.space.", 0) == 0;
-  });
+    diagnostics.error(
+        doc.get("tune")->source(), "tune",
+        fmt::format("a study tunes one model and this experiment trains {}: keep one [models.NAME], or choose "
+                    "between models in the space (\"models\" = {{ choice = [{{ cnn = {{}} }}, {{ mlp = {{}} }}] }})",
+                    experiment.models.size()));
+  const bool only_space_errors =
+      std::all_of(diagnostics.all().begin(), diagnostics.all().end(),
+                  [](const Diagnostic& d) { return d.warning || d.key_path.rfind("tune.space.", 0) == 0; });
   if (only_space_errors) check_space_values(request, registry, experiment, resolved, dimension_sources, diagnostics);
 }
 
@@ -263,7 +285,8 @@ std::optional<Experiment> check_experiment(const ComposedExperiment& composed, c
   CheckContext context{diagnostics, experiment.file.parent_path()};
   std::vector<toml::source_region> dimension_sources;
   Json resolved = check_sections(doc, experiment, registry, context, dimension_sources);
-  if (experiment.tune) check_study(doc, request, registry, composed, experiment, resolved, dimension_sources, diagnostics);
+  if (experiment.tune)
+    check_study(doc, request, registry, composed, experiment, resolved, dimension_sources, diagnostics);
   if (whole) check_name(doc, request.file, diagnostics);
   if (diagnostics.has_errors()) return std::nullopt;
   auto& exp = resolved["experiment"];
@@ -282,8 +305,9 @@ std::optional<Experiment> check_experiment(const ComposedExperiment& composed, c
 }
 
 std::optional<Experiment> load_experiment(const fs::path& file, const std::vector<std::string>& overrides,
-                                          const PluginRegistry& registry, Diagnostics& diagnostics, const std::string& variant,
-                                          const Json& assignment, const toml::table* document) {
+                                          const PluginRegistry& registry, Diagnostics& diagnostics,
+                                          const std::string& variant, const Json& assignment,
+                                          const toml::table* document) {
   const CompositionRequest request{file, overrides, variant, assignment, document};
   auto composed = compose_experiment(request, diagnostics);
   if (!composed) return std::nullopt;

@@ -28,10 +28,10 @@ struct SourceSpec {
 // The label stage: a labeler plugin, and how flows get their experiment class.
 struct LabelSpec {
   const PluginInfo* plugin = nullptr;
-  Json params;               // the labeler's resolved parameters
-  std::string class_from;    // "map", "directory" or "regex"
+  Json params;             // the labeler's resolved parameters
+  std::string class_from;  // "map", "directory" or "regex"
   std::string filename_regex;
-  std::string unmatched;     // "drop" or "other"
+  std::string unmatched;  // "drop" or "other"
   std::string other_class;
   std::vector<std::string> confidence;  // glob patterns a flow's labeler confidence must match (empty: any)
   unsigned threads = 0;
@@ -74,10 +74,10 @@ struct DatasetSpec {
 struct EvaluateSpec {
   std::vector<SourceSpec> sources;  // none: only the test split is scored
   std::uint64_t max_packets = 0;
-  bool unknown = false;             // flows of no class are tested too, for rejection
+  bool unknown = false;                   // flows of no class are tested too, for rejection
   std::string flow_decision = "logprob";  // a flow's class from its samples: "logprob" (summed) or "vote"
-  std::vector<std::int64_t> early;  // decisions after this many samples / packets
-  double abstain_quantile = 0.05;   // of the confidences of correct validation decisions: the abstention threshold
+  std::vector<std::int64_t> early;        // decisions after this many samples / packets
+  double abstain_quantile = 0.05;  // of the confidences of correct validation decisions: the abstention threshold
 };
 
 // A model to train on the dataset: a model plugin with its resolved parameters.
@@ -95,8 +95,8 @@ struct ModelSpec {
 // plugins' schemas.
 struct TuneSpec {
   const PluginInfo* plugin = nullptr;
-  Json params;     // the tuner's resolved parameters
-  Json settings;   // the resolved [tune] table (metric, direction, trials, ...), space included
+  Json params;    // the tuner's resolved parameters
+  Json settings;  // the resolved [tune] table (metric, direction, trials, ...), space included
   SearchSpace space;
   std::string metric;  // "val.macro_f1", "val.accuracy", "val.weighted_f1" or "val.loss"
 };
@@ -112,11 +112,11 @@ struct Experiment {
   std::optional<LabelSpec> label;
   std::optional<FeatureStageSpec> features;
   DatasetSpec dataset;
-  EvaluateSpec evaluation;                 // scoring settings, whether or not [evaluate] is there
-  std::optional<EvaluateSpec> evaluate;    // [evaluate] with sources: the unseen captures
-  std::vector<ModelSpec> models;  // [models.NAME] tables, in name order
-  Json train = Json::object();    // resolved [train]
-  TrainSettings train_settings;   // the same, typed (its defaults declared once, in the SDK)
+  EvaluateSpec evaluation;               // scoring settings, whether or not [evaluate] is there
+  std::optional<EvaluateSpec> evaluate;  // [evaluate] with sources: the unseen captures
+  std::vector<ModelSpec> models;         // [models.NAME] tables, in name order
+  Json train = Json::object();           // resolved [train]
+  TrainSettings train_settings;          // the same, typed (its defaults declared once, in the SDK)
   // [variants.NAME] tables: each sets some values of the experiment. A run of an experiment with
   // variants runs each of them (RUN_DIR/NAME) and compares them; `variant` names the one this is.
   std::vector<std::string> variant_names;
@@ -141,14 +141,13 @@ const Schema& tune_section_schema();
 // with a letter or digit, 100 characters at most (so never absolute, never "..", never a newline).
 std::string name_problem(std::string_view name);
 
-// Reads, overrides (`--set`) and checks an experiment: compose_experiment then check_experiment. Returns nullopt when `diagnostics` holds
-// errors; warnings may be present either way. Throws Error only for a file that cannot be read.
+// Reads, overrides (`--set`) and checks an experiment: compose_experiment then check_experiment. Returns nullopt when
+// `diagnostics` holds errors; warnings may be present either way. Throws Error only for a file that cannot be read.
 // With `variant`, the experiment with that variant's values set (and no variants); without, the
 // experiment itself, each of its variants checked too. With `assignment` (dotted path -> value,
 // a tuning trial's), the experiment with those values set and without its [tune] section. With
 // `document`, that instead of the file's content (and no overrides): a resolved config.
-std::optional<Experiment> load_experiment(const std::filesystem::path& file,
-                                          const std::vector<std::string>& overrides,
+std::optional<Experiment> load_experiment(const std::filesystem::path& file, const std::vector<std::string>& overrides,
                                           const PluginRegistry& registry, Diagnostics& diagnostics,
                                           const std::string& variant = "", const Json& assignment = Json(),
                                           const toml::table* document = nullptr);
@@ -161,7 +160,7 @@ std::optional<Experiment> check_experiment(const ComposedExperiment& composed, c
 
 // load_experiment for a command: prints every diagnostic to stderr (and the count of errors).
 std::optional<Experiment> checked_experiment(const PluginRegistry& registry, const std::string& file,
-                                             const std::vector<std::string>& overrides, const std::string& variant = "");
-
+                                             const std::vector<std::string>& overrides,
+                                             const std::string& variant = "");
 
 }  // namespace trafficid::host

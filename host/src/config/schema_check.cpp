@@ -56,7 +56,8 @@ Json check_scalar(const toml::node& node, ParamType type, const ParamSpec& spec,
                   CheckContext& context) {
   auto& diags = context.diagnostics;
   auto wrong_type = [&](const char* expected) {
-    diags.error(where(node, context), path, fmt::format("expected {}, got {} {}", expected, type_of(node), shown(node)));
+    diags.error(where(node, context), path,
+                fmt::format("expected {}, got {} {}", expected, type_of(node), shown(node)));
     return Json();
   };
   auto out_of_range = [&](const std::string& value) {
@@ -85,8 +86,9 @@ Json check_scalar(const toml::node& node, ParamType type, const ParamSpec& spec,
       auto v = *node.value<std::string>();
       for (const auto& c : spec.choices)
         if (c == v) return v;
-      diags.error(where(node, context), path,
-                  fmt::format("'{}' is not one of: {}{}", v, fmt::join(spec.choices, ", "), did_you_mean(v, spec.choices)));
+      diags.error(
+          where(node, context), path,
+          fmt::format("'{}' is not one of: {}{}", v, fmt::join(spec.choices, ", "), did_you_mean(v, spec.choices)));
       return Json();
     }
     case ParamType::path: {
@@ -99,9 +101,10 @@ Json check_scalar(const toml::node& node, ParamType type, const ParamSpec& spec,
       auto resolved = p.is_absolute() ? p : (base / p).lexically_normal();
       std::error_code ec;
       if (spec.must_exist && !std::filesystem::exists(resolved, ec)) {
-        context.diagnostics.error(where(node, context), path,
-                                  fmt::format("no such file or folder: {}{}", resolved.string(),
-                                              p.is_absolute() ? "" : " (relative paths start at the experiment file's folder)"));
+        context.diagnostics.error(
+            where(node, context), path,
+            fmt::format("no such file or folder: {}{}", resolved.string(),
+                        p.is_absolute() ? "" : " (relative paths start at the experiment file's folder)"));
         return Json();
       }
       return resolved.string();
@@ -160,7 +163,8 @@ Json check_value(const toml::node& node, const ParamSpec& spec, const std::strin
         out.push_back(check_table(element.as_table(), spec.fields, element_path, where(element, context), context));
       }
       if (!in_range(static_cast<double>(out.size()), spec))
-        diags.error(where(node, context), path, fmt::format("{} entries, expected {}", out.size(), describe_constraint(spec)));
+        diags.error(where(node, context), path,
+                    fmt::format("{} entries, expected {}", out.size(), describe_constraint(spec)));
       return out;
     }
     case ParamType::integer_list:
@@ -168,7 +172,8 @@ Json check_value(const toml::node& node, const ParamSpec& spec, const std::strin
     case ParamType::string_list:
     case ParamType::path_list: {
       if (!node.is_array()) {
-        diags.error(where(node, context), path, fmt::format("expected an array, got {} {}", type_of(node), shown(node)));
+        diags.error(where(node, context), path,
+                    fmt::format("expected an array, got {} {}", type_of(node), shown(node)));
         return Json();
       }
       Json out = Json::array();
@@ -179,8 +184,7 @@ Json check_value(const toml::node& node, const ParamSpec& spec, const std::strin
       }
       return out;
     }
-    default:
-      return check_scalar(node, spec.type, spec, path, context);
+    default: return check_scalar(node, spec.type, spec, path, context);
   }
 }
 
@@ -195,8 +199,7 @@ Json check_table(const toml::table* table, const Schema& schema, const std::stri
       std::string k(key.str());
       bool known = std::any_of(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == k; }) ||
                    std::find(options.extra_keys.begin(), options.extra_keys.end(), k) != options.extra_keys.end();
-      if (!known)
-        diags.error(key.source(), join_key_path(path, k), "unknown key" + did_you_mean(k, names));
+      if (!known) diags.error(key.source(), join_key_path(path, k), "unknown key" + did_you_mean(k, names));
     }
   }
   for (const auto& spec : schema) {
@@ -351,13 +354,14 @@ void set_at_path(toml::table& document, const std::string& key, toml::node& valu
     const auto& segment = segments[i];
     if (auto* table = current->as_table()) {
       auto* next = table->get(segment);
-      if (!next) next = &table->insert(toml::key(segment, toml::source_region(value.source())), toml::table{}).first->second;
+      if (!next)
+        next = &table->insert(toml::key(segment, toml::source_region(value.source())), toml::table{}).first->second;
       current = next;
     } else if (auto* array = current->as_array()) {
       auto index = array_index(segment, array->size());
       if (!index)
-        throw Error(fmt::format("{} {}: '{}' is not an index of the array at that place (it has {} entries)",
-                                what, key, segment, array->size()));
+        throw Error(fmt::format("{} {}: '{}' is not an index of the array at that place (it has {} entries)", what, key,
+                                segment, array->size()));
       current = array->get(*index);
     } else {
       throw Error(fmt::format("{} {}: '{}' is a value, not a table, in the experiment", what, key,
@@ -371,7 +375,8 @@ void set_at_path(toml::table& document, const std::string& key, toml::node& valu
     const auto& segment = segments.back();
     auto index = array_index(segment, array->size());
     if (!index)
-      throw Error(fmt::format("{} {}: '{}' is not an index of the array (it has {} entries)", what, key, segment, array->size()));
+      throw Error(fmt::format("{} {}: '{}' is not an index of the array (it has {} entries)", what, key, segment,
+                              array->size()));
     value.visit([&](auto& v) { array->replace(array->begin() + static_cast<long>(*index), std::move(v)); });
   } else {
     throw Error(fmt::format("{} {}: the parent of '{}' is a value, not a table", what, key, segments.back()));

@@ -20,7 +20,7 @@ struct CheckContext {
 };
 
 struct TableCheck {
-  bool report_unknown = true;              // false: the caller reports keys outside the schema
+  bool report_unknown = true;                  // false: the caller reports keys outside the schema
   std::vector<std::string> handled_elsewhere;  // schema keys the caller checks itself
   std::vector<std::string> extra_keys;         // keys outside the schema the caller checks (not "unknown")
 };
@@ -32,8 +32,7 @@ Json check_table(const toml::table* table, const Schema& schema, const std::stri
                  const toml::source_region& where, CheckContext& context, const TableCheck& options = {});
 
 // Checks one value; returns null after reporting a problem.
-Json check_value(const toml::node& node, const ParamSpec& spec, const std::string& path,
-                 CheckContext& context);
+Json check_value(const toml::node& node, const ParamSpec& spec, const std::string& path, CheckContext& context);
 
 // Defaults of a schema as a JSON object (parameters without a default are left out).
 Json schema_defaults(const Schema& schema);

@@ -12,8 +12,8 @@ namespace trafficid::host::config_detail {
 
 extern const std::vector<std::string> known_sections;
 
-void check_capture(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
-                   Json& resolved);
+void check_capture(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,
+                   CheckContext& context, Json& resolved);
 void check_label(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
                  Json& resolved);
 void check_features(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry,

@@ -100,9 +100,10 @@ LabelDb::LabelDb(const fs::path& file) : path_(file), statements_(std::make_uniq
     found = layout_version;
   }
   if (!empty && found != layout_version)
-    throw Error(fmt::format("{} is not a labels database of this trafficid (layout {}, expected {}): label into a new "
-                            "file, or delete this one to start again",
-                            file.string(), found, layout_version));
+    throw Error(
+        fmt::format("{} is not a labels database of this trafficid (layout {}, expected {}): label into a new "
+                    "file, or delete this one to start again",
+                    file.string(), found, layout_version));
   exec(schema_sql);
   exec(query_indexes_sql);
   exec(fmt::format("PRAGMA user_version = {};", layout_version).c_str());
@@ -132,14 +133,16 @@ Error LabelDb::failure(const std::string& message) const {
   const int code = sqlite3_extended_errcode(db_) & 0xff;
   std::string advice;
   if (code == SQLITE_FULL || code == SQLITE_IOERR)
-    advice = "; the disk is full (or failing): free space and run the same command again (the files labelled before are "
-             "kept whole and skipped, the one being written was rolled back)";
+    advice =
+        "; the disk is full (or failing): free space and run the same command again (the files labelled before are "
+        "kept whole and skipped, the one being written was rolled back)";
   return Error(fmt::format("labels database {}: {}{}", path_.string(), message, advice));
 }
 
 bool LabelDb::up_to_date(const std::string& path, const std::string& content_hash, const std::string& config) const {
   Statement s;
-  sqlite3_prepare_v2(db_, "SELECT 1 FROM files WHERE path = ? AND content_hash = ? AND labeler_config = ? AND complete = 1",
+  sqlite3_prepare_v2(db_,
+                     "SELECT 1 FROM files WHERE path = ? AND content_hash = ? AND labeler_config = ? AND complete = 1",
                      -1, &s.stmt, nullptr);
   sqlite3_bind_text(s.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(s.stmt, 2, content_hash.c_str(), -1, SQLITE_TRANSIENT);
@@ -161,7 +164,8 @@ void LabelDb::begin_file(const std::string& path, std::uint64_t size, const std:
   sqlite3_prepare_v2(db_, "DELETE FROM files WHERE path = ?", -1, &del.stmt, nullptr);
   sqlite3_bind_text(del.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_step(del.stmt);
-  sqlite3_prepare_v2(db_, "INSERT INTO files (path, size, content_hash, labeler_config) VALUES (?,?,?,?)", -1, &ins.stmt, nullptr);
+  sqlite3_prepare_v2(db_, "INSERT INTO files (path, size, content_hash, labeler_config) VALUES (?,?,?,?)", -1,
+                     &ins.stmt, nullptr);
   sqlite3_bind_text(ins.stmt, 1, path.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(ins.stmt, 2, static_cast<sqlite3_int64>(size));
   sqlite3_bind_text(ins.stmt, 3, "", -1, SQLITE_STATIC);
@@ -176,7 +180,9 @@ void LabelDb::add_flow(const FlowRecord& f) {
   // Every text bound lives until sqlite3_step returns: SQLITE_STATIC spares sqlite a copy of each.
   const std::string src = to_string(f.tuple.src), dst = to_string(f.tuple.dst);
   int i = 0;
-  auto text = [&](const std::string& v) { sqlite3_bind_text(s, ++i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC); };
+  auto text = [&](const std::string& v) {
+    sqlite3_bind_text(s, ++i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  };
   auto integer = [&](std::int64_t v) { sqlite3_bind_int64(s, ++i, v); };
   integer(file_row_);
   integer(f.tuple.protocol);
@@ -224,7 +230,8 @@ void LabelDb::end_file(const SourceFileInfo& info, const PacketCounts& counts, c
   Statement s;
   sqlite3_prepare_v2(db_,
                      "UPDATE files SET packets = ?, link_types = ?, error = ?, damaged_at = ?, not_ip_packets = ?, "
-                     "fragments = ?, snapped_packets = ?, truncated_headers = ?, malformed_packets = ?, content_hash = ?, complete = 1 "
+                     "fragments = ?, snapped_packets = ?, truncated_headers = ?, malformed_packets = ?, content_hash = "
+                     "?, complete = 1 "
                      "WHERE id = ?",
                      -1, &s.stmt, nullptr);
   std::string types = fmt::format("{}", fmt::join(info.link_types, ","));
@@ -256,7 +263,10 @@ std::vector<LabelDb::AppRow> aggregate(sqlite3* db, const char* key, const char*
   std::vector<LabelDb::AppRow> rows;
   while (sqlite3_step(s.stmt) == SQLITE_ROW) {
     LabelDb::AppRow r;
-    auto col = [&](int c) { auto* t = sqlite3_column_text(s.stmt, c); return t ? std::string(reinterpret_cast<const char*>(t)) : ""; };
+    auto col = [&](int c) {
+      auto* t = sqlite3_column_text(s.stmt, c);
+      return t ? std::string(reinterpret_cast<const char*>(t)) : "";
+    };
     r.name = col(0);
     r.category = col(1);
     r.flows = static_cast<std::uint64_t>(sqlite3_column_int64(s.stmt, 2));

@@ -39,7 +39,7 @@ class LabelDb {
     void count(const PacketView& p);
   };
   void end_file(const SourceFileInfo& info, const PacketCounts& counts, const std::string& content_hash);  // commits
-  void abandon_file();                         // rolls back
+  void abandon_file();                                                                                     // rolls back
 
   struct AppRow {
     std::string name, category;

@@ -22,7 +22,8 @@ std::string linktype_slug(std::uint32_t link_type) {
   if (!linktype_supported(link_type)) return fmt::format("linktype-{}", link_type);
   std::string slug;
   for (char c : std::string(linktype_name(link_type))) {
-    if (std::isalnum(static_cast<unsigned char>(c))) slug += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      slug += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     else if (!slug.empty() && slug.back() != '-') slug += '-';
   }
   while (!slug.empty() && slug.back() == '-') slug.pop_back();
@@ -52,7 +53,8 @@ void PendingFile::flush() {
   guard([&] { writer_->flush(); });
 }
 
-template <class Body> void PendingFile::guard(Body&& body) {
+template <class Body>
+void PendingFile::guard(Body&& body) {
   try {
     body();
   } catch (const Error& e) {
@@ -79,7 +81,8 @@ void PendingFile::finish() {
   }
   std::error_code ec;
   fs::rename(temporary_, final_path_, ec);
-  if (ec) throw Error(fmt::format("cannot rename {} to {}: {}", temporary_.string(), final_path_.string(), ec.message()));
+  if (ec)
+    throw Error(fmt::format("cannot rename {} to {}: {}", temporary_.string(), final_path_.string(), ec.message()));
   if (!failure.empty()) throw Error(failure);
 }
 
@@ -97,7 +100,7 @@ struct TupleHash {
 struct Splitter::Impl {
   SplitOptions options;
   std::map<std::uint64_t, std::unique_ptr<PendingFile>> open;  // by file index
-  std::map<std::uint64_t, std::uint64_t> live_flows;            // file index -> flows still going
+  std::map<std::uint64_t, std::uint64_t> live_flows;           // file index -> flows still going
   std::uint64_t current = 0;
   bool has_current = false;
   std::int64_t block_end = 0;

@@ -35,7 +35,8 @@ class PendingFile {
 
  private:
   // Runs a write; on failure the writer kept a valid file: it is renamed, and the Error names it.
-  template <class Body> void guard(Body&& body);
+  template <class Body>
+  void guard(Body&& body);
   std::filesystem::path final_path_, temporary_;
   std::unique_ptr<CaptureWriter> writer_;
   bool finished_ = false;
@@ -45,11 +46,11 @@ struct SplitOptions {
   FileFormat format = FileFormat::pcap;
   bool nanosecond = false;
   std::uint32_t snaplen = 262144;
-  std::filesystem::path prefix;   // folder and stem of the outputs
-  std::string extension;          // ".pcap", ".pcapng" or "" (as editcap: the prefix's own)
-  std::uint64_t packets_per_file = 0;  // -c
-  std::int64_t interval_ns = 0;        // -i
-  bool by_flow = false;                // keep each flow in the file where it started
+  std::filesystem::path prefix;                    // folder and stem of the outputs
+  std::string extension;                           // ".pcap", ".pcapng" or "" (as editcap: the prefix's own)
+  std::uint64_t packets_per_file = 0;              // -c
+  std::int64_t interval_ns = 0;                    // -i
+  bool by_flow = false;                            // keep each flow in the file where it started
   std::int64_t flow_timeout_ns = 120'000'000'000;  // a flow idle this long has ended
 };
 

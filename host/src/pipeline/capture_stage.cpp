@@ -18,7 +18,7 @@ FlowCounter::~FlowCounter() = default;
 void FlowCounter::add(const FiveTuple& tuple) { impl_->flows.insert(canonical(tuple)); }
 std::uint64_t FlowCounter::size() const { return impl_->flows.size(); }
 
-void read_source(CaptureSource& source, const PluginInfo& plugin, HostLog& host, std::uint64_t max_packets,
+void read_source(const PluginHandle<CaptureSource>& source, HostLog& host, std::uint64_t max_packets,
                  CaptureSummary& summary, FlowCounter& flows, const PacketObserver& observer, std::size_t source_index,
                  bool detailed) {
   PacketView packet;
@@ -29,10 +29,10 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostLog& host,
       summary.stopped_early = true;
       break;
     }
-    if (!guarded(plugin, [&] { return source.next(packet); })) break;
+    if (!source([&](CaptureSource& s) { return s.next(packet); })) break;
     ++summary.packets;
     summary.bytes += packet.data.size();
-    if (observer) observer(packet, source, source_index);
+    if (observer) observer(packet, source.get(), source_index);
     ++summary.per_link_type[packet.link_type];
     if (packet.flags & packet_flag::fragment) ++summary.fragments;
     if (packet.flags & packet_flag::truncated) ++summary.truncated;
@@ -59,8 +59,11 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostLog& host,
       const auto now = std::chrono::steady_clock::now();
       if (now - last_event >= std::chrono::seconds(1)) {
         last_event = now;
-        host.event("stage", {{"name", "capture"}, {"state", "progress"}, {"packets", summary.packets},
-                             {"bytes", summary.bytes}, {"source", source_index}});
+        host.event("stage", {{"name", "capture"},
+                             {"state", "progress"},
+                             {"packets", summary.packets},
+                             {"bytes", summary.bytes},
+                             {"source", source_index}});
       }
       if (now - last_line > std::chrono::seconds(5)) {
         last_line = now;
@@ -68,7 +71,7 @@ void read_source(CaptureSource& source, const PluginInfo& plugin, HostLog& host,
       }
     }
   }
-  auto files = guarded(plugin, [&] { return source.files(); });
+  auto files = source([](CaptureSource& s) { return s.files(); });
   for (auto& f : files) {
     if (!f.warning.empty()) host.warn(fmt::format("{}: {}", f.path, f.warning));
     summary.files.push_back(std::move(f));
@@ -83,8 +86,8 @@ CaptureSummary run_capture_stage(const std::vector<SourceSpec>& sources, std::ui
   for (std::size_t index = 0; index < sources.size(); ++index) {
     const auto& spec = sources[index];
     summary.sources.push_back(spec.instance);
-    auto source = registry.create<CaptureSource>(*spec.plugin, spec.params, host, spec.instance);
-    read_source(*source, *spec.plugin, host, max_packets, summary, flows, observer, index, detailed);
+    const auto source = registry.make<CaptureSource>(*spec.plugin, spec.params, host, spec.instance);
+    read_source(source, host, max_packets, summary, flows, observer, index, detailed);
     if (summary.stopped_early) break;
   }
   summary.flows = flows.size();
@@ -102,9 +105,8 @@ Json to_json(const CaptureSummary& s) {
     top_ports.push_back({{"port", ports[i].first}, {"packets", ports[i].second}});
   Json files = Json::array();
   for (const auto& f : s.files) {
-    Json j{{"id", f.id},          {"path", f.path},         {"format", f.format},
-           {"link_types", f.link_types}, {"packets", f.packets}, {"bytes", f.bytes},
-           {"first_ns", f.first_ns}, {"last_ns", f.last_ns}};
+    Json j{{"id", f.id},           {"path", f.path},   {"format", f.format},     {"link_types", f.link_types},
+           {"packets", f.packets}, {"bytes", f.bytes}, {"first_ns", f.first_ns}, {"last_ns", f.last_ns}};
     if (!f.warning.empty()) j["warning"] = f.warning;
     if (f.damaged_at >= 0) j["damaged_at"] = f.damaged_at;
     files.push_back(std::move(j));
@@ -133,8 +135,8 @@ std::string format_summary(const CaptureSummary& s) {
   std::string out = fmt::format(
       "packets {}  bytes {}  flows {}\n  IPv4 {}  IPv6 {}  not IP {}\n  TCP {}  UDP {}  ICMP {}  other {}\n"
       "  fragments {}  truncated {}  VLAN-tagged {}\n",
-      s.packets, s.bytes, s.flows, s.ipv4, s.ipv6, s.not_ip, s.tcp, s.udp, s.icmp, s.other_l4, s.fragments,
-      s.truncated, s.vlan_tagged);
+      s.packets, s.bytes, s.flows, s.ipv4, s.ipv6, s.not_ip, s.tcp, s.udp, s.icmp, s.other_l4, s.fragments, s.truncated,
+      s.vlan_tagged);
   for (const auto& [type, count] : s.per_link_type)
     out += fmt::format("  link type {} ({}): {} packets\n", type, linktype_name(type), count);
   std::size_t damaged = 0;

@@ -33,12 +33,13 @@ class FlowCounter;
 // Later stages that see every packet in the same pass (the label stage). `source_index` is the
 // source's place in the experiment: sources are made one after the other, so a later one may sit
 // at the address of an earlier one, and each numbers its files from 0.
-using PacketObserver = std::function<void(const PacketView& packet, const CaptureSource& source, std::size_t source_index)>;
+using PacketObserver =
+    std::function<void(const PacketView& packet, const CaptureSource& source, std::size_t source_index)>;
 
 // Reads `source` to the end (or `max_packets`, or a stop request) into `summary`.
-void read_source(CaptureSource& source, const PluginInfo& plugin, HostLog& host,
-                 std::uint64_t max_packets, CaptureSummary& summary, FlowCounter& flows,
-                 const PacketObserver& observer = {}, std::size_t source_index = 0, bool detailed = true);
+void read_source(const PluginHandle<CaptureSource>& source, HostLog& host, std::uint64_t max_packets,
+                 CaptureSummary& summary, FlowCounter& flows, const PacketObserver& observer = {},
+                 std::size_t source_index = 0, bool detailed = true);
 
 // Runs a capture stage: every source, in order, `max_packets` in all (0: everything). Without
 // `detailed`, the summary has no flow count and no port table (they cost a lookup per packet).

@@ -107,7 +107,9 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
     ++packets;
     guarded(plugin, [&] { extractor->process(p, f, *this); });
   }
-  void on_flow(const FlowRecord& f) override { guarded(plugin, [&] { extractor->end_flow(f, *this); }); }
+  void on_flow(const FlowRecord& f) override {
+    guarded(plugin, [&] { extractor->end_flow(f, *this); });
+  }
 
   void open_shard() {
     shard_name = fmt::format("shard-{:02}-{:04}", index, shard_number++);
@@ -117,11 +119,13 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
       bytes = std::make_unique<NpyWriter>(path("bytes"), "|u1", 1);
       lengths = std::make_unique<NpyWriter>(path("len"), npy_descr<std::uint32_t>(), 4);
     } else {
-      x = std::make_unique<NpyWriter>(path("x"), spec.dtype == DType::u8 ? "|u1" : "<f4", dtype_size(spec.dtype), spec.shape);
+      x = std::make_unique<NpyWriter>(path("x"), spec.dtype == DType::u8 ? "|u1" : "<f4", dtype_size(spec.dtype),
+                                      spec.shape);
     }
     flow = std::make_unique<NpyWriter>(path("flow"), npy_descr<std::uint64_t>(), 8);
     file = std::make_unique<NpyWriter>(path("file"), npy_descr<std::uint32_t>(), 4);
-    if (spec.granularity == Granularity::packet) packet = std::make_unique<NpyWriter>(path("packet"), npy_descr<std::uint64_t>(), 8);
+    if (spec.granularity == Granularity::packet)
+      packet = std::make_unique<NpyWriter>(path("packet"), npy_descr<std::uint64_t>(), 8);
     hash = std::make_unique<NpyWriter>(path("hash"), npy_descr<std::uint64_t>(), 8);
     shard_rows = shard_bytes = 0;
   }
@@ -178,8 +182,10 @@ DatasetBuilder::DatasetBuilder(const Experiment& experiment, const PluginRegistr
     throw Error(fmt::format("{} declares an empty sample shape", features.plugin->label()));
   const auto& storage = experiment.dataset.storage;
   if (storage == "ragged" && (spec_.dtype != DType::u8 || !spec_.variable_length))
-    throw Error(fmt::format("dataset.storage = \"ragged\" needs variable-length byte features; {} gives fixed {} "
-                            "samples (use storage = \"dense\" or \"auto\")", features.plugin->name, to_string(spec_.dtype)));
+    throw Error(
+        fmt::format("dataset.storage = \"ragged\" needs variable-length byte features; {} gives fixed {} "
+                    "samples (use storage = \"dense\" or \"auto\")",
+                    features.plugin->name, to_string(spec_.dtype)));
   ragged_ = storage == "ragged" || (storage == "auto" && spec_.variable_length && spec_.dtype == DType::u8);
 }
 
@@ -298,8 +304,8 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
 }
 
 // The manifest's description of the dataset: settings, classes, inputs, statistics.
-void DatasetBuilder::describe(DatasetManifest& m, const RowPlan& plan, const std::string& config_hash, const Json& config,
-                              std::uint64_t total_rows) const {
+void DatasetBuilder::describe(DatasetManifest& m, const RowPlan& plan, const std::string& config_hash,
+                              const Json& config, std::uint64_t total_rows) const {
   const auto& d = experiment_.dataset;
   m.config_hash = config_hash;
   m.extractor = experiment_.features->plugin->name;
@@ -324,13 +330,14 @@ void DatasetBuilder::describe(DatasetManifest& m, const RowPlan& plan, const std
       auto name = e.path().filename().string();
       if (name.ends_with(".x.npy") || name.ends_with(".bytes.npy")) feature_bytes += e.file_size();
     }
-  m.statistics = {{"packets_read", packets},
-                  {"packets_in_flows", packets_in_flows},
-                  {"rows", total_rows},
-                  {"flows", flows_.size()},
-                  {"feature_bytes", feature_bytes},
-                  {"dataset_bytes", dataset_bytes},
-                  {"bytes_per_row", total_rows ? static_cast<double>(dataset_bytes) / static_cast<double>(total_rows) : 0.0}};
+  m.statistics = {
+      {"packets_read", packets},
+      {"packets_in_flows", packets_in_flows},
+      {"rows", total_rows},
+      {"flows", flows_.size()},
+      {"feature_bytes", feature_bytes},
+      {"dataset_bytes", dataset_bytes},
+      {"bytes_per_row", total_rows ? static_cast<double>(dataset_bytes) / static_cast<double>(total_rows) : 0.0}};
 }
 
 }  // namespace trafficid::host

@@ -29,8 +29,8 @@ namespace trafficid::host {
 struct EvaluationTarget {
   std::string training_config_hash;
   std::vector<std::string> class_names;
-  std::set<std::string> input_hashes;               // SHA-256 of the training inputs
-  std::unordered_set<std::uint64_t> flow_keys;      // the training dataset's flow_keys.npy
+  std::set<std::string> input_hashes;           // SHA-256 of the training inputs
+  std::unordered_set<std::uint64_t> flow_keys;  // the training dataset's flow_keys.npy
   bool keep_unknown = false;  // flows no class claims (the labeler sure of their label) stay, labelled -1
 };
 // The training dataset's side of EvaluationTarget, read from its folder.
@@ -54,14 +54,14 @@ class DatasetBuilder final : public StageHook {
  private:
   struct Worker;
   struct FlowEntry {
-    std::uint64_t key = 0;      // seeded, from the input, 5-tuple and start: independent of threads
-    std::uint64_t identity = 0; // from the 5-tuple and start alone: the same flow in any capture
+    std::uint64_t key = 0;       // seeded, from the input, 5-tuple and start: independent of threads
+    std::uint64_t identity = 0;  // from the 5-tuple and start alone: the same flow in any capture
     std::uint64_t rows = 0;
-    std::int32_t cls = -1;      // index into class_seen_
+    std::int32_t cls = -1;  // index into class_seen_
     std::uint32_t input = 0;
     std::uint8_t split = excluded_split;
-    bool unknown = false;       // no class claims it, though the labeler was sure of its label
-    bool repeated = false;      // an earlier input holds it (the same capture twice, or a cut of one)
+    bool unknown = false;   // no class claims it, though the labeler was sure of its label
+    bool repeated = false;  // an earlier input holds it (the same capture twice, or a cut of one)
   };
   // Marks the flows of inputs whose content an earlier input has, and the flows an earlier input
   // holds: a dataset keeps each capture and each flow once.

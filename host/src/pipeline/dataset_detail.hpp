@@ -29,7 +29,9 @@ inline std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 31);
 }
-inline std::uint64_t combine(std::uint64_t seed, std::uint64_t value) { return mix(seed ^ (value + 0x9e3779b97f4a7c15ull)); }
+inline std::uint64_t combine(std::uint64_t seed, std::uint64_t value) {
+  return mix(seed ^ (value + 0x9e3779b97f4a7c15ull));
+}
 
 // A 64-bit hash of a sample's content, trailing zero bytes ignored (they are implied padding).
 inline std::uint64_t content_hash(std::span<const std::uint8_t> bytes) {
@@ -53,7 +55,8 @@ inline std::int64_t mtime_ns(const fs::path& path) {
   std::error_code ec;
   auto t = fs::last_write_time(path, ec);
   if (ec) return 0;
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::file_clock::to_sys(t).time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::file_clock::to_sys(t).time_since_epoch())
+      .count();
 }
 
 inline std::uint64_t tuple_hash(const FiveTuple& t) {
@@ -93,7 +96,8 @@ class ColumnReader {
     block_.resize(std::min<std::uint64_t>(remaining_, 65536));
     in_.read(reinterpret_cast<char*>(block_.data()), static_cast<std::streamsize>(block_.size() * sizeof(T)));
     if (static_cast<std::size_t>(in_.gcount()) != block_.size() * sizeof(T))
-      throw Error(fmt::format("{}: cut short (the dataset folder was changed while it was being built?)", path_.string()));
+      throw Error(
+          fmt::format("{}: cut short (the dataset folder was changed while it was being built?)", path_.string()));
     remaining_ -= block_.size();
     return block_;
   }

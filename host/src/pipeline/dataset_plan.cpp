@@ -34,7 +34,8 @@ DatasetPlan plan_dataset(const Experiment& experiment) {
   Json versions = Json::object();
   for (const auto& s : experiment.sources) versions["capture." + s.plugin->name] = s.plugin->version;
   if (experiment.label) versions["labeler." + experiment.label->plugin->name] = experiment.label->plugin->version;
-  if (experiment.features) versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
+  if (experiment.features)
+    versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
   // format 2: flow_keys.npy, folds, label confidence
   Json hashed = {{"config", config}, {"plugins", versions}, {"format", 2}};
   DatasetPlan plan;
@@ -57,12 +58,14 @@ DatasetPlan plan_evaluation_dataset(const Experiment& experiment, const DatasetP
   Json versions = Json::object();
   for (const auto& s : experiment.evaluate->sources) versions["capture." + s.plugin->name] = s.plugin->version;
   if (experiment.label) versions["labeler." + experiment.label->plugin->name] = experiment.label->plugin->version;
-  if (experiment.features) versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
+  if (experiment.features)
+    versions["features." + experiment.features->plugin->name] = experiment.features->plugin->version;
   Json hashed = {{"config", config}, {"plugins", versions}, {"format", 2}, {"kind", "evaluation"}};
   DatasetPlan plan;
   plan.config_hash = sha256_text(hashed.dump());
   plan.config = config;
-  plan.folder = experiment.dataset.directory / fmt::format("{}-eval-{}", experiment.name, plan.config_hash.substr(0, 16));
+  plan.folder =
+      experiment.dataset.directory / fmt::format("{}-eval-{}", experiment.name, plan.config_hash.substr(0, 16));
   return plan;
 }
 

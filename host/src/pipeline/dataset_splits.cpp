@@ -47,13 +47,15 @@ void deficit_assign(std::vector<Group*>& groups, const std::array<double, 3>& fr
 }  // namespace
 
 std::vector<DatasetBuilder::FileGroup> DatasetBuilder::file_groups(const std::vector<std::string>& classes,
-                                                                    const std::vector<std::int32_t>& remap, std::uint64_t salt) const {
+                                                                   const std::vector<std::int32_t>& remap,
+                                                                   std::uint64_t salt) const {
   std::vector<FileGroup> files(inputs_.size());
   for (std::size_t i = 0; i < files.size(); ++i) {
     files[i].input = i;
     files[i].per_class.assign(classes.size(), 0);
-    files[i].key = combine(static_cast<std::uint64_t>(experiment_.seed) ^ salt,
-                           std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
+    files[i].key =
+        combine(static_cast<std::uint64_t>(experiment_.seed) ^ salt,
+                std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
   }
   for (const auto& f : flows_)
     if (f.cls >= 0 && f.rows > 0) {
@@ -68,7 +70,9 @@ std::vector<std::vector<DatasetBuilder::FileGroup*>> DatasetBuilder::by_main_cla
   std::vector<std::vector<FileGroup*>> per_class(classes);
   for (auto& g : files)
     if (g.rows > 0)
-      per_class[static_cast<std::size_t>(std::max_element(g.per_class.begin(), g.per_class.end()) - g.per_class.begin())].push_back(&g);
+      per_class[static_cast<std::size_t>(std::max_element(g.per_class.begin(), g.per_class.end()) -
+                                         g.per_class.begin())]
+          .push_back(&g);
   for (auto& group : per_class)
     std::sort(group.begin(), group.end(), [](const FileGroup* a, const FileGroup* b) { return a->key < b->key; });
   return per_class;
@@ -79,7 +83,8 @@ void DatasetBuilder::assign_splits(const std::vector<std::string>& classes, cons
   if (d.split == "flow") {
     std::vector<std::vector<FlowEntry*>> per_class(classes.size());
     for (auto& f : flows_)
-      if (f.cls >= 0 && f.rows > 0) per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])].push_back(&f);
+      if (f.cls >= 0 && f.rows > 0)
+        per_class[static_cast<std::size_t>(remap[static_cast<std::size_t>(f.cls)])].push_back(&f);
     for (std::size_t c = 0; c < classes.size(); ++c) {
       auto& group = per_class[c];
       std::sort(group.begin(), group.end(), [](const FlowEntry* a, const FlowEntry* b) { return a->key < b->key; });
@@ -112,7 +117,8 @@ void DatasetBuilder::mark_repeats() {
     auto [it, fresh] = first_with_content.try_emplace(inputs_[i].sha256, i);
     if (!fresh) {
       repeated_input[i] = true;
-      host_.warn(fmt::format("{} has the content of {}: its flows are kept once", inputs_[i].path, inputs_[it->second].path));
+      host_.warn(
+          fmt::format("{} has the content of {}: its flows are kept once", inputs_[i].path, inputs_[it->second].path));
     }
   }
   std::unordered_map<std::uint64_t, std::uint32_t> first_input;  // flow identity -> the input it was first seen in
@@ -133,7 +139,8 @@ void DatasetBuilder::mark_repeats() {
                            inputs_[inputs.first].path, inputs_[inputs.second].path));
 }
 
-std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& classes, const std::vector<std::int32_t>& remap) {
+std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& classes,
+                                              const std::vector<std::int32_t>& remap) {
   // Each file goes to the fold furthest below its share of its main class's rows (most rows),
   // files in a seeded order: every fold gets files of every class that has enough of them.
   const int k = experiment_.dataset.folds;
@@ -157,8 +164,10 @@ std::vector<int> DatasetBuilder::assign_folds(const std::vector<std::string>& cl
       assigned[static_cast<std::size_t>(best)] += static_cast<double>(g->rows);
     }
     if (!group.empty() && group.size() < static_cast<std::size_t>(std::min(k, 3)))
-      host_.warn(fmt::format("class {} is the main class of {} file{}: with {} folds by file it is tested in {} of them "
-                             "and validated in as few", classes[c], group.size(), group.size() == 1 ? "" : "s", k, group.size()));
+      host_.warn(
+          fmt::format("class {} is the main class of {} file{}: with {} folds by file it is tested in {} of them "
+                      "and validated in as few",
+                      classes[c], group.size(), group.size() == 1 ? "" : "s", k, group.size()));
   }
   return fold_of;
 }
@@ -199,8 +208,10 @@ void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std
     f.split = 2;
   }
   for (const auto& [path, n] : flows_per_input)
-    host_.warn(fmt::format("evaluation: {} flow{} of {} are training flows (same 5-tuple and start in a training "
-                           "capture): left out", n, n == 1 ? "" : "s", path));
+    host_.warn(
+        fmt::format("evaluation: {} flow{} of {} are training flows (same 5-tuple and start in a training "
+                    "capture): left out",
+                    n, n == 1 ? "" : "s", path));
   Json per_class = Json::object();
   for (std::size_t c = 0; c < k; ++c) per_class[target_->class_names[c]] = without_samples[c];
   Json training_per_class = Json::object();
@@ -246,8 +257,10 @@ void DatasetBuilder::rows_of(const DatasetShard& s, const RowPlan& plan,
       r.repeated = f && f->repeated;
       if (f && !f->repeated && (r.cls >= 0 || (target_ && f->unknown))) {
         r.input = f->input;
-        r.identity = packets ? combine(combine(plan.seed, flows[i] >> input_shift), (*packets)[i]) : combine(plan.seed, f->key);
-        r.split = plan.by_packet ? split_by_unit(to_unit(combine(plan.seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
+        r.identity =
+            packets ? combine(combine(plan.seed, flows[i] >> input_shift), (*packets)[i]) : combine(plan.seed, f->key);
+        r.split =
+            plan.by_packet ? split_by_unit(to_unit(combine(plan.seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
       }
       visit(r, hashes[i]);
     }
@@ -276,7 +289,8 @@ DatasetBuilder::FoldFilter DatasetBuilder::fold_filter(const std::vector<Dataset
   std::vector<std::uint64_t> train_rows(k, 0);
   const bool balancing = d.balance == "undersample" || d.balance == "cap";
   constexpr int bucket_bits = 16;
-  std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
+  std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0,
+                                                    std::vector<std::uint32_t>(1u << bucket_bits, 0));
   for (const auto& s : shards)
     rows_of(s, plan, [&](const Row& r, std::uint64_t h) {
       if (r.cls < 0) return;
@@ -374,7 +388,8 @@ std::uint64_t DatasetBuilder::write_fold(DatasetManifest& m, const RowPlan& plan
   }
   if (fold == 0) {
     m.counts = counts;
-    m.excluded = {{"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}, {"repeated_flow", repeated}};
+    m.excluded = {
+        {"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}, {"repeated_flow", repeated}};
     if (target_) {
       m.excluded["training_data"] = left_out;
       m.excluded["unknown_tested"] = unknown;

@@ -15,19 +15,19 @@
 namespace trafficid::host {
 
 struct DatasetJob {
-  std::string name;                         // "dataset" or "evaluation": messages, the run folder's link
+  std::string name;  // "dataset" or "evaluation": messages, the run folder's link
   DatasetPlan plan;
   const std::vector<SourceSpec>* sources = nullptr;
   std::uint64_t max_packets = 0;
-  LabelSpec label;                          // the evaluation's: classes from the map
-  const EvaluationTarget* target = nullptr; // an evaluation dataset of this training dataset
-  std::filesystem::path stage_dir;          // capture/summary.json and label/ go here
+  LabelSpec label;                           // the evaluation's: classes from the map
+  const EvaluationTarget* target = nullptr;  // an evaluation dataset of this training dataset
+  std::filesystem::path stage_dir;           // capture/summary.json and label/ go here
 };
 
 struct DatasetOutcome {
   std::optional<DatasetManifest> manifest;  // nullopt when interrupted
   bool reused = false;
-  Json stages = Json::array();              // run.json's entries for the stages that ran
+  Json stages = Json::array();  // run.json's entries for the stages that ran
 };
 
 // Builds the job's dataset, or reuses it (unless `rebuild`); links RUN_DIR/NAME to it.

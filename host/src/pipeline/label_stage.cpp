@@ -76,8 +76,9 @@ void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source
     if (listener_) hooks = listener_->begin_input(info, threads);
     current_packets_ = 0;
     labeling_ = std::make_unique<ShardedLabeling>(
-        *spec_.plugin, [&] { return registry_.create<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); },
-        threads, info, std::move(hooks));
+        *spec_.plugin,
+        [&] { return registry_.create<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); }, threads,
+        info, std::move(hooks));
   }
   ++current_packets_;
   labeling_->process(packet);
@@ -99,8 +100,8 @@ void LabelStage::end_file() {
     counts.bytes += bytes;
     if (flows_csv_.is_open())
       flows_csv_ << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}\n", current_path_, f.tuple.protocol,
-                              to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
-                              f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
+                                to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
+                                f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
   }
   if (listener_) listener_->end_input(current_packets_);
 }
@@ -108,7 +109,8 @@ void LabelStage::end_file() {
 std::string describe_labels(const Json& labels) {
   std::string classes;
   for (const auto& [name, c] : labels["classes"].items())
-    classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(), c["packets"].get<std::uint64_t>());
+    classes += fmt::format("  {}: {} flows, {} packets\n", name, c["flows"].get<std::uint64_t>(),
+                           c["packets"].get<std::uint64_t>());
   return fmt::format("stage label done ({} from {}):\n{}  dropped: {} flows, {} packets; unsure labels: {} flows",
                      labels["labeler"].get<std::string>(), labels["class_from"].get<std::string>(), classes,
                      labels["dropped"]["flows"].get<std::uint64_t>(), labels["dropped"]["packets"].get<std::uint64_t>(),
@@ -119,7 +121,8 @@ Json LabelStage::finish() {
   end_file();
   flows_csv_.close();
   Json classes = Json::object();
-  for (const auto& [name, c] : classes_) classes[name] = {{"flows", c.flows}, {"packets", c.packets}, {"bytes", c.bytes}};
+  for (const auto& [name, c] : classes_)
+    classes[name] = {{"flows", c.flows}, {"packets", c.packets}, {"bytes", c.bytes}};
   Json summary{{"labeler", spec_.plugin->name},
                {"class_from", spec_.class_from},
                {"classes", classes},

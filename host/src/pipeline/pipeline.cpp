@@ -11,7 +11,8 @@ namespace fs = std::filesystem;
 
 PipelineResult Pipeline::run() {
   std::unique_ptr<LabelStage> label_stage;
-  if (spec_.label) label_stage = std::make_unique<LabelStage>(*spec_.label, registry_, log_, spec_.label_dir, hook_, spec_.threads);
+  if (spec_.label)
+    label_stage = std::make_unique<LabelStage>(*spec_.label, registry_, log_, spec_.label_dir, hook_, spec_.threads);
   PacketObserver observer;
   if (label_stage || hook_)
     observer = [&](const PacketView& p, const CaptureSource& s, std::size_t i) {
@@ -27,7 +28,8 @@ PipelineResult Pipeline::run() {
 namespace {
 const PluginInfo& capture_plugin(const PluginRegistry& registry, const std::string& name) {
   const PluginInfo* plugin = registry.find(PluginKind::capture, name);
-  if (!plugin) throw Error(fmt::format("the {} capture plugin is not installed (`trafficid plugins` lists what is)", name));
+  if (!plugin)
+    throw Error(fmt::format("the {} capture plugin is not installed (`trafficid plugins` lists what is)", name));
   return *plugin;
 }
 }  // namespace
@@ -41,7 +43,8 @@ SourceSpec pcap_source(const PluginRegistry& registry, const std::vector<std::st
   return SourceSpec{&plugin, "pcap", params};
 }
 
-SourceSpec live_source(const PluginRegistry& registry, const std::string& interface, std::uint64_t count, double duration) {
+SourceSpec live_source(const PluginRegistry& registry, const std::string& interface, std::uint64_t count,
+                       double duration) {
   const PluginInfo& plugin = capture_plugin(registry, "live");
   Json params = schema_defaults(plugin.schema);
   params["interface"] = interface;

@@ -17,11 +17,11 @@ namespace trafficid::host {
 
 struct PipelineSpec {
   std::vector<SourceSpec> sources;
-  std::uint64_t max_packets = 0;      // 0: everything
-  std::optional<LabelSpec> label;     // none: capture only
-  std::filesystem::path label_dir;    // label/flows.csv and classes.json go here (empty: not written)
-  unsigned threads = 0;               // labelling workers per input (0: label.threads, else one per core)
-  bool summary = true;                // the capture summary's flow count and port table (a cost per packet)
+  std::uint64_t max_packets = 0;    // 0: everything
+  std::optional<LabelSpec> label;   // none: capture only
+  std::filesystem::path label_dir;  // label/flows.csv and classes.json go here (empty: not written)
+  unsigned threads = 0;             // labelling workers per input (0: label.threads, else one per core)
+  bool summary = true;              // the capture summary's flow count and port table (a cost per packet)
 };
 
 struct PipelineResult {
@@ -46,6 +46,7 @@ class Pipeline {
 // A capture source of the pcap plugin reading `paths` (files or folders, recursively, as an
 // experiment's pcap source finds them), or of the live plugin on `interface`.
 SourceSpec pcap_source(const PluginRegistry& registry, const std::vector<std::string>& paths);
-SourceSpec live_source(const PluginRegistry& registry, const std::string& interface, std::uint64_t count, double duration);
+SourceSpec live_source(const PluginRegistry& registry, const std::string& interface, std::uint64_t count,
+                       double duration);
 
 }  // namespace trafficid::host

@@ -52,15 +52,21 @@ class RunSession {
  public:
   RunSession(const RunRequest& request, const PluginRegistry& registry, EventBus& bus, const Experiment& experiment,
              RunFolder& folder, const char* parts, Json empty)
-      : request_(request), registry_(registry), experiment_(experiment), dir_(folder.path), subscribers_(bus, dir_),
-        log_(bus), resolved_(write_resolved_config(dir_, request.file, experiment)),
+      : request_(request),
+        registry_(registry),
+        experiment_(experiment),
+        dir_(folder.path),
+        subscribers_(bus, dir_),
+        log_(bus),
+        resolved_(write_resolved_config(dir_, request.file, experiment)),
         record_(dir_, request.file, experiment, parts, std::move(empty)) {
     log_.set_threads(std::max(1u, std::thread::hardware_concurrency()));
     log_.set_work_dir(dir_);
   }
 
   int single();
-  int variants(const std::vector<std::string>& names, const std::function<int(const std::string&, const fs::path&)>& one);
+  int variants(const std::vector<std::string>& names,
+               const std::function<int(const std::string&, const fs::path&)>& one);
 
  private:
   void started(Json extra = Json::object());
@@ -80,7 +86,9 @@ class RunSession {
 };
 
 void RunSession::started(Json extra) {
-  Json payload = {{"state", "started"}, {"dir", dir_.string()}, {"experiment", fs::absolute(request_.file).string()},
+  Json payload = {{"state", "started"},
+                  {"dir", dir_.string()},
+                  {"experiment", fs::absolute(request_.file).string()},
                   {"name", experiment_.name}};
   payload.update(extra);
   log_.event("run", payload);
@@ -96,8 +104,9 @@ int RunSession::finish(const std::string& status, bool print_record) {
   if (status == "interrupted")
     log_.warn(fmt::format("interrupted: `trafficid run --resume {}` continues where it stopped", dir_.string()));
   log_.info(fmt::format("run folder: {} ({:.2f} s, {} warning{})", dir_.string(), record_.seconds(), log_.warnings(),
-                          log_.warnings() == 1 ? "" : "s"));
-  Json payload = {{"state", status}, {"dir", dir_.string()}, {"seconds", record_.seconds()}, {"warnings", log_.warnings()}};
+                        log_.warnings() == 1 ? "" : "s"));
+  Json payload = {
+      {"state", status}, {"dir", dir_.string()}, {"seconds", record_.seconds()}, {"warnings", log_.warnings()}};
   if (record.contains("error")) payload["error"] = record["error"];
   if (record.contains("best_model")) payload["best_model"] = record["best_model"];
   log_.event("run", payload);
@@ -108,9 +117,10 @@ int RunSession::finish(const std::string& status, bool print_record) {
 // An experiment without features: capture (and labels) only, no dataset.
 int RunSession::capture_only() {
   fs::create_directories(dir_ / "capture");
-  log_.info("stage capture: " + fmt::format("{}", fmt::join(experiment_.sources | std::views::transform(
-                                                                                       [](const SourceSpec& s) { return s.instance; }),
-                                                            ", ")));
+  log_.info("stage capture: " +
+            fmt::format("{}", fmt::join(experiment_.sources |
+                                            std::views::transform([](const SourceSpec& s) { return s.instance; }),
+                                        ", ")));
   log_.event("stage", {{"name", "capture"}, {"state", "started"}});
   Pipeline pipeline({experiment_.sources, experiment_.max_packets, experiment_.label, dir_ / "label"}, registry_, log_);
   PipelineResult result = pipeline.run();
@@ -136,15 +146,17 @@ bool RunSession::build_datasets(fs::path& dataset, std::optional<fs::path>& eval
   auto add_stages = [&](const Json& stages) {
     for (const auto& s : stages) record["stages"].push_back(s);
   };
-  DatasetJob job{"dataset", plan_dataset(experiment_), &experiment_.sources, experiment_.max_packets, *experiment_.label,
-                 nullptr, dir_};
+  DatasetJob job{
+      "dataset", plan_dataset(experiment_), &experiment_.sources, experiment_.max_packets, *experiment_.label, nullptr,
+      dir_};
   auto outcome = obtain_dataset(job, experiment_, registry_, log_, dir_, request_.rebuild);
   add_stages(outcome.stages);
   if (!outcome.manifest) return false;
   record["dataset"] = dataset_summary(*outcome.manifest);
   log_.info((outcome.reused ? "" : "stage dataset done: ") + describe_dataset(*outcome.manifest));
   // Before the evaluation dataset is built: a dataset no model can learn from stops the run here.
-  if (request_.train && !experiment_.models.empty()) check_trainable(*outcome.manifest, job.plan.folder, experiment_.file);
+  if (request_.train && !experiment_.models.empty())
+    check_trainable(*outcome.manifest, job.plan.folder, experiment_.file);
   Json identity = {{"dataset", dataset_identity(*outcome.manifest)}};
   dataset = job.plan.folder;
   if (experiment_.evaluate && !request_.trial) {
@@ -152,15 +164,20 @@ bool RunSession::build_datasets(fs::path& dataset, std::optional<fs::path>& eval
     target.keep_unknown = experiment_.evaluate->unknown;
     LabelSpec label = *experiment_.label;
     label.class_from = "map";  // evaluation captures are not sorted into folders by class
-    DatasetJob eval{"evaluation", plan_evaluation_dataset(experiment_, job.plan), &experiment_.evaluate->sources,
-                    experiment_.evaluate->max_packets, std::move(label), &target, dir_ / "evaluate"};
+    DatasetJob eval{"evaluation",
+                    plan_evaluation_dataset(experiment_, job.plan),
+                    &experiment_.evaluate->sources,
+                    experiment_.evaluate->max_packets,
+                    std::move(label),
+                    &target,
+                    dir_ / "evaluate"};
     auto evaluated = obtain_dataset(eval, experiment_, registry_, log_, dir_, request_.rebuild);
     add_stages(evaluated.stages);
     if (!evaluated.manifest) return false;
     record["evaluation"] = dataset_summary(*evaluated.manifest);
     identity["evaluation"] = dataset_identity(*evaluated.manifest);
-    log_.info(fmt::format("{}evaluation captures: {}", evaluated.reused ? "" : "stage evaluation done: ",
-                          describe_dataset(*evaluated.manifest)));
+    log_.info(fmt::format("{}evaluation captures: {}",
+                          evaluated.reused ? "" : "stage evaluation done: ", describe_dataset(*evaluated.manifest)));
     evaluation = eval.plan.folder;
   }
   check_run_inputs(dir_, identity);
@@ -193,8 +210,8 @@ void RunSession::train_and_report(const fs::path& dataset, const std::optional<f
   record["stages"].push_back({{"name", "train"}, {"output", "models/"}});
   if (request_.trial) {
     for (const auto& [name, trained] : models.items())
-      record["trial"][name] = finish_trial(dir_, trained, name, *judge, request_.trial->trial, header.metric,
-                                           header.space.maximize);
+      record["trial"][name] =
+          finish_trial(dir_, trained, name, *judge, request_.trial->trial, header.metric, header.space.maximize);
     return;
   }
   record["models"] = models;
@@ -228,8 +245,8 @@ int RunSession::single() {
 // models are kept.
 int RunSession::variants(const std::vector<std::string>& names,
                          const std::function<int(const std::string&, const fs::path&)>& one) {
-  log_.info(fmt::format("run {} of {} in {}: {} variants ({})", experiment_.name, request_.file, dir_.string(), names.size(),
-                        fmt::join(names, ", ")));
+  log_.info(fmt::format("run {} of {} in {}: {} variants ({})", experiment_.name, request_.file, dir_.string(),
+                        names.size(), fmt::join(names, ", ")));
   started({{"variants", names}});
   Json& record = record_.json();
   std::vector<fs::path> finished;

@@ -44,7 +44,7 @@ class Run {
   int execute();
   void start();  // execute() in a thread of its own
   void stop() { bus_.request_stop(); }
-  int wait();    // the exit status of a started run
+  int wait();  // the exit status of a started run
 
  private:
   RunRequest request_;

@@ -21,7 +21,9 @@ constexpr std::size_t batch_packets = 512;
 
 // A run's flows in a fixed order, however the work was split: by first packet, then 5-tuple, then
 // the order the labeler ended them.
-bool earlier(const FlowRecord& a, const FlowRecord& b) { return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple); }
+bool earlier(const FlowRecord& a, const FlowRecord& b) {
+  return std::tie(a.first_ns, a.tuple) < std::tie(b.first_ns, b.tuple);
+}
 
 // Flows already in order (a capture whose timestamps only grow) are returned as they are. Otherwise
 // the keys are copied side by side and sorted, and the records moved into place once: records

@@ -52,16 +52,20 @@ ComparedRun load_compared_run(const fs::path& dir) {
   run.label = fs::absolute(dir).lexically_normal().filename().string();
   if (run.label.empty()) run.label = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   std::ifstream record(dir / "run.json");
-  if (!record) throw Error(fmt::format("{}: not a run folder (no run.json); give folders that `trafficid run` made", dir.string()));
+  if (!record)
+    throw Error(
+        fmt::format("{}: not a run folder (no run.json); give folders that `trafficid run` made", dir.string()));
   try {
     run.record = Json::parse(record);
   } catch (const Json::exception& e) {
-    throw Error(fmt::format("{}: unreadable ({}); the run was perhaps killed while writing it", (dir / "run.json").string(), e.what()));
+    throw Error(fmt::format("{}: unreadable ({}); the run was perhaps killed while writing it",
+                            (dir / "run.json").string(), e.what()));
   }
   run.models = run.record.value("models", Json::object());
   if (run.models.empty() && fs::is_directory(dir / "models"))  // a run still training, or stopped: its finished models
     for (const auto& entry : fs::directory_iterator(dir / "models"))
-      if (std::ifstream m(entry.path() / "metrics.json"); m) run.models[entry.path().filename().string()] = Json::parse(m);
+      if (std::ifstream m(entry.path() / "metrics.json"); m)
+        run.models[entry.path().filename().string()] = Json::parse(m);
   Json config;
   if (run.record.contains("config")) {
     config = run.record["config"];
@@ -127,11 +131,13 @@ std::string model_table(const std::vector<ComparedRun>& runs, const fs::path& ou
   std::string what;
   for (const auto& r : runs)
     if (what.empty()) what = headline_what(r.models);
-  html += fmt::format("<h2>Models</h2><p>Headline: {}.</p>", escape(what.empty() ? std::string("per-flow macro F1") : what));
-  html += "<table><tr><th>run</th><th>model</th><th>headline per-flow macro F1</th><th>validation per-flow macro F1</th>"
-          "<th>test per-sample macro F1</th><th>weighted F1</th>"
-          "<th>accuracy</th><th>test per-flow macro F1</th><th>parameters</th><th>training s</th><th>best epoch</th>"
-          "<th>inference samples/s</th><th>report</th></tr>";
+  html += fmt::format("<h2>Models</h2><p>Headline: {}.</p>",
+                      escape(what.empty() ? std::string("per-flow macro F1") : what));
+  html +=
+      "<table><tr><th>run</th><th>model</th><th>headline per-flow macro F1</th><th>validation per-flow macro F1</th>"
+      "<th>test per-sample macro F1</th><th>weighted F1</th>"
+      "<th>accuracy</th><th>test per-flow macro F1</th><th>parameters</th><th>training s</th><th>best epoch</th>"
+      "<th>inference samples/s</th><th>report</th></tr>";
   for (const auto& r : runs) {
     if (r.models.empty())
       html += fmt::format("<tr><td>{}</td><td colspan=\"12\">no trained model (status {})</td></tr>", escape(r.label),
@@ -143,16 +149,18 @@ std::string model_table(const std::vector<ComparedRun>& runs, const fs::path& ou
       fs::path page = fs::relative(fs::absolute(r.dir / "report.html"), fs::absolute(out).parent_path(), ec);
       const auto h = headline_of(m);
       const bool top = h && *h == best_headline;
-      html += fmt::format("<tr><td>{}</td><td>{}{}</td><td>{}{}{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f}</td>"
-                          "<td>{}</td><td>{:.0f}</td><td>{}</td></tr>",
-                          escape(r.label), escape(name), r.record.value("best_model", "") == name ? " (best)" : "",
-                          top ? "<b>" : "", h ? number(*h) : "", top ? "</b>" : "", maybe(m, {"validation_per_flow", "macro_f1"}),
-                          f1 == best ? "<b>" : "", number(f1), f1 == best ? "</b>" : "",
-                          number(m["test"]["weighted_f1"].get<double>()), number(m["test"]["accuracy"].get<double>()),
-                          number(m["test_per_flow"]["macro_f1"].get<double>()), m["parameters"].get<std::uint64_t>(),
-                          m["training_seconds"].get<double>(), m["best_epoch"].get<std::int64_t>(),
-                          m["inference"]["throughput_samples_per_second"].get<double>(),
-                          fs::exists(r.dir / "report.html") && !ec ? fmt::format("<a href=\"{}\">run report</a>", escape(page.string())) : "");
+      html += fmt::format(
+          "<tr><td>{}</td><td>{}{}</td><td>{}{}{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</"
+          "td><td>{}</td><td>{:.1f}</td>"
+          "<td>{}</td><td>{:.0f}</td><td>{}</td></tr>",
+          escape(r.label), escape(name), r.record.value("best_model", "") == name ? " (best)" : "", top ? "<b>" : "",
+          h ? number(*h) : "", top ? "</b>" : "", maybe(m, {"validation_per_flow", "macro_f1"}),
+          f1 == best ? "<b>" : "", number(f1), f1 == best ? "</b>" : "", number(m["test"]["weighted_f1"].get<double>()),
+          number(m["test"]["accuracy"].get<double>()), number(m["test_per_flow"]["macro_f1"].get<double>()),
+          m["parameters"].get<std::uint64_t>(), m["training_seconds"].get<double>(),
+          m["best_epoch"].get<std::int64_t>(), m["inference"]["throughput_samples_per_second"].get<double>(),
+          fs::exists(r.dir / "report.html") && !ec ? fmt::format("<a href=\"{}\">run report</a>", escape(page.string()))
+                                                   : "");
     }
   }
   html += "</table>";
@@ -212,7 +220,8 @@ std::string per_class_table(const std::vector<ComparedRun>& runs) {
         std::string cell;
         for (const auto& c : (*m)["test"]["per_class"])
           if (c["class"] == cls)
-            cell = fmt::format("<span title=\"support {}\">{}</span>", c["support"].get<std::uint64_t>(), number(c["f1"].get<double>()));
+            cell = fmt::format("<span title=\"support {}\">{}</span>", c["support"].get<std::uint64_t>(),
+                               number(c["f1"].get<double>()));
         html += "<td>" + cell + "</td>";
       }
       html += "</tr>";
@@ -228,10 +237,11 @@ std::string run_table(const std::vector<ComparedRun>& runs) {
   html += "<h2>Runs</h2><table><tr><th>run</th><th>folder</th><th>status</th><th>started</th><th>dataset</th></tr>";
   for (const auto& r : runs) {
     const Json& d = r.record.contains("dataset") ? r.record["dataset"] : Json::object();
-    std::string dataset = d.contains("rows") ? fmt::format("{} classes, split by {}: {} / {} / {}", d.value("classes", 0),
-                                                           d.value("split", ""), d["rows"].value("train", 0),
-                                                           d["rows"].value("validation", 0), d["rows"].value("test", 0))
-                                             : "";
+    std::string dataset =
+        d.contains("rows")
+            ? fmt::format("{} classes, split by {}: {} / {} / {}", d.value("classes", 0), d.value("split", ""),
+                          d["rows"].value("train", 0), d["rows"].value("validation", 0), d["rows"].value("test", 0))
+            : "";
     html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", escape(r.label),
                         escape(fs::absolute(r.dir).lexically_normal().string()), escape(r.record.value("status", "")),
                         escape(r.record.value("started", "")), escape(dataset));
@@ -250,15 +260,19 @@ void write_comparison_report(const fs::path& out, const std::vector<fs::path>& r
       r.label = fs::absolute(r.dir).lexically_normal().parent_path().filename().string() + "/" + r.label;
 
   std::string html = page_head(title);
-  html += fmt::format("<h1>{}</h1><p>{} run{} compared: the test split's numbers of every model, what differs in their "
-                      "configurations, validation curves, and per-class F1.</p>", escape(title), runs.size(), runs.size() == 1 ? "" : "s");
+  html += fmt::format(
+      "<h1>{}</h1><p>{} run{} compared: the test split's numbers of every model, what differs in their "
+      "configurations, validation curves, and per-class F1.</p>",
+      escape(title), runs.size(), runs.size() == 1 ? "" : "s");
   std::vector<std::string> leaking;
   for (const auto& r : runs)
     if (r.record.contains("dataset") && r.record["dataset"].value("leaks", false)) leaking.push_back(r.label);
   if (!leaking.empty())
-    html += fmt::format(R"(<p class="warn"><b>Packet split</b> in {}: packets of one flow sit in training and test; their numbers overstate what the models do on new traffic and are not comparable with a flow split.</p>)",
-                        escape(fmt::format("{}", fmt::join(leaking, ", "))));
-  html += differences(runs) + model_table(runs, out) + validation_curves(runs) + per_class_table(runs) + run_table(runs);
+    html += fmt::format(
+        R"(<p class="warn"><b>Packet split</b> in {}: packets of one flow sit in training and test; their numbers overstate what the models do on new traffic and are not comparable with a flow split.</p>)",
+        escape(fmt::format("{}", fmt::join(leaking, ", "))));
+  html +=
+      differences(runs) + model_table(runs, out) + validation_curves(runs) + per_class_table(runs) + run_table(runs);
   html += "</table></body></html>\n";
   write_file_atomically(out, html);
 }

@@ -33,7 +33,6 @@ std::string escape(const std::string& text) {
   return out;
 }
 
-
 // A line chart of several series against the epoch.
 std::string line_chart(const std::string& title, const std::vector<Series>& series, bool unit_range,
                        const std::string& x_label, bool legend, bool lines) {
@@ -54,29 +53,36 @@ std::string line_chart(const std::string& title, const std::vector<Series>& seri
   }
   auto px = [&](double x) { return left + (x_max > 1 ? (x - 1) / (x_max - 1) : 0.5) * (w - left - right); };
   auto py = [&](double y) { return top + (1 - (y - y_min) / (y_max - y_min)) * (h - top - bottom); };
-  std::string svg = fmt::format(R"(<svg class="chart" role="img" aria-label="{0}" width="{1}" height="{2}" viewBox="0 0 {1} {2}" xmlns="http://www.w3.org/2000/svg">)"
-                                R"(<text x="{3}" y="14" class="title">{0}</text>)", escape(title), w, h, left);
+  std::string svg = fmt::format(
+      R"(<svg class="chart" role="img" aria-label="{0}" width="{1}" height="{2}" viewBox="0 0 {1} {2}" xmlns="http://www.w3.org/2000/svg">)"
+      R"(<text x="{3}" y="14" class="title">{0}</text>)",
+      escape(title), w, h, left);
   for (int i = 0; i <= 4; ++i) {
     double y = y_min + (y_max - y_min) * i / 4.0;
-    svg += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/><text x="{}" y="{:.1f}" class="tick" text-anchor="end">{:.3g}</text>)",
-                       left, w - right, py(y), py(y), left - 4, py(y) + 4, y);
+    svg += fmt::format(
+        R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/><text x="{}" y="{:.1f}" class="tick" text-anchor="end">{:.3g}</text>)",
+        left, w - right, py(y), py(y), left - 4, py(y) + 4, y);
   }
   const int ticks = static_cast<int>(std::min(x_max, 10.0));
   for (int i = 0; i < ticks; ++i) {
     double x = 1 + (x_max - 1) * (ticks > 1 ? i / static_cast<double>(ticks - 1) : 0);
-    svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{:.0f}</text>)", px(x), h - bottom + 14, x);
+    svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{:.0f}</text>)", px(x),
+                       h - bottom + 14, x);
   }
-  svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{}</text>)", (left + w - right) / 2, h - 4,
-                     escape(x_label));
+  svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{}</text>)", (left + w - right) / 2,
+                     h - 4, escape(x_label));
   double legend_x = left + 8;
   for (const auto& s : series) {
     std::string path;
     for (auto [x, y] : s.points) path += fmt::format("{}{:.1f},{:.1f}", path.empty() ? "M" : " L", px(x), py(y));
-    if (lines && s.points.size() > 1) svg += fmt::format(R"(<path d="{}" fill="none" stroke="{}" stroke-width="2"/>)", path, s.color);
-    for (auto [x, y] : s.points) svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>)", px(x), py(y), s.color);
+    if (lines && s.points.size() > 1)
+      svg += fmt::format(R"(<path d="{}" fill="none" stroke="{}" stroke-width="2"/>)", path, s.color);
+    for (auto [x, y] : s.points)
+      svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>)", px(x), py(y), s.color);
     if (!legend) continue;
-    svg += fmt::format(R"(<rect x="{:.1f}" y="22" width="10" height="10" fill="{}"/><text x="{:.1f}" y="31" class="tick">{}</text>)",
-                       legend_x, s.color, legend_x + 14, escape(s.name));
+    svg += fmt::format(
+        R"(<rect x="{:.1f}" y="22" width="10" height="10" fill="{}"/><text x="{:.1f}" y="31" class="tick">{}</text>)",
+        legend_x, s.color, legend_x + 14, escape(s.name));
     legend_x += 24 + 7.0 * static_cast<double>(s.name.size());
   }
   return svg + "</svg>";
@@ -87,8 +93,9 @@ std::string confusion_chart(const Json& confusion, const std::vector<std::string
   const std::size_t k = names.size();
   const double cell = k > 12 ? 26 : 34, label = 110, top = 110;
   const double size = label + cell * static_cast<double>(k) + 10;
-  std::string svg = fmt::format(R"(<svg class="confusion" role="img" aria-label="confusion matrix" width="{0}" height="{1}" viewBox="0 0 {0} {1}" xmlns="http://www.w3.org/2000/svg">)",
-                                size, top + cell * static_cast<double>(k) + 20);
+  std::string svg = fmt::format(
+      R"(<svg class="confusion" role="img" aria-label="confusion matrix" width="{0}" height="{1}" viewBox="0 0 {0} {1}" xmlns="http://www.w3.org/2000/svg">)",
+      size, top + cell * static_cast<double>(k) + 20);
   for (std::size_t c = 0; c < k; ++c) {
     svg += fmt::format(R"(<text x="{}" y="{:.1f}" class="tick" text-anchor="end">{}</text>)", label - 4,
                        top + cell * (static_cast<double>(c) + 0.65), escape(names[c]));
@@ -102,19 +109,19 @@ std::string confusion_chart(const Json& confusion, const std::vector<std::string
       const double n = confusion[t][p].get<double>();
       const double share = total > 0 ? n / total : 0;
       const int shade = static_cast<int>(255 - 200 * share);
-      svg += fmt::format(R"~(<rect x="{:.1f}" y="{:.1f}" width="{}" height="{}" fill="rgb({},{},255)" stroke="#ddd"><title>true {} predicted {}: {} ({:.1f}%)</title></rect>)~",
-                         label + cell * static_cast<double>(p), top + cell * static_cast<double>(t), cell, cell, shade, shade,
-                         escape(names[t]), escape(names[p]), n, 100 * share);
+      svg += fmt::format(
+          R"~(<rect x="{:.1f}" y="{:.1f}" width="{}" height="{}" fill="rgb({},{},255)" stroke="#ddd"><title>true {} predicted {}: {} ({:.1f}%)</title></rect>)~",
+          label + cell * static_cast<double>(p), top + cell * static_cast<double>(t), cell, cell, shade, shade,
+          escape(names[t]), escape(names[p]), n, 100 * share);
       if (n > 0)
         svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="cell" text-anchor="middle" fill="{}">{}</text>)",
                            label + cell * (static_cast<double>(p) + 0.5), top + cell * (static_cast<double>(t) + 0.62),
-                           share > 0.5 ? "#fff" : "#222", n >= 10000 ? fmt::format("{:.0f}k", n / 1000) : fmt::format("{:.0f}", n));
+                           share > 0.5 ? "#fff" : "#222",
+                           n >= 10000 ? fmt::format("{:.0f}k", n / 1000) : fmt::format("{:.0f}", n));
     }
   }
   return svg + "</svg>";
 }
-
-
 
 // The page's head and style, shared by a run's report and the comparison of runs.
 std::string page_head(const std::string& title) {
@@ -130,9 +137,7 @@ th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.warn{backgr
 )" + "</style></head><body>";
 }
 
-
 std::string number(double v) { return fmt::format("{:.4f}", v); }
-
 
 // A number of a metrics.json that may lack it (a run of an earlier version): "" then.
 std::string maybe(const Json& m, std::initializer_list<const char*> path) {
@@ -164,7 +169,8 @@ std::string early_chart(const Json& m) {
   auto add = [&](const char* what, const Json& scoring, const char* color) {
     if (!scoring.is_object() || !scoring.contains("early") || scoring["early"].empty()) return;
     Series s{what, color, {}};
-    for (const auto& e : scoring["early"]) s.points.emplace_back(e.value("packets", e.value("samples", 0)), e.value("macro_f1", 0.0));
+    for (const auto& e : scoring["early"])
+      s.points.emplace_back(e.value("packets", e.value("samples", 0)), e.value("macro_f1", 0.0));
     series.push_back(std::move(s));
   };
   if (m.contains("unseen")) add("unseen captures", m["unseen"], "#d62728");
@@ -172,7 +178,8 @@ std::string early_chart(const Json& m) {
   if (series.empty()) return "";
   const bool packets = m.contains("test_scoring") && !m["test_scoring"]["early"].empty() &&
                        m["test_scoring"]["early"][0].contains("packets");
-  return line_chart("Per-flow macro F1, deciding early", series, true, packets ? "packets of the flow" : "samples of the flow");
+  return line_chart("Per-flow macro F1, deciding early", series, true,
+                    packets ? "packets of the flow" : "samples of the flow");
 }
 
 // Per class: per-flow F1 on unseen captures and on the test split, per-sample F1 on the test split.
@@ -187,16 +194,17 @@ std::string class_table(const Json& m) {
     if (unseen) {
       const Json& u = m["unseen"]["per_flow"]["per_class"][c];
       const bool present = u.value("support", 0) > 0;
-      html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", present ? number(u["f1"].get<double>()) : "",
-                          present ? number(u["precision"].get<double>()) : "", present ? number(u["recall"].get<double>()) : "",
-                          u.value("support", 0), u.value("abstained", 0));
+      html +=
+          fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                      present ? number(u["f1"].get<double>()) : "", present ? number(u["precision"].get<double>()) : "",
+                      present ? number(u["recall"].get<double>()) : "", u.value("support", 0), u.value("abstained", 0));
     }
     const Json& f = m.contains("test_per_flow") ? m["test_per_flow"]["per_class"][c] : Json::object();
-    html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", f.value("support", 0) ? number(f["f1"].get<double>()) : "",
-                        f.value("support", 0), number(samples[c]["f1"].get<double>()), samples[c]["support"].get<std::uint64_t>());
+    html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        f.value("support", 0) ? number(f["f1"].get<double>()) : "", f.value("support", 0),
+                        number(samples[c]["f1"].get<double>()), samples[c]["support"].get<std::uint64_t>());
   }
   return html + "</table>";
 }
-
 
 }  // namespace trafficid::host::html

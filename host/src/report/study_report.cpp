@@ -30,23 +30,25 @@ void write_study_report(const fs::path& study_dir, const StudyState& state) {
   std::map<std::string, int> counts;
   for (const auto& [id, t] : state.trials) ++counts[t.status];
   std::string html = page_head("trafficid study: " + h.name);
-  html += fmt::format("<h1>trafficid study: {}</h1><p>Tuner <b>{}</b> {}, {} {} on the validation split (the test split is "
-                      "never looked at), {} trials budgeted; {} done, {} pruned, {} failed, {} running, {} waiting.</p>",
-                      escape(h.name), escape(h.tuner), escape(h.tuner_params.dump()), h.space.maximize ? "maximizing" : "minimizing",
-                      escape(h.metric), h.trials, counts["done"], counts["pruned"], counts["failed"], counts["running"],
-                      counts["waiting"]);
+  html += fmt::format(
+      "<h1>trafficid study: {}</h1><p>Tuner <b>{}</b> {}, {} {} on the validation split (the test split is "
+      "never looked at), {} trials budgeted; {} done, {} pruned, {} failed, {} running, {} waiting.</p>",
+      escape(h.name), escape(h.tuner), escape(h.tuner_params.dump()), h.space.maximize ? "maximizing" : "minimizing",
+      escape(h.metric), h.trials, counts["done"], counts["pruned"], counts["failed"], counts["running"],
+      counts["waiting"]);
   const auto best = state.best_trial();
   if (best) {
     const auto& b = state.trials.at(best);
-    html += fmt::format("<h2>Best: trial {}, {} {}</h2><table><tr><th>setting</th><th>value</th></tr>", best, escape(h.metric),
-                        number(*b.value));
+    html += fmt::format("<h2>Best: trial {}, {} {}</h2><table><tr><th>setting</th><th>value</th></tr>", best,
+                        escape(h.metric), number(*b.value));
     for (const auto& [path, value] : b.assignment.items())
       html += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape(path), escape(value.dump()));
     html += "</table><p><a href=\"best.toml\">best.toml</a> is its experiment, ready to run: <code>trafficid run " +
             escape((study_dir / "best.toml").string()) + "</code> trains it and tests it on the test split.</p>";
   }
   // Optimisation history: every trial's value, and the best so far.
-  Series values{"trial value", palette[0], {}}, pruned{"pruned (best reached)", palette[3], {}}, best_so_far{"best so far", palette[2], {}};
+  Series values{"trial value", palette[0], {}}, pruned{"pruned (best reached)", palette[3], {}},
+      best_so_far{"best so far", palette[2], {}};
   std::optional<double> running_best;
   double epochs = 0;
   for (const auto& [id, t] : state.trials) {
@@ -77,21 +79,21 @@ void write_study_report(const fs::path& study_dir, const StudyState& state) {
   html += "<th>seconds</th><th>worker</th><th>error</th></tr>";
   for (const auto& [id, t] : state.trials) {
     html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", id, escape(t.status),
-                        t.value ? (id == best ? "<b>" + number(*t.value) + "</b>" : number(*t.value)) : "", t.reports.size(),
-                        t.attempts);
+                        t.value ? (id == best ? "<b>" + number(*t.value) + "</b>" : number(*t.value)) : "",
+                        t.reports.size(), t.attempts);
     for (const auto& d : h.space.dimensions)
       html += "<td>" + escape(t.assignment.contains(d.path) ? t.assignment[d.path].dump() : "") + "</td>";
     html += fmt::format("<td>{:.1f}</td><td>{}</td><td>{}</td></tr>", t.seconds, escape(t.worker), escape(t.error));
   }
   html += "</table><h2>Search space</h2><table><tr><th>setting</th><th>distribution</th></tr>";
   for (const auto& d : h.space.dimensions) {
-    std::string what = d.kind == SearchDimension::Kind::choice ? "choice " + Json(d.choices).dump()
-                                                               : fmt::format("{} [{}, {}]", to_string(d.kind), d.low, d.high);
+    std::string what = d.kind == SearchDimension::Kind::choice
+                           ? "choice " + Json(d.choices).dump()
+                           : fmt::format("{} [{}, {}]", to_string(d.kind), d.low, d.high);
     html += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape(d.path), escape(what));
   }
   html += "</table></body></html>\n";
   write_file_atomically(study_dir / "report.html", html);
 }
-
 
 }  // namespace trafficid::host

@@ -67,9 +67,10 @@ EventBus::Subscriber terminal_printer(LogLevel threshold) {
     if (event.kind != "log") return;
     const std::string level = event.payload.value("level", "info");
     const std::string& message = event.payload["message"].get_ref<const std::string&>();
-    const LogLevel l = level == "debug" ? LogLevel::debug : level == "info" ? LogLevel::info
-                       : level == "warning"                 ? LogLevel::warning
-                                                            : LogLevel::error;
+    const LogLevel l = level == "debug"     ? LogLevel::debug
+                       : level == "info"    ? LogLevel::info
+                       : level == "warning" ? LogLevel::warning
+                                            : LogLevel::error;
     if (l < threshold) return;
     if (l == LogLevel::info) std::cerr << message << '\n';
     else std::cerr << level << ": " << message << '\n';

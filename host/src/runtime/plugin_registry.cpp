@@ -49,9 +49,11 @@ std::vector<fs::path> plugin_search_path(const std::vector<std::string>& cli_pat
     add_list(env);
     for (std::size_t i = from; i < out.size(); ++i)
       if (out[i].is_relative())
-        throw Error(fmt::format("TRAFFICID_PLUGIN_PATH holds the relative folder '{}': plugins are loaded only from "
-                                "absolute folders (a relative one would depend on the current folder); write it as an "
-                                "absolute path", out[i].string()));
+        throw Error(
+            fmt::format("TRAFFICID_PLUGIN_PATH holds the relative folder '{}': plugins are loaded only from "
+                        "absolute folders (a relative one would depend on the current folder); write it as an "
+                        "absolute path",
+                        out[i].string()));
   }
   out.push_back(builtin_plugin_dir());
   std::vector<fs::path> unique;
@@ -112,9 +114,10 @@ void PluginRegistry::load_file(const fs::path& file) {
     return;
   }
   if (d->abi_version != TRAFFICID_ABI_VERSION) {
-    fail(fmt::format("wrong ABI version on plugin '{}': got version {}, supported version is {} "
-                     "(rebuild it against this trafficid SDK)",
-                     file.string(), d->abi_version, TRAFFICID_ABI_VERSION));
+    fail(
+        fmt::format("wrong ABI version on plugin '{}': got version {}, supported version is {} "
+                    "(rebuild it against this trafficid SDK)",
+                    file.string(), d->abi_version, TRAFFICID_ABI_VERSION));
     return;
   }
   if (!is_known_kind(d->kind)) {
@@ -141,15 +144,17 @@ void PluginRegistry::load_file(const fs::path& file) {
   }
   if (const auto named = plugin_file_name(file.filename().string());
       named && (named->first != to_string(info->kind) || named->second != info->name)) {
-    fail(fmt::format("its file name says {} plugin '{}' but it declares {} plugin '{}': name the file "
-                     "trafficid_{}_{}.so (trafficid_add_plugin does)", named->first, named->second, to_string(info->kind),
-                     info->name, to_string(info->kind), info->name));
+    fail(
+        fmt::format("its file name says {} plugin '{}' but it declares {} plugin '{}': name the file "
+                    "trafficid_{}_{}.so (trafficid_add_plugin does)",
+                    named->first, named->second, to_string(info->kind), info->name, to_string(info->kind), info->name));
     return;
   }
   if (const auto* existing = find(info->kind, info->name)) {
-    fail(fmt::format("duplicate {} plugin '{}': also declared by {} (version {}); keeping that one, "
-                     "ignoring this one (version {})",
-                     to_string(info->kind), info->name, existing->file.string(), existing->version, info->version));
+    fail(
+        fmt::format("duplicate {} plugin '{}': also declared by {} (version {}); keeping that one, "
+                    "ignoring this one (version {})",
+                    to_string(info->kind), info->name, existing->file.string(), existing->version, info->version));
     return;
   }
   try {
@@ -181,8 +186,8 @@ std::vector<std::string> PluginRegistry::names(PluginKind kind) const {
   return out;
 }
 
-std::unique_ptr<Plugin> PluginRegistry::create_object(const PluginInfo& info, const Json& params,
-                                                      HostServices& host, std::string instance_name) const {
+std::unique_ptr<Plugin> PluginRegistry::create_object(const PluginInfo& info, const Json& params, HostServices& host,
+                                                      std::string instance_name) const {
   PluginArgs args{params, host, std::move(instance_name)};
   std::unique_ptr<Plugin> object;
   try {

@@ -44,6 +44,31 @@ std::optional<std::pair<std::string, std::string>> plugin_file_name(const std::s
 std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::string>& cli_paths);
 std::filesystem::path builtin_plugin_dir();
 
+template <class Body>
+decltype(auto) guarded(const PluginInfo& info, Body&& body);
+
+// A plugin object with the plugin it came from: a call through it, `handle([&](Model& m) { ... })`,
+// is guarded (an exception becomes an Error naming the plugin), and the object keeps its library
+// loaded for as long as the handle (or a copy) lives.
+template <class Interface>
+class PluginHandle {
+ public:
+  PluginHandle() = default;
+  PluginHandle(std::shared_ptr<Interface> object, const PluginInfo& info) : object_(std::move(object)), info_(&info) {}
+  const PluginInfo& info() const { return *info_; }
+  explicit operator bool() const { return object_ != nullptr; }
+  template <class F>
+  decltype(auto) operator()(F&& f) const {
+    return guarded(*info_, [&]() -> decltype(auto) { return f(*object_); });
+  }
+  // The object itself, for code that guards its own calls (a hot loop's caller).
+  Interface& get() const { return *object_; }
+
+ private:
+  std::shared_ptr<Interface> object_;
+  const PluginInfo* info_ = nullptr;
+};
+
 class PluginRegistry {
  public:
   // Loads every *.so in each folder (not recursively). Problems are recorded, never thrown:
@@ -68,11 +93,17 @@ class PluginRegistry {
     std::unique_ptr<Plugin> object = create_object(info, params, host, std::move(instance_name));
     auto* typed = dynamic_cast<Interface*>(object.get());
     if (!typed)
-      throw Error(info.label() + ": the object its factory made does not implement the " +
-                  to_string(info.kind) + " interface (was it built against this SDK?)");
+      throw Error(info.label() + ": the object its factory made does not implement the " + to_string(info.kind) +
+                  " interface (was it built against this SDK?)");
     Plugin* owner = object.release();
     // The deleter holds the library: the plugin's code cannot be unloaded under its objects.
     return std::shared_ptr<Interface>(typed, [library = info.library, owner](Interface*) { delete owner; });
+  }
+  // create() as a handle that guards every call.
+  template <class Interface>
+  PluginHandle<Interface> make(const PluginInfo& info, const Json& params, HostServices& host,
+                               std::string instance_name) const {
+    return {create<Interface>(info, params, host, std::move(instance_name)), info};
   }
 
  private:

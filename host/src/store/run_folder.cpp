@@ -13,7 +13,8 @@ namespace trafficid::host {
 namespace fs = std::filesystem;
 
 std::string timestamp_now() {
-  return fmt::format("{:%Y%m%d-%H%M%S}", fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
+  return fmt::format("{:%Y%m%d-%H%M%S}",
+                     fmt::localtime(std::chrono::system_clock::to_time_t(std::chrono::system_clock::now())));
 }
 
 RunFolder make_run_dir(const Experiment& experiment, const std::string& requested) {
@@ -42,17 +43,17 @@ RunFolder make_run_dir(const Experiment& experiment, const std::string& requeste
   // process is writing stops here (the lock goes with the process, also on kill -9).
   FileLock lock = FileLock::try_take(dir / "run.lock");
   if (!lock.held())
-    throw Error(fmt::format("{}: another trafficid process is running in this folder (it holds {}); wait for it to end, "
-                            "or stop it, then `trafficid run --resume {}`", dir.string(), (dir / "run.lock").string(),
-                            dir.string()));
+    throw Error(
+        fmt::format("{}: another trafficid process is running in this folder (it holds {}); wait for it to end, "
+                    "or stop it, then `trafficid run --resume {}`",
+                    dir.string(), (dir / "run.lock").string(), dir.string()));
   return {dir, std::move(lock)};
 }
 
 // What a run's models were trained on: each dataset's config hash and the content of each input.
 Json dataset_identity(const DatasetManifest& m) {
   Json inputs = Json::array();
-  for (const auto& i : m.inputs)
-    inputs.push_back({{"path", i.path}, {"sha256", i.sha256}, {"size", i.size}});
+  for (const auto& i : m.inputs) inputs.push_back({{"path", i.path}, {"sha256", i.sha256}, {"size", i.size}});
   return {{"config_hash", m.config_hash}, {"inputs", inputs}};
 }
 
@@ -70,15 +71,18 @@ void check_trainable(const DatasetManifest& m, const fs::path& folder, const fs:
   }
   auto excluded = [&](const char* why) { return m.excluded.count(why) ? m.excluded.at(why) : std::uint64_t{0}; };
   if (trained.size() < 2)
-    throw Error(fmt::format("{}: the training split holds {} sample(s) in {} class(es){}{}: a classifier needs two classes "
-                            "at least; {} samples had no class. Check capture.sources (do the captures hold IP traffic?), "
-                            "label.classes and label.unmatched in {}", folder.string(), train_rows, trained.size(),
-                            trained.empty() ? "" : ": ", fmt::join(trained, ", "), excluded("no_class"), experiment.string()));
+    throw Error(
+        fmt::format("{}: the training split holds {} sample(s) in {} class(es){}{}: a classifier needs two classes "
+                    "at least; {} samples had no class. Check capture.sources (do the captures hold IP traffic?), "
+                    "label.classes and label.unmatched in {}",
+                    folder.string(), train_rows, trained.size(), trained.empty() ? "" : ": ", fmt::join(trained, ", "),
+                    excluded("no_class"), experiment.string()));
   if (validation_rows == 0)
-    throw Error(fmt::format("{}: the validation split is empty ({} training samples): early stopping, the best epoch and "
-                            "the best model are chosen on it. Give it a share in dataset.fractions, or more captures "
-                            "(split = \"file\" puts whole captures in it) in {}", folder.string(), train_rows,
-                            experiment.string()));
+    throw Error(
+        fmt::format("{}: the validation split is empty ({} training samples): early stopping, the best epoch and "
+                    "the best model are chosen on it. Give it a share in dataset.fractions, or more captures "
+                    "(split = \"file\" puts whole captures in it) in {}",
+                    folder.string(), train_rows, experiment.string()));
 }
 
 // The first time: RUN_DIR/inputs.json records the identity. On a resume: the datasets must be
@@ -109,17 +113,20 @@ void check_run_inputs(const fs::path& dir, const Json& now) {
       auto it = before.find(i.value("path", ""));
       if (it == before.end()) what = fmt::format("{} is a new input of the {} dataset", i.value("path", ""), name);
       else if (it->second != i)
-        what = fmt::format("{} changed (sha256 {} then, {} now)", it->first, it->second.value("sha256", ""), i.value("sha256", ""));
+        what = fmt::format("{} changed (sha256 {} then, {} now)", it->first, it->second.value("sha256", ""),
+                           i.value("sha256", ""));
       if (it != before.end()) before.erase(it);
       if (!what.empty()) break;
     }
-    if (what.empty() && !before.empty()) what = fmt::format("{} is no longer an input of the {} dataset", before.begin()->first, name);
+    if (what.empty() && !before.empty())
+      what = fmt::format("{} is no longer an input of the {} dataset", before.begin()->first, name);
     if (!what.empty()) break;
   }
   if (what.empty()) what = "the datasets differ";
-  throw Error(fmt::format("{}: not resumed: {} since this run began ({}), so its checkpoints and finished models belong to "
-                          "another dataset; start a new run (`trafficid run EXPERIMENT`) or put the inputs back",
-                          dir.string(), what, file.string()));
+  throw Error(
+      fmt::format("{}: not resumed: {} since this run began ({}), so its checkpoints and finished models belong to "
+                  "another dataset; start a new run (`trafficid run EXPERIMENT`) or put the inputs back",
+                  dir.string(), what, file.string()));
 }
 
 std::string write_resolved_config(const fs::path& dir, const std::string& file, const Experiment& experiment) {
@@ -134,8 +141,12 @@ std::string write_resolved_config(const fs::path& dir, const std::string& file, 
 
 RunRecord::RunRecord(fs::path dir, const std::string& file, const Experiment& experiment, const char* parts, Json empty)
     : dir_(std::move(dir)), started_(std::chrono::steady_clock::now()) {
-  record_ = {{"experiment", fs::absolute(file).string()}, {"name", experiment.name}, {"started", timestamp_now()},
-             {"status", "running"}, {parts, std::move(empty)}, {"config", experiment.resolved}};
+  record_ = {{"experiment", fs::absolute(file).string()},
+             {"name", experiment.name},
+             {"started", timestamp_now()},
+             {"status", "running"},
+             {parts, std::move(empty)},
+             {"config", experiment.resolved}};
   save();
 }
 

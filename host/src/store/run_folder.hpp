@@ -21,13 +21,15 @@ std::string timestamp_now();  // local time, YYYYmmdd-HHMMSS
 // `requested` empty: a new folder OUTPUT_DIR/NAME-TIMESTAMP[-N] of its own.
 RunFolder make_run_dir(const Experiment& experiment, const std::string& requested);
 // RUN_DIR/config.resolved.toml: the experiment with every default filled in; returns its text.
-std::string write_resolved_config(const std::filesystem::path& dir, const std::string& file, const Experiment& experiment);
+std::string write_resolved_config(const std::filesystem::path& dir, const std::string& file,
+                                  const Experiment& experiment);
 
 // RUN_DIR/run.json, written atomically as the run goes.
 class RunRecord {
  public:
   // `parts` names what the run fills in as it goes ("stages", "variants").
-  RunRecord(std::filesystem::path dir, const std::string& file, const Experiment& experiment, const char* parts, Json empty);
+  RunRecord(std::filesystem::path dir, const std::string& file, const Experiment& experiment, const char* parts,
+            Json empty);
   Json& json() { return record_; }
   void save() const;
   double seconds() const;
@@ -44,6 +46,7 @@ Json dataset_identity(const DatasetManifest& manifest);
 // datasets are those the run began on.
 void check_run_inputs(const std::filesystem::path& dir, const Json& now);
 // A dataset models can learn from (two classes, a validation split), or an Error saying what to change.
-void check_trainable(const DatasetManifest& m, const std::filesystem::path& folder, const std::filesystem::path& experiment);
+void check_trainable(const DatasetManifest& m, const std::filesystem::path& folder,
+                     const std::filesystem::path& experiment);
 
 }  // namespace trafficid::host

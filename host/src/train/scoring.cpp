@@ -28,8 +28,7 @@ void keep_first_packets(FeatureBatch& batch, std::int64_t packets) {
   const std::size_t sample = batch.row_elements() * dtype_size(batch.dtype);
   const std::size_t per_packet = sample / static_cast<std::size_t>(batch.shape.at(0));
   const std::size_t keep = per_packet * static_cast<std::size_t>(packets);
-  for (std::size_t r = 0; r < batch.rows; ++r)
-    std::memset(batch.data.data() + r * sample + keep, 0, sample - keep);
+  for (std::size_t r = 0; r < batch.rows; ++r) std::memset(batch.data.data() + r * sample + keep, 0, sample - keep);
 }
 
 }  // namespace
@@ -202,8 +201,9 @@ namespace {
 
 // Per-flow scores of early decisions: after each flow's first k packets (flow models) or first
 // k samples (packet models).
-Json early_decisions(const SplitPredictions& p, const std::vector<FlowSums>& flows, const std::vector<std::int64_t>& truth,
-                     const std::vector<std::int64_t>& predicted, const ScoringOptions& options) {
+Json early_decisions(const SplitPredictions& p, const std::vector<FlowSums>& flows,
+                     const std::vector<std::int64_t>& truth, const std::vector<std::int64_t>& predicted,
+                     const ScoringOptions& options) {
   const std::size_t k = p.class_names.size();
   Json early = Json::array();
   if (!p.early_packets.empty()) {
@@ -224,7 +224,8 @@ Json early_decisions(const SplitPredictions& p, const std::vector<FlowSums>& flo
       const std::size_t i = index.at(p.flows[r]);
       running[i].add(p.probabilities.data() + r * k, k);
       for (std::size_t e = 0; e < options.early.size(); ++e)
-        if (static_cast<std::int64_t>(running[i].samples()) == options.early[e]) at_k[e][i] = running[i].decide_class(options.flow_decision);
+        if (static_cast<std::int64_t>(running[i].samples()) == options.early[e])
+          at_k[e][i] = running[i].decide_class(options.flow_decision);
     }
     for (std::size_t e = 0; e < options.early.size(); ++e) {
       auto m = flow_metrics(truth, at_k[e], p, options);
@@ -247,8 +248,10 @@ Json unknown_traffic(const SplitPredictions& p, const std::vector<std::int64_t>&
     else ++forced[p.class_names[static_cast<std::size_t>(predicted[i])]];
   }
   if (!unknown) return nullptr;
-  return {{"flows", unknown}, {"abstained", rejected},
-          {"rejection_rate", static_cast<double>(rejected) / static_cast<double>(unknown)}, {"forced_into", forced}};
+  return {{"flows", unknown},
+          {"abstained", rejected},
+          {"rejection_rate", static_cast<double>(rejected) / static_cast<double>(unknown)},
+          {"forced_into", forced}};
 }
 
 }  // namespace
@@ -296,7 +299,8 @@ Json score(const SplitPredictions& p, const ScoringOptions& options, std::vector
     m["threshold"] = *options.abstain_threshold;
     out["abstaining"] = m;
   }
-  if (Json unknown = unknown_traffic(p, truth, predicted, decisions, options); !unknown.is_null()) out["unknown"] = unknown;
+  if (Json unknown = unknown_traffic(p, truth, predicted, decisions, options); !unknown.is_null())
+    out["unknown"] = unknown;
   if (decisions_out) *decisions_out = std::move(decisions);
   return out;
 }

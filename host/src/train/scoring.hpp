@@ -23,15 +23,15 @@ struct PluginInfo;
 // A model's probabilities for each row of a split, in the split's order.
 struct SplitPredictions {
   std::vector<std::string> class_names;
-  std::vector<std::uint64_t> flows;   // per row
-  std::vector<std::int64_t> labels;   // per row; -1: a flow of no class (evaluations' unknown traffic)
-  std::vector<float> probabilities;   // rows x classes
+  std::vector<std::uint64_t> flows;  // per row
+  std::vector<std::int64_t> labels;  // per row; -1: a flow of no class (evaluations' unknown traffic)
+  std::vector<float> probabilities;  // rows x classes
   // Sequence samples (flow models over packet sequences): the probabilities after each flow's
   // first early_packets[i] packets, rows x classes each.
   std::vector<std::int64_t> early_packets;
   std::vector<std::vector<float>> early_probabilities;
-  double seconds = 0;                 // spent in predict_proba (batches of 512)
-  int models = 1;                     // fold models whose probabilities were averaged
+  double seconds = 0;  // spent in predict_proba (batches of 512)
+  int models = 1;      // fold models whose probabilities were averaged
 
   std::size_t rows() const { return flows.size(); }
   // The same rows as another fold model saw them: probabilities averaged over the models.

@@ -46,9 +46,11 @@ class EpochLog final : public TrainingObserver {
     const Json line = to_json(m);
     text += line.dump() + "\n";
     write_file_atomically(file_, text);
-    log_.info(fmt::format("model {} epoch {}/{}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.4f}, macro F1 "
-                          "{:.4f}; {:.0f} samples/s, {:.1f} s", name_, m.epoch, epochs_, m.train_loss, m.val_loss,
-                          m.val_accuracy, m.val_macro_f1, m.samples_per_second, m.seconds));
+    log_.info(
+        fmt::format("model {} epoch {}/{}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.4f}, macro F1 "
+                    "{:.4f}; {:.0f} samples/s, {:.1f} s",
+                    name_, m.epoch, epochs_, m.train_loss, m.val_loss, m.val_accuracy, m.val_macro_f1,
+                    m.samples_per_second, m.seconds));
     Json payload = line;
     payload["model"] = name_;
     payload["epochs"] = epochs_;
@@ -70,17 +72,18 @@ class EpochLog final : public TrainingObserver {
 
 // Inference speed on the test split: samples/s in batches of 512 (from the scoring pass) and the
 // median latency of single-sample predictions (up to 200).
-double latency_ms(Model& model, const PluginInfo& plugin, DatasetSplit& test) {
+double latency_ms(const PluginHandle<Model>& model, DatasetSplit& test) {
   std::vector<double> latencies;
   FeatureBatch batch;
   test.rewind(false);
   while (latencies.size() < 200 && test.next(1, batch)) {
     auto started = Clock::now();
-    guarded(plugin, [&] { return model.predict_proba(batch); });
+    model([&](Model& m) { return m.predict_proba(batch); });
     latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
   }
   if (latencies.empty()) return 0;
-  std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(latencies.size() / 2), latencies.end());
+  std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(latencies.size() / 2),
+                   latencies.end());
   return latencies[latencies.size() / 2];
 }
 
@@ -113,7 +116,6 @@ std::vector<std::uint64_t> flows_without_samples(const DatasetManifest& m) {
     out[c] = m.evaluation["flows_without_samples"].value(m.class_names[c], std::uint64_t{0});
   return out;
 }
-
 
 // What one model's folds add up to.
 struct ModelResult {
@@ -152,9 +154,9 @@ class TrainStage {
     double seconds = 0;
     std::string diverged;
   };
-  Trained train(Model& model, const ModelSpec& spec, const std::string& label, const fs::path& fold_dir, DatasetSplit& train,
-                DatasetSplit& validation);
-  void measure(Model& model, const ModelSpec& spec, int fold, const fs::path& fold_dir, double seconds, DatasetSplit& test,
+  Trained train(const PluginHandle<Model>& model, const std::string& label, const fs::path& fold_dir,
+                DatasetSplit& train, DatasetSplit& validation);
+  void measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds, DatasetSplit& test,
                DatasetSplit& validation, ModelResult& result);
   Json metrics(const ModelSpec& spec, const fs::path& dir, ModelResult& result);
 
@@ -170,10 +172,16 @@ class TrainStage {
   ScoringOptions base_options_, validation_options_;
 };
 
-TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log, const fs::path& dataset,
-                       const fs::path& run_dir, const TrainOptions& options)
-    : experiment_(experiment), registry_(registry), log_(log), dataset_(dataset), run_dir_(run_dir), options_(options),
-      manifest_(read_manifest(dataset)), folds_(options.judge ? 0 : manifest_.folds) {
+TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log,
+                       const fs::path& dataset, const fs::path& run_dir, const TrainOptions& options)
+    : experiment_(experiment),
+      registry_(registry),
+      log_(log),
+      dataset_(dataset),
+      run_dir_(run_dir),
+      options_(options),
+      manifest_(read_manifest(dataset)),
+      folds_(options.judge ? 0 : manifest_.folds) {
   // A tuning trial trains fold 0 and looks at its validation split only.
   if (options.evaluation && !options.judge) {
     unseen_.emplace(*options.evaluation, SplitName::test);
@@ -182,9 +190,11 @@ TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& regis
       throw Error(fmt::format("{}: its classes are not the training dataset's ({}): build it again with --rebuild",
                               options.evaluation->string(), dataset.string()));
   }
-  DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation), test(dataset, SplitName::test);
-  log.info(fmt::format("stage train: {} model{} on {} training, {} validation, {} test samples{}{}", experiment.models.size(),
-                       experiment.models.size() == 1 ? "" : "s", train.rows(), validation.rows(), test.rows(),
+  DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation),
+      test(dataset, SplitName::test);
+  log.info(fmt::format("stage train: {} model{} on {} training, {} validation, {} test samples{}{}",
+                       experiment.models.size(), experiment.models.size() == 1 ? "" : "s", train.rows(),
+                       validation.rows(), test.rows(),
                        folds_ ? fmt::format(" (fold 0 of {}: each model is trained once per fold)", folds_) : "",
                        unseen_ ? fmt::format("; {} samples of unseen captures", unseen_->rows()) : ""));
   base_options_ = scoring_options(experiment);
@@ -193,13 +203,14 @@ TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& regis
 }
 
 // Trains the model of one fold; its checkpoints make a killed run go on from the last epoch.
-TrainStage::Trained TrainStage::train(Model& model, const ModelSpec& spec, const std::string& label, const fs::path& fold_dir,
-                                      DatasetSplit& train, DatasetSplit& validation) {
+TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const std::string& label,
+                                      const fs::path& fold_dir, DatasetSplit& train, DatasetSplit& validation) {
   EpochLog observer(log_, label, fold_dir / "metrics.jsonl", experiment_.train_settings.epochs, options_.judge);
   TrainingContext context{experiment_.train, fold_dir / "checkpoints", &observer, &log_};
   const auto started = Clock::now();
-  guarded(*spec.plugin, [&] { model.fit(train, validation, context); });
-  Trained out{log_.stop_requested(), std::chrono::duration<double>(Clock::now() - started).count(), observer.diverged()};
+  model([&](Model& m) { m.fit(train, validation, context); });
+  Trained out{log_.stop_requested(), std::chrono::duration<double>(Clock::now() - started).count(),
+              observer.diverged()};
   if (!out.diverged.empty())
     out.diverged = fmt::format("model {}: training {}; lower train.lr (now {}) and run it again", label, out.diverged,
                                experiment_.train_settings.lr);
@@ -207,31 +218,34 @@ TrainStage::Trained TrainStage::train(Model& model, const ModelSpec& spec, const
 }
 
 // One fold's predictions: the test rows (out of fold), the validation rows, the unseen captures.
-void TrainStage::measure(Model& model, const ModelSpec& spec, int fold, const fs::path& fold_dir, double seconds,
+void TrainStage::measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds,
                          DatasetSplit& test, DatasetSplit& validation, ModelResult& result) {
   result.training_seconds += seconds;
-  auto tested = predict_split(model, *spec.plugin, test, base_options_.early);
-  auto validated = predict_split(model, *spec.plugin, validation, {});  // its per-flow score and threshold only
+  auto tested = predict_split(model.get(), model.info(), test, base_options_.early);
+  auto validated = predict_split(model.get(), model.info(), validation, {});  // its per-flow score and threshold only
   Json fold_epochs = read_epoch_lines(fold_dir / "metrics.jsonl");
   const std::int64_t fold_best = best_epoch_of(fold_epochs);
   if (fold == 0) {
     result.epochs = fold_epochs;
     result.best_epoch = fold_best;
     result.model_bytes = fs::file_size(fold_dir / "model.pt");
-    result.latency = latency_ms(model, *spec.plugin, test);
+    result.latency = latency_ms(model, test);
   }
   if (folds_) {
-    Json record = {{"fold", fold}, {"best_epoch", fold_best}, {"training_seconds", seconds},
-                   {"validation_per_flow_macro_f1", score(validated, validation_options_)["per_flow"].value("macro_f1", 0.0)},
-                   {"test_per_flow_macro_f1", score(tested, base_options_)["per_flow"].value("macro_f1", 0.0)},
-                   {"test_rows", tested.rows()}};
+    Json record = {
+        {"fold", fold},
+        {"best_epoch", fold_best},
+        {"training_seconds", seconds},
+        {"validation_per_flow_macro_f1", score(validated, validation_options_)["per_flow"].value("macro_f1", 0.0)},
+        {"test_per_flow_macro_f1", score(tested, base_options_)["per_flow"].value("macro_f1", 0.0)},
+        {"test_rows", tested.rows()}};
     write_file_atomically(fold_dir / "fold.json", record.dump(2));
     result.fold_records.push_back(record);
   }
   result.test.append(tested);
   result.validation.append(validated);
   if (unseen_) {
-    auto p = predict_split(model, *spec.plugin, *unseen_, base_options_.early);
+    auto p = predict_split(model.get(), model.info(), *unseen_, base_options_.early);
     if (result.unseen) result.unseen->average_with(p);
     else result.unseen = std::move(p);
   }
@@ -242,7 +256,8 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
   const fs::path dir = run_dir_ / "models" / name;
   fs::create_directories(dir);
   if (std::ifstream done(dir / "metrics.json"); done) {
-    log_.info(fmt::format("model {}: done in an earlier attempt of this run ({})", name, (dir / "metrics.json").string()));
+    log_.info(
+        fmt::format("model {}: done in an earlier attempt of this run ({})", name, (dir / "metrics.json").string()));
     log_.event("model", {{"name", name}, {"state", "kept"}});
     return Json::parse(done);
   }
@@ -259,35 +274,37 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
         test(dataset_, SplitName::test, fold);
     if (folds_ && manifest_.balance == "weights" && manifest_.fold_counts.size() == static_cast<std::size_t>(folds_))
       input.class_weights = balanced_class_weights(manifest_.fold_counts[static_cast<std::size_t>(fold)].at("train"));
-    auto model = registry_.create<Model>(*spec.plugin, spec.params, log_, name);
-    guarded(*spec.plugin, [&] { model->build(input); });
-    result.info = guarded(*spec.plugin, [&] { return model->info(); });
+    const auto model = registry_.make<Model>(*spec.plugin, spec.params, log_, name);
+    model([&](Model& m) { m.build(input); });
+    result.info = model([](Model& m) { return m.info(); });
     double seconds = 0;
     if (folds_ && fs::exists(fold_dir / "model.pt") && fs::exists(fold_dir / "fold.json")) {
       // A fold finished in an earlier attempt of this run: its model is kept.
-      guarded(*spec.plugin, [&] { model->load(fold_dir / "model.pt"); });
+      model([&](Model& m) { m.load(fold_dir / "model.pt"); });
       seconds = Json::parse(std::ifstream(fold_dir / "fold.json")).value("training_seconds", 0.0);
       log_.info(fmt::format("model {}: trained in an earlier attempt of this run", label));
     } else {
       log_.info(fmt::format("model {}: {} trainable parameters", label, result.info.parameters));
-      const Trained trained = this->train(*model, spec, label, fold_dir, train, validation);
+      const Trained trained = this->train(model, label, fold_dir, train, validation);
       seconds = trained.seconds;
-      result.info = guarded(*spec.plugin, [&] { return model->info(); });  // trees count only after training
+      result.info = model([](Model& m) { return m.info(); });  // trees count only after training
       if (trained.stopped) return std::nullopt;
       if (!trained.diverged.empty() && !options_.judge) {
         log_.event("model", {{"name", name}, {"state", "failed"}, {"error", trained.diverged}});
         throw Error(trained.diverged);
       }
       if (options_.judge) {
-        Json out = {{"status", trained.diverged.empty() ? "trained" : "diverged"}, {"training_seconds", seconds},
-                    {"parameters", result.info.parameters}, {"metrics_file", (fold_dir / "metrics.jsonl").string()}};
+        Json out = {{"status", trained.diverged.empty() ? "trained" : "diverged"},
+                    {"training_seconds", seconds},
+                    {"parameters", result.info.parameters},
+                    {"metrics_file", (fold_dir / "metrics.jsonl").string()}};
         if (!trained.diverged.empty()) out["error"] = trained.diverged;
         return out;
       }
-      guarded(*spec.plugin, [&] { model->save(fold_dir / "model.pt"); });
+      model([&](Model& m) { m.save(fold_dir / "model.pt"); });
       sync_file(fold_dir / "model.pt");  // on the disk before metrics.json or fold.json says it is done
     }
-    measure(*model, spec, fold, fold_dir, seconds, test, validation, result);
+    measure(model, fold, fold_dir, seconds, test, validation, result);
   }
   return metrics(spec, dir, result);
 }
@@ -300,10 +317,13 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
   Json dataset_manifest = to_json(manifest_);
   dataset_manifest["inputs"] = Json::array();
   ScoringOptions options = base_options_;
-  options.abstain_threshold = abstain_threshold(r.validation, options.flow_decision, experiment_.evaluation.abstain_quantile);
-  Json description = {{"plugin", spec.plugin->name}, {"name", name}, {"version", spec.plugin->version}, {"params", spec.params},
-                      {"classes", manifest_.class_names}, {"dataset", fs::absolute(dataset_).string()},
-                      {"manifest", dataset_manifest}, {"folds", folds_}, {"flow_decision", options.flow_decision}};
+  options.abstain_threshold =
+      abstain_threshold(r.validation, options.flow_decision, experiment_.evaluation.abstain_quantile);
+  Json description = {{"plugin", spec.plugin->name},           {"name", name},
+                      {"version", spec.plugin->version},       {"params", spec.params},
+                      {"classes", manifest_.class_names},      {"dataset", fs::absolute(dataset_).string()},
+                      {"manifest", dataset_manifest},          {"folds", folds_},
+                      {"flow_decision", options.flow_decision}};
   if (options.abstain_threshold) description["abstain_threshold"] = *options.abstain_threshold;
   write_file_atomically(dir / "model.json", description.dump(2));
 
@@ -313,19 +333,20 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
   write_row_predictions(dir / "predictions.csv", r.test);
   write_flow_decisions(dir / "flows.csv", test_flows, manifest_, options.abstain_threshold);
   const double throughput = r.test.seconds > 0 ? static_cast<double>(r.test.rows()) / r.test.seconds : 0;
-  Json metrics = {{"model", name},
-                  {"parameters", r.info.parameters},
-                  {"model_file_bytes", r.model_bytes},
-                  {"training_seconds", r.training_seconds},
-                  {"epochs", r.epochs},
-                  {"best_epoch", r.best_epoch},
-                  {"test", tested["per_sample"]},
-                  {"test_per_flow", tested["per_flow"]},
-                  {"test_scoring", tested},
-                  {"validation_per_flow", validated["per_flow"]},
-                  {"inference", {{"throughput_samples_per_second", throughput}, {"latency_ms_batch_1", r.latency}}},
-                  {"split", {{"method", manifest_.split_method}, {"leaks", manifest_.split_leaks()}, {"folds", folds_}}},
-                  {"granularity", to_string(manifest_.spec.granularity)}};
+  Json metrics = {
+      {"model", name},
+      {"parameters", r.info.parameters},
+      {"model_file_bytes", r.model_bytes},
+      {"training_seconds", r.training_seconds},
+      {"epochs", r.epochs},
+      {"best_epoch", r.best_epoch},
+      {"test", tested["per_sample"]},
+      {"test_per_flow", tested["per_flow"]},
+      {"test_scoring", tested},
+      {"validation_per_flow", validated["per_flow"]},
+      {"inference", {{"throughput_samples_per_second", throughput}, {"latency_ms_batch_1", r.latency}}},
+      {"split", {{"method", manifest_.split_method}, {"leaks", manifest_.split_leaks()}, {"folds", folds_}}},
+      {"granularity", to_string(manifest_.spec.granularity)}};
   const double test_f1 = tested["per_flow"]["macro_f1"].get<double>();
   if (folds_) {
     double mean = 0;
@@ -334,8 +355,11 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
     metrics["validation_per_flow"]["macro_f1"] = mean / folds_;  // the mean of the folds' validation
   }
   std::string headline = fmt::format("test split per flow macro F1 {:.4f}", test_f1);
-  if (folds_) headline = fmt::format("{} folds by capture, per flow macro F1 {:.4f} (every capture tested by a model that "
-                                     "never saw it)", folds_, test_f1);
+  if (folds_)
+    headline = fmt::format(
+        "{} folds by capture, per flow macro F1 {:.4f} (every capture tested by a model that "
+        "never saw it)",
+        folds_, test_f1);
   if (r.unseen) {
     ScoringOptions unseen_options = options;
     unseen_options.flows_without_samples = flows_without_samples(*unseen_manifest_);
@@ -350,23 +374,27 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
                            u["per_flow"]["macro_f1"].get<double>(), u["flows"].get<std::uint64_t>(),
                            u["flows_without_samples"].get<std::uint64_t>(), test_f1);
   } else {
-    metrics["headline"] = {{"what", folds_ ? "captures held out by fold, per-flow macro F1" : "test split, per-flow macro F1"},
-                           {"macro_f1", tested["per_flow"]["macro_f1"]}};
+    metrics["headline"] = {
+        {"what", folds_ ? "captures held out by fold, per-flow macro F1" : "test split, per-flow macro F1"},
+        {"macro_f1", tested["per_flow"]["macro_f1"]}};
   }
   write_file_atomically(dir / "metrics.json", metrics.dump(2));
-  log_.info(fmt::format("model {}: {}; per packet/sample on the test split macro F1 {:.4f}, weighted F1 {:.4f}, accuracy "
-                        "{:.4f}; {:.0f} samples/s, {:.2f} ms at batch 1{}", name, headline,
-                        tested["per_sample"]["macro_f1"].get<double>(), tested["per_sample"]["weighted_f1"].get<double>(),
-                        tested["per_sample"]["accuracy"].get<double>(), throughput, r.latency,
-                        manifest_.split_leaks() ? " (PACKET SPLIT: flows leak across splits)" : ""));
-  log_.event("model", {{"name", name}, {"state", "done"}, {"headline", metrics["headline"]}, {"test_per_flow_macro_f1", test_f1}});
+  log_.info(
+      fmt::format("model {}: {}; per packet/sample on the test split macro F1 {:.4f}, weighted F1 {:.4f}, accuracy "
+                  "{:.4f}; {:.0f} samples/s, {:.2f} ms at batch 1{}",
+                  name, headline, tested["per_sample"]["macro_f1"].get<double>(),
+                  tested["per_sample"]["weighted_f1"].get<double>(), tested["per_sample"]["accuracy"].get<double>(),
+                  throughput, r.latency, manifest_.split_leaks() ? " (PACKET SPLIT: flows leak across splits)" : ""));
+  log_.event(
+      "model",
+      {{"name", name}, {"state", "done"}, {"headline", metrics["headline"]}, {"test_per_flow_macro_f1", test_f1}});
   return metrics;
 }
 
 }  // namespace
 
-Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log, const fs::path& dataset,
-                     const fs::path& run_dir, const TrainOptions& options) {
+Json run_train_stage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log,
+                     const fs::path& dataset, const fs::path& run_dir, const TrainOptions& options) {
   TrainStage stage(experiment, registry, log, dataset, run_dir, options);
   Json all = Json::object();
   for (const auto& spec : experiment.models) {

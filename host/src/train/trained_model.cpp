@@ -26,22 +26,25 @@ Json read_json(const fs::path& file) {
 fs::path resolve_model_dir(const fs::path& path, std::string& why) {
   if (fs::exists(path / "model.json")) return path;
   if (!fs::is_directory(path))
-    throw Error(fmt::format("{}: no such folder (give a run folder, or a model's folder RUN_DIR/models/NAME)", path.string()));
+    throw Error(
+        fmt::format("{}: no such folder (give a run folder, or a model's folder RUN_DIR/models/NAME)", path.string()));
   // Every trained model of the run and of its variants.
   std::vector<fs::path> candidates;
   auto add_models_of = [&](const fs::path& run) {
     std::error_code ec;
     if (!fs::is_directory(run / "models", ec)) return;
     for (const auto& entry : fs::directory_iterator(run / "models", ec))
-      if (fs::exists(entry.path() / "model.json") && fs::exists(entry.path() / "metrics.json")) candidates.push_back(entry.path());
+      if (fs::exists(entry.path() / "model.json") && fs::exists(entry.path() / "metrics.json"))
+        candidates.push_back(entry.path());
   };
   add_models_of(path);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(path, ec))
     if (entry.is_directory() && fs::exists(entry.path() / "run.json")) add_models_of(entry.path());
   if (candidates.empty())
-    throw Error(fmt::format("{}: neither a model's folder (model.json) nor a run folder with trained models (models/NAME/)",
-                            path.string()));
+    throw Error(
+        fmt::format("{}: neither a model's folder (model.json) nor a run folder with trained models (models/NAME/)",
+                    path.string()));
   std::sort(candidates.begin(), candidates.end());
   Json metrics = Json::object();
   for (const auto& c : candidates) metrics[c.string()] = read_json(c / "metrics.json");

@@ -21,9 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double now_unix() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double now_unix() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 Json dimension_json(const SearchDimension& d) {
   return {{"path", d.path}, {"kind", to_string(d.kind)}, {"choices", d.choices}, {"low", d.low}, {"high", d.high}};
@@ -96,9 +94,10 @@ Study::Study(fs::path dir, const PluginRegistry& registry, HostServices& host, c
   if (existing.front().value("event", "") != "study")
     throw Error(fmt::format("{}: its first line is not a study header; is this a trafficid study?", journal_.string()));
   if (header && existing.front().value("config_hash", "") != header->json.value("config_hash", ""))
-    throw Error(fmt::format("{} holds a study of another configuration (the experiment, its --set values or the tuner "
-                            "changed): give another --study-dir, or remove that folder to start again",
-                            dir_.string()));
+    throw Error(
+        fmt::format("{} holds a study of another configuration (the experiment, its --set values or the tuner "
+                    "changed): give another --study-dir, or remove that folder to start again",
+                    dir_.string()));
 }
 
 fs::path Study::trial_dir(std::uint64_t id) const { return dir_ / "trials" / fmt::format("{:04}", id); }
@@ -159,18 +158,20 @@ StudyState Study::replay(const std::vector<Json>& events) const {
     if (kind == "propose") {
       auto p = guarded(*plugin, [&] { return state.tuner->ask(); });
       if (!p || p->trial_id != id || p->assignment != e.at("assignment"))
-        throw Error(fmt::format("{}:{}: replaying the journal, tuner '{}' proposed {} where the journal holds trial {} {}: "
-                                "a tuner must be deterministic (seed it from the search space's seed)",
-                                journal_.string(), i + 1, state.header.tuner,
-                                p ? fmt::format("trial {} {}", p->trial_id, p->assignment.dump()) : "nothing", id,
-                                e.at("assignment").dump()));
+        throw Error(
+            fmt::format("{}:{}: replaying the journal, tuner '{}' proposed {} where the journal holds trial {} {}: "
+                        "a tuner must be deterministic (seed it from the search space's seed)",
+                        journal_.string(), i + 1, state.header.tuner,
+                        p ? fmt::format("trial {} {}", p->trial_id, p->assignment.dump()) : "nothing", id,
+                        e.at("assignment").dump()));
       auto& t = state.trials[id];
       t.id = id;
       t.assignment = e.at("assignment");
       ++state.proposed;
     } else if (!state.trials.count(id)) {
-      throw Error(fmt::format("{}:{}: a '{}' event of trial {}, which was never proposed; the journal was edited or damaged",
-                              journal_.string(), i + 1, kind, id));
+      throw Error(
+          fmt::format("{}:{}: a '{}' event of trial {}, which was never proposed; the journal was edited or damaged",
+                      journal_.string(), i + 1, kind, id));
     } else if (kind == "start") {
       auto& t = state.trials.at(id);
       t.status = "running";
@@ -188,7 +189,8 @@ StudyState Study::replay(const std::vector<Json>& events) const {
       t.status = e.at("status").get<std::string>();
       t.error = e.value("error", "");
       t.seconds += e.value("seconds", 0.0);
-      t.value = e.contains("value") && e["value"].is_number() ? std::optional<double>(e["value"].get<double>()) : std::nullopt;
+      t.value = e.contains("value") && e["value"].is_number() ? std::optional<double>(e["value"].get<double>())
+                                                              : std::nullopt;
       if (t.status == "failed" && t.attempts <= state.header.retries && e.value("retry", true)) {
         t.status = "waiting";  // run again
         continue;
@@ -234,11 +236,12 @@ std::optional<Study::Claim> Study::claim(const std::string& worker) {
 
 void Study::finish(Claim& claim, const std::string& status, std::optional<double> value, const std::string& error,
                    double seconds, bool may_retry) {
-  if (value && !std::isfinite(*value)) throw Error(fmt::format("trial {}: its value {} is not a number", claim.trial, *value));
+  if (value && !std::isfinite(*value))
+    throw Error(fmt::format("trial {}: its value {} is not a number", claim.trial, *value));
   {
     const FileLock lock = lock_journal();
-    Json e = {{"event", "end"}, {"trial", claim.trial}, {"status", status}, {"attempt", claim.attempt},
-              {"seconds", seconds}, {"t", now_unix()}};
+    Json e = {{"event", "end"},           {"trial", claim.trial}, {"status", status},
+              {"attempt", claim.attempt}, {"seconds", seconds},   {"t", now_unix()}};
     if (value) e["value"] = *value;  // no value (a failed trial): no key, never a null
     if (!error.empty()) e["error"] = error;
     if (!may_retry) e["retry"] = false;
@@ -249,7 +252,8 @@ void Study::finish(Claim& claim, const std::string& status, std::optional<double
 
 TrialDecision Study::report(std::uint64_t trial, int step, double value) {
   if (!std::isfinite(value))
-    throw Error(fmt::format("trial {}: epoch {} reports {}, which the study cannot compare: the trial diverged", trial, step, value));
+    throw Error(fmt::format("trial {}: epoch {} reports {}, which the study cannot compare: the trial diverged", trial,
+                            step, value));
   const FileLock lock = lock_journal();
   auto journal = events();
   for (const auto& e : journal)
@@ -275,8 +279,12 @@ TrialDecision Study::report(std::uint64_t trial, int step, double value) {
       }
     }
   }
-  Json e = {{"event", "report"}, {"trial", trial}, {"step", step}, {"value", value},
-            {"decision", decision == TrialDecision::stop ? "stop" : "continue"}, {"t", now_unix()}};
+  Json e = {{"event", "report"},
+            {"trial", trial},
+            {"step", step},
+            {"value", value},
+            {"decision", decision == TrialDecision::stop ? "stop" : "continue"},
+            {"t", now_unix()}};
   if (!why.empty()) e["by"] = why;
   append({e});
   return decision;

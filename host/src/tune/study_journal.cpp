@@ -9,14 +9,16 @@ namespace trafficid::host {
 namespace {
 
 // `key` of `j` as T, or Error naming the key and the type wanted.
-template <class T> T field(const Json& j, const char* key, const char* type) {
+template <class T>
+T field(const Json& j, const char* key, const char* type) {
   if (!j.is_object() || !j.contains(key)) throw Error(fmt::format("no '{}'", key));
   const Json& v = j[key];
   bool ok = false;
   if constexpr (std::is_same_v<T, std::string>) ok = v.is_string();
   else if constexpr (std::is_same_v<T, bool>) ok = v.is_boolean();
   else if constexpr (std::is_same_v<T, double>) ok = v.is_number();
-  else if constexpr (std::is_unsigned_v<T>) ok = v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
+  else if constexpr (std::is_unsigned_v<T>)
+    ok = v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
   else ok = v.is_number_integer();
   if (!ok) throw Error(fmt::format("'{}' is {}, not {}", key, v.dump().substr(0, 60), type));
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
@@ -26,7 +28,8 @@ template <class T> T field(const Json& j, const char* key, const char* type) {
         throw Error(fmt::format("'{}' is out of range", key));
       if (v.is_number_integer() && !v.is_number_unsigned()) {
         const auto x = v.get<std::int64_t>();
-        if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) throw Error(fmt::format("'{}' is out of range", key));
+        if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max())
+          throw Error(fmt::format("'{}' is out of range", key));
       }
     }
   }
@@ -109,7 +112,8 @@ void check_journal_event(const Json& e, const std::filesystem::path& file, std::
       throw Error(fmt::format("an unknown event '{}'", kind));
     }
   } catch (const Error& error) {
-    throw Error(fmt::format("{}:{}: not a journal event: {}; the journal was edited or damaged", file.string(), line, error.what()));
+    throw Error(fmt::format("{}:{}: not a journal event: {}; the journal was edited or damaged", file.string(), line,
+                            error.what()));
   }
 }
 
@@ -127,7 +131,8 @@ JournalText parse_journal(std::string_view text, const std::filesystem::path& fi
     try {
       event = Json::parse(text.substr(start, end - start));
     } catch (const Json::exception& e) {
-      throw Error(fmt::format("{}:{}: not a journal event ({}); the journal was edited or damaged", file.string(), line, e.what()));
+      throw Error(fmt::format("{}:{}: not a journal event ({}); the journal was edited or damaged", file.string(), line,
+                              e.what()));
     }
     check_journal_event(event, file, line);
     out.events.push_back(std::move(event));

@@ -19,7 +19,10 @@ bool TrialJudge::go_on(const EpochMetrics& m, const std::filesystem::path& metri
   for (const auto& [epoch, value] : epochs) {
     reported_ = epoch;
     const bool stop = study_.report(trial_, epoch, value) == TrialDecision::stop;
-    log_.event("trial", {{"trial", trial_}, {"state", stop ? "stopped" : "reported"}, {"epoch", epoch}, {"metric", metric_},
+    log_.event("trial", {{"trial", trial_},
+                         {"state", stop ? "stopped" : "reported"},
+                         {"epoch", epoch},
+                         {"metric", metric_},
                          {"value", value}});
     if (stop) {
       log_.info(fmt::format("trial {}: stopped after epoch {} ({} {:.4f})", trial_, epoch, metric_, value));
@@ -36,8 +39,14 @@ Json finish_trial(const std::filesystem::path& run_dir, const Json& trained, con
   Json result;
   if (trained.value("status", "") == "diverged") {
     // A diverged trial fails for good (the same seed diverges again): no retry.
-    result = {{"trial", trial}, {"model", model}, {"metric", metric}, {"status", "failed"}, {"error", trained["error"]},
-              {"retry", false}, {"value", nullptr}, {"training_seconds", seconds}};
+    result = {{"trial", trial},
+              {"model", model},
+              {"metric", metric},
+              {"status", "failed"},
+              {"error", trained["error"]},
+              {"retry", false},
+              {"value", nullptr},
+              {"training_seconds", seconds}};
   } else {
     // The trial's value: its best epoch's (all epochs, also those before a resume).
     std::optional<double> best;
@@ -48,8 +57,13 @@ Json finish_trial(const std::filesystem::path& run_dir, const Json& trained, con
       ++epochs;
       if (!best || (maximize ? v > *best : v < *best)) best = v;
     }
-    result = {{"trial", trial}, {"model", model}, {"metric", metric}, {"status", judge.stopped_at() > 0 ? "pruned" : "done"},
-              {"epochs", epochs}, {"training_seconds", seconds}, {"parameters", trained.value("parameters", 0)}};
+    result = {{"trial", trial},
+              {"model", model},
+              {"metric", metric},
+              {"status", judge.stopped_at() > 0 ? "pruned" : "done"},
+              {"epochs", epochs},
+              {"training_seconds", seconds},
+              {"parameters", trained.value("parameters", 0)}};
     result["value"] = best ? Json(*best) : Json(nullptr);
   }
   write_file_atomically(run_dir / "trial.json", result.dump(2));

@@ -76,7 +76,8 @@ class LiveSource final : public CaptureSource {
     if (!pcap_) return false;
     while (true) {
       if ((count_ && info_.packets >= count_) ||
-          (duration_ > 0 && std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() >= duration_)) {
+          (duration_ > 0 &&
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() >= duration_)) {
         finish();
         return false;
       }
@@ -153,9 +154,9 @@ class LiveSource final : public CaptureSource {
             "`sudo setcap cap_net_raw,cap_net_admin=eip $(command -v trafficid)`",
             interface_, detail));
       case PCAP_ERROR_IFACE_NOT_UP:
-        throw Error(fmt::format("interface '{}' is down (bring it up with `ip link set {} up`)", interface_, interface_));
-      default:
-        throw Error(fmt::format("cannot capture on '{}': {}", interface_, detail));
+        throw Error(
+            fmt::format("interface '{}' is down (bring it up with `ip link set {} up`)", interface_, interface_));
+      default: throw Error(fmt::format("cannot capture on '{}': {}", interface_, detail));
     }
   }
 
@@ -189,7 +190,8 @@ class LiveSource final : public CaptureSource {
 
 Schema schema() {
   return {
-      ParamSpec::string("interface", "", "network interface to capture on (trafficid capture --list-interfaces)").required(),
+      ParamSpec::string("interface", "", "network interface to capture on (trafficid capture --list-interfaces)")
+          .required(),
       ParamSpec::string("filter", "", "BPF capture filter, tcpdump syntax (empty: everything)"),
       ParamSpec::integer("snaplen", 262144, "bytes kept of each packet").range(64, 262144),
       ParamSpec::boolean("promiscuous", true, "capture traffic not addressed to this host (SPAN ports)"),

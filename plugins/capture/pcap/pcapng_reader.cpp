@@ -144,9 +144,7 @@ bool PcapngReader::next(PcapngPacket& packet) {
     std::size_t data_offset = 0;
     bool has_time = true;
     switch (type) {
-      case interface_description_block:
-        read_interface(body);
-        continue;
+      case interface_description_block: read_interface(body); continue;
       case enhanced_packet_block:
         if (body.size() < 20) return fail(start, "enhanced packet block too short");
         interface_id = u32(body.data());
@@ -173,15 +171,17 @@ bool PcapngReader::next(PcapngPacket& packet) {
         data_offset = 4;
         has_time = false;
         break;
-      default:
-        continue;  // statistics, name resolution, custom blocks: nothing to deliver
+      default: continue;  // statistics, name resolution, custom blocks: nothing to deliver
     }
     if (interface_id >= interfaces_.size())
-      return fail(start, fmt::format("packet names interface {} but the section declares {}", interface_id, interfaces_.size()));
+      return fail(start, fmt::format("packet names interface {} but the section declares {}", interface_id,
+                                     interfaces_.size()));
     if (data_offset + captured > body.size())
-      return fail(start, fmt::format("packet block claims {} captured bytes, holds {}", captured, body.size() - data_offset));
+      return fail(start,
+                  fmt::format("packet block claims {} captured bytes, holds {}", captured, body.size() - data_offset));
     const Interface& i = interfaces_[interface_id];
-    packet_.assign(body.begin() + static_cast<long>(data_offset), body.begin() + static_cast<long>(data_offset + captured));
+    packet_.assign(body.begin() + static_cast<long>(data_offset),
+                   body.begin() + static_cast<long>(data_offset + captured));
     packet.data = &packet_;
     packet.link_type = i.link_type;
     packet.wire_length = wire;

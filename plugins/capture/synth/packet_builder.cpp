@@ -126,8 +126,8 @@ void Conversation::emit(bool from_client, std::uint8_t flags, std::span<const st
   put8(l4, static_cast<std::uint8_t>(header_length / 4 << 4));
   put8(l4, flags);
   put16(l4, syn_options ? 64240 : 501);
-  put16(l4, 0);  // checksum
-  put16(l4, 0);  // urgent pointer
+  put16(l4, 0);       // checksum
+  put16(l4, 0);       // urgent pointer
   if (syn_options) {  // MSS, SACK permitted, timestamps, window scale: what Linux sends
     put8(l4, 2), put8(l4, 4), put16(l4, 1460);
     put8(l4, 4), put8(l4, 2);

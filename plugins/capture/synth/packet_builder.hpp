@@ -21,7 +21,9 @@ class Random {
   double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   void fill(std::span<std::uint8_t> out);
   template <class T>
-  const T& pick(const std::vector<T>& items) { return items[below(items.size())]; }
+  const T& pick(const std::vector<T>& items) {
+    return items[below(items.size())];
+  }
 
  private:
   std::uint64_t state_;

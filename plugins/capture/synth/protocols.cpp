@@ -36,19 +36,19 @@ void put_name(Bytes& b, std::string_view name) {
 
 Bytes tls_client_hello(Random& random, std::string_view server_name) {
   Bytes b;
-  put8(b, 0x16);    // handshake record
+  put8(b, 0x16);  // handshake record
   put16(b, 0x0301);
   std::size_t record_length = b.size();
   put16(b, 0);
-  put8(b, 0x01);    // ClientHello
+  put8(b, 0x01);  // ClientHello
   std::size_t hello_length = b.size();
   put24(b, 0);
   put16(b, 0x0303);
-  put(b, random_bytes(random, 32));    // random
+  put(b, random_bytes(random, 32));  // random
   put8(b, 32);
-  put(b, random_bytes(random, 32));    // legacy session id
-  const std::uint16_t suites[] = {0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c,
-                                  0xc030, 0xc00a, 0xc009, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035};
+  put(b, random_bytes(random, 32));  // legacy session id
+  const std::uint16_t suites[] = {0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c, 0xc030,
+                                  0xc00a, 0xc009, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035};
   put16(b, sizeof suites);
   for (auto s : suites) put16(b, s);
   put8(b, 1);
@@ -96,7 +96,8 @@ Bytes tls_client_hello(Random& random, std::string_view server_name) {
   // supported_versions: TLS 1.3, 1.2
   put16(b, 0x002b), put16(b, 5), put8(b, 4), put16(b, 0x0304), put16(b, 0x0303);
   // signature_algorithms
-  const std::uint16_t algorithms[] = {0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203, 0x0201};
+  const std::uint16_t algorithms[] = {0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806,
+                                      0x0401, 0x0501, 0x0601, 0x0203, 0x0201};
   put16(b, 0x000d), put16(b, static_cast<std::uint16_t>(2 + sizeof algorithms)), put16(b, sizeof algorithms);
   for (auto a : algorithms) put16(b, a);
   // psk_key_exchange_modes: psk_dhe_ke
@@ -187,16 +188,18 @@ Bytes dns_response(Random& random, std::uint16_t id, std::string_view name, std:
 std::string http_request(std::string_view host, std::string_view path) {
   return fmt::format(
       "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 "
-      "Firefox/115.0\r\nAccept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n"
+      "Firefox/115.0\r\nAccept: "
+      "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n"
       "Accept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n"
       "Upgrade-Insecure-Requests: 1\r\n\r\n",
       path, host);
 }
 
 std::string http_response(Random& random, std::size_t body_length) {
-  static const char* words[] = {"network", "traffic", "packet", "flow", "protocol", "the", "of", "and",
-                                "classification", "identification", "deep", "learning", "capture", "a"};
-  std::string body = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"UTF-8\"><title>Network traffic</title></head><body><p>";
+  static const char* words[] = {"network", "traffic",        "packet",         "flow", "protocol", "the",     "of",
+                                "and",     "classification", "identification", "deep", "learning", "capture", "a"};
+  std::string body =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"UTF-8\"><title>Network traffic</title></head><body><p>";
   while (body.size() + 20 < body_length) {
     body += words[random.below(std::size(words))];
     body += random.below(12) == 0 ? ".</p>\n<p>" : " ";
@@ -349,17 +352,18 @@ Bytes stun_binding_response(const std::array<std::uint8_t, 12>& transaction, con
   put16(b, 0x0020), put16(b, 8);  // XOR-MAPPED-ADDRESS
   put8(b, 0), put8(b, 0x01);
   put16(b, static_cast<std::uint16_t>(mapped.port ^ (stun_magic >> 16)));
-  for (int i = 0; i < 4; ++i) put8(b, static_cast<std::uint8_t>(mapped.ip[static_cast<std::size_t>(i)] ^ (stun_magic >> (24 - 8 * i))));
+  for (int i = 0; i < 4; ++i)
+    put8(b, static_cast<std::uint8_t>(mapped.ip[static_cast<std::size_t>(i)] ^ (stun_magic >> (24 - 8 * i))));
   stun_fingerprint(b);
   return b;
 }
 
 Bytes ntp_packet(Random& random, bool client, std::int64_t now_ns) {
   Bytes b;
-  put8(b, client ? 0x23 : 0x24);  // NTPv4, mode 3 (client) or 4 (server)
-  put8(b, client ? 0 : 2);        // stratum
-  put8(b, 6);                     // poll
-  put8(b, client ? 0x20 : 0xe9);  // precision
+  put8(b, client ? 0x23 : 0x24);      // NTPv4, mode 3 (client) or 4 (server)
+  put8(b, client ? 0 : 2);            // stratum
+  put8(b, 6);                         // poll
+  put8(b, client ? 0x20 : 0xe9);      // precision
   put32(b, client ? 0 : 0x00000a3c);  // root delay
   put32(b, client ? 0 : 0x00001b2e);  // root dispersion
   if (client) put32(b, 0);

@@ -114,7 +114,8 @@ class FlowGenerator {
     server.port = 80;
     Conversation c(frames_, random_, client, server, 6, begin, rtt);
     c.handshake();
-    const char* pages[] = {"/wiki/Network_traffic", "/wiki/Deep_packet_inspection", "/wiki/Packet_analyzer", "/wiki/Main_Page"};
+    const char* pages[] = {"/wiki/Network_traffic", "/wiki/Deep_packet_inspection", "/wiki/Packet_analyzer",
+                           "/wiki/Main_Page"};
     int requests = 1 + static_cast<int>(random_.below(2));
     for (int r = 0; r < requests; ++r) {
       c.send(true, http_request(random_.pick(app.hosts), pages[random_.below(4)]));
@@ -173,8 +174,8 @@ class FlowGenerator {
     c.send(false, bittorrent_message(random_, 1, 0));   // unchoke
     int pieces = 1 + static_cast<int>(random_.below(4));
     for (int i = 0; i < pieces; ++i) {
-      c.send(true, bittorrent_message(random_, 6, 12));                // request
-      c.send(false, bittorrent_message(random_, 7, 8 + 16384));        // piece: index, begin, block
+      c.send(true, bittorrent_message(random_, 6, 12));          // request
+      c.send(false, bittorrent_message(random_, 7, 8 + 16384));  // piece: index, begin, block
     }
     c.close();
   }
@@ -217,7 +218,8 @@ class SynthSource final : public CaptureSource {
     const std::int64_t start = p.at("start_time").get<std::int64_t>() * 1'000'000'000;
     const std::int64_t window = p.at("duration").get<std::int64_t>() * 1'000'000'000;
     auto selected = p.at("apps").get<std::vector<std::string>>();
-    if (selected.empty()) throw Error("apps is empty: name at least one of " + fmt::format("{}", fmt::join(app_names(), ", ")));
+    if (selected.empty())
+      throw Error("apps is empty: name at least one of " + fmt::format("{}", fmt::join(app_names(), ", ")));
     Random planner(seed);
     for (std::size_t a = 0; a < apps().size(); ++a) {
       if (std::find(selected.begin(), selected.end(), apps()[a].name) == selected.end()) continue;
@@ -231,7 +233,8 @@ class SynthSource final : public CaptureSource {
         plan_.push_back(flow);
       }
     }
-    std::stable_sort(plan_.begin(), plan_.end(), [](const PlannedFlow& x, const PlannedFlow& y) { return x.begin < y.begin; });
+    std::stable_sort(plan_.begin(), plan_.end(),
+                     [](const PlannedFlow& x, const PlannedFlow& y) { return x.begin < y.begin; });
     info_.path = fmt::format("synth(seed={}, flows_per_app={}, apps={})", seed, flows, fmt::join(selected, ","));
     info_.format = "synth";
     info_.link_types = {linktype::ethernet};
@@ -239,7 +242,8 @@ class SynthSource final : public CaptureSource {
 
   bool next(PacketView& packet) override {
     // Every flow starting before the earliest pending frame may have an earlier frame: make it.
-    while (next_flow_ < plan_.size() && (pending_.empty() || plan_[next_flow_].begin <= pending_.top().frame.timestamp_ns))
+    while (next_flow_ < plan_.size() &&
+           (pending_.empty() || plan_[next_flow_].begin <= pending_.top().frame.timestamp_ns))
       generate(plan_[next_flow_++]);
     if (pending_.empty()) return false;
     current_ = std::move(const_cast<Pending&>(pending_.top()).frame);
@@ -292,8 +296,8 @@ class SynthSource final : public CaptureSource {
 };
 
 Schema schema() {
-  ParamSpec apps_param = ParamSpec::list("apps", ParamType::string_list, app_names(),
-                                         "applications to generate flows of");
+  ParamSpec apps_param =
+      ParamSpec::list("apps", ParamType::string_list, app_names(), "applications to generate flows of");
   apps_param.choices = app_names();
   return {
       ParamSpec::integer("seed", 1, "seed: the same seed gives the same capture, byte for byte").range(0, 9.0e15),
@@ -308,5 +312,7 @@ Schema schema() {
 }  // namespace
 }  // namespace trafficid::synth
 
-TRAFFICID_DEFINE_PLUGIN(trafficid::synth::SynthSource, trafficid::PluginKind::capture, "synth", "1.0.0",
-                        "generates a seeded capture of real protocol exchanges (TLS, HTTP, DNS, SSH, BitTorrent, STUN, NTP)", "seed", trafficid::synth::schema)
+TRAFFICID_DEFINE_PLUGIN(
+    trafficid::synth::SynthSource, trafficid::PluginKind::capture, "synth", "1.0.0",
+    "generates a seeded capture of real protocol exchanges (TLS, HTTP, DNS, SSH, BitTorrent, STUN, NTP)", "seed",
+    trafficid::synth::schema)

@@ -36,7 +36,8 @@ class DeepPacket final : public FeatureExtractor {
 };
 
 Schema schema() {
-  Schema s = {ParamSpec::integer("length", 1500, "bytes per vector from the IP header on (the paper: 1500)").range(20, 65535)};
+  Schema s = {
+      ParamSpec::integer("length", 1500, "bytes per vector from the IP header on (the paper: 1500)").range(20, 65535)};
   for (auto& rule : deep_packet_rule_params()) s.push_back(std::move(rule));
   return s;
 }

@@ -26,9 +26,9 @@ namespace trafficid::flow_start_features {
 namespace {
 
 // The header columns of a row, before the payload bytes.
-const char* const header_columns[] = {"present", "from_server", "ip_length", "payload_length", "gap",
-                                      "tcp",     "udp",         "syn",       "ack",            "fin",
-                                      "rst",     "psh",         "window",    "server_port",    "client_port"};
+const char* const header_columns[] = {
+    "present", "from_server", "ip_length", "payload_length", "gap",         "tcp",        "udp", "syn", "ack",
+    "fin",     "rst",         "psh",       "window",         "server_port", "client_port"};
 constexpr std::size_t header_count = std::size(header_columns);
 
 namespace tcp_flag {
@@ -62,7 +62,8 @@ class FlowStart final : public FeatureExtractor {
     auto [it, fresh] = open_.try_emplace(flow.flow_id);
     State& s = it->second;
     const std::int64_t t = packet.timestamp_ns;
-    const double gap = fresh ? 0.0 : static_cast<double>(std::max<std::int64_t>(0, t - s.last_ns)) / 1e3;  // microseconds
+    const double gap =
+        fresh ? 0.0 : static_cast<double>(std::max<std::int64_t>(0, t - s.last_ns)) / 1e3;  // microseconds
     s.last_ns = t;
     if (fresh) {
       s.server_port = packet.tuple.dst_port;  // the first packet's sender is the client
@@ -75,8 +76,8 @@ class FlowStart final : public FeatureExtractor {
     if (s.rows.empty()) s.rows.assign(packets_ * columns_, 0.0f);
     float* row = s.rows.data() + s.count * columns_;
     const bool tcp = packet.l4_protocol == ipproto::tcp;
-    const double ip_length = packet.l3_length ? packet.l3_length
-                                              : static_cast<double>(packet.wire_length) - std::max(0, packet.l3_offset);
+    const double ip_length =
+        packet.l3_length ? packet.l3_length : static_cast<double>(packet.wire_length) - std::max(0, packet.l3_offset);
     const std::uint8_t flags = tcp ? packet.tcp_flags : 0;
     const float header[header_count] = {
         1.0f,
@@ -133,18 +134,23 @@ class FlowStart final : public FeatureExtractor {
 
 Schema schema() {
   return {
-      ParamSpec::integer("packets", 8, "packets per sample (N): the flow's first N packets (of each window)").range(1, 1024),
+      ParamSpec::integer("packets", 8, "packets per sample (N): the flow's first N packets (of each window)")
+          .range(1, 1024),
       ParamSpec::integer("payload_bytes", 256, "first payload bytes of each packet (B)").range(0, 65535),
-      ParamSpec::integer("windows", 1, "samples per flow: its start, and with more the next windows of N packets, "
-                                       "each a sample of the flow").range(1, 1 << 20),
+      ParamSpec::integer("windows", 1,
+                         "samples per flow: its start, and with more the next windows of N packets, "
+                         "each a sample of the flow")
+          .range(1, 1 << 20),
       ParamSpec::boolean("skip_empty", true, "leave out packets without payload (TCP handshake and pure ACKs)"),
-      ParamSpec::boolean("ports", true, "give the flow's server and client ports (false: zeros, to measure without them)"),
+      ParamSpec::boolean("ports", true,
+                         "give the flow's server and client ports (false: zeros, to measure without them)"),
   };
 }
 
 }  // namespace
 }  // namespace trafficid::flow_start_features
 
-TRAFFICID_DEFINE_PLUGIN(trafficid::flow_start_features::FlowStart, trafficid::PluginKind::features, "flow_start",
-                        "0.1.0", "the first N payload packets of each flow: direction, sizes, gaps, flags, ports and first bytes",
-                        "", trafficid::flow_start_features::schema)
+TRAFFICID_DEFINE_PLUGIN(
+    trafficid::flow_start_features::FlowStart, trafficid::PluginKind::features, "flow_start", "0.1.0",
+    "the first N payload packets of each flow: direction, sizes, gaps, flags, ports and first bytes", "",
+    trafficid::flow_start_features::schema)

@@ -76,7 +76,8 @@ class FlowStats final : public FeatureExtractor {
     for (const char* d : direction_names) {
       names.push_back(fmt::format("{}_bytes", d));
       for (const char* what : {"size", "iat"}) {
-        for (const char* stat : {"count", "min", "max", "mean", "std"}) names.push_back(fmt::format("{}_{}_{}", d, what, stat));
+        for (const char* stat : {"count", "min", "max", "mean", "std"})
+          names.push_back(fmt::format("{}_{}_{}", d, what, stat));
         for (double p : percentiles) names.push_back(fmt::format("{}_{}_p{}", d, what, static_cast<int>(p)));
       }
     }
@@ -98,8 +99,8 @@ class FlowStats final : public FeatureExtractor {
     FlowState& s = it->second;
     const std::int64_t t = packet.timestamp_ns;
     if (fresh) s.first_ns = t;
-    const double size = packet.l3_length ? packet.l3_length
-                                         : static_cast<double>(packet.wire_length) - std::max(0, packet.l3_offset);
+    const double size =
+        packet.l3_length ? packet.l3_length : static_cast<double>(packet.wire_length) - std::max(0, packet.l3_offset);
     const int direction = flow.from_client ? 1 : 2;
     for (int d : {0, direction}) {
       if (s.size[d].count > 0) s.gap[d].add(static_cast<double>(t - s.last_ns[d]) / 1e9, window_);
@@ -135,8 +136,10 @@ class FlowStats final : public FeatureExtractor {
 
 Schema schema() {
   return {
-      ParamSpec::integer("first_packets", 20, "signed sizes of the first N packets (+ client, - server)").range(0, 4096),
-      ParamSpec::integer("percentile_window", 1024, "percentiles over each direction's first N packets").range(1, 1 << 20),
+      ParamSpec::integer("first_packets", 20, "signed sizes of the first N packets (+ client, - server)")
+          .range(0, 4096),
+      ParamSpec::integer("percentile_window", 1024, "percentiles over each direction's first N packets")
+          .range(1, 1 << 20),
   };
 }
 

@@ -181,8 +181,10 @@ class NdpiLabeler final : public Labeler {
     for (auto& [key, flow] : flows_) finish(flow, out);
     flows_.clear();
     if (evicted_ > evicted_reported_) {
-      host_.warn(fmt::format("ndpi: {} flows were ended early because the flow table was full (max_flows = {}); each "
-                             "was labelled with what nDPI had seen of it", evicted_ - evicted_reported_, max_flows_));
+      host_.warn(
+          fmt::format("ndpi: {} flows were ended early because the flow table was full (max_flows = {}); each "
+                      "was labelled with what nDPI had seen of it",
+                      evicted_ - evicted_reported_, max_flows_));
       evicted_reported_ = evicted_;
     }
   }
@@ -202,8 +204,10 @@ class NdpiLabeler final : public Labeler {
       flows_.erase(by_age[i].second);
     }
     if (evicted_ == 0)
-      host_.warn(fmt::format("ndpi: the flow table is full (max_flows = {}): the flows silent the longest are ended "
-                             "early from now on (counted; raise max_flows or lower idle_timeout)", max_flows_));
+      host_.warn(
+          fmt::format("ndpi: the flow table is full (max_flows = {}): the flows silent the longest are ended "
+                      "early from now on (counted; raise max_flows or lower idle_timeout)",
+                      max_flows_));
     evicted_ += n;
   }
 
@@ -214,7 +218,8 @@ class NdpiLabeler final : public Labeler {
     auto file = params.at(name).get<std::string>();
     if (file.empty()) return;
     if (loader(file.c_str()) < 0)
-      throw Error(fmt::format("nDPI could not load {} = {} (check its format against nDPI's example files)", name, file));
+      throw Error(
+          fmt::format("nDPI could not load {} = {} (check its format against nDPI's example files)", name, file));
   }
 
   static std::uint16_t vlan_of(const PacketView& p) {
@@ -258,7 +263,7 @@ class NdpiLabeler final : public Labeler {
   std::unique_ptr<ndpi_detection_module_struct, ModuleDeleter> module_;
   std::unordered_map<Key, Flow, KeyHash> flows_;
   std::uint64_t tcp_max_ = 80, udp_max_ = 24;
-  double idle_s_ = -1, active_s_ = -1;      // as configured (-1: by the input's kind)
+  double idle_s_ = -1, active_s_ = -1;  // as configured (-1: by the input's kind)
   std::int64_t max_flows_param_ = -1;
   std::int64_t idle_ns_ = 0, active_ns_ = 0;  // for the input being read
   std::size_t max_flows_ = 0;                 // 0: no bound
@@ -279,14 +284,21 @@ Schema schema() {
       optional_file("risky_domains_file", "nDPI risky domains file (ndpiReader -r)"),
       optional_file("ja3_file", "malicious JA3 fingerprints (ndpiReader -j)"),
       optional_file("sha1_file", "malicious certificate SHA1 fingerprints (ndpiReader -S)"),
-      ParamSpec::integer("tcp_max_packets", 80, "TCP packets given to nDPI before it gives up (ndpiReader: 80)").range(1, 10000),
-      ParamSpec::integer("udp_max_packets", 24, "UDP packets given to nDPI before it gives up (ndpiReader: 24)").range(1, 10000),
-      ParamSpec::real("idle_timeout", -1.0, "seconds of silence that end a flow (0: never, as ndpiReader; -1: 120 on live "
-                                            "sources, never on files)").range(-1, 1e7),
-      ParamSpec::real("active_timeout", -1.0, "seconds after which a flow is cut (0: never; -1: 1800 on live sources, "
-                                              "never on files)").range(-1, 1e7),
-      ParamSpec::integer("max_flows", -1, "flows held at once; when full, the tenth silent longest end early, counted "
-                                          "(0: no bound, as ndpiReader; -1: 1,000,000 on live sources, none on files)")
+      ParamSpec::integer("tcp_max_packets", 80, "TCP packets given to nDPI before it gives up (ndpiReader: 80)")
+          .range(1, 10000),
+      ParamSpec::integer("udp_max_packets", 24, "UDP packets given to nDPI before it gives up (ndpiReader: 24)")
+          .range(1, 10000),
+      ParamSpec::real("idle_timeout", -1.0,
+                      "seconds of silence that end a flow (0: never, as ndpiReader; -1: 120 on live "
+                      "sources, never on files)")
+          .range(-1, 1e7),
+      ParamSpec::real("active_timeout", -1.0,
+                      "seconds after which a flow is cut (0: never; -1: 1800 on live sources, "
+                      "never on files)")
+          .range(-1, 1e7),
+      ParamSpec::integer("max_flows", -1,
+                         "flows held at once; when full, the tenth silent longest end early, counted "
+                         "(0: no bound, as ndpiReader; -1: 1,000,000 on live sources, none on files)")
           .range(-1, std::nullopt),
       ParamSpec::boolean("tcp_teardown", false, "end a TCP flow at FIN from both sides or RST, once detected"),
       ParamSpec::boolean("guess", true, "when nDPI gives up, guess the protocol from ports and addresses"),
@@ -297,4 +309,5 @@ Schema schema() {
 }  // namespace trafficid::ndpi_labeler
 
 TRAFFICID_DEFINE_PLUGIN(trafficid::ndpi_labeler::NdpiLabeler, trafficid::PluginKind::labeler, "ndpi", "0.1.0",
-                        "labels bidirectional flows with nDPI 4.2, as ndpiReader does", "", trafficid::ndpi_labeler::schema)
+                        "labels bidirectional flows with nDPI 4.2, as ndpiReader does", "",
+                        trafficid::ndpi_labeler::schema)

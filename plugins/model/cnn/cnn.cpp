@@ -48,8 +48,14 @@ struct Params {
 class Cnn final : public TorchModel {
  public:
   explicit Cnn(const PluginArgs& args)
-      : TorchModel(args), p_(read_params<Params>(args.params)), conv_(p_.conv), pool_kernel_(p_.pool_kernel),
-        pool_stride_(p_.pool_stride), fc_(p_.fc), dropout_(p_.dropout), batch_norm_(p_.batch_norm) {}
+      : TorchModel(args),
+        p_(read_params<Params>(args.params)),
+        conv_(p_.conv),
+        pool_kernel_(p_.pool_kernel),
+        pool_stride_(p_.pool_stride),
+        fc_(p_.fc),
+        dropout_(p_.dropout),
+        batch_norm_(p_.batch_norm) {}
 
   torch::nn::Sequential network(const ModelInput& input) override {
     namespace nn = torch::nn;
@@ -71,11 +77,14 @@ class Cnn final : public TorchModel {
       torch::NoGradGuard no_grad;
       width = features->forward(torch::zeros(probe_shape)).size(1);
     } catch (const c10::Error&) {
-      throw Error(fmt::format("cnn: the convolutions and pooling leave nothing of a {}-value sample; use smaller "
-                              "kernels or strides (models.cnn.conv)", input.spec.elements()));
+      throw Error(
+          fmt::format("cnn: the convolutions and pooling leave nothing of a {}-value sample; use smaller "
+                      "kernels or strides (models.cnn.conv)",
+                      input.spec.elements()));
     }
     nn::Sequential net;
-    for (const auto& layer : *features) net->push_back(layer);  // one flat Sequential: checkpoints name layers 0, 1, ...
+    for (const auto& layer : *features)
+      net->push_back(layer);  // one flat Sequential: checkpoints name layers 0, 1, ...
     std::int64_t in = width;
     for (auto units : fc_) {
       net->push_back(nn::Linear(in, units));

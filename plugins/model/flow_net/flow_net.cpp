@@ -23,10 +23,13 @@ struct Layout {
 };
 
 Layout layout_of(const FeatureSpec& spec) {
-  if (spec.dtype != DType::f32 || spec.shape.size() != 2 || spec.column_names.size() != static_cast<std::size_t>(spec.shape[1]))
-    throw Error(fmt::format("flow_net reads float32 samples of [packets, columns] with named columns (the flow_start "
-                            "extractor's); this dataset's are {} [{}] with {} column names: use features.extractor = "
-                            "\"flow_start\"", to_string(spec.dtype), fmt::join(spec.shape, ", "), spec.column_names.size()));
+  if (spec.dtype != DType::f32 || spec.shape.size() != 2 ||
+      spec.column_names.size() != static_cast<std::size_t>(spec.shape[1]))
+    throw Error(
+        fmt::format("flow_net reads float32 samples of [packets, columns] with named columns (the flow_start "
+                    "extractor's); this dataset's are {} [{}] with {} column names: use features.extractor = "
+                    "\"flow_start\"",
+                    to_string(spec.dtype), fmt::join(spec.shape, ", "), spec.column_names.size()));
   Layout l;
   l.packets = spec.shape[0];
   l.columns = spec.shape[1];
@@ -49,7 +52,8 @@ Layout layout_of(const FeatureSpec& spec) {
 }
 
 struct Options {
-  std::int64_t embedding = 16, channels = 32, kernel = 3, head_bytes = 16, packet_units = 64, hidden = 64, port_units = 8;
+  std::int64_t embedding = 16, channels = 32, kernel = 3, head_bytes = 16, packet_units = 64, hidden = 64,
+               port_units = 8;
   double dropout = 0.3;
   bool ports = true;
 };
@@ -57,12 +61,14 @@ struct Options {
 struct FlowNetImpl : nn::Module {
   FlowNetImpl(const Layout& layout, const Options& o, std::int64_t classes) : l(layout), opt(o) {
     numbers = register_buffer("numbers", torch::tensor(l.numbers, torch::kInt64));
-    const std::int64_t per_packet_in = static_cast<std::int64_t>(l.numbers.size()) +
-                                       (l.bytes > 0 ? o.channels + o.packet_units : 0);
+    const std::int64_t per_packet_in =
+        static_cast<std::int64_t>(l.numbers.size()) + (l.bytes > 0 ? o.channels + o.packet_units : 0);
     if (l.bytes > 0) {
       embed = register_module("embed", nn::Embedding(nn::EmbeddingOptions(257, o.embedding).padding_idx(0)));
-      conv1 = register_module("conv1", nn::Conv1d(nn::Conv1dOptions(o.embedding, o.channels, o.kernel).padding(o.kernel / 2)));
-      conv2 = register_module("conv2", nn::Conv1d(nn::Conv1dOptions(o.channels, o.channels, o.kernel).padding(o.kernel / 2)));
+      conv1 = register_module("conv1",
+                              nn::Conv1d(nn::Conv1dOptions(o.embedding, o.channels, o.kernel).padding(o.kernel / 2)));
+      conv2 = register_module("conv2",
+                              nn::Conv1d(nn::Conv1dOptions(o.channels, o.channels, o.kernel).padding(o.kernel / 2)));
       head = register_module("head", nn::Linear(std::min(o.head_bytes, l.bytes) * o.embedding, o.packet_units));
     }
     packet = register_module("packet", nn::Linear(per_packet_in, o.packet_units));
@@ -84,17 +90,17 @@ struct FlowNetImpl : nn::Module {
     std::vector<torch::Tensor> parts = {x.index_select(2, numbers)};
     if (l.bytes > 0) {
       auto bytes = x.narrow(2, l.first_byte, l.bytes).round().clamp(0, 256).to(torch::kInt64).reshape({b * n, l.bytes});
-      auto e = embed(bytes);                                   // [B*N, bytes, E]
+      auto e = embed(bytes);  // [B*N, bytes, E]
       auto h = torch::relu(conv1(e.transpose(1, 2)));
-      h = torch::relu(conv2(h));                               // [B*N, C, bytes]
-      auto valid = bytes.gt(0).unsqueeze(1).to(h.dtype());     // positions holding a byte
-      auto pooled = (h * valid).amax(2);                       // 0 where the packet has no byte
+      h = torch::relu(conv2(h));                            // [B*N, C, bytes]
+      auto valid = bytes.gt(0).unsqueeze(1).to(h.dtype());  // positions holding a byte
+      auto pooled = (h * valid).amax(2);                    // 0 where the packet has no byte
       const auto first = std::min(opt.head_bytes, l.bytes);
       auto lead = torch::relu(head(e.narrow(1, 0, first).reshape({b * n, first * opt.embedding})));
       parts.push_back(pooled.reshape({b, n, -1}));
       parts.push_back(lead.reshape({b, n, -1}));
     }
-    auto p = torch::relu(packet(torch::cat(parts, 2)));        // [B, N, P]
+    auto p = torch::relu(packet(torch::cat(parts, 2)));  // [B, N, P]
     torch::Tensor present = l.present >= 0 ? x.select(2, l.present).unsqueeze(2) : torch::ones({b, n, 1}, x.options());
     p = p * present;
     auto [states, last] = gru(p);
@@ -104,7 +110,8 @@ struct FlowNetImpl : nn::Module {
     std::vector<torch::Tensor> flow = {gathered, std::get<0>(p.max(1))};
     if (!port.is_empty()) {
       auto ids = [&](std::int64_t column) {
-        return column < 0 ? torch::zeros({b}, torch::kInt64) : x.select(1, 0).select(1, column).round().clamp(0, 65535).to(torch::kInt64);
+        return column < 0 ? torch::zeros({b}, torch::kInt64)
+                          : x.select(1, 0).select(1, column).round().clamp(0, 65535).to(torch::kInt64);
       };
       flow.push_back(port(ids(l.server_port)));
       flow.push_back(port(ids(l.client_port)));
@@ -140,7 +147,8 @@ class FlowNetModel final : public TorchModel {
   }
 
   torch::nn::Sequential network(const ModelInput& input) override {
-    return torch::nn::Sequential(FlowNet(layout_of(input.spec), o_, static_cast<std::int64_t>(input.class_names.size())));
+    return torch::nn::Sequential(
+        FlowNet(layout_of(input.spec), o_, static_cast<std::int64_t>(input.class_names.size())));
   }
 
  private:
@@ -152,7 +160,8 @@ Schema schema() {
       ParamSpec::integer("embedding", 16, "width of the byte embedding").range(1, 1024),
       ParamSpec::integer("channels", 32, "filters of each byte convolution").range(1, 4096),
       ParamSpec::integer("kernel", 3, "width of the byte convolutions (odd)").range(1, 63),
-      ParamSpec::integer("head_bytes", 16, "a packet's first bytes also read by position (the protocol header)").range(1, 4096),
+      ParamSpec::integer("head_bytes", 16, "a packet's first bytes also read by position (the protocol header)")
+          .range(1, 4096),
       ParamSpec::integer("packet_units", 64, "width of each packet's representation").range(1, 4096),
       ParamSpec::integer("hidden", 64, "units of the GRU over packets and of the flow layer").range(1, 4096),
       ParamSpec::integer("port_units", 8, "width of the port embeddings").range(1, 256),
@@ -164,6 +173,7 @@ Schema schema() {
 }  // namespace
 }  // namespace trafficid::flow_net_model
 
-TRAFFICID_DEFINE_PLUGIN(trafficid::flow_net_model::FlowNetModel, trafficid::PluginKind::model, "flow_net", "0.1.0",
-                        "flow-level network over the first packets: byte convolutions, GRU over packets, port embeddings",
-                        "", trafficid::flow_net_model::schema)
+TRAFFICID_DEFINE_PLUGIN(
+    trafficid::flow_net_model::FlowNetModel, trafficid::PluginKind::model, "flow_net", "0.1.0",
+    "flow-level network over the first packets: byte convolutions, GRU over packets, port embeddings", "",
+    trafficid::flow_net_model::schema)

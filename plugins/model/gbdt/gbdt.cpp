@@ -35,7 +35,8 @@ float value_at(const FeatureBatch& b, std::size_t i) {
 Matrix read(SampleBatches& split, std::uint64_t limit, std::uint64_t seed) {
   Matrix m;
   m.columns = split.spec().elements();
-  const double keep = limit && split.rows() > limit ? static_cast<double>(limit) / static_cast<double>(split.rows()) : 1.0;
+  const double keep =
+      limit && split.rows() > limit ? static_cast<double>(limit) / static_cast<double>(split.rows()) : 1.0;
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> draw(0, 1);
   FeatureBatch batch;
@@ -93,14 +94,16 @@ class Gbdt final : public Model {
   }
 
   ModelInfo info() const override {
-    return {static_cast<std::uint64_t>(rounds_), fmt::format("{} rounds of {} trees (one per class), depth <= {}", rounds_,
-                                                             input_.class_names.size(), params_.at("max_depth").get<std::int64_t>())};
+    return {static_cast<std::uint64_t>(rounds_),
+            fmt::format("{} rounds of {} trees (one per class), depth <= {}", rounds_, input_.class_names.size(),
+                        params_.at("max_depth").get<std::int64_t>())};
   }
 
   void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
     const TrainSettings settings = train_settings(context.settings);
     const std::string threads = std::to_string(
-        settings.threads > 0 ? settings.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
+        settings.threads > 0 ? settings.threads
+                             : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
     const auto limit = static_cast<std::uint64_t>(params_.at("max_train_rows").get<std::int64_t>());
     Matrix tm = read(train, limit, input_.seed), vm = read(validation, limit, input_.seed + 1);
     if (tm.rows == 0) throw Error("gbdt: the training split is empty");
@@ -110,7 +113,8 @@ class Gbdt final : public Model {
     check(XGDMatrixSetFloatInfo(dtrain.handle, "label", tm.labels.data(), tm.rows), "labels");
     if (settings.class_weights && !input_.class_weights.empty()) {
       std::vector<float> w(tm.rows);
-      for (std::size_t r = 0; r < tm.rows; ++r) w[r] = static_cast<float>(input_.class_weights[static_cast<std::size_t>(tm.labels[r])]);
+      for (std::size_t r = 0; r < tm.rows; ++r)
+        w[r] = static_cast<float>(input_.class_weights[static_cast<std::size_t>(tm.labels[r])]);
       check(XGDMatrixSetFloatInfo(dtrain.handle, "weight", w.data(), tm.rows), "weights");
     }
     const auto per_epoch = params_.at("rounds_per_epoch").get<std::int64_t>();
@@ -140,7 +144,8 @@ class Gbdt final : public Model {
     }
     for (std::int64_t epoch = first_epoch; epoch <= epochs; ++epoch) {
       auto started = std::chrono::steady_clock::now();
-      for (std::int64_t i = 0; i < per_epoch; ++i, ++rounds) check(XGBoosterUpdateOneIter(booster_, static_cast<int>(rounds), dtrain.handle), "training");
+      for (std::int64_t i = 0; i < per_epoch; ++i, ++rounds)
+        check(XGBoosterUpdateOneIter(booster_, static_cast<int>(rounds), dtrain.handle), "training");
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       rounds_ = rounds;
       const std::size_t k = input_.class_names.size();
@@ -165,7 +170,8 @@ class Gbdt final : public Model {
       m.val_accuracy = e.accuracy;
       m.val_macro_f1 = e.macro_f1;
       m.seconds = seconds;
-      m.samples_per_second = seconds > 0 ? static_cast<double>(tm.rows * static_cast<std::size_t>(per_epoch)) / seconds : 0;
+      m.samples_per_second =
+          seconds > 0 ? static_cast<double>(tm.rows * static_cast<std::size_t>(per_epoch)) / seconds : 0;
       m.extra["rounds"] = static_cast<double>(rounds);
       m.extra["val_weighted_f1"] = e.weighted_f1;
       if (!divergence(m).empty()) {
@@ -210,13 +216,16 @@ class Gbdt final : public Model {
     // istreambuf_iterator reads the buffer directly: the stream's state says nothing about the end.
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!whole_count || rounds < 0 || bytes.empty())
-      throw Error(fmt::format("{}: not a gbdt model (a gbdt model.pt is a round count and an XGBoost UBJSON model)", file.string()));
+      throw Error(fmt::format("{}: not a gbdt model (a gbdt model.pt is a round count and an XGBoost UBJSON model)",
+                              file.string()));
     check(XGBoosterLoadModelFromBuffer(booster_, bytes.data(), bytes.size()), "loading");
     rounds_ = rounds;
   }
 
  private:
-  void set(const char* name, const std::string& value) { check(XGBoosterSetParam(booster_, name, value.c_str()), name); }
+  void set(const char* name, const std::string& value) {
+    check(XGBoosterSetParam(booster_, name, value.c_str()), name);
+  }
 
   // The booster as XGBoost's UBJSON model (all its trees).
   std::string buffer() const {
@@ -237,7 +246,9 @@ class Gbdt final : public Model {
   }
 
   std::vector<float> predict(DMatrixHandle m, std::int64_t rounds) const {
-    const std::string config = fmt::format(R"({{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": {}, "strict_shape": false}})", rounds);
+    const std::string config = fmt::format(
+        R"({{"type": 0, "training": false, "iteration_begin": 0, "iteration_end": {}, "strict_shape": false}})",
+        rounds);
     const bst_ulong* shape = nullptr;
     bst_ulong dimension = 0;
     const float* result = nullptr;

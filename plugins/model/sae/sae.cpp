@@ -28,8 +28,12 @@ struct Params {
 class Sae final : public TorchModel {
  public:
   explicit Sae(const PluginArgs& args)
-      : TorchModel(args), p_(read_params<Params>(args.params)), layers_(p_.layers), dropout_(p_.dropout),
-        pretrain_lr_(p_.pretrain_lr), pretrain_epochs_(static_cast<int>(p_.pretrain_epochs)) {}
+      : TorchModel(args),
+        p_(read_params<Params>(args.params)),
+        layers_(p_.layers),
+        dropout_(p_.dropout),
+        pretrain_lr_(p_.pretrain_lr),
+        pretrain_epochs_(static_cast<int>(p_.pretrain_epochs)) {}
 
   torch::nn::Sequential network(const ModelInput& input) override {
     namespace nn = torch::nn;

@@ -16,7 +16,8 @@ using namespace trafficid;
 Schema schema() {
   return {
       ParamSpec::integer("eta", 3, "reduction factor: the top 1/eta of a rung go on").range(2, 16),
-      ParamSpec::integer("min_steps", 1, "epochs before the first rung (the smallest budget a trial gets)").range(1, 100000),
+      ParamSpec::integer("min_steps", 1, "epochs before the first rung (the smallest budget a trial gets)")
+          .range(1, 100000),
       ParamSpec::integer("brackets", 1, "Hyperband brackets (1: plain ASHA)").range(1, 16),
   };
 }
@@ -34,9 +35,7 @@ class AshaTuner final : public Tuner {
     next_ = 1;
     rungs_.clear();
   }
-  std::optional<TrialProposal> ask() override {
-    return TrialProposal{next_++, sample_space(space_, rng_)};
-  }
+  std::optional<TrialProposal> ask() override { return TrialProposal{next_++, sample_space(space_, rng_)}; }
   TrialDecision report(std::uint64_t trial, int step, double value) override {
     const std::int64_t bracket = static_cast<std::int64_t>((trial - 1) % static_cast<std::uint64_t>(brackets_));
     std::int64_t rung_step = min_steps_;

@@ -17,9 +17,7 @@ class RandomTuner final : public Tuner {
     rng_.seed(space.seed);
     next_ = 1;
   }
-  std::optional<TrialProposal> ask() override {
-    return TrialProposal{next_++, sample_space(space_, rng_)};
-  }
+  std::optional<TrialProposal> ask() override { return TrialProposal{next_++, sample_space(space_, rng_)}; }
   TrialDecision report(std::uint64_t, int, double) override { return TrialDecision::keep_going; }
   void tell(std::uint64_t, std::optional<double>) override {}
 

@@ -96,14 +96,16 @@ class NearestCentroid final : public Model {
 
   void save(const std::filesystem::path& file) const override {
     std::ofstream out(file, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(centroids_.data()), static_cast<std::streamsize>(centroids_.size() * sizeof(double)));
+    out.write(reinterpret_cast<const char*>(centroids_.data()),
+              static_cast<std::streamsize>(centroids_.size() * sizeof(double)));
     if (!out) throw Error("nearest_centroid: cannot write " + file.string());
   }
 
   void load(const std::filesystem::path& file) override {
     std::ifstream in(file, std::ios::binary);
     centroids_.assign(classes_ * dimension_, 0.0);
-    in.read(reinterpret_cast<char*>(centroids_.data()), static_cast<std::streamsize>(centroids_.size() * sizeof(double)));
+    in.read(reinterpret_cast<char*>(centroids_.data()),
+            static_cast<std::streamsize>(centroids_.size() * sizeof(double)));
     if (!in) throw Error("nearest_centroid: " + file.string() + " is not a model of this shape");
   }
 
@@ -138,7 +140,8 @@ class NearestCentroid final : public Model {
 Schema schema() {
   return {
       ParamSpec::choice("metric", "euclidean", {"euclidean", "manhattan", "cosine"}, "distance to the centroids"),
-      ParamSpec::real("shrink", 0.0, "pull each centroid towards the overall mean (0: none, 1: all the way)").range(0, 1),
+      ParamSpec::real("shrink", 0.0, "pull each centroid towards the overall mean (0: none, 1: all the way)")
+          .range(0, 1),
   };
 }
 

@@ -16,16 +16,16 @@ namespace trafficid {
 struct SourceFileInfo {
   std::uint32_t id = 0;
   std::string path;
-  std::string format;                   // "pcap", "pcap-ns", "pcapng", "live", "synth"
+  std::string format;  // "pcap", "pcap-ns", "pcapng", "live", "synth"
   std::vector<std::uint32_t> link_types;
   std::uint64_t packets = 0;
-  std::uint64_t bytes = 0;              // captured bytes
+  std::uint64_t bytes = 0;  // captured bytes
   std::int64_t first_ns = 0;
   std::int64_t last_ns = 0;
-  std::string warning;                  // empty when the input was read whole
-  std::int64_t damaged_at = -1;         // byte offset of the damage, -1 when none
-  std::uint32_t resolution_ns = 1000;   // finest timestamp resolution the input records (1: ns)
-  std::uint32_t snaplen = 262144;       // snapshot length the input declares
+  std::string warning;                 // empty when the input was read whole
+  std::int64_t damaged_at = -1;        // byte offset of the damage, -1 when none
+  std::uint32_t resolution_ns = 1000;  // finest timestamp resolution the input records (1: ns)
+  std::uint32_t snaplen = 262144;      // snapshot length the input declares
   // Live sources: what the kernel and the interface report (pcap_stats).
   std::uint64_t received = 0;
   std::uint64_t dropped_kernel = 0;

@@ -39,25 +39,25 @@ struct DatasetShard {
 
 struct DatasetInput {
   std::uint32_t id = 0;
-  std::string path;      // as the capture source named it (a generator: its description, e.g. "synth(seed=1, ...)")
+  std::string path;  // as the capture source named it (a generator: its description, e.g. "synth(seed=1, ...)")
   std::uint64_t size = 0;
   std::int64_t mtime_ns = 0;
-  std::string sha256;    // of the file's content; empty (and size, mtime_ns 0) for a generator
+  std::string sha256;  // of the file's content; empty (and size, mtime_ns 0) for a generator
   std::uint64_t packets = 0;
 };
 
 struct DatasetManifest {
   int version = 1;
-  std::string config_hash;                 // of the resolved config that made it
-  std::string extractor;                   // the features plugin
+  std::string config_hash;  // of the resolved config that made it
+  std::string extractor;    // the features plugin
   FeatureSpec spec;
-  std::string storage = "dense";           // "dense" or "ragged"
-  std::vector<std::string> class_names;    // label index -> name
-  std::string split_method = "flow";       // "flow", "file" or "packet" (leaks; flagged in reports)
+  std::string storage = "dense";         // "dense" or "ragged"
+  std::vector<std::string> class_names;  // label index -> name
+  std::string split_method = "flow";     // "flow", "file" or "packet" (leaks; flagged in reports)
   std::uint64_t split_seed = 0;
   std::array<double, 3> fractions{0.8, 0.1, 0.1};
-  std::string balance = "none";            // "none", "undersample", "cap" or "weights" (train only)
-  std::vector<double> class_weights;       // per class, for the training loss ("weights"; else 1)
+  std::string balance = "none";                              // "none", "undersample", "cap" or "weights" (train only)
+  std::vector<double> class_weights;                         // per class, for the training loss ("weights"; else 1)
   std::map<std::string, std::vector<std::uint64_t>> counts;  // split name -> rows per class
   std::map<std::string, std::uint64_t> excluded;             // reason -> rows
   // Group k-fold by file: fold f tests the files of fold f, validates on those of fold (f + 1) % K
@@ -70,8 +70,8 @@ struct DatasetManifest {
   Json evaluation;
   std::vector<DatasetInput> inputs;
   std::vector<DatasetShard> shards;
-  Json config;                             // the resolved config that made it
-  Json statistics = Json::object();        // packets read, kept, dropped by rule, seconds
+  Json config;                       // the resolved config that made it
+  Json statistics = Json::object();  // packets read, kept, dropped by rule, seconds
 
   bool split_leaks() const { return split_method == "packet"; }
   std::filesystem::path shard_file(const std::filesystem::path& folder, std::size_t shard, const char* part) const {

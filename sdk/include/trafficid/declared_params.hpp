@@ -7,8 +7,8 @@
 //     std::vector<std::int64_t> layers;
 //     double dropout = 0;
 //     template <class Bind> void fields(Bind& bind) {
-//       bind(layers, ParamSpec::list("layers", ParamType::integer_list, Json::array({256, 128}), "hidden layer sizes"));
-//       bind(dropout, ParamSpec::real("dropout", 0.1, "dropout after each layer").range(0, 0.95));
+//       bind(layers, ParamSpec::list("layers", ParamType::integer_list, Json::array({256, 128}), "hidden layer
+//       sizes")); bind(dropout, ParamSpec::real("dropout", 0.1, "dropout after each layer").range(0, 0.95));
 //     }
 //   };
 //   Schema schema() { return schema_of<MlpParams>(); }         // for TRAFFICID_DEFINE_PLUGIN

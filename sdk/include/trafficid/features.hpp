@@ -17,15 +17,15 @@ namespace trafficid {
 enum class DType : std::uint8_t { u8, f32 };
 enum class Granularity : std::uint8_t { packet, flow };
 
-TRAFFICID_SDK_API const char* to_string(DType dtype);        // NumPy's names: "uint8", "float32"
+TRAFFICID_SDK_API const char* to_string(DType dtype);  // NumPy's names: "uint8", "float32"
 TRAFFICID_SDK_API const char* to_string(Granularity granularity);
 TRAFFICID_SDK_API std::size_t dtype_size(DType dtype);
 
 struct FeatureSpec {
   DType dtype = DType::u8;
   Granularity granularity = Granularity::packet;
-  std::vector<std::int64_t> shape;         // of one sample, e.g. {1500} or {8, 256}
-  std::vector<std::string> column_names;   // optional, for tabular features
+  std::vector<std::int64_t> shape;        // of one sample, e.g. {1500} or {8, 256}
+  std::vector<std::string> column_names;  // optional, for tabular features
   // u8 only: a sample may be handed over shorter than its shape, the rest being zeros. Datasets
   // then store only the bytes given (a Deep Packet vector of a 60-byte packet costs 60 bytes,
   // not 1500) and loaders pad them back.
@@ -48,8 +48,8 @@ struct FeatureBatch {
   DType dtype = DType::u8;
   std::vector<std::int64_t> shape;
   std::size_t rows = 0;
-  std::vector<std::uint8_t> data;  // rows * product(shape) * sizeof(dtype)
-  std::vector<std::int64_t> labels;    // class index per row (-1 before labelling)
+  std::vector<std::uint8_t> data;    // rows * product(shape) * sizeof(dtype)
+  std::vector<std::int64_t> labels;  // class index per row (-1 before labelling)
   std::vector<std::uint64_t> flow_ids;
   std::vector<std::uint32_t> file_ids;
 

@@ -10,12 +10,12 @@
 namespace trafficid {
 
 struct EpochMetrics {
-  int epoch = 0;                 // 1-based
+  int epoch = 0;  // 1-based
   double train_loss = 0;
   double val_loss = 0;
   double val_accuracy = 0;
   double val_macro_f1 = 0;
-  double seconds = 0;            // wall time of the epoch
+  double seconds = 0;  // wall time of the epoch
   double samples_per_second = 0;
   std::map<std::string, double> extra;
 };

@@ -92,9 +92,9 @@ class EarlyStopping {
 
 // How a model is trained: the experiment's [train] section and where checkpoints go.
 struct TrainingContext {
-  Json settings = Json::object();         // resolved [train]: optimizer, lr, epochs, batch_size, ...
-  std::filesystem::path checkpoint_dir;   // one checkpoint per epoch; fit() resumes from the last one
-  TrainingObserver* observer = nullptr;   // told every epoch; may stop training
+  Json settings = Json::object();        // resolved [train]: optimizer, lr, epochs, batch_size, ...
+  std::filesystem::path checkpoint_dir;  // one checkpoint per epoch; fit() resumes from the last one
+  TrainingObserver* observer = nullptr;  // told every epoch; may stop training
   HostServices* host = nullptr;
 };
 

@@ -14,13 +14,32 @@
 namespace trafficid {
 
 // NumPy's descr for the element types datasets use.
-template <class T> constexpr const char* npy_descr();
-template <> constexpr const char* npy_descr<std::uint8_t>() { return "|u1"; }
-template <> constexpr const char* npy_descr<std::uint16_t>() { return "<u2"; }
-template <> constexpr const char* npy_descr<std::uint32_t>() { return "<u4"; }
-template <> constexpr const char* npy_descr<std::uint64_t>() { return "<u8"; }
-template <> constexpr const char* npy_descr<std::int64_t>() { return "<i8"; }
-template <> constexpr const char* npy_descr<float>() { return "<f4"; }
+template <class T>
+constexpr const char* npy_descr();
+template <>
+constexpr const char* npy_descr<std::uint8_t>() {
+  return "|u1";
+}
+template <>
+constexpr const char* npy_descr<std::uint16_t>() {
+  return "<u2";
+}
+template <>
+constexpr const char* npy_descr<std::uint32_t>() {
+  return "<u4";
+}
+template <>
+constexpr const char* npy_descr<std::uint64_t>() {
+  return "<u8";
+}
+template <>
+constexpr const char* npy_descr<std::int64_t>() {
+  return "<i8";
+}
+template <>
+constexpr const char* npy_descr<float>() {
+  return "<f4";
+}
 
 class TRAFFICID_SDK_API NpyWriter {
  public:
@@ -32,7 +51,8 @@ class TRAFFICID_SDK_API NpyWriter {
   ~NpyWriter();  // closes without syncing when close() was not called; never throws
   // Appends `bytes` (whole items); rows are counted as items / product(row_shape).
   void append(std::span<const std::uint8_t> bytes);
-  template <class T> void append_value(T value) {
+  template <class T>
+  void append_value(T value) {
     append({reinterpret_cast<const std::uint8_t*>(&value), sizeof value});
   }
   // Writes the final header; `sync`: fsync before returning. Throws Error on any write failure.
@@ -69,7 +89,8 @@ struct NpyHeader {
 TRAFFICID_SDK_API NpyHeader read_npy_header(const std::filesystem::path& path);
 
 // The whole array as T, after checking the descr; for index and label arrays.
-template <class T> std::vector<T> read_npy(const std::filesystem::path& path);
+template <class T>
+std::vector<T> read_npy(const std::filesystem::path& path);
 extern template TRAFFICID_SDK_API std::vector<std::uint8_t> read_npy(const std::filesystem::path&);
 extern template TRAFFICID_SDK_API std::vector<std::uint16_t> read_npy(const std::filesystem::path&);
 extern template TRAFFICID_SDK_API std::vector<std::uint32_t> read_npy(const std::filesystem::path&);

@@ -13,7 +13,7 @@ namespace trafficid {
 
 // LINKTYPE_* values as stored in pcap/pcapng files (https://www.tcpdump.org/linktypes.html).
 namespace linktype {
-inline constexpr std::uint32_t null_bsd = 0;      // 4-byte address family, host byte order of the writer
+inline constexpr std::uint32_t null_bsd = 0;  // 4-byte address family, host byte order of the writer
 inline constexpr std::uint32_t ethernet = 1;
 inline constexpr std::uint32_t ppp = 9;
 inline constexpr std::uint32_t raw_dlt = 12;      // DLT_RAW as some platforms (and libpcap) report it
@@ -21,7 +21,7 @@ inline constexpr std::uint32_t raw_dlt_bsd = 14;  // DLT_RAW on OpenBSD
 inline constexpr std::uint32_t ppp_hdlc = 50;
 inline constexpr std::uint32_t raw = 101;
 inline constexpr std::uint32_t c_hdlc = 104;
-inline constexpr std::uint32_t loop = 108;        // like null_bsd but network byte order
+inline constexpr std::uint32_t loop = 108;  // like null_bsd but network byte order
 inline constexpr std::uint32_t linux_sll = 113;
 inline constexpr std::uint32_t ipv4 = 228;
 inline constexpr std::uint32_t ipv6 = 229;
@@ -72,8 +72,8 @@ inline constexpr std::uint32_t non_first_fragment = 1u << 1;  // no L4 header in
 inline constexpr std::uint32_t truncated = 1u << 2;           // captured bytes end inside a header
 inline constexpr std::uint32_t ipv4_options = 1u << 3;
 inline constexpr std::uint32_t ipv6_extensions = 1u << 4;
-inline constexpr std::uint32_t malformed = 1u << 5;           // a length or version field is impossible
-inline constexpr std::uint32_t vlan = 1u << 6;                // at least one 802.1Q/802.1ad tag
+inline constexpr std::uint32_t malformed = 1u << 5;  // a length or version field is impossible
+inline constexpr std::uint32_t vlan = 1u << 6;       // at least one 802.1Q/802.1ad tag
 inline constexpr std::uint32_t tcp_options = 1u << 7;
 }  // namespace packet_flag
 
@@ -81,22 +81,22 @@ struct PacketView {
   // Where the packet comes from.
   std::int64_t timestamp_ns = 0;  // since the Unix epoch
   std::uint32_t link_type = linktype::ethernet;
-  std::uint32_t wire_length = 0;  // length on the wire (may exceed data.size() when snapped)
+  std::uint32_t wire_length = 0;       // length on the wire (may exceed data.size() when snapped)
   std::span<const std::uint8_t> data;  // captured bytes, link-layer header first
-  std::uint32_t file_id = 0;      // index into the source's file list
-  std::uint64_t index = 0;        // 0-based position of the packet within its file
+  std::uint32_t file_id = 0;           // index into the source's file list
+  std::uint64_t index = 0;             // 0-based position of the packet within its file
 
   // Filled by parse_packet(). Offsets are into `data`; -1 where the layer is absent.
   std::int32_t l3_offset = -1;
   std::int32_t l4_offset = -1;
   std::int32_t payload_offset = -1;
-  std::uint16_t ethertype = 0;       // of the L3 layer (0x0800, 0x86dd), 0 when unknown
+  std::uint16_t ethertype = 0;  // of the L3 layer (0x0800, 0x86dd), 0 when unknown
   std::uint16_t vlan_count = 0;
   std::uint8_t ip_version = 0;
-  std::uint8_t l4_protocol = 0;      // final next-header / protocol value
+  std::uint8_t l4_protocol = 0;  // final next-header / protocol value
   std::uint8_t tcp_flags = 0;
-  std::uint32_t flags = 0;           // packet_flag bits
-  std::uint32_t l3_length = 0;       // IP total length as the header says (0 when no IP)
+  std::uint32_t flags = 0;      // packet_flag bits
+  std::uint32_t l3_length = 0;  // IP total length as the header says (0 when no IP)
   FiveTuple tuple;
 
   bool has_ip() const { return l3_offset >= 0; }

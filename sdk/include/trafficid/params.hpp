@@ -18,14 +18,14 @@ enum class ParamType {
   integer,
   real,
   string,
-  path,         // a string naming a file or folder, resolved against the experiment file's folder
-  choice,       // a string from `choices`
+  path,    // a string naming a file or folder, resolved against the experiment file's folder
+  choice,  // a string from `choices`
   integer_list,
   real_list,
   string_list,
-  path_list,    // strings naming files or folders, each resolved like `path`
-  table,        // nested parameters: `fields`
-  table_list,   // an array of tables, each with `fields` (e.g. the convolution layers of a CNN)
+  path_list,   // strings naming files or folders, each resolved like `path`
+  table,       // nested parameters: `fields`
+  table_list,  // an array of tables, each with `fields` (e.g. the convolution layers of a CNN)
 };
 
 TRAFFICID_SDK_API const char* to_string(ParamType type);
@@ -48,12 +48,10 @@ struct TRAFFICID_VISIBLE ParamSpec {
   static ParamSpec real(std::string name, double def, std::string help);
   static ParamSpec string(std::string name, std::string def, std::string help);
   static ParamSpec path(std::string name, std::string def, std::string help);
-  static ParamSpec choice(std::string name, std::string def, std::vector<std::string> choices,
-                          std::string help);
+  static ParamSpec choice(std::string name, std::string def, std::vector<std::string> choices, std::string help);
   static ParamSpec list(std::string name, ParamType type, Json def, std::string help);
   static ParamSpec table(std::string name, std::vector<ParamSpec> fields, std::string help);
-  static ParamSpec table_list(std::string name, std::vector<ParamSpec> fields, Json def,
-                              std::string help);
+  static ParamSpec table_list(std::string name, std::vector<ParamSpec> fields, Json def, std::string help);
 
   ParamSpec& range(std::optional<double> lo, std::optional<double> hi) {
     min = lo;

@@ -33,14 +33,14 @@ class TRAFFICID_SDK_API CaptureWriter {
  protected:
   explicit CaptureWriter(const std::filesystem::path& file);
   void append(const void* data, std::size_t size);  // part of a record
-  void commit(bool packet);                          // the record appended since the last commit is whole
+  void commit(bool packet);                         // the record appended since the last commit is whole
 
  private:
   int fd_ = -1;
   std::filesystem::path path_;
   std::vector<std::uint8_t> buffer_;  // our own buffer: after a failed write we know what reached the disk
   std::vector<std::pair<std::uint64_t, bool>> record_ends_;  // in the buffer: (file offset, is a packet)
-  std::size_t record_start_ = 0;      // in buffer_: where the record being appended begins
+  std::size_t record_start_ = 0;                             // in buffer_: where the record being appended begins
   std::uint64_t flushed_ = 0;
   std::uint64_t packets_ = 0;
 };

@@ -63,28 +63,22 @@ using EntryPoint = const PluginDescriptor*();
 // Use once per shared object, in one source file, at namespace scope:
 //   static const trafficid::PluginDescriptor* descriptor() { static const ... d{...}; return &d; }
 //   TRAFFICID_PLUGIN(descriptor)
-#define TRAFFICID_PLUGIN(descriptor_function) \
-  BOOST_DLL_ALIAS(descriptor_function, trafficid_plugin)
+#define TRAFFICID_PLUGIN(descriptor_function) BOOST_DLL_ALIAS(descriptor_function, trafficid_plugin)
 
 // The usual case in one line, at namespace scope of one source file: a plugin class constructible
 // from `const PluginArgs&`, and a function returning its Schema.
 //   TRAFFICID_DEFINE_PLUGIN(NearestCentroid, trafficid::PluginKind::model, "nearest_centroid", "0.1.0",
 //                           "nearest-centroid classifier", "", schema)
-#define TRAFFICID_DEFINE_PLUGIN(Class, kind, name, version, description, primary_param, schema_function)   \
-  namespace {                                                                                              \
-  std::unique_ptr<::trafficid::Plugin> trafficid_create_plugin(const ::trafficid::PluginArgs& args) {     \
-    return std::make_unique<Class>(args);                                                                  \
-  }                                                                                                        \
-  const ::trafficid::PluginDescriptor* trafficid_plugin_descriptor() {                                     \
-    static const ::trafficid::PluginDescriptor descriptor{TRAFFICID_ABI_VERSION,                           \
-                                                          static_cast<std::uint32_t>(kind),                \
-                                                          name,                                            \
-                                                          version,                                         \
-                                                          description,                                     \
-                                                          primary_param,                                   \
-                                                          &schema_function,                                \
-                                                          &trafficid_create_plugin};                       \
-    return &descriptor;                                                                                    \
-  }                                                                                                        \
-  }                                                                                                        \
+#define TRAFFICID_DEFINE_PLUGIN(Class, kind, name, version, description, primary_param, schema_function)    \
+  namespace {                                                                                               \
+  std::unique_ptr<::trafficid::Plugin> trafficid_create_plugin(const ::trafficid::PluginArgs& args) {       \
+    return std::make_unique<Class>(args);                                                                   \
+  }                                                                                                         \
+  const ::trafficid::PluginDescriptor* trafficid_plugin_descriptor() {                                      \
+    static const ::trafficid::PluginDescriptor descriptor{                                                  \
+        TRAFFICID_ABI_VERSION, static_cast<std::uint32_t>(kind), name, version, description, primary_param, \
+        &schema_function,      &trafficid_create_plugin};                                                   \
+    return &descriptor;                                                                                     \
+  }                                                                                                         \
+  }                                                                                                         \
   TRAFFICID_PLUGIN(trafficid_plugin_descriptor)

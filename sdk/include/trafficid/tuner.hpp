@@ -23,7 +23,7 @@ namespace trafficid {
 // One searched parameter: its dotted config path and its distribution.
 struct SearchDimension {
   enum class Kind { choice, uniform, loguniform, int_uniform };
-  std::string path;     // e.g. "models.cnn.conv.0.filters"
+  std::string path;  // e.g. "models.cnn.conv.0.filters"
   Kind kind = Kind::choice;
   std::vector<Json> choices;
   double low = 0, high = 0;  // uniform, loguniform: [low, high); int_uniform: [low, high], integers

@@ -84,9 +84,12 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const Settings& s, std::
 }
 
 double scheduled_lr(const Settings& s, std::int64_t epoch) {  // epoch 1-based
-  if (s.schedule == "step") return s.lr * std::pow(s.gamma, static_cast<double>((epoch - 1) / std::max<std::int64_t>(1, s.step_size)));
+  if (s.schedule == "step")
+    return s.lr * std::pow(s.gamma, static_cast<double>((epoch - 1) / std::max<std::int64_t>(1, s.step_size)));
   if (s.schedule == "cosine")
-    return s.lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(epoch - 1) / static_cast<double>(std::max<std::int64_t>(1, s.epochs))));
+    return s.lr * 0.5 *
+           (1.0 +
+            std::cos(M_PI * static_cast<double>(epoch - 1) / static_cast<double>(std::max<std::int64_t>(1, s.epochs))));
   return s.lr;
 }
 
@@ -103,7 +106,8 @@ class Progress {
     const int width = 24;
     const int filled = total ? static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total)) : width;
     const double remaining_epoch = rate > 0 ? static_cast<double>(total - done) / rate : 0;
-    const double eta = remaining_epoch + (rate > 0 ? static_cast<double>((epochs - epoch) * static_cast<std::int64_t>(total)) / rate : 0);
+    const double eta = remaining_epoch +
+                       (rate > 0 ? static_cast<double>((epochs - epoch) * static_cast<std::int64_t>(total)) / rate : 0);
     std::fprintf(stderr, "\r%s epoch %lld/%lld [%s%s] loss %.4f  val macro F1 %s  %.0f samples/s  ETA %d:%02d   ",
                  name_.c_str(), static_cast<long long>(epoch), static_cast<long long>(epochs),
                  std::string(static_cast<std::size_t>(filled), '#').c_str(),
@@ -130,11 +134,14 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
   Settings s(context.settings, st.input.seed);
   if (s.device == "cuda") {
     if (!torch::cuda::is_available())
-      throw Error(fmt::format("model {}: device = \"cuda\", but this LibTorch has no CUDA or sees no GPU (Debian's "
-                              "libtorch is CPU-only); use device = \"cpu\"", st.name));
+      throw Error(
+          fmt::format("model {}: device = \"cuda\", but this LibTorch has no CUDA or sees no GPU (Debian's "
+                      "libtorch is CPU-only); use device = \"cpu\"",
+                      st.name));
     st.device = torch::Device(torch::kCUDA);
   }
-  const auto threads = s.threads > 0 ? s.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  const auto threads =
+      s.threads > 0 ? s.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(static_cast<int>(threads));
   auto& net = *st.module.ptr();
   net.to(st.device);
@@ -149,7 +156,9 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
   std::int64_t first_epoch = 1;
   EarlyStopping stopping(s.patience);
   Json history = Json::array();
-  auto checkpoint = [&](std::int64_t epoch, const char* what) { return dir / fmt::format("epoch-{:04}.{}.pt", epoch, what); };
+  auto checkpoint = [&](std::int64_t epoch, const char* what) {
+    return dir / fmt::format("epoch-{:04}.{}.pt", epoch, what);
+  };
 
   if (!saved.is_null()) {
     const std::int64_t epoch = saved.at("epoch").get<std::int64_t>();
@@ -182,8 +191,8 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
           total += loss.item<double>() * static_cast<double>(batch.rows);
           n += batch.rows;
         }
-        st.host.info(fmt::format("model {}: pretraining {} epoch {}/{}: reconstruction loss {:.5f}", st.name, stage.name,
-                                 e, stage.epochs, n ? total / static_cast<double>(n) : 0.0));
+        st.host.info(fmt::format("model {}: pretraining {} epoch {}/{}: reconstruction loss {:.5f}", st.name,
+                                 stage.name, e, stage.epochs, n ? total / static_cast<double>(n) : 0.0));
         if (st.host.stop_requested()) return;
       }
     }
@@ -267,7 +276,8 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     (void)classes;
     if (auto why = divergence(m); !why.empty()) {
       // No checkpoint of a diverged network: the host hears of it (and fails the model, with the reason).
-      if (!context.observer) throw Error(fmt::format("model {}: training diverged at epoch {} ({})", st.name, epoch, why));
+      if (!context.observer)
+        throw Error(fmt::format("model {}: training diverged at epoch {} ({})", st.name, epoch, why));
       context.observer->on_epoch(m);
       break;
     }
@@ -296,8 +306,9 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     const bool keep_going = context.observer ? context.observer->on_epoch(m) : true;
     if (!keep_going) break;
     if (stopping.should_stop()) {
-      st.host.info(fmt::format("model {}: early stop after epoch {}: validation macro F1 has not improved for {} epochs",
-                               st.name, epoch, stopping.bad_epochs()));
+      st.host.info(
+          fmt::format("model {}: early stop after epoch {}: validation macro F1 has not improved for {} epochs",
+                      st.name, epoch, stopping.bad_epochs()));
       break;
     }
   }
@@ -313,7 +324,8 @@ std::vector<float> TorchModel::predict_proba(const FeatureBatch& batch) {
   auto& st = *state_;
   torch::NoGradGuard no_grad;
   st.module.ptr()->eval();
-  auto probabilities = torch::softmax(st.module->forward(to_tensor(batch).to(st.device)), 1).to(torch::kCPU).contiguous();
+  auto probabilities =
+      torch::softmax(st.module->forward(to_tensor(batch).to(st.device)), 1).to(torch::kCPU).contiguous();
   const float* p = probabilities.data_ptr<float>();
   return std::vector<float>(p, p + probabilities.numel());
 }
@@ -331,7 +343,8 @@ void TorchModel::load(const fs::path& file) {
     archive.load_from(file.string());
     state_->module.ptr()->load(archive);
   } catch (const c10::Error& e) {
-    throw Error(fmt::format("{}: not a model of this architecture and config ({})", file.string(), e.what_without_backtrace()));
+    throw Error(
+        fmt::format("{}: not a model of this architecture and config ({})", file.string(), e.what_without_backtrace()));
   }
 }
 

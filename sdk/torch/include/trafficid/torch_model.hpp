@@ -39,7 +39,8 @@ class TRAFFICID_TORCH_API TorchModel : public Model {
   explicit TorchModel(const PluginArgs& args);
   ~TorchModel() override;
 
-  // What a model plugin defines. The network, a Sequential (wrap anything else in one), maps [rows, *shape] floats to [rows, classes] logits.
+  // What a model plugin defines. The network, a Sequential (wrap anything else in one), maps [rows, *shape] floats to
+  // [rows, classes] logits.
   virtual torch::nn::Sequential network(const ModelInput& input) = 0;
   // Optional: phases before supervised training (none by default).
   virtual std::vector<PretrainStage> pretraining() { return {}; }
