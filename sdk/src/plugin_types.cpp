@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "trafficid/sdk.hpp"
+#include "trafficid/dataset.hpp"
 
 namespace trafficid {
 

@@ -25,13 +25,6 @@ struct Matrix {
   std::size_t rows = 0, columns = 0;
 };
 
-float value_at(const FeatureBatch& b, std::size_t i) {
-  if (b.dtype == DType::u8) return static_cast<float>(b.data[i]) / 255.0f;
-  float f;
-  std::memcpy(&f, b.data.data() + i * sizeof(float), sizeof f);
-  return f;
-}
-
 Matrix read(SampleBatches& split, std::uint64_t limit, std::uint64_t seed) {
   Matrix m;
   m.columns = split.spec().elements();
@@ -44,7 +37,7 @@ Matrix read(SampleBatches& split, std::uint64_t limit, std::uint64_t seed) {
   while (split.next(4096, batch))
     for (std::size_t r = 0; r < batch.rows; ++r) {
       if (keep < 1.0 && draw(rng) >= keep) continue;
-      for (std::size_t j = 0; j < m.columns; ++j) m.values.push_back(value_at(batch, r * m.columns + j));
+      for (std::size_t j = 0; j < m.columns; ++j) m.values.push_back(batch.value(r * m.columns + j));
       m.labels.push_back(static_cast<float>(batch.labels[r]));
       ++m.rows;
     }
@@ -196,7 +189,7 @@ class Gbdt final : public Model {
 
   std::vector<float> predict_proba(const FeatureBatch& batch) override {
     std::vector<float> values(batch.rows * batch.row_elements());
-    for (std::size_t i = 0; i < values.size(); ++i) values[i] = value_at(batch, i);
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = batch.value(i);
     DMatrix m(values.data(), batch.rows, batch.row_elements());
     return predict(m.handle, rounds_);
   }

@@ -110,13 +110,7 @@ class NearestCentroid final : public Model {
   }
 
  private:
-  double value(const FeatureBatch& b, std::size_t row, std::size_t j) const {
-    std::size_t i = row * dimension_ + j;
-    if (b.dtype == DType::u8) return b.data[i] / 255.0;
-    float f;
-    std::memcpy(&f, b.data.data() + i * sizeof(float), sizeof f);
-    return f;
-  }
+  double value(const FeatureBatch& b, std::size_t row, std::size_t j) const { return b.value(row * dimension_ + j); }
 
   double distance(const FeatureBatch& b, std::size_t row, std::size_t c) const {
     double d = 0, dot = 0, norm_x = 0, norm_c = 0;

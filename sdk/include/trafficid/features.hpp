@@ -3,6 +3,7 @@
 // one extractor serves every labelling scheme.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,6 +58,14 @@ struct FeatureBatch {
     std::size_t n = 1;
     for (auto d : shape) n *= static_cast<std::size_t>(d);
     return n;
+  }
+  // Element `i` of the batch (row-major over all rows) as a float: bytes scaled to [0, 1], as
+  // every model reads them (LibTorch models do the same in one tensor operation).
+  float value(std::size_t i) const {
+    if (dtype == DType::u8) return static_cast<float>(data[i]) / 255.0f;
+    float f;
+    std::memcpy(&f, data.data() + i * sizeof(float), sizeof f);
+    return f;
   }
 };
 

@@ -1,8 +1,9 @@
-// Everything a plugin author needs, in one include.
+// Everything a plugin author needs, in one include: the five kinds' interfaces, parameters and
+// their schemas, packets, flows, features, metrics, training settings. The host's own formats
+// (dataset folders, .npy, pcap writing) are in their headers, for code that needs them.
 #pragma once
 #include "trafficid/capture.hpp"
-#include "trafficid/dataset.hpp"
-#include "trafficid/dataset_reader.hpp"
+#include "trafficid/declared_params.hpp"
 #include "trafficid/deep_packet.hpp"
 #include "trafficid/error.hpp"
 #include "trafficid/features.hpp"
@@ -11,9 +12,7 @@
 #include "trafficid/labeler.hpp"
 #include "trafficid/metrics.hpp"
 #include "trafficid/model.hpp"
-#include "trafficid/npy.hpp"
 #include "trafficid/packet.hpp"
 #include "trafficid/params.hpp"
-#include "trafficid/pcap_writer.hpp"
 #include "trafficid/plugin.hpp"
 #include "trafficid/tuner.hpp"

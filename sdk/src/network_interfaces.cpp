@@ -1,3 +1,4 @@
+// capture_interfaces(): the network interfaces libpcap can capture on, with their addresses.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <pcap/pcap.h>
