@@ -4,6 +4,9 @@
 # usage: fuzz_flow_tracker.sh SOURCE_DIR WORK_DIR [SECONDS] [DATA_DIR]
 set -euo pipefail
 src=$1 work=$2 seconds=${3:-60} data=${4:-}
+# Each run starts from the seeds alone (what an earlier run found is not kept): with the fixed
+# seed below, the same inputs every run, here as in CI.
+rm -rf "$work/corpus" "$work"/crash-* "$work"/leak-* "$work"/timeout-*
 mkdir -p "$work/corpus"
 clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -fno-sanitize=function,vptr -DTRAFFICID_SDK_BUILDING -I"$src/sdk/include" $(pkg-config --cflags libndpi) \
@@ -35,6 +38,14 @@ PY
 fi
 # A fixed seed: the same mutations every run, so a failure here is reproducible (FUZZ_SEED=0 lets
 # libFuzzer pick one, to explore further by hand).
+status=0
 "$work/fuzz_flow_tracker" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 -rss_limit_mb=4096 \
-  -artifact_prefix="$work/" "$work/corpus" 2>&1 | tail -n 20
+  -artifact_prefix="$work/" "$work/corpus" > "$work/fuzz.log" 2>&1 || status=$?
+tail -n 20 "$work/fuzz.log"
+if [[ $status -ne 0 ]]; then
+  # The report's head says what and where (the tail above is libFuzzer's stack and statistics).
+  grep -m 3 -E 'ERROR: |SUMMARY: |runtime error' "$work/fuzz.log" >&2 || true
+  echo "fuzz_flow_tracker: FAILED (status $status); replay: $work/fuzz_flow_tracker $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null | head -1)" >&2
+  exit 1
+fi
 echo "fuzz_flow_tracker: ${seconds}s without a crash or sanitizer report"

@@ -5,6 +5,9 @@
 set -euo pipefail
 src=$1 work=$2 seconds=${3:-60}
 [[ "$seconds" =~ ^[0-9]+$ ]] || seconds=60
+# Each run starts from the seeds alone (what an earlier run found is not kept): with the fixed
+# seed below, the same inputs every run, here as in CI.
+rm -rf "$work/corpus" "$work"/crash-* "$work"/leak-* "$work"/timeout-*
 mkdir -p "$work/corpus"
 clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I"$src/sdk/include" "$src/tests/fuzz/fuzz_packet_parser.cpp" "$src/sdk/src/packet_parser.cpp" \
@@ -16,6 +19,14 @@ printf "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x81\x00\x00\x64\x08
 printf "\x01$ipv4_tcp" > "$work/corpus/raw_tcp"
 printf "\x01$ipv6_udp" > "$work/corpus/raw_ipv6_hop_udp"
 printf "\x04\x00\x00\x00\x01\x00\x06\x00\x01\x02\x03\x04\x05\x00\x00\x86\xdd$ipv6_udp" > "$work/corpus/sll_ipv6"
+status=0
 "$work/fuzz_packet_parser" -seed=1 -max_total_time="$seconds" -print_final_stats=1 -max_len=2048 \
-  -artifact_prefix="$work/" "$work/corpus" 2>&1 | tail -n 25
+  -artifact_prefix="$work/" "$work/corpus" > "$work/fuzz.log" 2>&1 || status=$?
+tail -n 25 "$work/fuzz.log"
+if [[ $status -ne 0 ]]; then
+  # The report's head says what and where (the tail above is libFuzzer's stack and statistics).
+  grep -m 3 -E 'ERROR: |SUMMARY: |runtime error' "$work/fuzz.log" >&2 || true
+  echo "fuzz_packet_parser: FAILED (status $status); replay: $work/fuzz_packet_parser $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null | head -1)" >&2
+  exit 1
+fi
 echo "fuzz_packet_parser: ${seconds}s without a crash or sanitizer report"

@@ -143,7 +143,15 @@ class NdpiLabeler final : public Labeler {
     std::size_t length = packet.l3_length ? std::min<std::size_t>(l3.size(), packet.l3_length) : l3.size();
     length = std::min<std::size_t>(length, 0xffff);
     const auto time_ms = static_cast<std::uint64_t>(packet.timestamp_ns / 1'000'000);
-    flow.protocol = ndpi_detection_process_packet(module_.get(), flow.ndpi.get(), l3.data(),
+    // nDPI keeps pointers into the packets it dissects (IP, TCP and UDP headers) and may read them
+    // on a later call: a packet whose headers it cannot parse leaves the previous packet's there,
+    // and ndpi_detection_giveup adds those hosts to its BitTorrent cache. A buffer of our own,
+    // allocated once, holds what nDPI dissects, so such reads stay inside it instead of reaching
+    // memory a capture source or a labelling queue has freed (the flow-tracker fuzzer's SEGV in
+    // libndpi 4.2).
+    if (last_packet_.capacity() < 0x10000) last_packet_.reserve(0x10000);  // never moves
+    last_packet_.assign(l3.data(), l3.data() + length);
+    flow.protocol = ndpi_detection_process_packet(module_.get(), flow.ndpi.get(), last_packet_.data(),
                                                   static_cast<unsigned short>(length), time_ms);
     ++flow.dissected;
     if (enough || flow.protocol.app_protocol != NDPI_PROTOCOL_UNKNOWN) {
@@ -268,6 +276,7 @@ class NdpiLabeler final : public Labeler {
   std::int64_t idle_ns_ = 0, active_ns_ = 0;  // for the input being read
   std::size_t max_flows_ = 0;                 // 0: no bound
   std::uint64_t evicted_ = 0, evicted_reported_ = 0;
+  std::vector<std::uint8_t> last_packet_;  // what nDPI's packet pointers point into (see process())
   bool teardown_ = false;
   std::int64_t last_sweep_ns_ = 0;
   bool guess_ = true;
