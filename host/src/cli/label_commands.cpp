@@ -100,7 +100,7 @@ class FileLabels final : public StageHook {
   explicit FileLabels(LabelledFile& job) : job_(job) {}
   void on_read(const PacketView& packet) override { job_.counts.count(packet); }
   void flows_ending() override { last_packet_ = std::chrono::steady_clock::now(); }
-  void labelled(const FlowRecord& flow, const std::optional<std::string>&) override { job_.flows.push_back(flow); }
+  void input_flows(std::vector<FlowRecord>&& flows) override { job_.flows = std::move(flows); }
   void end_input(std::uint64_t) override { job_.finish_seconds = seconds_since(last_packet_); }
 
  private:

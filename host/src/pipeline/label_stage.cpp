@@ -103,7 +103,10 @@ void LabelStage::end_file() {
                                 to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
                                 f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
   }
-  if (listener_) listener_->end_input(current_packets_);
+  if (listener_) {
+    listener_->input_flows(std::move(flows));
+    listener_->end_input(current_packets_);
+  }
 }
 
 std::string describe_labels(const Json& labels) {

@@ -28,6 +28,9 @@ class StageHook {
     (void)flow;
     (void)cls;
   }
+  // All the input's flows, sorted by first packet, handed over after the labelled() calls (a
+  // stage that keeps them all takes them here instead of copying each).
+  virtual void input_flows(std::vector<FlowRecord>&& flows) { (void)flows; }
   // The input ended after `packets` packets.
   virtual void end_input(std::uint64_t packets) { (void)packets; }
 };

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <trafficid/sdk.hpp>
+#include <trafficid/validation.hpp>
 
 namespace {
 
@@ -20,6 +21,7 @@ class NearestCentroid final : public Model {
 
   void build(const ModelInput& input) override {
     classes_ = input.class_names.size();
+    names_ = input.class_names;
     dimension_ = 1;
     for (auto d : input.spec.shape) dimension_ *= static_cast<std::size_t>(d);
     if (classes_ == 0) throw Error("nearest_centroid: the dataset has no classes");
@@ -57,23 +59,9 @@ class NearestCentroid final : public Model {
         centroids_[c * dimension_ + j] = (1.0 - shrink_) * mean + shrink_ * grand;
       }
     // One pass is the whole training: report it as one epoch, measured on the validation split.
-    std::vector<std::int64_t> truth, predicted;
-    validation.rewind(false);
-    while (validation.next(1024, batch)) {
-      auto probabilities = predict_proba(batch);
-      for (std::size_t r = 0; r < batch.rows; ++r) {
-        auto row = probabilities.begin() + static_cast<long>(r * classes_);
-        predicted.push_back(std::max_element(row, row + static_cast<long>(classes_)) - row);
-        truth.push_back(batch.labels[r]);
-      }
-    }
-    std::vector<std::string> names(classes_);
-    for (std::size_t c = 0; c < classes_; ++c) names[c] = std::to_string(c);
-    auto metrics = evaluate(truth, predicted, names);
     EpochMetrics epoch;
     epoch.epoch = 1;
-    epoch.val_accuracy = metrics.accuracy;
-    epoch.val_macro_f1 = metrics.macro_f1;
+    measure_validation(*this, validation, names_, epoch);
     if (context.observer) context.observer->on_epoch(epoch);
   }
 
@@ -128,6 +116,7 @@ class NearestCentroid final : public Model {
   std::string metric_;
   double shrink_;
   std::size_t classes_ = 0, dimension_ = 0;
+  std::vector<std::string> names_;
   std::vector<double> centroids_;
 };
 
