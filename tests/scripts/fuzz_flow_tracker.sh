@@ -3,6 +3,7 @@
 # runs it for a bounded time from seeds cut out of real captures. Fails on a crash or a report.
 # usage: fuzz_flow_tracker.sh SOURCE_DIR WORK_DIR [SECONDS] [DATA_DIR]
 set -euo pipefail
+source "$(dirname "$0")/fuzz_report.sh"
 src=$1 work=$2 seconds=${3:-60} data=${4:-}
 # Each run starts from the seeds alone (what an earlier run found is not kept): with the fixed
 # seed below, the same inputs every run, here as in CI.
@@ -41,11 +42,5 @@ fi
 status=0
 "$work/fuzz_flow_tracker" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 -rss_limit_mb=4096 \
   -artifact_prefix="$work/" "$work/corpus" > "$work/fuzz.log" 2>&1 || status=$?
-tail -n 20 "$work/fuzz.log"
-if [[ $status -ne 0 ]]; then
-  # The report's head says what and where (the tail above is libFuzzer's stack and statistics).
-  grep -m 3 -E 'ERROR: |SUMMARY: |runtime error' "$work/fuzz.log" >&2 || true
-  echo "fuzz_flow_tracker: FAILED (status $status); replay: $work/fuzz_flow_tracker $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null | head -1)" >&2
-  exit 1
-fi
+fuzz_report fuzz_flow_tracker "$work/fuzz_flow_tracker" "$work" "$status" 20
 echo "fuzz_flow_tracker: ${seconds}s without a crash or sanitizer report"

@@ -3,6 +3,7 @@
 # bounded time, seeded with frames of every link type. Fails on any crash or sanitizer report.
 # usage: fuzz_packet_parser.sh SOURCE_DIR WORK_DIR [SECONDS]
 set -euo pipefail
+source "$(dirname "$0")/fuzz_report.sh"
 src=$1 work=$2 seconds=${3:-60}
 [[ "$seconds" =~ ^[0-9]+$ ]] || seconds=60
 # Each run starts from the seeds alone (what an earlier run found is not kept): with the fixed
@@ -22,11 +23,5 @@ printf "\x04\x00\x00\x00\x01\x00\x06\x00\x01\x02\x03\x04\x05\x00\x00\x86\xdd$ipv
 status=0
 "$work/fuzz_packet_parser" -seed=1 -max_total_time="$seconds" -print_final_stats=1 -max_len=2048 \
   -artifact_prefix="$work/" "$work/corpus" > "$work/fuzz.log" 2>&1 || status=$?
-tail -n 25 "$work/fuzz.log"
-if [[ $status -ne 0 ]]; then
-  # The report's head says what and where (the tail above is libFuzzer's stack and statistics).
-  grep -m 3 -E 'ERROR: |SUMMARY: |runtime error' "$work/fuzz.log" >&2 || true
-  echo "fuzz_packet_parser: FAILED (status $status); replay: $work/fuzz_packet_parser $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null | head -1)" >&2
-  exit 1
-fi
+fuzz_report fuzz_packet_parser "$work/fuzz_packet_parser" "$work" "$status" 25
 echo "fuzz_packet_parser: ${seconds}s without a crash or sanitizer report"

@@ -6,6 +6,7 @@
 # usage: fuzz_target.sh SOURCE_DIR WORK_DIR NAME [SECONDS] [SEED]
 #   NAME: pcapng_reader | npy_reader | study_journal | experiment_loader
 set -euo pipefail
+source "$(dirname "$0")/fuzz_report.sh"
 src=$(realpath "$1") work=$2 name=$3 seconds=${4:-30} seed=${5:-1}
 [[ "$seconds" =~ ^[0-9]+$ ]] || seconds=30
 mkdir -p "$work"
@@ -41,9 +42,5 @@ mv "$work/seeds/$name" "$work/corpus"
 status=0
 "$binary" -seed="$seed" -max_total_time="$seconds" -print_final_stats=1 -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix="$work/" "$work/corpus" > "$work/fuzz.log" 2>&1 || status=$?
-tail -n 20 "$work/fuzz.log"
-if [[ $status -ne 0 ]]; then
-  echo "fuzz_$name: FAILED (status $status); replay: $binary $(ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null | head -1)" >&2
-  exit 1
-fi
+fuzz_report "fuzz_$name" "$binary" "$work" "$status" 20
 echo "fuzz_$name: ${seconds}s from seed $seed without a crash or sanitizer report"
