@@ -19,7 +19,9 @@ for f in "${host_files[@]}"; do
   fi
 done
 
-functions=$(ctags --languages=C++ --kinds-C++=f --fields=+ne -o - "${host_files[@]}")
+# Universal Ctags (Debian's universal-ctags installs ctags-universal, and `ctags` as an alternative).
+ctags_bin=$(command -v ctags-universal || command -v ctags) || { echo "FAIL: Universal Ctags is not installed" >&2; exit 1; }
+functions=$("$ctags_bin" --languages=C++ --kinds-C++=f --fields=+ne -o - "${host_files[@]}")
 [[ -n $functions ]] || { echo "FAIL: ctags found no functions" >&2; exit 1; }
 long=$(awk -F'\t' -v max=$max_function '{
     line = 0; end = 0
