@@ -9,6 +9,7 @@
 #include "config/experiment.hpp"
 #include "config/schema_check.hpp"
 #include "pipeline/capture_stage.hpp"
+#include "pipeline/pipeline.hpp"
 #include "report/report.hpp"
 #include "runtime/host_log.hpp"
 #include "runtime/plugin_registry.hpp"
@@ -236,13 +237,9 @@ int cmd_synth(const GlobalOptions& global, const std::string& out, const std::ve
 
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json) {
   auto registry = load_plugins(global, true, false);
-  const PluginInfo* plugin = registry.find(PluginKind::capture, "pcap");
-  if (!plugin) throw Error("the pcap capture plugin is not installed (`trafficid plugins` lists what is)");
   HostLog log(LogLevel::error);  // warnings are part of the output below
-  Json params = schema_defaults(plugin->schema);
-  params["paths"] = Json::array();
-  for (const auto& p : paths) params["paths"].push_back(fs::absolute(p).lexically_normal().string());
-  const auto source = registry.make<CaptureSource>(*plugin, params, log, "pcap");
+  const SourceSpec spec = pcap_source(registry, paths);
+  const auto source = registry.make<CaptureSource>(*spec.plugin, spec.params, log, spec.instance);
   CaptureSummary summary;
   FlowCounter flows;
   read_source(source, log, 0, summary, flows);

@@ -18,6 +18,7 @@
 #include "labels/label_db.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "config/schema_check.hpp"
+#include "pipeline/label_stage.hpp"
 #include "pipeline/pipeline.hpp"
 #include "trafficid/labeler.hpp"
 
@@ -286,18 +287,15 @@ int LabelWriter::finish() const {
 
 int cmd_label(const GlobalOptions& global, const LabelRequest& request) {
   auto registry = load_plugins(global, true, false);
-  LabelSpec label;
-  label.plugin = registry.find(PluginKind::labeler, request.labeler);
-  if (!label.plugin) {
+  const PluginInfo* labeler = registry.find(PluginKind::labeler, request.labeler);
+  if (!labeler) {
     std::cerr << "error: no labeler plugin named '" << request.labeler << "'"
               << did_you_mean(request.labeler, registry.names(PluginKind::labeler)) << '\n';
     return 2;
   }
-  auto checked = plugin_params_from_cli(*label.plugin, request.params);
+  auto checked = plugin_params_from_cli(*labeler, request.params);
   if (!checked) return 2;
-  label.params = *checked;
-  label.class_from = "map";  // no classes: the database keeps the labeler's labels
-  label.unmatched = "drop";
+  const LabelSpec label = labels_only(*labeler, *checked);  // the database keeps the labeler's labels
   // A file is labelled again when its content or the labeler (version, parameters) changed.
   const std::string config =
       Json{{"labeler", label.plugin->name}, {"version", label.plugin->version}, {"params", label.params}}.dump();

@@ -12,6 +12,7 @@
 #include "runtime/host_log.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "config/schema_check.hpp"
+#include "pipeline/label_stage.hpp"
 #include "pipeline/pipeline.hpp"
 #include "trafficid/dataset.hpp"
 #include "trafficid/model.hpp"
@@ -193,15 +194,10 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
 
 // The labeler the model's dataset was labelled with, from its manifest: one worker per input.
 LabelSpec model_labeler(const PluginRegistry& registry, const Json& config) {
-  LabelSpec label;
   const std::string name = config.at("label").value("labeler", "ndpi");
-  label.plugin = registry.find(PluginKind::labeler, name);
-  if (!label.plugin) throw Error(fmt::format("labeler plugin '{}' is not installed", name));
-  label.params = config.at("label").at(name);
-  label.class_from = "map";
-  label.unmatched = "drop";
-  label.threads = 1;
-  return label;
+  const PluginInfo* labeler = registry.find(PluginKind::labeler, name);
+  if (!labeler) throw Error(fmt::format("labeler plugin '{}' is not installed", name));
+  return labels_only(*labeler, config.at("label").at(name), 1);
 }
 
 }  // namespace

@@ -26,11 +26,9 @@ namespace {
 std::shared_ptr<CaptureSource> open_file(const PluginRegistry& registry, const fs::path& file, HostServices& host,
                                          const PluginInfo*& plugin) {
   if (!fs::is_regular_file(file)) throw Error(fmt::format("{}: no such capture file", file.string()));
-  plugin = registry.find(PluginKind::capture, "pcap");
-  if (!plugin) throw Error("the pcap capture plugin is not installed (`trafficid plugins` lists what is)");
-  Json params = schema_defaults(plugin->schema);
-  params["paths"] = Json::array({fs::absolute(file).string()});
-  return registry.create<CaptureSource>(*plugin, params, host, "pcap");
+  const SourceSpec spec = pcap_source(registry, {file.string()});
+  plugin = spec.plugin;
+  return registry.create<CaptureSource>(*plugin, spec.params, host, spec.instance);
 }
 
 // Reports damage of the input; returns the exit status (1 when the input was damaged).

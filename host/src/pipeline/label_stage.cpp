@@ -109,6 +109,16 @@ void LabelStage::end_file() {
   }
 }
 
+LabelSpec labels_only(const PluginInfo& labeler, Json params, unsigned threads) {
+  LabelSpec spec;
+  spec.plugin = &labeler;
+  spec.params = std::move(params);
+  spec.class_from = "map";  // with no classes in the map
+  spec.unmatched = "drop";
+  spec.threads = threads;
+  return spec;
+}
+
 std::string describe_labels(const Json& labels) {
   std::string classes;
   for (const auto& [name, c] : labels["classes"].items())

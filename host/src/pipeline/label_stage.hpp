@@ -14,6 +14,9 @@
 
 namespace trafficid::host {
 
+// A label stage that keeps the labeler's own labels and gives no flow a class (`label`, `predict`).
+LabelSpec labels_only(const PluginInfo& labeler, Json params, unsigned threads = 0);
+
 // The log line of a finished label stage, from its summary (LabelStage::finish()).
 std::string describe_labels(const Json& summary);
 
