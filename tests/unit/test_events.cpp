@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "pipeline/run.hpp"
 #include "runtime/events.hpp"
@@ -49,6 +50,36 @@ TEST_CASE("the event bus delivers each event to every subscriber in order, and e
   }
   CHECK_THROWS_WITH(read_events(dir / "events.jsonl"), Catch::Contains("events.jsonl:4: not JSON"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("the terminal draws a stage's progress as one line redrawn in place, only on a live terminal", "[events]") {
+  std::ostringstream live_out, plain_out;
+  EventBus bus;
+  bus.subscribe(terminal_printer(LogLevel::info, live_out, true));
+  bus.subscribe(terminal_printer(LogLevel::info, plain_out, false));
+  bus.publish("stage", {{"name", "capture"}, {"state", "started"}});
+  bus.publish("stage", {{"name", "capture"}, {"state", "progress"}, {"packets", 1234567}, {"bytes", 512300000}});
+  bus.publish("log", {{"level", "warning"}, {"message", "a.pcap: cut short"}});
+  bus.publish("stage", {{"name", "capture"}, {"state", "progress"}, {"packets", 2000000}, {"bytes", 600000000}});
+  bus.publish("stage", {{"name", "capture"}, {"state", "done"}});
+  bus.publish("log", {{"level", "info"}, {"message", "done"}});
+  bus.publish("log", {{"level", "debug"}, {"message", "not shown"}});
+  CHECK(plain_out.str() == "warning: a.pcap: cut short\ndone\n");
+  const std::string erase = "\r\033[K";
+  const std::string live = live_out.str();
+  // The status line, erased before the warning and drawn again after it, replaced by the next
+  // progress, erased when the stage is done; log lines always start on a clean line.
+  CHECK(live.rfind("capture: 1,234,567 packets, 512.3 MB, 0:00", 0) == 0);
+  CHECK_THAT(live, Catch::Contains(erase + "warning: a.pcap: cut short\ncapture: 1,234,567 packets"));
+  CHECK_THAT(live, Catch::Contains(erase + "capture: 2,000,000 packets, 600.0 MB"));
+  CHECK_THAT(live, Catch::EndsWith(erase + "done\n"));
+  CHECK_THAT(live, !Catch::Contains("not shown"));
+  // Quiet (warnings only) draws no progress either.
+  std::ostringstream quiet_out;
+  EventBus quiet;
+  quiet.subscribe(terminal_printer(LogLevel::warning, quiet_out, true));
+  quiet.publish("stage", {{"name", "capture"}, {"state", "progress"}, {"packets", 1}, {"bytes", 60}});
+  CHECK(quiet_out.str().empty());
 }
 
 namespace {

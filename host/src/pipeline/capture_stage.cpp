@@ -71,6 +71,12 @@ void read_source(const PluginHandle<CaptureSource>& source, HostLog& host, std::
       }
     }
   }
+  // The source read to its end (or stopped): a front end's final counts, the terminal's status line ends.
+  host.event("stage", {{"name", "capture"},
+                       {"state", "read"},
+                       {"packets", summary.packets},
+                       {"bytes", summary.bytes},
+                       {"source", source_index}});
   auto files = source([](CaptureSource& s) { return s.files(); });
   for (auto& f : files) {
     if (!f.warning.empty()) host.warn(fmt::format("{}: {}", f.path, f.warning));

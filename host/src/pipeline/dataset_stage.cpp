@@ -117,7 +117,6 @@ void record_front_stages(const DatasetJob& job, const PipelineResult& result, co
                          DatasetOutcome& outcome) {
   const CaptureSummary& summary = result.capture;
   write_file_atomically(job.stage_dir / "capture" / "summary.json", to_json(summary).dump(2));
-  log.info("stage capture done: " + format_summary(summary));
   log.event("stage", {{"name", "capture"},
                       {"state", "done"},
                       {"dataset", job.name},
@@ -125,6 +124,7 @@ void record_front_stages(const DatasetJob& job, const PipelineResult& result, co
                       {"bytes", summary.bytes},
                       {"flows", summary.flows},
                       {"files", summary.files.size()}});
+  log.info("stage capture done: " + format_summary(summary));
   std::error_code ec;
   const std::string prefix = fs::relative(job.stage_dir, run_dir, ec).string();
   auto relative = [&](const std::string& file) { return prefix == "." || prefix.empty() ? file : prefix + "/" + file; };

@@ -127,8 +127,8 @@ int RunSession::capture_only() {
   const CaptureSummary& summary = result.capture;
   auto summary_json = to_json(summary);
   write_file_atomically(dir_ / "capture" / "summary.json", summary_json.dump(2));
-  log_.info("stage capture done: " + format_summary(summary));
   log_.event("stage", {{"name", "capture"}, {"state", "done"}, {"packets", summary.packets}, {"flows", summary.flows}});
+  log_.info("stage capture done: " + format_summary(summary));
   Json& record = record_.json();
   record["stages"].push_back({{"name", "capture"}, {"output", "capture/summary.json"}});
   if (experiment_.label) {

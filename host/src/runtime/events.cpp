@@ -3,7 +3,11 @@
 #include <chrono>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <string_view>
+#include <unistd.h>
 
 namespace trafficid::host {
 
@@ -62,19 +66,114 @@ void EventBus::publish(std::string kind, Json payload) {
   for (const auto& [handle, subscriber] : subscribers_) subscriber(event);
 }
 
+namespace {
+
+LogLevel level_of(const std::string& level) {
+  return level == "debug"     ? LogLevel::debug
+         : level == "info"    ? LogLevel::info
+         : level == "warning" ? LogLevel::warning
+                              : LogLevel::error;
+}
+
+// 1234567 -> "1,234,567"
+std::string grouped(std::uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+class TerminalPrinter {
+ public:
+  TerminalPrinter(LogLevel threshold, std::ostream& out, bool live)
+      : threshold_(threshold), out_(out), live_(live && threshold <= LogLevel::info) {}
+
+  void operator()(const RunEvent& event) {
+    if (event.kind == "log") return print_log(event.payload);
+    if (!live_) return;
+    if (event.kind == "stage") {
+      const std::string state = event.payload.value("state", "");
+      if (state == "progress") draw(event.payload);
+      else if (state == "started") started_ = std::chrono::steady_clock::now();
+      else end_status();
+    } else if (event.kind == "run" && event.payload.value("state", "") != "started") {
+      end_status();
+    }
+  }
+
+ private:
+  void print_log(const Json& payload) {
+    const std::string level = payload.value("level", "info");
+    const LogLevel l = level_of(level);
+    if (l < threshold_) return;
+    erase();
+    const std::string& message = payload["message"].get_ref<const std::string&>();
+    if (l == LogLevel::info) out_ << message << '\n';
+    else out_ << level << ": " << message << '\n';
+    show();
+  }
+
+  void draw(const Json& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!started_) started_ = now;
+    const double seconds = std::chrono::duration<double>(now - *started_).count();
+    const auto packets = p.value("packets", std::uint64_t{0});
+    const auto bytes = p.value("bytes", std::uint64_t{0});
+    const auto whole = static_cast<std::uint64_t>(seconds);
+    std::string line = fmt::format("{}: {} packets, {:.1f} MB", p.value("name", "stage"), grouped(packets),
+                                   static_cast<double>(bytes) / 1e6);
+    if (seconds >= 0.5) line += fmt::format(", {:.0f} k packets/s", static_cast<double>(packets) / seconds / 1e3);
+    line += fmt::format(", {}:{:02}", whole / 60, whole % 60);
+    erase();
+    status_ = std::move(line);
+    show();
+  }
+
+  // The status line on the screen (a log line erases it and draws it again below itself).
+  void show() {
+    if (!status_.empty()) {
+      out_ << status_;
+      shown_ = true;
+    }
+    out_.flush();
+  }
+
+  void erase() {
+    if (!shown_) return;
+    out_ << "\r\033[K";  // back to the line's start, erase to its end
+    shown_ = false;
+  }
+
+  void end_status() {
+    erase();
+    status_.clear();
+    out_.flush();
+  }
+
+  LogLevel threshold_;
+  std::ostream& out_;
+  bool live_;
+  std::string status_;
+  bool shown_ = false;
+  std::optional<std::chrono::steady_clock::time_point> started_;
+};
+
+}  // namespace
+
+bool stderr_is_live_terminal() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDERR_FILENO) == 1 && !(term && std::string_view(term) == "dumb");
+}
+
+EventBus::Subscriber terminal_printer(LogLevel threshold, std::ostream& out, bool live) {
+  auto printer = std::make_shared<TerminalPrinter>(threshold, out, live);
+  return [printer](const RunEvent& event) { (*printer)(event); };
+}
+
 EventBus::Subscriber terminal_printer(LogLevel threshold) {
-  return [threshold](const RunEvent& event) {
-    if (event.kind != "log") return;
-    const std::string level = event.payload.value("level", "info");
-    const std::string& message = event.payload["message"].get_ref<const std::string&>();
-    const LogLevel l = level == "debug"     ? LogLevel::debug
-                       : level == "info"    ? LogLevel::info
-                       : level == "warning" ? LogLevel::warning
-                                            : LogLevel::error;
-    if (l < threshold) return;
-    if (l == LogLevel::info) std::cerr << message << '\n';
-    else std::cerr << level << ": " << message << '\n';
-  };
+  return terminal_printer(threshold, std::cerr, stderr_is_live_terminal());
 }
 
 LogFileWriter::LogFileWriter(const std::filesystem::path& file) : out_(file, std::ios::app) {

@@ -6,7 +6,8 @@
 // Kinds and their payloads:
 //   run      {"state": "started"|"done"|"failed"|"interrupted", "dir", "experiment", "name", ...}
 //   stage    {"name": "capture"|"label"|"features"|"dataset"|"evaluation"|"train"|"report",
-//             "state": "started"|"progress"|"done"|"reused", ...counts}
+//             "state": "started"|"progress"|"done"|"reused", ...counts}; the capture stage also
+//             sends "read" {"source", "packets", "bytes"} when one of its sources is read to its end
 //   model    {"name", "state": "started"|"done"|"kept"|"failed", ...headline}
 //   epoch    {"model", "epoch", "epochs", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", ...}
 //   trial    {"trial", "state": "started"|"reported"|"stopped"|"done"|"failed"|"pruned", "value", ...}
@@ -60,8 +61,14 @@ class EventBus {
 };
 
 // Subscribers the host ships.
-// The terminal: log lines at or above `threshold` to stderr ("warning: ..." prefixes).
+// The terminal: log lines at or above `threshold` to `out` ("warning: ..." prefixes). When `live`
+// (stderr is a terminal, by default, and info lines are shown) a stage's progress events also draw
+// one status line, redrawn in place each second ("capture: 1,204,736 packets, 512.3 MB, 330 k
+// packets/s, 0:04") and cleared before a log line and when the stage ends.
 EventBus::Subscriber terminal_printer(LogLevel threshold);
+EventBus::Subscriber terminal_printer(LogLevel threshold, std::ostream& out, bool live);
+// Whether stderr is a terminal that can redraw a line (not TERM=dumb).
+bool stderr_is_live_terminal();
 // A run.log of timestamped log lines, appended.
 class LogFileWriter {
  public:

@@ -8,7 +8,9 @@
 #include <fstream>
 #include <random>
 #include <thread>
+#include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
+#include <trafficid/validation.hpp>
 #include <xgboost/c_api.h>
 
 namespace trafficid::gbdt_model {
@@ -56,9 +58,29 @@ struct DMatrix {
   DMatrix& operator=(const DMatrix&) = delete;
 };
 
+// Each parameter once: its schema entry beside the member it is read into.
+struct Params {
+  std::int64_t rounds = 0, rounds_per_epoch = 0, max_depth = 0, max_train_rows = 0;
+  double eta = 0, subsample = 0, colsample_bytree = 0, min_child_weight = 0;
+  template <class Bind>
+  void fields(Bind& bind) {
+    bind(rounds, ParamSpec::integer("rounds", 200, "boosting rounds at most").range(1, 100000));
+    bind(rounds_per_epoch,
+         ParamSpec::integer("rounds_per_epoch", 10, "rounds between validation checks (an 'epoch')").range(1, 10000));
+    bind(max_depth, ParamSpec::integer("max_depth", 6, "depth of each tree").range(1, 64));
+    bind(eta, ParamSpec::real("eta", 0.3, "learning rate").range(1e-4, 1));
+    bind(subsample, ParamSpec::real("subsample", 1.0, "rows drawn per tree").range(0.05, 1));
+    bind(colsample_bytree, ParamSpec::real("colsample_bytree", 1.0, "features drawn per tree").range(0.05, 1));
+    bind(min_child_weight, ParamSpec::real("min_child_weight", 1.0, "smallest hessian sum of a leaf").range(0, 1e6));
+    bind(max_train_rows, ParamSpec::integer("max_train_rows", 200000,
+                                            "rows read into memory for training (a seeded draw beyond; 0: all)")
+                             .range(0, std::nullopt));
+  }
+};
+
 class Gbdt final : public Model {
  public:
-  explicit Gbdt(const PluginArgs& args) : host_(args.host), params_(args.params) {}
+  explicit Gbdt(const PluginArgs& args) : host_(args.host), p_(read_params<Params>(args.params)) {}
   ~Gbdt() override {
     if (booster_) XGBoosterFree(booster_);
   }
@@ -76,20 +98,19 @@ class Gbdt final : public Model {
     const auto& input = input_;
     set("objective", "multi:softprob");
     set("num_class", std::to_string(input.class_names.size()));
-    set("max_depth", std::to_string(params_.at("max_depth").get<std::int64_t>()));
-    set("eta", fmt::format("{}", params_.at("eta").get<double>()));
-    set("subsample", fmt::format("{}", params_.at("subsample").get<double>()));
-    set("colsample_bytree", fmt::format("{}", params_.at("colsample_bytree").get<double>()));
-    set("min_child_weight", fmt::format("{}", params_.at("min_child_weight").get<double>()));
+    set("max_depth", std::to_string(p_.max_depth));
+    set("eta", fmt::format("{}", p_.eta));
+    set("subsample", fmt::format("{}", p_.subsample));
+    set("colsample_bytree", fmt::format("{}", p_.colsample_bytree));
+    set("min_child_weight", fmt::format("{}", p_.min_child_weight));
     set("tree_method", "hist");
     set("seed", std::to_string(input.seed));
     set("verbosity", "0");
   }
 
   ModelInfo info() const override {
-    return {static_cast<std::uint64_t>(rounds_),
-            fmt::format("{} rounds of {} trees (one per class), depth <= {}", rounds_, input_.class_names.size(),
-                        params_.at("max_depth").get<std::int64_t>())};
+    return {static_cast<std::uint64_t>(rounds_), fmt::format("{} rounds of {} trees (one per class), depth <= {}",
+                                                             rounds_, input_.class_names.size(), p_.max_depth)};
   }
 
   void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
@@ -97,7 +118,7 @@ class Gbdt final : public Model {
     const std::string threads = std::to_string(
         settings.threads > 0 ? settings.threads
                              : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
-    const auto limit = static_cast<std::uint64_t>(params_.at("max_train_rows").get<std::int64_t>());
+    const auto limit = static_cast<std::uint64_t>(p_.max_train_rows);
     Matrix tm = read(train, limit, input_.seed), vm = read(validation, limit, input_.seed + 1);
     if (tm.rows == 0) throw Error("gbdt: the training split is empty");
     DMatrix dtrain(tm.values.data(), tm.rows, tm.columns), dvalid(vm.values.data(), vm.rows, vm.columns);
@@ -110,11 +131,12 @@ class Gbdt final : public Model {
         w[r] = static_cast<float>(input_.class_weights[static_cast<std::size_t>(tm.labels[r])]);
       check(XGDMatrixSetFloatInfo(dtrain.handle, "weight", w.data(), tm.rows), "weights");
     }
-    const auto per_epoch = params_.at("rounds_per_epoch").get<std::int64_t>();
-    const auto epochs = std::max<std::int64_t>(1, params_.at("rounds").get<std::int64_t>() / per_epoch);
+    const std::int64_t per_epoch = p_.rounds_per_epoch;
+    const std::int64_t epochs = std::max<std::int64_t>(1, p_.rounds / per_epoch);
     EarlyStopping stopping(settings.patience);
     std::int64_t rounds = 0, first_epoch = 1;
-    std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end());
+    const std::vector<std::int64_t> truth(vm.labels.begin(), vm.labels.end()),
+        train_truth(tm.labels.begin(), tm.labels.end());
     // Checkpoints: after each epoch the trees so far (epoch-N.ubj), then state.json naming them
     // (the commit). `trafficid run --resume` goes on from the last one.
     const std::filesystem::path dir = context.checkpoint_dir;
@@ -141,37 +163,20 @@ class Gbdt final : public Model {
         check(XGBoosterUpdateOneIter(booster_, static_cast<int>(rounds), dtrain.handle), "training");
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       rounds_ = rounds;
-      const std::size_t k = input_.class_names.size();
-      // Mean cross-entropy of a matrix's rows under the trees so far; `predicted` gets the argmax.
-      auto cross_entropy = [&](const DMatrix& d, const Matrix& matrix, std::vector<std::int64_t>* predicted) {
-        auto p = predict(d.handle, rounds);
-        double loss = 0;
-        for (std::size_t r = 0; r < matrix.rows; ++r) {
-          auto first = p.begin() + static_cast<std::ptrdiff_t>(r * k);
-          if (predicted) (*predicted)[r] = std::max_element(first, first + static_cast<std::ptrdiff_t>(k)) - first;
-          loss -= std::log(std::max(1e-12f, first[static_cast<std::ptrdiff_t>(matrix.labels[r])]));
-        }
-        return matrix.rows ? loss / static_cast<double>(matrix.rows) : 0.0;
-      };
-      std::vector<std::int64_t> predicted(vm.rows);
-      const double val_loss = cross_entropy(dvalid, vm, &predicted);
-      auto e = evaluate(truth, predicted, input_.class_names);
+      const ProbabilityScore validated = score_probabilities(predict(dvalid.handle, rounds), truth, input_.class_names);
       EpochMetrics m;
       m.epoch = static_cast<int>(epoch);
-      m.train_loss = cross_entropy(dtrain, tm, nullptr);
-      m.val_loss = val_loss;
-      m.val_accuracy = e.accuracy;
-      m.val_macro_f1 = e.macro_f1;
+      m.train_loss = score_probabilities(predict(dtrain.handle, rounds), train_truth, input_.class_names).loss;
+      set_validation(m, validated);
       m.seconds = seconds;
       m.samples_per_second =
           seconds > 0 ? static_cast<double>(tm.rows * static_cast<std::size_t>(per_epoch)) / seconds : 0;
       m.extra["rounds"] = static_cast<double>(rounds);
-      m.extra["val_weighted_f1"] = e.weighted_f1;
       if (!divergence(m).empty()) {
         if (context.observer) context.observer->on_epoch(m);  // the host fails the model, with the reason
         break;
       }
-      stopping.record(epoch, e.macro_f1);
+      stopping.record(epoch, m.val_macro_f1);
       if (!dir.empty()) {
         write_file_atomically(checkpoint(epoch), buffer());
         Json state = stopping.to_json();
@@ -252,25 +257,13 @@ class Gbdt final : public Model {
   }
 
   HostServices& host_;
-  Json params_;
+  Params p_;
   ModelInput input_;
   BoosterHandle booster_ = nullptr;
   std::int64_t rounds_ = 0;
 };
 
-Schema schema() {
-  return {
-      ParamSpec::integer("rounds", 200, "boosting rounds at most").range(1, 100000),
-      ParamSpec::integer("rounds_per_epoch", 10, "rounds between validation checks (an 'epoch')").range(1, 10000),
-      ParamSpec::integer("max_depth", 6, "depth of each tree").range(1, 64),
-      ParamSpec::real("eta", 0.3, "learning rate").range(1e-4, 1),
-      ParamSpec::real("subsample", 1.0, "rows drawn per tree").range(0.05, 1),
-      ParamSpec::real("colsample_bytree", 1.0, "features drawn per tree").range(0.05, 1),
-      ParamSpec::real("min_child_weight", 1.0, "smallest hessian sum of a leaf").range(0, 1e6),
-      ParamSpec::integer("max_train_rows", 200000, "rows read into memory for training (a seeded draw beyond; 0: all)")
-          .range(0, std::nullopt),
-  };
-}
+Schema schema() { return schema_of<Params>(); }
 
 }  // namespace
 }  // namespace trafficid::gbdt_model
