@@ -25,13 +25,20 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
     text += fmt::format("{}{}", shape[i], shape.size() == 1 ? "," : (i + 1 < shape.size() ? ", " : ""));
   return text + ")";
 }
+
+// Why a write failed; a full disk says so, whichever write (the file's creation, its header, a
+// row) met it first: with several writer threads that is a matter of timing.
+std::string write_failure(const char* what, const std::filesystem::path& path, int error) {
+  const bool full = error == ENOSPC || error == EDQUOT;
+  return fmt::format("{} {}: {}{}", what, path.string(), std::strerror(error), full ? " (is the disk full?)" : "");
+}
 }  // namespace
 
 NpyWriter::NpyWriter(std::filesystem::path path, std::string descr, std::size_t item_size,
                      std::vector<std::int64_t> row_shape)
     : path_(std::move(path)), descr_(std::move(descr)), item_size_(item_size), row_shape_(std::move(row_shape)) {
   file_ = std::fopen(path_.c_str(), "wb");
-  if (!file_) throw Error(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
+  if (!file_) throw Error(write_failure("cannot write", path_, errno));
   std::setvbuf(file_, nullptr, _IONBF, 0);  // buffered here: one fwrite per 256 KB, not one per row
   buffer_.reserve(256 << 10);
   write_header();
@@ -59,7 +66,7 @@ void NpyWriter::write_header() {
   header += static_cast<char>(text >> 8);
   header += dict;
   if (std::fseek(file_, 0, SEEK_SET) != 0 || std::fwrite(header.data(), 1, header.size(), file_) != header.size())
-    throw Error(fmt::format("cannot write {}: {}", path_.string(), std::strerror(errno)));
+    throw Error(write_failure("cannot write", path_, errno));
 }
 
 void NpyWriter::append(std::span<const std::uint8_t> bytes) {
@@ -76,8 +83,7 @@ void NpyWriter::append(std::span<const std::uint8_t> bytes) {
 }
 
 void NpyWriter::write_out(const void* data, std::size_t size) {
-  if (size && std::fwrite(data, 1, size, file_) != size)
-    throw Error(fmt::format("cannot write {}: {} (is the disk full?)", path_.string(), std::strerror(errno)));
+  if (size && std::fwrite(data, 1, size, file_) != size) throw Error(write_failure("cannot write", path_, errno));
 }
 
 void NpyWriter::flush_buffer() {
@@ -94,7 +100,7 @@ void NpyWriter::close(bool sync) {
   int error = errno;
   ok = (std::fclose(file_) == 0) && ok;
   file_ = nullptr;
-  if (!ok) throw Error(fmt::format("cannot finish {}: {} (is the disk full?)", path_.string(), std::strerror(error)));
+  if (!ok) throw Error(write_failure("cannot finish", path_, error));
 }
 
 NpyHeader read_npy_header(const std::filesystem::path& path) {

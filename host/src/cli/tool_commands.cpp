@@ -23,12 +23,10 @@ namespace fs = std::filesystem;
 namespace {
 
 // The pcap source on one capture file.
-std::shared_ptr<CaptureSource> open_file(const PluginRegistry& registry, const fs::path& file, HostServices& host,
-                                         const PluginInfo*& plugin) {
+PluginHandle<CaptureSource> open_file(const PluginRegistry& registry, const fs::path& file, HostServices& host) {
   if (!fs::is_regular_file(file)) throw Error(fmt::format("{}: no such capture file", file.string()));
   const SourceSpec spec = pcap_source(registry, {file.string()});
-  plugin = spec.plugin;
-  return registry.create<CaptureSource>(*plugin, spec.params, host, spec.instance);
+  return registry.make<CaptureSource>(*spec.plugin, spec.params, host, spec.instance);
 }
 
 // Reports damage of the input; returns the exit status (1 when the input was damaged).
@@ -50,8 +48,7 @@ int cmd_convert(const GlobalOptions& global, const std::string& in, const std::s
                 const std::string& format_name) {
   auto registry = load_plugins(global, true, false);
   HostLog log(log_threshold(global));
-  const PluginInfo* plugin = nullptr;
-  auto source = open_file(registry, in, log, plugin);
+  const auto source = open_file(registry, in, log);
   FileFormat format = format_name.empty()       ? format_of_extension(out)
                       : format_name == "pcapng" ? FileFormat::pcapng
                                                 : FileFormat::pcap;
@@ -67,9 +64,9 @@ int cmd_convert(const GlobalOptions& global, const std::string& in, const std::s
   std::uint64_t packets = 0;
   bool nanosecond = false;
   std::uint32_t snaplen = 0;
-  while (guarded(*plugin, [&] { return source->next(packet); })) {
+  while (source([&](CaptureSource& s) { return s.next(packet); })) {
     if (packets++ == 0) {
-      auto info = source->files().at(0);
+      auto info = source.get().files().at(0);
       nanosecond = info.resolution_ns < 1000;
       snaplen = info.snaplen;
     }
@@ -84,7 +81,7 @@ int cmd_convert(const GlobalOptions& global, const std::string& in, const std::s
     }
     file->write(packet);
   }
-  int status = report_input(*source, packets, in, global.quiet);
+  int status = report_input(source.get(), packets, in, global.quiet);
   for (auto& [type, f] : outputs) f->finish();
   if (outputs.size() > 1) {
     // Name the first output after its link type too, so that no file claims to be the whole input.
@@ -110,8 +107,7 @@ int cmd_split(const GlobalOptions& global, const SplitRequest& request) {
   }
   auto registry = load_plugins(global, true, false);
   HostLog log(log_threshold(global));
-  const PluginInfo* plugin = nullptr;
-  auto source = open_file(registry, request.in, log, plugin);
+  const auto source = open_file(registry, request.in, log);
   SplitOptions options;
   options.prefix = request.prefix;
   options.packets_per_file = request.packets;
@@ -122,9 +118,9 @@ int cmd_split(const GlobalOptions& global, const SplitRequest& request) {
   std::unique_ptr<Splitter> splitter;
   PacketView packet;
   std::uint64_t packets = 0;
-  while (guarded(*plugin, [&] { return source->next(packet); })) {
+  while (source([&](CaptureSource& s) { return s.next(packet); })) {
     if (!splitter) {
-      auto info = source->files().at(0);
+      auto info = source.get().files().at(0);
       // The prefix's extension (.pcap, .pcapng) picks the format; without one, the input's format is kept.
       auto ext = prefix.extension().string();
       options.format = ext == ".pcapng"          ? FileFormat::pcapng
@@ -140,7 +136,7 @@ int cmd_split(const GlobalOptions& global, const SplitRequest& request) {
     ++packets;
   }
   if (splitter) splitter->finish();
-  int status = report_input(*source, packets, request.in, global.quiet);
+  int status = report_input(source.get(), packets, request.in, global.quiet);
   if (!global.quiet) std::cerr << fmt::format("wrote {} files\n", splitter ? splitter->files_written() : 0);
   return status;
 }

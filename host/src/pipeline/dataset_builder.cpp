@@ -87,8 +87,7 @@ class DatasetBuilder::Hasher {
 struct DatasetBuilder::Worker final : PacketHook, SampleSink {
   DatasetBuilder& owner;
   unsigned index;
-  const PluginInfo& plugin;
-  std::shared_ptr<FeatureExtractor> extractor;
+  PluginHandle<FeatureExtractor> extractor;
   std::uint32_t input = 0;
   std::uint64_t packet_index = 0;
   std::uint64_t packets = 0, rows = 0;
@@ -99,16 +98,16 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
   std::vector<DatasetShard> shards;
   std::vector<std::uint8_t> padded;
 
-  Worker(DatasetBuilder& o, unsigned i, const PluginInfo& p, std::shared_ptr<FeatureExtractor> e)
-      : owner(o), index(i), plugin(p), extractor(std::move(e)) {}
+  Worker(DatasetBuilder& o, unsigned i, PluginHandle<FeatureExtractor> e)
+      : owner(o), index(i), extractor(std::move(e)) {}
 
   void on_packet(const PacketView& p, const PacketFlow& f) override {
     packet_index = p.index;
     ++packets;
-    guarded(plugin, [&] { extractor->process(p, f, *this); });
+    extractor([&](FeatureExtractor& x) { x.process(p, f, *this); });
   }
   void on_flow(const FlowRecord& f) override {
-    guarded(plugin, [&] { extractor->end_flow(f, *this); });
+    extractor([&](FeatureExtractor& x) { x.end_flow(f, *this); });
   }
 
   void open_shard() {
@@ -144,9 +143,9 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
     const auto& spec = owner.spec_;
     const std::size_t full = spec.bytes();
     if (sample.size() > full || (!spec.variable_length && sample.size() != full))
-      throw Error(fmt::format("{} gave a sample of {} bytes where its spec ({} of {}) says {}{}", plugin.label(),
-                              sample.size(), fmt::join(spec.shape, "x"), to_string(spec.dtype),
-                              spec.variable_length ? "at most " : "", full));
+      throw Error(fmt::format("{} gave a sample of {} bytes where its spec ({} of {}) says {}{}",
+                              extractor.info().label(), sample.size(), fmt::join(spec.shape, "x"),
+                              to_string(spec.dtype), spec.variable_length ? "at most " : "", full));
     if (!flow) open_shard();
     if (owner.ragged_) {
       bytes->append(sample);
@@ -174,9 +173,9 @@ DatasetBuilder::DatasetBuilder(const Experiment& experiment, const PluginRegistr
     : experiment_(experiment), target_(target), host_(host), folder_(std::move(folder)) {
   const auto& features = *experiment.features;
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
-    auto extractor = registry.create<FeatureExtractor>(*features.plugin, features.params, host, features.plugin->name);
-    if (i == 0) spec_ = guarded(*features.plugin, [&] { return extractor->spec(); });
-    workers_.push_back(std::make_unique<Worker>(*this, i, *features.plugin, std::move(extractor)));
+    auto extractor = registry.make<FeatureExtractor>(*features.plugin, features.params, host, features.plugin->name);
+    if (i == 0) spec_ = extractor([](FeatureExtractor& x) { return x.spec(); });
+    workers_.push_back(std::make_unique<Worker>(*this, i, std::move(extractor)));
   }
   if (spec_.shape.empty() || spec_.elements() == 0)
     throw Error(fmt::format("{} declares an empty sample shape", features.plugin->label()));

@@ -76,9 +76,8 @@ void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source
     if (listener_) hooks = listener_->begin_input(info, threads);
     current_packets_ = 0;
     labeling_ = std::make_unique<ShardedLabeling>(
-        *spec_.plugin,
-        [&] { return registry_.create<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); }, threads,
-        info, std::move(hooks));
+        [&] { return registry_.make<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); }, threads, info,
+        std::move(hooks));
   }
   ++current_packets_;
   labeling_->process(packet);

@@ -66,7 +66,7 @@ constexpr std::size_t queue_batches = 16;
 }  // namespace
 
 struct ShardedLabeling::Worker : FlowSink {
-  std::shared_ptr<Labeler> labeler;
+  PluginHandle<Labeler> labeler;
   PacketHook* hook = nullptr;
   std::uint64_t index = 0, count = 1;  // this worker's place among `count`: its flow ids are made unique
   std::thread thread;
@@ -87,15 +87,15 @@ struct ShardedLabeling::Worker : FlowSink {
     if (hook) hook->on_flow(flows.back());
   }
 
-  void label(const PluginInfo& plugin, const PacketView& p) {
-    PacketFlow counted = guarded(plugin, [&] { return labeler->process(p, *this); });
+  void label(const PacketView& p) {
+    PacketFlow counted = labeler([&](Labeler& l) { return l.process(p, *this); });
     if (hook && counted.flow_id) {
       counted.flow_id = global_id(counted.flow_id);
       hook->on_packet(p, counted);
     }
   }
 
-  void run(const PluginInfo& plugin) {
+  void run() {
     try {
       while (true) {
         Batch batch;
@@ -110,7 +110,7 @@ struct ShardedLabeling::Worker : FlowSink {
         for (std::size_t i = 0; i < batch.packets.size(); ++i) {
           PacketView& p = batch.packets[i];
           p.data = std::span<const std::uint8_t>(batch.bytes.data() + batch.offsets[i], p.data.size());
-          label(plugin, p);
+          label(p);
         }
         batch.bytes.clear();
         batch.packets.clear();
@@ -118,7 +118,7 @@ struct ShardedLabeling::Worker : FlowSink {
         std::lock_guard lock(mutex);
         if (spare.size() < 4) spare.push_back(std::move(batch));
       }
-      guarded(plugin, [&] { labeler->flush(*this); });
+      labeler([&](Labeler& l) { l.flush(*this); });
       flows = by_first_packet(std::move(flows));  // in parallel; finish() merges
     } catch (...) {
       failure = std::current_exception();
@@ -130,9 +130,8 @@ struct ShardedLabeling::Worker : FlowSink {
   }
 };
 
-ShardedLabeling::ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers,
-                                 const SourceFileInfo& file, std::vector<PacketHook*> hooks)
-    : plugin_(plugin) {
+ShardedLabeling::ShardedLabeling(Factory make_labeler, unsigned workers, const SourceFileInfo& file,
+                                 std::vector<PacketHook*> hooks) {
   workers = std::max(1u, workers);
   if (!hooks.empty() && hooks.size() != workers) throw Error("internal: one packet hook per labelling worker");
   for (unsigned i = 0; i < workers; ++i) {
@@ -141,14 +140,14 @@ ShardedLabeling::ShardedLabeling(const PluginInfo& plugin, Factory make_labeler,
     w->count = workers;
     if (!hooks.empty()) w->hook = hooks[i];
     w->labeler = make_labeler();
-    guarded(plugin, [&] { w->labeler->begin_file(file); });
+    w->labeler([&](Labeler& l) { l.begin_file(file); });
     workers_.push_back(std::move(w));
   }
   // One worker labels in the caller's thread, without copying packets; several have a thread each
   // and the caller only reads and parses (letting the reader label one shard itself was measured:
   // the same for `label`, 3-5% slower for `prepro`, whose workers also extract features).
   if (workers_.size() > 1)
-    for (auto& w : workers_) w->thread = std::thread([&plugin, worker = w.get()] { worker->run(plugin); });
+    for (auto& w : workers_) w->thread = std::thread([worker = w.get()] { worker->run(); });
 }
 
 ShardedLabeling::~ShardedLabeling() {
@@ -162,7 +161,7 @@ ShardedLabeling::~ShardedLabeling() {
 
 void ShardedLabeling::process(const PacketView& packet) {
   if (workers_.size() == 1) {
-    workers_[0]->label(plugin_, packet);
+    workers_[0]->label(packet);
     return;
   }
   // By host pair, not 5-tuple: nDPI remembers hosts across flows (the BitTorrent and STUN caches),
@@ -201,7 +200,7 @@ std::vector<FlowRecord> ShardedLabeling::finish() {
   finished_ = true;
   if (workers_.size() == 1) {
     Worker& only = *workers_[0];
-    guarded(plugin_, [&] { only.labeler->flush(only); });
+    only.labeler([&](Labeler& l) { l.flush(only); });
     return by_first_packet(std::move(only.flows));
   }
   std::exception_ptr failure;

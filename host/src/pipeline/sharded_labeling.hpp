@@ -23,9 +23,9 @@ class PacketHook {
 
 class ShardedLabeling {
  public:
-  using Factory = std::function<std::shared_ptr<Labeler>()>;
-  // `hooks`: none, or one per worker.
-  ShardedLabeling(const PluginInfo& plugin, Factory make_labeler, unsigned workers, const SourceFileInfo& file,
+  using Factory = std::function<PluginHandle<Labeler>()>;
+  // `make_labeler` makes each worker's labeler; `hooks`: none, or one per worker.
+  ShardedLabeling(Factory make_labeler, unsigned workers, const SourceFileInfo& file,
                   std::vector<PacketHook*> hooks = {});
   ~ShardedLabeling();
   void process(const PacketView& packet);
@@ -35,7 +35,6 @@ class ShardedLabeling {
  private:
   struct Worker;
   void dispatch(std::size_t worker);
-  const PluginInfo& plugin_;
   std::vector<std::unique_ptr<Worker>> workers_;
   bool finished_ = false;
 };

@@ -61,10 +61,10 @@ void SplitPredictions::append(const SplitPredictions& other) {
   seconds += other.seconds;
 }
 
-SplitPredictions predict_split(Model& model, const PluginInfo& plugin, DatasetSplit& split,
+SplitPredictions predict_split(const PluginHandle<Model>& model, DatasetSplit& split,
                                const std::vector<std::int64_t>& early) {
-  return predict_split([&](const FeatureBatch& b) { return guarded(plugin, [&] { return model.predict_proba(b); }); },
-                       plugin.label(), split, early);
+  return predict_split([&](const FeatureBatch& b) { return model([&](Model& m) { return m.predict_proba(b); }); },
+                       model.info().label(), split, early);
 }
 
 SplitPredictions predict_split(const PredictFunction& predict, const std::string& what, DatasetSplit& split,

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/plugin_registry.hpp"
 #include "trafficid/dataset_reader.hpp"
 #include "trafficid/model.hpp"
 
@@ -47,7 +48,7 @@ using PredictFunction = std::function<std::vector<float>(const FeatureBatch& bat
 // sequence samples, the packet counts to decide after (those below the sequence length).
 SplitPredictions predict_split(const PredictFunction& predict, const std::string& what, DatasetSplit& split,
                                const std::vector<std::int64_t>& early);
-SplitPredictions predict_split(Model& model, const PluginInfo& plugin, DatasetSplit& split,
+SplitPredictions predict_split(const PluginHandle<Model>& model, DatasetSplit& split,
                                const std::vector<std::int64_t>& early);
 
 struct ScoringOptions {

@@ -221,8 +221,8 @@ TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const st
 void TrainStage::measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds,
                          DatasetSplit& test, DatasetSplit& validation, ModelResult& result) {
   result.training_seconds += seconds;
-  auto tested = predict_split(model.get(), model.info(), test, base_options_.early);
-  auto validated = predict_split(model.get(), model.info(), validation, {});  // its per-flow score and threshold only
+  auto tested = predict_split(model, test, base_options_.early);
+  auto validated = predict_split(model, validation, {});  // its per-flow score and threshold only
   Json fold_epochs = read_epoch_lines(fold_dir / "metrics.jsonl");
   const std::int64_t fold_best = best_epoch_of(fold_epochs);
   if (fold == 0) {
@@ -245,7 +245,7 @@ void TrainStage::measure(const PluginHandle<Model>& model, int fold, const fs::p
   result.test.append(tested);
   result.validation.append(validated);
   if (unseen_) {
-    auto p = predict_split(model.get(), model.info(), *unseen_, base_options_.early);
+    auto p = predict_split(model, *unseen_, base_options_.early);
     if (result.unseen) result.unseen->average_with(p);
     else result.unseen = std::move(p);
   }

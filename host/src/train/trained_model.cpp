@@ -62,17 +62,19 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
   description_ = read_json(dir / "model.json");
   manifest_ = manifest_from_json(description_.at("manifest"));
   name_ = description_.at("plugin").get<std::string>();
-  plugin_ = registry.find(PluginKind::model, name_);
-  if (!plugin_) throw Error(fmt::format("model plugin '{}' is not installed (--plugin-path?)", name_));
+  const PluginInfo* plugin = registry.find(PluginKind::model, name_);
+  if (!plugin) throw Error(fmt::format("model plugin '{}' is not installed (--plugin-path?)", name_));
   flow_decision_ = description_.value("flow_decision", "vote");  // models of earlier versions voted
   if (description_.contains("abstain_threshold")) threshold_ = description_["abstain_threshold"].get<double>();
   const int folds = description_.value("folds", 0);
   ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, 0};
   for (int fold = 0; fold < std::max(1, folds); ++fold) {
     const fs::path file = folds ? dir / fmt::format("fold-{}", fold) / "model.pt" : dir / "model.pt";
-    auto model = registry.create<Model>(*plugin_, description_.at("params"), host, name_);
-    guarded(*plugin_, [&] { model->build(input); });
-    guarded(*plugin_, [&] { model->load(file); });
+    auto model = registry.make<Model>(*plugin, description_.at("params"), host, name_);
+    model([&](Model& m) {
+      m.build(input);
+      m.load(file);
+    });
     models_.push_back(std::move(model));
   }
 }
@@ -80,7 +82,7 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
 std::vector<float> TrainedModel::predict_proba(const FeatureBatch& batch) {
   std::vector<float> mean;
   for (auto& model : models_) {
-    auto p = guarded(*plugin_, [&] { return model->predict_proba(batch); });
+    auto p = model([&](Model& m) { return m.predict_proba(batch); });
     if (mean.empty()) mean = std::move(p);
     else
       for (std::size_t i = 0; i < mean.size(); ++i) mean[i] += p[i];

@@ -25,7 +25,7 @@ class TrainedModel {
   const std::filesystem::path& dir() const { return dir_; }
   const Json& description() const { return description_; }
   const DatasetManifest& manifest() const { return manifest_; }
-  const PluginInfo& plugin() const { return *plugin_; }
+  const PluginInfo& plugin() const { return models_.front().info(); }
   const std::string& name() const { return name_; }
   const std::string& flow_decision() const { return flow_decision_; }
   std::optional<double> abstain_threshold() const { return threshold_; }
@@ -37,10 +37,9 @@ class TrainedModel {
   std::filesystem::path dir_;
   Json description_;
   DatasetManifest manifest_;
-  const PluginInfo* plugin_ = nullptr;
   std::string name_, flow_decision_ = "logprob";
   std::optional<double> threshold_;
-  std::vector<std::shared_ptr<Model>> models_;
+  std::vector<PluginHandle<Model>> models_;  // one, or one per fold
 };
 
 }  // namespace trafficid::host

@@ -148,15 +148,14 @@ StudyState Study::replay(const std::vector<Json>& events) const {
   state.started_unix = events.at(0).value("created_unix", 0.0);
   const PluginInfo* plugin = registry_.find(PluginKind::tuner, state.header.tuner);
   if (!plugin) throw Error(fmt::format("the study's tuner plugin '{}' is not installed here", state.header.tuner));
-  state.tuner_plugin = plugin;
-  state.tuner = registry_.create<Tuner>(*plugin, state.header.tuner_params, host_, state.header.tuner);
-  guarded(*plugin, [&] { state.tuner->start(state.header.space); });
+  state.tuner = registry_.make<Tuner>(*plugin, state.header.tuner_params, host_, state.header.tuner);
+  state.tuner([&](Tuner& t) { t.start(state.header.space); });
   for (std::size_t i = 1; i < events.size(); ++i) {
     const Json& e = events[i];
     const std::string kind = e.value("event", "");
     const auto id = e.value("trial", std::uint64_t{0});
     if (kind == "propose") {
-      auto p = guarded(*plugin, [&] { return state.tuner->ask(); });
+      auto p = state.tuner([](Tuner& t) { return t.ask(); });
       if (!p || p->trial_id != id || p->assignment != e.at("assignment"))
         throw Error(
             fmt::format("{}:{}: replaying the journal, tuner '{}' proposed {} where the journal holds trial {} {}: "
@@ -182,7 +181,7 @@ StudyState Study::replay(const std::vector<Json>& events) const {
       if (!e.contains("value") || !e["value"].is_number()) continue;
       const int step = e.at("step").get<int>();
       const double value = e.at("value").get<double>();
-      guarded(*plugin, [&] { return state.tuner->report(id, step, value); });
+      state.tuner([&](Tuner& t) { return t.report(id, step, value); });
       state.trials.at(id).reports[step] = value;
     } else if (kind == "end") {
       auto& t = state.trials.at(id);
@@ -196,7 +195,7 @@ StudyState Study::replay(const std::vector<Json>& events) const {
         continue;
       }
       std::optional<double> told = t.status == "done" ? t.value : std::nullopt;
-      guarded(*plugin, [&] { state.tuner->tell(id, told); });
+      state.tuner([&](Tuner& t) { t.tell(id, told); });
     }
   }
   return state;
@@ -227,7 +226,7 @@ std::optional<Study::Claim> Study::claim(const std::string& worker) {
   // Then a new trial, while the budget lasts.
   if (state.proposed >= state.header.trials) return std::nullopt;
   if (state.header.time_budget > 0 && now_unix() - state.started_unix >= state.header.time_budget) return std::nullopt;
-  auto proposal = guarded(*state.tuner_plugin, [&] { return state.tuner->ask(); });
+  auto proposal = state.tuner([](Tuner& t) { return t.ask(); });
   if (!proposal) return std::nullopt;
   if (state.trials.count(proposal->trial_id))
     throw Error(fmt::format("tuner '{}' proposed trial {} twice", state.header.tuner, proposal->trial_id));
@@ -260,7 +259,7 @@ TrialDecision Study::report(std::uint64_t trial, int step, double value) {
     if (e.value("event", "") == "report" && e.value("trial", std::uint64_t{0}) == trial && e.value("step", 0) == step)
       return e.value("decision", "continue") == "stop" ? TrialDecision::stop : TrialDecision::keep_going;
   auto state = replay(journal);
-  TrialDecision decision = guarded(*state.tuner_plugin, [&] { return state.tuner->report(trial, step, value); });
+  TrialDecision decision = state.tuner([&](Tuner& t) { return t.report(trial, step, value); });
   std::string why = decision == TrialDecision::stop ? state.header.tuner : "";
   // The median pruner: below the median of the other trials' values at this epoch.
   if (decision == TrialDecision::keep_going && state.header.pruner == "median" && step > state.header.pruner_warmup &&

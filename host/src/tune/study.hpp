@@ -37,8 +37,7 @@ StudyHeader make_study_header(const Experiment& experiment);
 // The journal's state at one moment, the tuner replayed to it.
 struct StudyState {
   StudyHeader header;
-  const PluginInfo* tuner_plugin = nullptr;  // for guarded() calls into the tuner
-  std::shared_ptr<Tuner> tuner;
+  PluginHandle<Tuner> tuner;  // every call guarded
   std::map<std::uint64_t, TrialRecord> trials;
   std::uint64_t proposed = 0;
   double started_unix = 0;  // when the study's first line was written
