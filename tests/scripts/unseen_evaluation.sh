@@ -107,6 +107,10 @@ rows = list(csv.DictReader(open(f"{run}/models/gbdt/unseen_flows.csv")))
 assert len(rows) == u["flows"] - u["flows_without_samples"]
 assert not any(r["file"].endswith("copy-of-training.pcap") for r in rows)
 assert m["headline"]["what"].startswith("unseen captures"), m["headline"]
+# Its 95% interval: captures resampled, around the value, over the scored captures.
+interval = m["headline"]["interval"]
+assert interval["low"] <= m["headline"]["macro_f1"] <= interval["high"], interval
+assert interval["unit"] == "capture" and 2 <= interval["units"] <= u["captures"] + u["flows_without_samples"], (interval, u["captures"])
 run_json = json.load(open(f"{run}/run.json"))
 assert run_json["best_model"] in ("gbdt", "flow_net", "mlp")
 best = max(("gbdt", "flow_net", "mlp"), key=lambda n: json.load(open(f"{run}/models/{n}/metrics.json"))["validation_per_flow"]["macro_f1"])
@@ -114,6 +118,7 @@ assert run_json["best_model"] == best, (run_json["best_model"], best)
 print(f"unseen: {u['flows']} flows in classes {got}; left out {len(left['inputs_left_out'])} capture(s), {left['training_flows_left_out']} flow(s)")
 PY
 grep -q 'class="headline"' run/report.html || fail "the report has no headline"
+grep -q '95% interval' run/report.html || fail "the report's headline has no interval"
 grep -q "unseen captures per-flow macro F1" run/report.html || fail "the report's table has no unseen column"
 
 # 2. `trafficid evaluate` on the same pool: the run's numbers, and a confusion matrix its flows add up to.

@@ -139,3 +139,40 @@ TEST_CASE("evaluation counts an abstaining prediction against recall and never f
   CHECK(m.accuracy == Approx(0.5));
   CHECK(m.confusion == std::vector<std::vector<std::uint64_t>>{{1, 0}, {1, 1}});
 }
+
+TEST_CASE("the headline's interval resamples captures, not flows, and is the same for the same predictions",
+          "[scoring]") {
+  // Captures 0 and 1: their flows right (A, B); capture 2: its two C flows taken for A.
+  auto flow = [](std::uint32_t capture, std::uint64_t n) { return dataset_flow_id(capture, n); };
+  auto p = predictions({{flow(0, 1), 0, {0.9f, 0.05f, 0.05f}},
+                        {flow(0, 2), 0, {0.8f, 0.1f, 0.1f}},
+                        {flow(1, 1), 1, {0.1f, 0.8f, 0.1f}},
+                        {flow(2, 1), 2, {0.7f, 0.2f, 0.1f}},
+                        {flow(2, 2), 2, {0.6f, 0.3f, 0.1f}}});
+  const Json s = score(p, {});
+  const Json& interval = s["per_flow"]["interval"];
+  REQUIRE(interval.is_object());
+  CHECK(interval["units"] == 3);  // three captures, five flows
+  CHECK(interval["unit"] == "capture");
+  const double point = s["per_flow"]["macro_f1"].get<double>();
+  CHECK(point == Approx((2.0 / 3 + 1 + 0) / 3));  // A: precision 2/4, recall 1; B: 1; C: 0
+  // A resample of capture 0 (or 1) alone scores 1; one of capture 2 alone scores 0.
+  CHECK(interval["low"].get<double>() == Approx(0.0));
+  CHECK(interval["high"].get<double>() == Approx(1.0));
+  CHECK(score(p, {})["per_flow"]["interval"] == interval);
+  CHECK(describe_interval(s["per_flow"]) == " (95% interval 0.00-1.00, bootstrap over 3 captures)");
+  // Every capture right: every resample scores 1.
+  auto right = predictions({{flow(0, 1), 0, {0.9f, 0.05f, 0.05f}},
+                            {flow(1, 1), 1, {0.1f, 0.8f, 0.1f}},
+                            {flow(2, 1), 2, {0.1f, 0.1f, 0.8f}}});
+  const Json all = score(right, {})["per_flow"]["interval"];
+  CHECK(all["low"].get<double>() == Approx(1.0));
+  CHECK(all["high"].get<double>() == Approx(1.0));
+  // One capture: no interval, and a flow without samples is a unit of its own.
+  auto one = predictions({{flow(4, 1), 0, {0.9f, 0.05f, 0.05f}}, {flow(4, 2), 1, {0.1f, 0.8f, 0.1f}}});
+  CHECK(score(one, {})["per_flow"]["interval"].is_null());
+  CHECK(describe_interval(score(one, {})["per_flow"]).empty());
+  ScoringOptions undecided;
+  undecided.flows_without_samples = {0, 0, 1};
+  CHECK(score(one, undecided)["per_flow"]["interval"]["units"] == 2);
+}

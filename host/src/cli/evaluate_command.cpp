@@ -100,10 +100,11 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   scores["validation_per_flow_macro_f1"] = has_validation ? metrics["validation_per_flow"].value("macro_f1", 0.0) : 0.0;
   scores["folds"] = model.folds();
   std::cout << fmt::format(
-      "{:<40} per-flow macro F1 {:.4f}  accuracy {:.4f}  ({} flows, {} without samples, {} abstained "
+      "{:<40} per-flow macro F1 {:.4f}{}  accuracy {:.4f}  ({} flows, {} without samples, {} abstained "
       "below {:.3f}); per sample macro F1 {:.4f}\n",
-      label + name, scores["per_flow"]["macro_f1"].get<double>(), scores["per_flow"]["accuracy"].get<double>(),
-      scores["flows"].get<std::uint64_t>(), scores["flows_without_samples"].get<std::uint64_t>(),
+      label + name, scores["per_flow"]["macro_f1"].get<double>(), describe_interval(scores["per_flow"]),
+      scores["per_flow"]["accuracy"].get<double>(), scores["flows"].get<std::uint64_t>(),
+      scores["flows_without_samples"].get<std::uint64_t>(),
       scores.contains("abstaining") ? scores["abstaining"]["abstained"].get<std::uint64_t>() : 0,
       options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>());
   return scores;

@@ -157,7 +157,7 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
       std::memcpy(padded.data(), sample.data(), sample.size());
       x->append(padded);
     }
-    flow->append_value((std::uint64_t{input} << input_shift) | flow_id);
+    flow->append_value(dataset_flow_id(input, flow_id));
     file->append_value(input);
     if (packet) packet->append_value(packet_index);
     hash->append_value(content_hash(sample));
@@ -225,7 +225,7 @@ void DatasetBuilder::labelled(const FlowRecord& f, const std::optional<std::stri
     if (fresh) class_seen_.push_back(*cls);
     entry.cls = it->second;
   }
-  flow_index_[(std::uint64_t{input} << input_shift) | f.flow_id] = static_cast<std::uint32_t>(flows_.size());
+  flow_index_[dataset_flow_id(input, f.flow_id)] = static_cast<std::uint32_t>(flows_.size());
   flows_.push_back(entry);
 }
 

@@ -20,7 +20,6 @@ namespace trafficid::host::dataset_detail {
 namespace fs = std::filesystem;
 
 constexpr std::uint64_t shard_feature_bytes = 512ull << 20;  // a new shard after this many feature bytes
-constexpr int input_shift = 40;                              // flow id = input << 40 | labeler's flow id
 
 inline std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   x ^= x >> 30;

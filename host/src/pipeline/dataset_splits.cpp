@@ -258,7 +258,7 @@ void DatasetBuilder::rows_of(const DatasetShard& s, const RowPlan& plan,
       if (f && !f->repeated && (r.cls >= 0 || (target_ && f->unknown))) {
         r.input = f->input;
         r.identity =
-            packets ? combine(combine(plan.seed, flows[i] >> input_shift), (*packets)[i]) : combine(plan.seed, f->key);
+            packets ? combine(combine(plan.seed, input_of_flow(flows[i])), (*packets)[i]) : combine(plan.seed, f->key);
         r.split =
             plan.by_packet ? split_by_unit(to_unit(combine(plan.seed ^ 0x5eed, r.identity)), d.fractions) : f->split;
       }

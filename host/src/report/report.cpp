@@ -18,6 +18,7 @@
 #include "trafficid/files.hpp"
 
 #include "report/report.hpp"
+#include "train/scoring.hpp"
 #include "train/train_stage.hpp"
 #include "report/html.hpp"
 
@@ -38,14 +39,16 @@ std::string summary_section(const Json& run_record, const Json& models) {
     std::string line = fmt::format("Best model (per-flow macro F1 on the validation split): <b>{}</b>. ", escape(best));
     if (m.contains("unseen"))
       line += fmt::format(
-          "On captures it never saw ({} flows in {} capture{}): per-flow macro F1 <b class=\"headline-value\">{}</b>, "
+          "On captures it never saw ({} flows in {} capture{}): per-flow macro F1 <b "
+          "class=\"headline-value\">{}</b>{}, "
           "accuracy {}; on the test split {}.",
           m["unseen"].value("flows", 0), m["unseen"].value("captures", 0),
           m["unseen"].value("captures", 0) == 1 ? "" : "s", number(m["unseen"]["per_flow"]["macro_f1"].get<double>()),
-          number(m["unseen"]["per_flow"]["accuracy"].get<double>()),
+          escape(describe_interval(m["unseen"]["per_flow"])), number(m["unseen"]["per_flow"]["accuracy"].get<double>()),
           number(m["test_per_flow"]["macro_f1"].get<double>()));
     else if (auto h = headline_of(m))
-      line += fmt::format("{}: <b class=\"headline-value\">{}</b>.", escape(what), number(*h));
+      line += fmt::format("{}: <b class=\"headline-value\">{}</b>{}.", escape(what), number(*h),
+                          escape(describe_interval(m.value("test_per_flow", Json::object()))));
     html += "<p class=\"headline\">" + line + "</p>";
     if (!m.contains("unseen") && m.value("split", Json::object()).value("folds", 0) == 0)
       html +=
@@ -74,6 +77,14 @@ std::string summary_section(const Json& run_record, const Json& models) {
   return html;
 }
 
+// A score's 95% interval under it, small ("" without one).
+std::string interval_cell(const Json& per_flow) {
+  if (!per_flow.is_object() || !per_flow.contains("interval") || !per_flow["interval"].is_object()) return "";
+  const Json& i = per_flow["interval"];
+  return fmt::format("<br><small title=\"95% bootstrap interval over {} captures\">{}&ndash;{}</small>",
+                     i.value("units", 0), number(i.value("low", 0.0)), number(i.value("high", 0.0)));
+}
+
 // The models side by side.
 std::string models_table(const Json& models, const std::string& best) {
   std::string html;
@@ -90,7 +101,8 @@ std::string models_table(const Json& models, const std::string& best) {
     if (!m.is_object() || !m.contains("test")) continue;
     html += fmt::format("<tr><td>{}{}</td>", escape(name), name == best ? " (best)" : "");
     if (any_unseen)
-      html += fmt::format("<td><b>{}</b></td><td>{}</td>", maybe(m, {"unseen", "per_flow", "macro_f1"}),
+      html += fmt::format("<td><b>{}</b>{}</td><td>{}</td>", maybe(m, {"unseen", "per_flow", "macro_f1"}),
+                          interval_cell(m.value("unseen", Json::object()).value("per_flow", Json::object())),
                           maybe(m, {"unseen", "per_flow", "accuracy"}));
     html += fmt::format(
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1f} KB</td><td>{:.1f}</td>"
@@ -194,11 +206,11 @@ void write_evaluation_report(const fs::path& file, const Json& evaluation) {
         "F1</th></tr>";
     for (const auto& [name, s] : run["models"].items())
       html += fmt::format(
-          "<tr><td>{}{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
+          "<tr><td>{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
           "td><td>{}</td></tr>",
           escape(name), name == best ? " (best)" : "", number(s["per_flow"]["macro_f1"].get<double>()),
-          number(s["per_flow"]["accuracy"].get<double>()), s.value("flows", 0), s.value("flows_without_samples", 0),
-          maybe(s, {"abstaining", "macro_f1"}),
+          interval_cell(s["per_flow"]), number(s["per_flow"]["accuracy"].get<double>()), s.value("flows", 0),
+          s.value("flows_without_samples", 0), maybe(s, {"abstaining", "macro_f1"}),
           s.contains("abstaining") ? std::to_string(s["abstaining"].value("abstained", 0)) : "",
           number(s["per_sample"]["macro_f1"].get<double>()), number(s.value("validation_per_flow_macro_f1", 0.0)));
     html += "</table>";

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
+#include <random>
 #include <tuple>
 #include <unordered_map>
 
@@ -179,6 +180,46 @@ EvaluationMetrics flow_metrics(const std::vector<std::int64_t>& truth, const std
   return evaluate(t, q, p.class_names);
 }
 
+// The 95% interval of the per-flow macro F1, by resampling captures (a cluster bootstrap): flows
+// of one capture share its network, hosts and session, so the capture, not the flow, is the unit
+// drawn. A flow without samples (its capture not known here) is a unit of its own. Null with fewer
+// than two units. The seed is fixed: the same predictions give the same interval.
+Json macro_f1_interval(const std::vector<std::int64_t>& truth, const std::vector<std::int64_t>& predicted,
+                       const std::vector<std::uint64_t>& flow_ids, const SplitPredictions& p,
+                       const ScoringOptions& options) {
+  constexpr int resamples = 1000;
+  std::map<std::uint32_t, std::vector<std::pair<std::int64_t, std::int64_t>>> by_capture;
+  for (std::size_t i = 0; i < truth.size(); ++i)
+    if (truth[i] >= 0) by_capture[input_of_flow(flow_ids[i])].emplace_back(truth[i], predicted[i]);
+  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> units;
+  for (auto& [capture, flows] : by_capture) units.push_back(std::move(flows));
+  for (std::size_t c = 0; c < options.flows_without_samples.size(); ++c)
+    for (std::uint64_t n = 0; n < options.flows_without_samples[c]; ++n)
+      units.push_back({{static_cast<std::int64_t>(c), abstain}});
+  if (units.size() < 2) return nullptr;
+  std::mt19937_64 rng(0x7261666669636964ull);
+  std::uniform_int_distribution<std::size_t> draw(0, units.size() - 1);
+  std::vector<double> values;
+  std::vector<std::int64_t> t, q;
+  for (int b = 0; b < resamples; ++b) {
+    t.clear();
+    q.clear();
+    for (std::size_t u = 0; u < units.size(); ++u)
+      for (const auto& [truth_class, predicted_class] : units[draw(rng)]) {
+        t.push_back(truth_class);
+        q.push_back(predicted_class);
+      }
+    values.push_back(evaluate(t, q, p.class_names).macro_f1);
+  }
+  std::sort(values.begin(), values.end());
+  return {{"level", 0.95},
+          {"low", values[static_cast<std::size_t>(std::floor(0.025 * (resamples - 1)))]},
+          {"high", values[static_cast<std::size_t>(std::ceil(0.975 * (resamples - 1)))]},
+          {"resamples", resamples},
+          {"unit", "capture"},
+          {"units", units.size()}};
+}
+
 }  // namespace
 
 std::vector<FlowDecision> decide_flows(const SplitPredictions& p, const std::string& rule) {
@@ -272,8 +313,10 @@ Json score(const SplitPredictions& p, const ScoringOptions& options, std::vector
   const auto flows = sum_flows(p);
   const std::string other_rule = options.flow_decision == "vote" ? "logprob" : "vote";
   std::vector<std::int64_t> truth, predicted, predicted_other;
+  std::vector<std::uint64_t> flow_ids;
   std::vector<FlowDecision> decisions;
   for (const auto& f : flows) {
+    flow_ids.push_back(p.flows[f.first_row]);
     decisions.push_back(decision_of(p.flows[f.first_row], f, options.flow_decision));
     truth.push_back(f.truth);
     predicted.push_back(decisions.back().predicted);
@@ -286,6 +329,7 @@ Json score(const SplitPredictions& p, const ScoringOptions& options, std::vector
   out["flows"] = classed + without;
   out["flows_without_samples"] = without;
   out["per_flow"] = to_json(flow_metrics(truth, predicted, p, options));
+  out["per_flow"]["interval"] = macro_f1_interval(truth, predicted, flow_ids, p, options);
   out["per_flow_" + other_rule] = to_json(flow_metrics(truth, predicted_other, p, options));
 
   out["early"] = early_decisions(p, flows, truth, predicted, options);
@@ -310,13 +354,21 @@ void write_flow_decisions(const std::filesystem::path& file, const std::vector<F
   std::ofstream out(file);
   out << "flow,file,true,predicted,confidence,samples,abstains\n";
   for (const auto& d : decisions) {
-    const auto input = static_cast<std::size_t>(d.flow >> 40);
+    const auto input = static_cast<std::size_t>(input_of_flow(d.flow));
     out << d.flow << ",\"" << (input < m.inputs.size() ? m.inputs[input].path : std::string()) << "\","
         << (d.truth >= 0 ? m.class_names[static_cast<std::size_t>(d.truth)] : std::string()) << ','
         << m.class_names[static_cast<std::size_t>(d.predicted)] << ',' << fmt::format("{:.4f}", d.confidence) << ','
         << d.samples << ',' << (threshold && d.confidence < *threshold ? 1 : 0) << '\n';
   }
   if (!out) throw Error(fmt::format("cannot write {}", file.string()));
+}
+
+std::string describe_interval(const Json& per_flow) {
+  if (!per_flow.is_object() || !per_flow.contains("interval") || !per_flow["interval"].is_object()) return "";
+  const Json& i = per_flow["interval"];
+  const auto units = i.value("units", std::uint64_t{0});
+  return fmt::format(" ({:.0f}% interval {:.2f}-{:.2f}, bootstrap over {} capture{})", 100 * i.value("level", 0.95),
+                     i.value("low", 0.0), i.value("high", 0.0), units, units == 1 ? "" : "s");
 }
 
 std::string best_model_name(const Json& models) {

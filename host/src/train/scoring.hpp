@@ -95,6 +95,10 @@ std::optional<double> abstain_threshold(const SplitPredictions& validation, cons
 void write_flow_decisions(const std::filesystem::path& file, const std::vector<FlowDecision>& decisions,
                           const DatasetManifest& manifest, std::optional<double> threshold);
 
+// " (95% interval 0.41-0.79, bootstrap over 25 captures)" from a per-flow score's "interval";
+// empty when it has none.
+std::string describe_interval(const Json& per_flow);
+
 // The model a run stands by, of {name: metrics.json}: the best per-flow macro F1 on the validation
 // split (never the test split nor unseen captures); empty when none has one.
 std::string best_model_name(const Json& models);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <tuple>
 
 #include "train/scoring.hpp"
 #include "trafficid/dataset_reader.hpp"
@@ -95,7 +96,7 @@ void write_row_predictions(const fs::path& file, const SplitPredictions& p) {
   for (std::size_t r = 0; r < p.rows(); ++r) {
     const float* q = p.probabilities.data() + r * k;
     const auto best = std::max_element(q, q + k) - q;
-    out << r << ',' << p.flows[r] << ',' << (p.flows[r] >> 40) << ','
+    out << r << ',' << p.flows[r] << ',' << input_of_flow(p.flows[r]) << ','
         << (p.labels[r] >= 0 ? p.class_names[static_cast<std::size_t>(p.labels[r])] : std::string()) << ','
         << p.class_names[static_cast<std::size_t>(best)] << ',' << fmt::format("{:.4f}", q[best]) << '\n';
   }
@@ -159,6 +160,7 @@ class TrainStage {
   void measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds, DatasetSplit& test,
                DatasetSplit& validation, ModelResult& result);
   Json metrics(const ModelSpec& spec, const fs::path& dir, ModelResult& result);
+  Json score_unseen(const SplitPredictions& unseen, ScoringOptions options, const fs::path& dir);
 
   const Experiment& experiment_;
   const PluginRegistry& registry_;
@@ -309,6 +311,41 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
   return metrics(spec, dir, result);
 }
 
+// metrics.json's headline and the log's words for it: the unseen captures' per-flow macro F1 where
+// there are any, else the test split's (with folds: the captures each fold held out).
+std::pair<Json, std::string> headline_of(const Json& tested, const Json* unseen, int folds, double test_f1) {
+  if (unseen) {
+    const Json& u = *unseen;
+    return {{{"what", "unseen captures, per-flow macro F1"},
+             {"macro_f1", u["per_flow"]["macro_f1"]},
+             {"interval", u["per_flow"]["interval"]}},
+            fmt::format("UNSEEN captures per flow macro F1 {:.4f}{} ({} flows, {} without samples); test split {:.4f}",
+                        u["per_flow"]["macro_f1"].get<double>(), describe_interval(u["per_flow"]),
+                        u["flows"].get<std::uint64_t>(), u["flows_without_samples"].get<std::uint64_t>(), test_f1)};
+  }
+  Json headline = {{"what", folds ? "captures held out by fold, per-flow macro F1" : "test split, per-flow macro F1"},
+                   {"macro_f1", tested["per_flow"]["macro_f1"]},
+                   {"interval", tested["per_flow"]["interval"]}};
+  if (folds)
+    return {headline, fmt::format("{} folds by capture, per flow macro F1 {:.4f}{} (every capture tested by a model "
+                                  "that never saw it)",
+                                  folds, test_f1, describe_interval(tested["per_flow"]))};
+  return {headline,
+          fmt::format("test split per flow macro F1 {:.4f}{}", test_f1, describe_interval(tested["per_flow"]))};
+}
+
+// The unseen captures' scores (metrics.json's "unseen"); writes unseen_flows.csv.
+Json TrainStage::score_unseen(const SplitPredictions& unseen, ScoringOptions options, const fs::path& dir) {
+  options.flows_without_samples = flows_without_samples(*unseen_manifest_);
+  std::vector<FlowDecision> decisions;
+  Json u = score(unseen, options, &decisions);
+  u["captures"] = unseen_manifest_->inputs.size();
+  u["dataset"] = fs::absolute(*options_.evaluation).string();
+  u["left_out"] = unseen_manifest_->evaluation;
+  write_flow_decisions(dir / "unseen_flows.csv", decisions, *unseen_manifest_, options.abstain_threshold);
+  return u;
+}
+
 // Scores what the folds predicted and writes the model's files: model.json (what `trafficid
 // predict` needs), predictions.csv, flows.csv, unseen_flows.csv, and metrics.json last (the mark
 // that the model is done).
@@ -327,7 +364,7 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
   if (options.abstain_threshold) description["abstain_threshold"] = *options.abstain_threshold;
   write_file_atomically(dir / "model.json", description.dump(2));
 
-  std::vector<FlowDecision> test_flows, unseen_flows;
+  std::vector<FlowDecision> test_flows;
   Json tested = score(r.test, options, &test_flows);
   Json validated = score(r.validation, validation_options_);
   write_row_predictions(dir / "predictions.csv", r.test);
@@ -354,30 +391,10 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
     metrics["folds"] = r.fold_records;
     metrics["validation_per_flow"]["macro_f1"] = mean / folds_;  // the mean of the folds' validation
   }
-  std::string headline = fmt::format("test split per flow macro F1 {:.4f}", test_f1);
-  if (folds_)
-    headline = fmt::format(
-        "{} folds by capture, per flow macro F1 {:.4f} (every capture tested by a model that "
-        "never saw it)",
-        folds_, test_f1);
-  if (r.unseen) {
-    ScoringOptions unseen_options = options;
-    unseen_options.flows_without_samples = flows_without_samples(*unseen_manifest_);
-    Json u = score(*r.unseen, unseen_options, &unseen_flows);
-    u["captures"] = unseen_manifest_->inputs.size();
-    u["dataset"] = fs::absolute(*options_.evaluation).string();
-    u["left_out"] = unseen_manifest_->evaluation;
-    write_flow_decisions(dir / "unseen_flows.csv", unseen_flows, *unseen_manifest_, options.abstain_threshold);
-    metrics["unseen"] = u;
-    metrics["headline"] = {{"what", "unseen captures, per-flow macro F1"}, {"macro_f1", u["per_flow"]["macro_f1"]}};
-    headline = fmt::format("UNSEEN captures per flow macro F1 {:.4f} ({} flows, {} without samples); test split {:.4f}",
-                           u["per_flow"]["macro_f1"].get<double>(), u["flows"].get<std::uint64_t>(),
-                           u["flows_without_samples"].get<std::uint64_t>(), test_f1);
-  } else {
-    metrics["headline"] = {
-        {"what", folds_ ? "captures held out by fold, per-flow macro F1" : "test split, per-flow macro F1"},
-        {"macro_f1", tested["per_flow"]["macro_f1"]}};
-  }
+  if (r.unseen) metrics["unseen"] = score_unseen(*r.unseen, options, dir);
+  std::string headline;
+  std::tie(metrics["headline"], headline) =
+      headline_of(tested, r.unseen ? &metrics["unseen"] : nullptr, folds_, test_f1);
   write_file_atomically(dir / "metrics.json", metrics.dump(2));
   log_.info(
       fmt::format("model {}: {}; per packet/sample on the test split macro F1 {:.4f}, weighted F1 {:.4f}, accuracy "

@@ -30,6 +30,15 @@ namespace trafficid {
 
 enum class SplitName : std::uint8_t { train = 0, validation = 1, test = 2 };
 inline constexpr std::uint8_t excluded_split = 255;
+
+// A dataset's flow id: the input (capture file) in its high bits, the labeler's flow number below.
+inline constexpr int flow_input_shift = 40;
+inline constexpr std::uint64_t dataset_flow_id(std::uint32_t input, std::uint64_t flow) {
+  return (std::uint64_t{input} << flow_input_shift) | flow;
+}
+inline constexpr std::uint32_t input_of_flow(std::uint64_t flow_id) {
+  return static_cast<std::uint32_t>(flow_id >> flow_input_shift);
+}
 TRAFFICID_SDK_API const char* to_string(SplitName split);
 
 struct DatasetShard {
