@@ -5,6 +5,7 @@
 #include <fmt/std.h>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "config/experiment.hpp"
 #include "config/schema_check.hpp"
@@ -13,6 +14,7 @@
 #include "report/report.hpp"
 #include "runtime/host_log.hpp"
 #include "runtime/plugin_registry.hpp"
+#include "serve/server.hpp"
 #include "trafficid/files.hpp"
 #include "trafficid/pcap_writer.hpp"
 
@@ -68,21 +70,6 @@ void schema_rows(const Schema& schema, const std::string& prefix, std::vector<st
   }
 }
 
-Json schema_json(const Schema& schema) {
-  Json out = Json::array();
-  for (const auto& spec : schema) {
-    Json j{{"name", spec.name}, {"type", to_string(spec.type)}, {"help", spec.help}};
-    if (!spec.default_value.is_null()) j["default"] = spec.default_value;
-    else j["required"] = !spec.optional;
-    if (spec.min) j["min"] = *spec.min;
-    if (spec.max) j["max"] = *spec.max;
-    if (!spec.choices.empty()) j["choices"] = spec.choices;
-    if (!spec.fields.empty()) j["fields"] = schema_json(spec.fields);
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
 std::string table(const std::vector<std::string>& header, const std::vector<std::array<std::string, 5>>& rows) {
   std::array<std::size_t, 5> width{};
   for (std::size_t i = 0; i < 5; ++i) width[i] = header[i].size();
@@ -99,17 +86,6 @@ std::string table(const std::vector<std::string>& header, const std::vector<std:
                                 std::string(std::max<std::size_t>(header[4].size(), 4), '-')});
   for (const auto& r : rows) line(r);
   return out;
-}
-
-Json plugin_json(const PluginInfo& p, bool with_schema) {
-  Json j{{"kind", to_string(p.kind)},
-         {"name", p.name},
-         {"version", p.version},
-         {"file", p.file.string()},
-         {"description", p.description}};
-  if (!p.primary_param.empty()) j["primary_param"] = p.primary_param;
-  if (with_schema) j["parameters"] = schema_json(p.schema);
-  return j;
 }
 
 void print_diagnostics(const Diagnostics& diagnostics) {
@@ -206,6 +182,27 @@ int cmd_report(const GlobalOptions& global, const std::vector<std::string>& run_
   std::vector<fs::path> dirs(run_dirs.begin(), run_dirs.end());
   write_comparison_report(out, dirs, fmt::format("trafficid: {} runs compared", dirs.size()));
   if (!global.quiet) std::cerr << fmt::format("report: {} ({} runs)\n", out, dirs.size());
+  return 0;
+}
+
+int cmd_serve(const GlobalOptions& global, ServeOptions options) {
+  options.plugin_paths = global.plugin_paths;
+  if (options.host != "127.0.0.1" && options.host != "localhost" && options.host != "::1")
+    std::cerr << fmt::format(
+        "warning: listening on {}: anyone who reaches it and has the token can run experiments in {}\n", options.host,
+        fs::absolute(options.workspace).string());
+  Server server(options);
+  server.bind();
+  std::cout << "serving " << server.url() << std::endl;
+  install_stop_handlers();
+  std::atomic<bool> served{false};
+  std::thread watcher([&server, &served] {
+    while (!stop_flag() && !served) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    server.stop();  // Ctrl-C: the runs it started end resumable
+  });
+  server.listen();
+  served = true;
+  watcher.join();
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pipeline/run.hpp"
+#include "serve/server.hpp"
 #include "trafficid/host_services.hpp"
 #include "trafficid/params.hpp"
 
@@ -82,6 +83,8 @@ struct TuneRequest {
 int cmd_tune(const GlobalOptions& global, const TuneRequest& request);
 // One page comparing runs side by side (written to `out`).
 int cmd_report(const GlobalOptions& global, const std::vector<std::string>& run_dirs, const std::string& out);
+// Serves the web application until Ctrl-C (serve/server.hpp).
+int cmd_serve(const GlobalOptions& global, ServeOptions options);
 int cmd_synth(const GlobalOptions& global, const std::string& out, const std::vector<std::string>& params);
 int cmd_info(const GlobalOptions& global, const std::vector<std::string>& paths, bool json);
 

@@ -178,6 +178,17 @@ void add_report(CLI::App& app, Commands& commands, const GlobalOptions& global) 
   commands.push_back({sub, [runs, out, &global] { return cmd_report(global, *runs, *out); }});
 }
 
+void add_serve(CLI::App& app, Commands& commands, const GlobalOptions& global) {
+  auto options = std::make_shared<trafficid::host::ServeOptions>();
+  auto* sub = app.add_subcommand("serve", "the web application: runs, live training, reports, in a browser");
+  sub->add_option("--workspace", options->workspace, "the folder of experiments/ and runs/ (default: this one)")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--host", options->host,
+                  "address to listen on (default 127.0.0.1; another one is reachable by others)");
+  sub->add_option("--port", options->port, "port (default 8080; 0: any free port)")->check(CLI::Range(0, 65535));
+  commands.push_back({sub, [options, &global] { return cmd_serve(global, *options); }});
+}
+
 void add_capture_files(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   auto a = std::make_shared<ExperimentArgs>();  // file: the output, overrides: parameters or paths
   auto* synth =
@@ -273,7 +284,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", global.quiet, "print warnings and errors only");
   Commands commands;
   for (auto add : {add_plugins, add_validate, add_run, add_tune, add_predict, add_evaluate, add_prepro, add_report,
-                   add_capture_files, add_split, add_capture, add_label})
+                   add_serve, add_capture_files, add_split, add_capture, add_label})
     add(app, commands, global);
   CLI11_PARSE(app, argc, argv);
   try {

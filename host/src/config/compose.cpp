@@ -92,20 +92,7 @@ std::optional<toml::table> read_document(const fs::path& file, Diagnostics& diag
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(fmt::format("cannot read {}", file.string()));
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Refused before TOML++ sees them: a NUL byte (its parser asserts on one in a key) and a
-  // non-ASCII character outside strings and comments (TOML++ 3.3.0's whitespace test reaches
-  // __builtin_unreachable for many of them: undefined behaviour). TOML allows neither.
-  if (auto problem = toml_text_problem(text)) {
-    diagnostics.error(region_of(file.string(), problem->line, problem->column), "",
-                      "not valid TOML: " + problem->message);
-    return std::nullopt;
-  }
-  try {
-    return toml::parse(text, file.string());
-  } catch (const toml::parse_error& e) {
-    diagnostics.error(e.source(), "", fmt::format("not valid TOML: {}", e.description()));
-    return std::nullopt;
-  }
+  return parse_experiment_text(text, file, diagnostics);
 }
 
 void apply_overrides(toml::table& doc, const std::vector<std::string>& overrides, Diagnostics& diagnostics) {
@@ -189,13 +176,32 @@ void apply_assignment(toml::table& doc, const Json& assignment, Diagnostics& dia
 
 }  // namespace
 
+std::optional<toml::table> parse_experiment_text(const std::string& text, const fs::path& file,
+                                                 Diagnostics& diagnostics) {
+  // Refused before TOML++ sees them: a NUL byte (its parser asserts on one in a key) and a
+  // non-ASCII character outside strings and comments (TOML++ 3.3.0's whitespace test reaches
+  // __builtin_unreachable for many of them: undefined behaviour). TOML allows neither.
+  if (auto problem = toml_text_problem(text)) {
+    diagnostics.error(region_of(file.string(), problem->line, problem->column), "",
+                      "not valid TOML: " + problem->message);
+    return std::nullopt;
+  }
+  try {
+    return toml::parse(text, file.string());
+  } catch (const toml::parse_error& e) {
+    diagnostics.error(e.source(), "", fmt::format("not valid TOML: {}", e.description()));
+    return std::nullopt;
+  }
+}
+
 std::optional<ComposedExperiment> compose_experiment(const CompositionRequest& request, Diagnostics& diagnostics) {
   diagnostics.set_default_file(request.file.string());
   ComposedExperiment out;
   if (request.document) {
     out.document = *request.document;  // a resolved config has had its overrides applied
   } else {
-    auto doc = read_document(request.file, diagnostics);
+    auto doc = request.text ? parse_experiment_text(*request.text, request.file, diagnostics)
+                            : read_document(request.file, diagnostics);
     if (!doc) return std::nullopt;
     out.document = std::move(*doc);
     apply_overrides(out.document, request.overrides, diagnostics);

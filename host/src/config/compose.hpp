@@ -28,7 +28,12 @@ struct CompositionRequest {
   std::string variant;
   Json assignment;
   const toml::table* document = nullptr;
+  const std::string* text = nullptr;  // the file's content as typed (the web page), read in its place
 };
+// An experiment's text as a TOML document (`file` names it in diagnostics); nullopt and an error
+// when it is not TOML (or holds what TOML++ must not see: a NUL, a stray non-ASCII character).
+std::optional<toml::table> parse_experiment_text(const std::string& text, const std::filesystem::path& file,
+                                                 Diagnostics& diagnostics);
 std::optional<ComposedExperiment> compose_experiment(const CompositionRequest& request, Diagnostics& diagnostics);
 
 }  // namespace trafficid::host

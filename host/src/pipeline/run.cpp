@@ -32,6 +32,7 @@ class FolderSubscribers {
   FolderSubscribers(EventBus& bus, const fs::path& dir) : bus_(bus), previous_(bus.run()) {
     auto log = std::make_shared<LogFileWriter>(dir / "run.log");
     auto events = std::make_shared<EventFileWriter>(dir / "events.jsonl");
+    bus.continue_after(events->last_seq());  // a resumed run: seq goes on, Last-Event-ID still means one event
     handles_ = {bus.subscribe([log](const RunEvent& e) { (*log)(e); }),
                 bus.subscribe([events](const RunEvent& e) { (*events)(e); })};
     bus.set_run(dir.string());
@@ -305,6 +306,7 @@ int Run::execute() {
     HostLog(bus_).log(LogLevel::error, e.what());
     status_ = 1;
   }
+  finished_ = true;
   return status_;
 }
 

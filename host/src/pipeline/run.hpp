@@ -4,6 +4,7 @@
 // (RUN_DIR/events.jsonl and run.log are subscribers; add your own before start()). stop() asks
 // it to end at the next check, leaving a run that `trafficid run --resume RUN_DIR` continues.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -44,13 +45,15 @@ class Run {
   int execute();
   void start();  // execute() in a thread of its own
   void stop() { bus_.request_stop(); }
-  int wait();  // the exit status of a started run
+  int wait();                                  // the exit status of a started run
+  bool finished() const { return finished_; }  // execute() has returned
 
  private:
   RunRequest request_;
   EventBus bus_;
   std::thread thread_;
   int status_ = -1;
+  std::atomic<bool> finished_{false};
 };
 
 }  // namespace trafficid::host

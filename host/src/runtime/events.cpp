@@ -1,5 +1,6 @@
 #include "runtime/events.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
@@ -58,6 +59,11 @@ void EventBus::unsubscribe(std::uint64_t handle) {
 void EventBus::set_run(std::string run) {
   std::lock_guard lock(mutex_);
   run_ = std::move(run);
+}
+
+void EventBus::continue_after(std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  seq_ = std::max(seq_, seq);
 }
 
 void EventBus::publish(std::string kind, Json payload) {
@@ -188,7 +194,16 @@ void LogFileWriter::operator()(const RunEvent& event) {
   out_.flush();
 }
 
-EventFileWriter::EventFileWriter(const std::filesystem::path& file) : out_(file, std::ios::app) {
+EventFileWriter::EventFileWriter(const std::filesystem::path& file) {
+  {
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+      const Json j = Json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("seq") && j["seq"].is_number_unsigned())
+        last_seq_ = std::max(last_seq_, j["seq"].get<std::uint64_t>());
+    }
+  }
+  out_.open(file, std::ios::app);
   if (!out_) throw Error(fmt::format("cannot write {}", file.string()));
 }
 

@@ -46,6 +46,8 @@ class EventBus {
   void publish(std::string kind, Json payload);
   void set_run(std::string run);
   const std::string& run() const { return run_; }
+  // The next event's seq is above `seq` (a resumed run goes on after the events its folder holds).
+  void continue_after(std::uint64_t seq);
 
   // A cooperative stop: long loops poll it (with SIGINT/SIGTERM) and end leaving a resumable run.
   void request_stop() { stop_ = true; }
@@ -83,9 +85,12 @@ class EventFileWriter {
  public:
   explicit EventFileWriter(const std::filesystem::path& file);
   void operator()(const RunEvent& event);
+  // The largest seq the file held when it was opened (0: none): a resumed run's bus continues after it.
+  std::uint64_t last_seq() const { return last_seq_; }
 
  private:
   std::ofstream out_;
+  std::uint64_t last_seq_ = 0;
 };
 
 // Reads an events.jsonl (a cut last line, from a kill, is left out).

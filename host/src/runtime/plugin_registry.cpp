@@ -201,4 +201,30 @@ std::unique_ptr<Plugin> PluginRegistry::create_object(const PluginInfo& info, co
   return object;
 }
 
+Json schema_json(const Schema& schema) {
+  Json out = Json::array();
+  for (const auto& spec : schema) {
+    Json j{{"name", spec.name}, {"type", to_string(spec.type)}, {"help", spec.help}};
+    if (!spec.default_value.is_null()) j["default"] = spec.default_value;
+    else j["required"] = !spec.optional;
+    if (spec.min) j["min"] = *spec.min;
+    if (spec.max) j["max"] = *spec.max;
+    if (!spec.choices.empty()) j["choices"] = spec.choices;
+    if (!spec.fields.empty()) j["fields"] = schema_json(spec.fields);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Json plugin_json(const PluginInfo& p, bool with_schema) {
+  Json j{{"kind", to_string(p.kind)},
+         {"name", p.name},
+         {"version", p.version},
+         {"file", p.file.string()},
+         {"description", p.description}};
+  if (!p.primary_param.empty()) j["primary_param"] = p.primary_param;
+  if (with_schema) j["parameters"] = schema_json(p.schema);
+  return j;
+}
+
 }  // namespace trafficid::host

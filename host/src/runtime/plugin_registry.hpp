@@ -44,6 +44,11 @@ std::optional<std::pair<std::string, std::string>> plugin_file_name(const std::s
 std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::string>& cli_paths);
 std::filesystem::path builtin_plugin_dir();
 
+// A plugin as JSON (`trafficid plugins --json`, the web application): kind, name, version, file,
+// description; with its parameters' schema (name, type, help, default or required, range, choices).
+Json plugin_json(const PluginInfo& p, bool with_schema);
+Json schema_json(const Schema& schema);
+
 template <class Body>
 decltype(auto) guarded(const PluginInfo& info, Body&& body);
 

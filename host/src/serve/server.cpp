@@ -1,0 +1,271 @@
+#include "serve/server.hpp"
+
+#include <fmt/format.h>
+#include <fstream>
+#include <httplib.h>
+#include <random>
+
+#include "config/compose.hpp"
+#include "config/experiment.hpp"
+#include "runtime/plugin_registry.hpp"
+#include "serve/event_stream.hpp"
+#include "serve/run_board.hpp"
+#include "serve/web_assets.hpp"
+#include "trafficid/error.hpp"
+
+namespace trafficid::host {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string random_token() {
+  std::random_device device;  // the kernel's randomness
+  std::string token;
+  for (int i = 0; i < 4; ++i) token += fmt::format("{:08x}", device());
+  return token;
+}
+
+void reply(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void fail(httplib::Response& res, int status, const std::string& message) { reply(res, status, {{"error", message}}); }
+
+// The request's JSON body, or nullopt after a 400.
+std::optional<Json> body_of(const httplib::Request& req, httplib::Response& res) {
+  Json j = Json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    fail(res, 400, "the body must be a JSON object");
+    return std::nullopt;
+  }
+  return j;
+}
+
+std::vector<std::string> overrides_of(const Json& body) {
+  std::vector<std::string> out;
+  if (body.contains("set") && body["set"].is_array())
+    for (const auto& s : body["set"])
+      if (s.is_string()) out.push_back(s.get<std::string>());
+  return out;
+}
+
+Json diagnostics_json(const Diagnostics& diagnostics) {
+  Json out = Json::array();
+  for (const auto& d : diagnostics.sorted())
+    out.push_back({{"file", d.file},
+                   {"line", d.line},
+                   {"column", d.column},
+                   {"key", d.key_path},
+                   {"message", d.message},
+                   {"warning", d.warning}});
+  return out;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServeOptions options;
+  fs::path workspace;
+  std::string token;
+  PluginRegistry registry;
+  std::unique_ptr<RunBoard> board;
+  httplib::Server http;
+  int port = 0;
+  std::atomic<bool> stopping{false};
+
+  bool authorised(const httplib::Request& req, httplib::Response& res) const;
+  bool same_origin(const httplib::Request& req) const;
+  std::optional<fs::path> workspace_file(const std::string& relative) const;
+  void routes();
+  void run_routes();
+  void experiment_routes();
+};
+
+Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& s = *impl_;
+  s.options = std::move(options);
+  if (!fs::is_directory(s.options.workspace))
+    throw Error(fmt::format("{}: no such folder (--workspace)", s.options.workspace.string()));
+  s.workspace = fs::weakly_canonical(fs::absolute(s.options.workspace));
+  s.token = s.options.token.empty() ? random_token() : s.options.token;
+  s.registry.load_directories(plugin_search_path(s.options.plugin_paths), true);
+  s.board = std::make_unique<RunBoard>(s.workspace, s.options.plugin_paths, s.registry);
+  const int threads = std::max(8, s.options.threads);
+  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  s.http.set_payload_max_length(std::size_t{1} << 20);  // JSON bodies and experiment files
+  s.routes();
+}
+
+Server::~Server() { stop(); }
+
+int Server::bind() {
+  Impl& s = *impl_;
+  s.port = s.options.port == 0 ? s.http.bind_to_any_port(s.options.host)
+                               : (s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1);
+  if (s.port < 0)
+    throw Error(
+        fmt::format("cannot listen on {}:{} (in use? --port 0 takes any free port)", s.options.host, s.options.port));
+  return s.port;
+}
+
+void Server::listen() {
+  impl_->http.listen_after_bind();
+  impl_->board.reset();  // stops the runs it started, resumable, and waits for them
+}
+
+void Server::stop() {
+  impl_->stopping = true;
+  impl_->http.stop();
+}
+
+const std::string& Server::token() const { return impl_->token; }
+
+std::string Server::url() const {
+  return fmt::format("http://{}:{}/?token={}", impl_->options.host, impl_->port, impl_->token);
+}
+
+// The token: `?token=` (which also sets the cookie the page then sends), `Authorization: Bearer`,
+// or the cookie. A POST must also come from the page's own origin (or name none: curl).
+bool Server::Impl::authorised(const httplib::Request& req, httplib::Response& res) const {
+  const std::string cookie = "trafficid_token=" + token;
+  bool ok = req.get_param_value("token") == token;
+  if (ok) res.set_header("Set-Cookie", cookie + "; Path=/; HttpOnly; SameSite=Strict");
+  ok = ok || req.get_header_value("Authorization") == "Bearer " + token;
+  if (!ok) {
+    const std::string cookies = req.get_header_value("Cookie");
+    for (std::size_t at = cookies.find(cookie); at != std::string::npos; at = cookies.find(cookie, at + 1)) {
+      const std::size_t end = at + cookie.size();
+      if ((at == 0 || cookies[at - 1] == ' ' || cookies[at - 1] == ';') &&
+          (end == cookies.size() || cookies[end] == ';'))
+        ok = true;
+    }
+  }
+  return ok;
+}
+
+bool Server::Impl::same_origin(const httplib::Request& req) const {
+  if (!req.has_header("Origin")) return true;
+  const std::string origin = req.get_header_value("Origin");
+  for (const char* host : {"127.0.0.1", "localhost"})
+    if (origin == fmt::format("http://{}:{}", host, port)) return true;
+  return origin == fmt::format("http://{}:{}", options.host, port);
+}
+
+// A path the client names, inside the workspace (links resolved), or nullopt.
+std::optional<fs::path> Server::Impl::workspace_file(const std::string& relative) const {
+  if (relative.empty() || fs::path(relative).is_absolute()) return std::nullopt;
+  const fs::path path = fs::weakly_canonical(workspace / relative);
+  const auto [end, _] = std::mismatch(workspace.begin(), workspace.end(), path.begin(), path.end());
+  if (end != workspace.end()) return std::nullopt;
+  return path;
+}
+
+void Server::Impl::routes() {
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!authorised(req, res)) {
+      fail(res, 401, "a token is needed: open the URL `trafficid serve` printed, or send Authorization: Bearer TOKEN");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method == "POST" && !same_origin(req)) {
+      fail(res, 403, "a POST from another origin");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  for (const auto& asset : web_assets()) {
+    const std::string path = std::string(asset.path) == "/index.html" ? "/" : asset.path;
+    http.Get(path, [&asset](const httplib::Request&, httplib::Response& res) {
+      res.set_content(reinterpret_cast<const char*>(asset.data), asset.size, asset.type);
+      res.set_header("Cache-Control", "no-store");
+    });
+  }
+  http.Get("/api/plugins", [this](const httplib::Request&, httplib::Response& res) {
+    Json out = Json::array();
+    for (const auto& p : registry.plugins()) out.push_back(plugin_json(*p, true));
+    reply(res, 200, out);
+  });
+  run_routes();
+  experiment_routes();
+}
+
+void Server::Impl::run_routes() {
+  http.Get("/api/runs", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, board->list()); });
+  http.Get(R"(/api/runs/(.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = board->folder(req.matches[1]);
+    if (!dir) return fail(res, 404, "no such run");
+    stream_events(req, res, *dir, req.matches[1], *board, stopping);
+  });
+  http.Get(R"(/api/runs/(.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = board->folder(req.matches[1]);
+    std::ifstream in(dir ? *dir / "report.html" : fs::path());
+    if (!dir || !in) return fail(res, 404, "no report (yet) for this run");
+    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/html; charset=utf-8");
+  });
+  http.Post(R"(/api/runs/(.+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!board->stop(req.matches[1])) return fail(res, 409, "not a run this server is running");
+    reply(res, 202, {{"id", req.matches[1]}, {"stopping", true}});
+  });
+  http.Post(R"(/api/runs/(.+)/resume)", [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      reply(res, 201, {{"id", board->resume(req.matches[1])}});
+    } catch (const Error& e) {
+      fail(res, 409, e.what());
+    }
+  });
+  http.Get(R"(/api/runs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto d = board->describe(req.matches[1]);
+    if (!d) return fail(res, 404, "no such run");
+    reply(res, 200, *d);
+  });
+  http.Post("/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto body = body_of(req, res);
+    if (!body) return;
+    const auto file = workspace_file(body->value("experiment", ""));
+    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
+    if (!fs::is_regular_file(*file)) return fail(res, 404, "no such experiment file");
+    try {
+      reply(res, 201, {{"id", board->start(*file, overrides_of(*body))}});
+    } catch (const Error& e) {
+      fail(res, 422, e.what());
+    }
+  });
+}
+
+void Server::Impl::experiment_routes() {
+  http.Get("/api/experiments", [this](const httplib::Request&, httplib::Response& res) {
+    Json out = Json::array();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(workspace / "experiments", ec))
+      if (e.path().extension() == ".toml") out.push_back(fs::relative(e.path(), workspace).generic_string());
+    std::sort(out.begin(), out.end());
+    reply(res, 200, out);
+  });
+  // Checks an experiment file, or the text given for it (as typed in the page), with overrides.
+  http.Post("/api/validate", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto body = body_of(req, res);
+    if (!body) return;
+    const auto file = workspace_file(body->value("experiment", ""));
+    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
+    Diagnostics diagnostics;
+    diagnostics.set_default_file(file->string());
+    bool valid = false;
+    try {
+      if (body->contains("text") && (*body)["text"].is_string()) {
+        // The page's text in place of the file (relative paths in it still from the file's folder).
+        const std::string text = (*body)["text"];
+        CompositionRequest request{*file, overrides_of(*body), "", Json(), nullptr, &text};
+        auto composed = compose_experiment(request, diagnostics);
+        valid = composed && check_experiment(*composed, request, registry, diagnostics).has_value();
+      } else {
+        valid = load_experiment(*file, overrides_of(*body), registry, diagnostics).has_value();
+      }
+    } catch (const Error& e) {
+      return fail(res, 404, e.what());
+    }
+    reply(res, 200, {{"valid", valid}, {"diagnostics", diagnostics_json(diagnostics)}});
+  });
+}
+
+}  // namespace trafficid::host

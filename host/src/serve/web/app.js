@@ -1,0 +1,159 @@
+// trafficid serve: the page. Plain JavaScript, no build step, no library: the REST API under /api/
+// (the token travels in the cookie the first URL set) and one event stream per run page.
+"use strict";
+
+const view = document.getElementById("view");
+let closeView = () => {};  // what the current view must stop (its stream, its timer) when left
+
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+};
+
+async function api(path, body) {
+  const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
+  const response = await fetch("/api/" + path, options);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+const fixed = (x) => (typeof x === "number" ? x.toFixed(4) : "");
+function headlineText(h) {
+  if (!h || typeof h.macro_f1 !== "number") return "";
+  const i = h.interval;
+  return `${h.macro_f1.toFixed(4)}` + (i ? ` (95% ${i.low.toFixed(2)}–${i.high.toFixed(2)})` : "") + ` ${h.what || ""}`;
+}
+
+// --- Runs -------------------------------------------------------------------------------------
+async function showRuns() {
+  const table = el("table", {id: "runs"}, el("tr", {}, ...["run", "experiment", "status", "best model", "headline", "started"].map((h) => el("th", {}, h))));
+  view.replaceChildren(el("h1", {}, "Runs"), table);
+  const fill = async () => {
+    const runs = await api("runs");
+    table.querySelectorAll("tr.run").forEach((r) => r.remove());
+    for (const r of runs) {
+      const status = r.running ? "running" : r.status;
+      table.append(el("tr", {class: "run"},
+        el("td", {}, el("a", {href: "#/run/" + r.id}, r.id)), el("td", {}, r.name),
+        el("td", {class: "status-" + status}, status), el("td", {}, r.best_model || ""),
+        el("td", {}, headlineText(r.best && r.best.headline)), el("td", {}, r.started)));
+    }
+  };
+  await fill();
+  const timer = setInterval(fill, 3000);
+  closeView = () => clearInterval(timer);
+}
+
+// --- New run ----------------------------------------------------------------------------------
+async function showNew() {
+  const experiments = await api("experiments");
+  const select = el("select", {id: "experiment"}, ...experiments.map((e) => el("option", {value: e}, e)));
+  const overrides = el("textarea", {id: "overrides", placeholder: "one --set per line, e.g. train.epochs=3"});
+  const diagnostics = el("ul", {class: "diagnostics", id: "diagnostics"});
+  const sets = () => overrides.value.split("\n").map((s) => s.trim()).filter((s) => s);
+  const validate = async () => {
+    const r = await api("validate", {experiment: select.value, set: sets()});
+    diagnostics.replaceChildren(...(r.valid && !r.diagnostics.length ? [el("li", {}, "valid")] : []),
+      ...r.diagnostics.map((d) => el("li", {class: d.warning ? "warning" : "error"}, `${d.line}:${d.column} ${d.key}: ${d.message}`)));
+    return r.valid;
+  };
+  const start = async () => {
+    try {
+      const r = await api("runs", {experiment: select.value, set: sets()});
+      location.hash = "#/run/" + r.id;
+    } catch (e) {
+      diagnostics.replaceChildren(el("li", {class: "error"}, e.message));
+    }
+  };
+  view.replaceChildren(el("h1", {}, "New run"), el("p", {}, "Experiment ", select),
+    el("p", {}, "Overrides", el("br"), overrides),
+    el("p", {}, el("button", {id: "validate", onclick: validate}, "Validate"), el("button", {id: "start", onclick: start}, "Start")),
+    diagnostics);
+}
+
+// --- A run, live ------------------------------------------------------------------------------
+function lineChart(title, series) {
+  const w = 420, h = 200, pad = 32;
+  const points = series.flatMap((s) => s.points);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("width", w); svg.setAttribute("height", h);
+  const box = el("div", {class: "chart"}, el("div", {}, title), svg);
+  if (!points.length) return box;
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(0, ...ys), y1 = Math.max(...ys, y0 + 1e-9);
+  const X = (x) => pad + (x - x0) / (x1 - x0) * (w - 2 * pad), Y = (y) => h - pad - (y - y0) / (y1 - y0) * (h - 2 * pad);
+  const svgEl = (tag, attrs) => { const e = document.createElementNS(svg.namespaceURI, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
+  svg.append(svgEl("line", {x1: pad, y1: h - pad, x2: w - pad, y2: h - pad, stroke: "#999"}));
+  for (const [v, y] of [[y0, h - pad], [y1, pad]]) { const t = svgEl("text", {x: 2, y: y + 4, "font-size": 10}); t.textContent = v.toFixed(2); svg.append(t); }
+  series.forEach((s, i) => {
+    svg.append(svgEl("polyline", {points: s.points.map((p) => `${X(p[0])},${Y(p[1])}`).join(" "), fill: "none", stroke: s.color, "stroke-width": 2, class: "series"}));
+    const t = svgEl("text", {x: w - pad - 110, y: 12 + 12 * i, "font-size": 10, fill: s.color}); t.textContent = s.name; svg.append(t);
+  });
+  return box;
+}
+
+async function showRun(id) {
+  const status = el("p", {id: "status"}), progress = el("p", {id: "progress"}), charts = el("div", {class: "charts", id: "charts"});
+  const log = el("div", {class: "log", id: "log"}), summary = el("div", {id: "summary"});
+  const stop = el("button", {id: "stop", onclick: () => api(`runs/${id}/stop`, {}).catch((e) => alert(e.message))}, "Stop");
+  const resume = el("button", {id: "resume", onclick: () => api(`runs/${id}/resume`, {}).then(() => follow()).catch((e) => alert(e.message))}, "Resume");
+  view.replaceChildren(el("h1", {}, id), status, el("p", {}, stop, resume), progress, el("h2", {}, "Curves"), charts, summary, el("h2", {}, "Log"), log);
+  const epochs = {};  // model -> epoch metrics
+  let last = 0, source = null;
+  const draw = () => charts.replaceChildren(...Object.entries(epochs).map(([model, list]) => lineChart(model, [
+    {name: "train loss", color: "#1f77b4", points: list.map((e) => [e.epoch, e.train_loss])},
+    {name: "validation loss", color: "#ff7f0e", points: list.map((e) => [e.epoch, e.val_loss])},
+    {name: "validation macro F1", color: "#2ca02c", points: list.map((e) => [e.epoch, e.val_macro_f1])}])));
+  const describe = async () => {
+    const d = await api("runs/" + id);
+    const state = d.running ? "running" : d.record.status;
+    status.replaceChildren("Status: ", el("span", {class: "status-" + state}, state), d.record.best_model ? ` — best model ${d.record.best_model}` : "");
+    stop.disabled = !d.stoppable; resume.disabled = d.running || state === "done";
+    summary.replaceChildren(...(Object.keys(d.models).length ? [el("h2", {}, "Models"), el("table", {id: "models"},
+      el("tr", {}, ...["model", "headline", "test per-flow", "validation per-flow"].map((h) => el("th", {}, h))),
+      ...Object.entries(d.models).filter(([, m]) => m).map(([name, m]) => el("tr", {}, el("td", {}, name),
+        el("td", {class: "headline"}, headlineText(m.headline)), el("td", {}, fixed(m.test_per_flow)), el("td", {}, fixed(m.validation_per_flow)))))] : []),
+      ...(d.report ? [el("p", {}, el("a", {href: `/api/runs/${id}/report`, target: "_blank", id: "report"}, "The run's report"))] : []));
+  };
+  const onEvent = (e) => {
+    const event = JSON.parse(e.data);
+    last = event.seq;
+    const p = event.payload;
+    if (event.kind === "epoch") { (epochs[p.model] = epochs[p.model] || []).push(p); draw(); }
+    else if (event.kind === "stage" && p.state === "progress") progress.textContent = `${p.name}: ${p.packets} packets, ${(p.bytes / 1e6).toFixed(1)} MB`;
+    else if (event.kind === "stage") progress.textContent = `${p.name} ${p.state}`;
+    else if (event.kind === "log") { log.append(el("div", {class: p.level}, p.message)); log.scrollTop = log.scrollHeight; }
+    if (event.kind === "run" || event.kind === "model") describe();
+  };
+  const follow = () => {
+    if (source) source.close();
+    source = new EventSource(`/api/runs/${id}/events?after=${last}`);
+    for (const kind of ["run", "stage", "model", "epoch", "trial", "log"]) source.addEventListener(kind, onEvent);
+    source.addEventListener("end", () => { source.close(); describe(); });
+  };
+  await describe();
+  follow();
+  closeView = () => source && source.close();
+}
+
+// --- Routing ----------------------------------------------------------------------------------
+async function route() {
+  closeView();
+  closeView = () => {};
+  const hash = location.hash || "#/";
+  try {
+    if (hash.startsWith("#/run/")) await showRun(decodeURIComponent(hash.slice(6)));
+    else if (hash === "#/new") await showNew();
+    else await showRuns();
+  } catch (e) {
+    view.replaceChildren(el("p", {class: "status-failed"}, e.message));
+  }
+}
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,169 @@
+// The web application's API, through HTTP as a page or curl uses it: a run started by POST, its
+// events in order on the stream, stopped, resumed from the stream's last event, its report; the
+// token, the origin, the workspace's bounds and the body limit enforced.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <httplib.h>
+#include <thread>
+
+#include "serve/server.hpp"
+#include "test_support.hpp"
+#include "trafficid/params.hpp"
+
+using namespace trafficid;
+using namespace trafficid::host;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct SseMessage {
+  std::uint64_t id = 0;
+  std::string event;
+  Json data;
+};
+
+// Reads a run's event stream to its `end`; `on_message` sees each message as it arrives.
+std::vector<SseMessage> read_stream(httplib::Client& client, const std::string& id, std::uint64_t after,
+                                    const std::function<void(const SseMessage&)>& on_message = {}) {
+  std::vector<SseMessage> messages;
+  std::string buffer;
+  httplib::Headers headers = {{"Last-Event-ID", std::to_string(after)}};
+  auto result = client.Get(("/api/runs/" + id + "/events").c_str(), headers, [&](const char* data, std::size_t size) {
+    buffer.append(data, size);
+    for (std::size_t end = buffer.find("\n\n"); end != std::string::npos; end = buffer.find("\n\n")) {
+      const std::string block = buffer.substr(0, end);
+      buffer.erase(0, end + 2);
+      SseMessage m;
+      std::istringstream lines(block);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("id: ", 0) == 0) m.id = std::stoull(line.substr(4));
+        if (line.rfind("event: ", 0) == 0) m.event = line.substr(7);
+        if (line.rfind("data: ", 0) == 0) m.data = Json::parse(line.substr(6));
+      }
+      if (m.event.empty()) continue;  // a heartbeat
+      messages.push_back(m);
+      if (on_message) on_message(m);
+    }
+    return true;
+  });
+  REQUIRE(result);
+  CHECK(result->status == 200);
+  return messages;
+}
+
+}  // namespace
+
+TEST_CASE("the web API starts a run, streams its events, stops and resumes it, and guards its doors", "[serve]") {
+  const fs::path workspace = test_support::temp_dir("serve");
+  fs::create_directories(workspace / "experiments");
+  fs::copy_file(fs::path(TRAFFICID_SOURCE_DIR) / "experiments" / "quickstart.toml",
+                workspace / "experiments" / "quickstart.toml");
+  ServeOptions options;
+  options.workspace = workspace;
+  options.port = 0;
+  options.token = "secret";
+  options.plugin_paths = {TRAFFICID_PLUGIN_DIR};
+  Server server(options);
+  const int port = server.bind();
+  std::thread serving([&] { server.listen(); });
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(120, 0);
+  const httplib::Headers token = {{"Authorization", "Bearer secret"}};
+  client.set_default_headers(token);
+
+  // The doors: no token, a wrong origin, a path out of the workspace, a body over the limit.
+  httplib::Client stranger("127.0.0.1", port);
+  CHECK(stranger.Get("/api/runs")->status == 401);
+  CHECK(stranger.Get("/")->status == 401);
+  CHECK(stranger.Get("/?token=secret")->get_header_value("Set-Cookie").find("trafficid_token=secret") == 0);
+  CHECK(client.Post("/api/runs", {{"Origin", "http://evil.example"}}, "{}", "application/json")->status == 403);
+  CHECK(client.Post("/api/runs", R"({"experiment": "../quickstart.toml"})", "application/json")->status == 403);
+  CHECK(client.Post("/api/runs", R"({"experiment": "/etc/passwd"})", "application/json")->status == 403);
+  CHECK(client.Post("/api/validate", std::string(2 << 20, ' '), "application/json")->status == 413);
+  CHECK(client.Get("/api/runs/..%2F..%2Fetc")->status == 404);
+
+  // Validation: the page's text checked, each problem at its line.
+  std::ifstream shipped(workspace / "experiments" / "quickstart.toml");
+  std::string text, line;
+  int line_no = 0, bad_line = 0;
+  while (std::getline(shipped, line)) {
+    ++line_no;
+    if (line.rfind("epochs = ", 0) == 0) {  // [train]'s: the page typed a bad value there
+      line = "epochs = -3";
+      bad_line = line_no;
+    }
+    text += line + "\n";
+  }
+  REQUIRE(bad_line > 0);
+  auto checked = client.Post(
+      "/api/validate", Json{{"experiment", "experiments/quickstart.toml"}, {"text", text}}.dump(), "application/json");
+  REQUIRE(checked->status == 200);
+  const Json verdict = Json::parse(checked->body);
+  CHECK(verdict["valid"] == false);
+  CHECK(std::any_of(verdict["diagnostics"].begin(), verdict["diagnostics"].end(),
+                    [&](const Json& d) { return d["line"] == bad_line && d["key"] == "train.epochs"; }));
+  CHECK(client
+            .Post("/api/runs", R"({"experiment": "experiments/quickstart.toml", "set": ["train.epochs=-3"]})",
+                  "application/json")
+            ->status == 422);
+
+  // A run: started, followed, stopped after its second epoch.
+  const Json start = {{"experiment", "experiments/quickstart.toml"},
+                      {"set",
+                       {"capture.synth.flows_per_app=6", "evaluate.synth.flows_per_app=3",
+                        "models={ mlp = { layers = [32] } }", "train.epochs=100", "train.patience=0"}}};
+  auto started = client.Post("/api/runs", start.dump(), "application/json");
+  REQUIRE(started->status == 201);
+  const std::string id = Json::parse(started->body)["id"];
+  CHECK(id.rfind("runs/quickstart-", 0) == 0);
+  httplib::Client controller("127.0.0.1", port);
+  controller.set_default_headers(token);
+  // Stopped at the first epoch the stream shows (the run ends at the end of the epoch it is in).
+  bool stopped = false;
+  auto first = read_stream(client, id, 0, [&](const SseMessage& m) {
+    if (m.event == "epoch" && !stopped) {
+      stopped = true;
+      CHECK(controller.Post(("/api/runs/" + id + "/stop").c_str(), "{}", "application/json")->status == 202);
+    }
+  });
+  REQUIRE(first.size() > 3);
+  for (std::size_t i = 1; i + 1 < first.size(); ++i) CHECK(first[i].id > first[i - 1].id);
+  CHECK(std::any_of(first.begin(), first.end(),
+                    [](const SseMessage& m) { return m.event == "run" && m.data["payload"]["state"] == "started"; }));
+  int last_epoch = 0;
+  for (const auto& m : first)
+    if (m.event == "epoch") last_epoch = m.data["payload"]["epoch"];
+  CHECK(last_epoch < 100);
+  CHECK(first.back().event == "end");
+  const SseMessage& ended = first[first.size() - 2];
+  CHECK(ended.event == "run");
+  CHECK(ended.data["payload"]["state"] == "interrupted");
+  const Json described = Json::parse(client.Get(("/api/runs/" + id).c_str())->body);
+  CHECK(described["record"]["status"] == "interrupted");
+  CHECK(described["running"] == false);
+  CHECK(Json::parse(client.Get("/api/runs")->body)[0]["id"] == id);
+
+  // Resumed; the stream picks up after the last event the page had.
+  REQUIRE(client.Post(("/api/runs/" + id + "/resume").c_str(), "{}", "application/json")->status == 201);
+  auto second = read_stream(client, id, ended.id);
+  REQUIRE(second.size() > 2);
+  CHECK(second.front().id > ended.id);
+  std::vector<int> epochs;
+  for (const auto& m : second)
+    if (m.event == "epoch") epochs.push_back(m.data["payload"]["epoch"]);
+  REQUIRE(!epochs.empty());
+  CHECK(epochs.front() == last_epoch + 1);  // from the checkpoint of the last epoch it finished
+  CHECK(epochs.back() == 100);
+  CHECK(epochs.size() == static_cast<std::size_t>(100 - last_epoch));
+  CHECK(second[second.size() - 2].data["payload"]["state"] == "done");
+  auto report = client.Get(("/api/runs/" + id + "/report").c_str());
+  CHECK(report->status == 200);
+  CHECK(report->body.find("<html") != std::string::npos);
+  auto page = client.Get("/");
+  CHECK(page->status == 200);
+  CHECK(page->body.find("/app.js") != std::string::npos);
+
+  server.stop();
+  serving.join();
+  fs::remove_all(workspace);
+}
