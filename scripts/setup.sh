@@ -17,6 +17,8 @@ packages=(
   tshark libndpi-bin clang libclang-rt-14-dev python3-numpy python3-scapy chromium
   # the code's shape (tests/scripts/code_shape.sh): formatting and function lengths
   clang-format universal-ctags git
+  # the web application's browser test: Node.js runs playwright-core (from npm) against chromium
+  nodejs
 )
 
 missing=()
@@ -29,6 +31,13 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+
+# Debian's nodejs comes without npm (its own package); a Node.js from elsewhere brings its own.
+if ! command -v npm > /dev/null; then
+  sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm > /dev/null
 fi
 
 cmake --preset default > /dev/null

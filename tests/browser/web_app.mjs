@@ -1,0 +1,65 @@
+// The web application in a real browser (Debian's chromium through playwright-core): open the
+// page with its token, start the quickstart from the New run form, watch the loss curve get
+// points while it trains, Stop, Resume, see it done and open its report. Screenshots of each
+// step go to OUT_DIR (the test's artefacts).
+// usage: node web_app.mjs URL OUT_DIR
+import {chromium} from "playwright-core";
+
+const [url, out] = process.argv.slice(2);
+const shot = (page, name) => page.screenshot({path: `${out}/${name}.png`, fullPage: true});
+const step = (what) => console.log(`web_app: ${what}`);
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({viewport: {width: 1200, height: 900}});
+  page.on("pageerror", (e) => { console.error(`page error: ${e.message}`); process.exitCode = 1; });
+  await page.goto(url);
+  await page.waitForSelector("table#runs");
+  await shot(page, "1-runs");
+  step("runs page");
+
+  await page.click("text=New run");
+  await page.waitForSelector("#experiment option[value='experiments/quickstart.toml']", {state: "attached"});
+  await page.selectOption("#experiment", "experiments/quickstart.toml");
+  await page.fill("#overrides", ["capture.synth.flows_per_app=6", "evaluate.synth.flows_per_app=3",
+    "models={ mlp = { layers = [64, 64] } }", "train.epochs=300", "train.patience=0"].join("\n"));
+  await page.click("#validate");
+  await page.waitForSelector("#diagnostics li:text('valid')");
+  await shot(page, "2-new-run");
+  await page.click("#start");
+  await page.waitForURL(/#\/run\/runs\//);
+  step(`started ${page.url()}`);
+
+  // The curve gets points as epochs end.
+  const points = () => page.$$eval("#charts polyline.series", (lines) => Math.max(0, ...lines.map((l) => l.getAttribute("points").trim().split(" ").length)));
+  await page.waitForFunction(() => { const l = document.querySelector("#charts polyline.series"); return l && l.getAttribute("points").trim().split(" ").length >= 3; }, null, {timeout: 120000});
+  const before = await points();
+  await page.waitForFunction((n) => { const l = document.querySelector("#charts polyline.series"); return l.getAttribute("points").trim().split(" ").length > n; }, before, {timeout: 60000});
+  step(`the curve grew from ${before} to ${await points()} points while training`);
+  await shot(page, "3-training");
+
+  await page.click("#stop");
+  await page.waitForSelector("#status .status-interrupted", {timeout: 60000});
+  const stoppedAt = await points();
+  step(`stopped after ${stoppedAt} epochs`);
+  await shot(page, "4-stopped");
+
+  await page.click("#resume");
+  await page.waitForSelector("#status .status-done", {timeout: 180000});
+  await page.waitForSelector("#report");
+  const finished = await points();
+  if (finished !== 300) throw new Error(`the curve ends with ${finished} points, not the 300 epochs`);
+  step(`resumed and done: ${finished} points`);
+  await shot(page, "5-done");
+
+  const [report] = await Promise.all([page.waitForEvent("popup"), page.click("#report")]);
+  await report.waitForSelector(".headline");
+  await shot(report, "6-report");
+  step("report opened");
+} finally {
+  await browser.close();
+}

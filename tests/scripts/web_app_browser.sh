@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The web application in Debian's chromium, driven by playwright-core (npm, pinned by
+# tests/browser/package-lock.json; no browser download): tests/browser/web_app.mjs starts the
+# quickstart from the page, watches its curve, stops, resumes and opens its report.
+# Screenshots: BUILD/tests/web_app/*.png.
+# usage: web_app_browser.sh TRAFFICID SOURCE_DIR
+set -euo pipefail
+tid=$1 src=$2
+work=$(mktemp -d)
+shots="$(dirname "$tid")/../tests/web_app"
+server=""
+cleanup() {
+  [[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+command -v node > /dev/null || fail "node is not installed (scripts/setup.sh installs nodejs)"
+[[ -x /usr/bin/chromium ]] || fail "chromium is not installed (scripts/setup.sh installs it)"
+cp "$src/tests/browser/package.json" "$src/tests/browser/package-lock.json" "$src/tests/browser/web_app.mjs" "$work/"
+(cd "$work" && npm ci --no-audit --no-fund --loglevel=error > npm.log 2>&1) || fail "npm ci: $(tail -5 "$work/npm.log")"
+
+mkdir -p "$work/ws/experiments" "$shots"
+cp "$src/experiments/quickstart.toml" "$work/ws/experiments/"
+"$tid" serve --workspace "$work/ws" --port 0 > "$work/serve.out" 2> "$work/serve.err" &
+server=$!
+for _ in $(seq 100); do grep -q "^serving " "$work/serve.out" && break; sleep 0.1; done
+url=$(sed -n 's/^serving //p' "$work/serve.out")
+[[ -n $url ]] || fail "serve printed no URL: $(cat "$work/serve.err")"
+node "$work/web_app.mjs" "$url" "$shots" || fail "the browser test failed; server said: $(tail -20 "$work/serve.err")"
+ls "$shots"/*.png > /dev/null || fail "no screenshots"
+echo "web_app_browser: started, watched, stopped, resumed and opened the report in chromium; screenshots in $shots"
