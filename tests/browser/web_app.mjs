@@ -2,10 +2,11 @@
 // page with its token, start the quickstart from the New run form, watch the loss curve get
 // points while it trains, Stop, Resume, see it done and open its report. Screenshots of each
 // step go to OUT_DIR (the test's artefacts).
-// usage: node web_app.mjs URL OUT_DIR
+// Then Predict: upload a capture and see its flows classified.
+// usage: node web_app.mjs URL OUT_DIR CAPTURE
 import {chromium} from "playwright-core";
 
-const [url, out] = process.argv.slice(2);
+const [url, out, capture] = process.argv.slice(2);
 const shot = (page, name) => page.screenshot({path: `${out}/${name}.png`, fullPage: true});
 const step = (what) => console.log(`web_app: ${what}`);
 
@@ -60,6 +61,16 @@ try {
   await report.waitForSelector(".headline");
   await shot(report, "6-report");
   step("report opened");
+
+  await page.click("text=Predict");
+  await page.waitForSelector("#predict-run option", {state: "attached"});
+  await page.setInputFiles("#capture", capture);
+  await page.click("#predict");
+  await page.waitForSelector("#flows tr.flow", {timeout: 60000});
+  const flows = await page.$$eval("#flows tr.flow", (rows) => rows.length);
+  if (flows < 10) throw new Error(`only ${flows} flows classified`);
+  await shot(page, "7-predict");
+  step(`predict: ${flows} flows of the uploaded capture classified`);
 } finally {
   await browser.close();
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web application in Debian's chromium, driven by playwright-core (npm, pinned by
 # tests/browser/package-lock.json; no browser download): tests/browser/web_app.mjs starts the
-# quickstart from the page, watches its curve, stops, resumes and opens its report.
+# quickstart from the page, watches its curve, stops, resumes and opens its report, then
+# classifies an uploaded capture on the Predict page.
 # Screenshots: BUILD/tests/web_app/*.png.
 # usage: web_app_browser.sh TRAFFICID SOURCE_DIR
 set -euo pipefail
@@ -28,6 +29,7 @@ server=$!
 for _ in $(seq 100); do grep -q "^serving " "$work/serve.out" && break; sleep 0.1; done
 url=$(sed -n 's/^serving //p' "$work/serve.out")
 [[ -n $url ]] || fail "serve printed no URL: $(cat "$work/serve.err")"
-node "$work/web_app.mjs" "$url" "$shots" || fail "the browser test failed; server said: $(tail -20 "$work/serve.err")"
+"$tid" synth -o "$work/other.pcap" -p seed=7 -p flows_per_app=2 2> /dev/null || fail "synth wrote no capture"
+node "$work/web_app.mjs" "$url" "$shots" "$work/other.pcap" || fail "the browser test failed; server said: $(tail -20 "$work/serve.err")"
 ls "$shots"/*.png > /dev/null || fail "no screenshots"
-echo "web_app_browser: started, watched, stopped, resumed and opened the report in chromium; screenshots in $shots"
+echo "web_app_browser: started, watched, stopped, resumed, opened the report and predicted in chromium; screenshots in $shots"

@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <thread>
 
+#include "cli/commands.hpp"
 #include "serve/server.hpp"
 #include "test_support.hpp"
 #include "trafficid/params.hpp"
@@ -159,6 +160,28 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
   auto report = client.Get(("/api/runs/" + id + "/report").c_str());
   CHECK(report->status == 200);
   CHECK(report->body.find("<html") != std::string::npos);
+  // Predict: a capture uploaded as the body, classified by the run's best model.
+  const fs::path capture = workspace / "other.pcap";
+  GlobalOptions global;
+  global.plugin_paths = {TRAFFICID_PLUGIN_DIR};
+  global.quiet = true;
+  REQUIRE(cmd_synth(global, capture.string(), {"seed=7", "flows_per_app=2"}) == 0);
+  std::ifstream capture_in(capture, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(capture_in)), std::istreambuf_iterator<char>());
+  auto predicted =
+      client.Post(("/api/predict?run=" + id + "&name=../other.pcap").c_str(), bytes, "application/octet-stream");
+  REQUIRE(predicted->status == 200);
+  const Json prediction = Json::parse(predicted->body);
+  CHECK(prediction["model"] == "mlp");
+  REQUIRE(prediction["flows"].size() >= 10);  // ten applications, two flows each
+  std::uint64_t counted = 0;
+  for (const auto& [name, n] : prediction["counts"].items()) counted += n.get<std::uint64_t>();
+  CHECK(counted == prediction["flows"].size());
+  CHECK(prediction["flows"][0].contains("ndpi_label"));
+  CHECK(fs::exists(workspace / "uploads"));  // the upload stays in the workspace, its name stripped of "../"
+  CHECK(client.Post("/api/predict?run=runs/nothing", "x", "application/octet-stream")->status == 404);
+  CHECK(client.Post(("/api/predict?run=" + id).c_str(), "not a capture", "application/octet-stream")->status == 422);
+
   auto page = client.Get("/");
   CHECK(page->status == 200);
   CHECK(page->body.find("/app.js") != std::string::npos);

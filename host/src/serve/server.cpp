@@ -9,6 +9,7 @@
 #include "config/experiment.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "serve/event_stream.hpp"
+#include "serve/predict_api.hpp"
 #include "serve/run_board.hpp"
 #include "serve/web_assets.hpp"
 #include "trafficid/error.hpp"
@@ -33,8 +34,15 @@ void reply(httplib::Response& res, int status, const Json& body) {
 
 void fail(httplib::Response& res, int status, const std::string& message) { reply(res, status, {{"error", message}}); }
 
-// The request's JSON body, or nullopt after a 400.
+constexpr std::size_t json_body_limit = std::size_t{1} << 20;
+constexpr std::size_t upload_limit = std::size_t{256} << 20;
+
+// The request's JSON body, or nullopt after a 400 (413 over 1 MiB).
 std::optional<Json> body_of(const httplib::Request& req, httplib::Response& res) {
+  if (req.body.size() > json_body_limit) {
+    fail(res, 413, "a JSON body of at most 1 MiB");
+    return std::nullopt;
+  }
   Json j = Json::parse(req.body.empty() ? std::string("{}") : req.body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     fail(res, 400, "the body must be a JSON object");
@@ -81,6 +89,7 @@ struct Server::Impl {
   void routes();
   void run_routes();
   void experiment_routes();
+  void predict_routes();
 };
 
 Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
@@ -94,7 +103,7 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   s.board = std::make_unique<RunBoard>(s.workspace, s.options.plugin_paths, s.registry);
   const int threads = std::max(8, s.options.threads);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  s.http.set_payload_max_length(std::size_t{1} << 20);  // JSON bodies and experiment files
+  s.http.set_payload_max_length(upload_limit);  // captures to predict; JSON bodies are held to 1 MiB
   s.routes();
 }
 
@@ -188,6 +197,7 @@ void Server::Impl::routes() {
   });
   run_routes();
   experiment_routes();
+  predict_routes();
 }
 
 void Server::Impl::run_routes() {
@@ -266,6 +276,22 @@ void Server::Impl::experiment_routes() {
     }
     reply(res, 200, {{"valid", valid}, {"diagnostics", diagnostics_json(diagnostics)}});
   });
+}
+
+void Server::Impl::predict_routes() {
+  // The capture is the body (a file's bytes, any size up to the limit), written under uploads/.
+  http.Post("/api/predict",
+            [this](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& content) {
+              const auto dir = board->folder(req.get_param_value("run"));
+              if (!dir) return fail(res, 404, "run: the id of a run of the workspace (GET /api/runs)");
+              fs::path upload;
+              try {
+                upload = receive_upload(workspace / "uploads", req.get_param_value("name"), content);
+                reply(res, 200, predict_upload(*dir, req.get_param_value("model"), upload, registry));
+              } catch (const Error& e) {
+                fail(res, 422, e.what());
+              }
+            });
 }
 
 }  // namespace trafficid::host

@@ -142,6 +142,35 @@ async function showRun(id) {
   closeView = () => source && source.close();
 }
 
+// --- Predict ----------------------------------------------------------------------------------
+async function showPredict() {
+  const runs = (await api("runs")).filter((r) => r.status === "done" && r.best_model);
+  const select = el("select", {id: "predict-run"}, ...runs.map((r) => el("option", {value: r.id}, `${r.id} (${r.best_model})`)));
+  const file = el("input", {type: "file", id: "capture", accept: ".pcap,.pcapng,.cap"});
+  const result = el("div", {id: "prediction"});
+  const go = async () => {
+    if (!file.files.length) return;
+    const f = file.files[0];
+    result.replaceChildren(el("p", {}, `classifying ${f.name} ...`));
+    const response = await fetch(`/api/predict?run=${encodeURIComponent(select.value)}&name=${encodeURIComponent(f.name)}`,
+      {method: "POST", headers: {"Content-Type": "application/octet-stream"}, body: f});
+    const r = await response.json();
+    if (!response.ok) return result.replaceChildren(el("p", {class: "status-failed"}, r.error || response.statusText));
+    const columns = ["protocol", "src_ip", "src_port", "dst_ip", "dst_port", "packets", "bytes", "ndpi_label", "class", "confidence", "abstains"];
+    const csv = [columns.join(","), ...r.flows.map((row) => columns.map((c) => row[c]).join(","))].join("\n");
+    result.replaceChildren(
+      el("p", {}, `${r.flows.length} flows of ${r.packets} packets classified by ${r.model} (${r.why}). `,
+        el("a", {href: "data:text/csv;charset=utf-8," + encodeURIComponent(csv), download: r.capture + ".csv"}, "CSV")),
+      el("table", {id: "counts"}, el("tr", {}, el("th", {}, "class"), el("th", {}, "flows")),
+        ...Object.entries(r.counts).sort((a, b) => b[1] - a[1]).map(([c, n]) => el("tr", {}, el("td", {}, c), el("td", {}, n)))),
+      el("h2", {}, "Flows"),
+      el("table", {id: "flows"}, el("tr", {}, ...columns.map((c) => el("th", {}, c))),
+        ...r.flows.map((row) => el("tr", {class: "flow"}, ...columns.map((c) => el("td", {}, c === "confidence" ? row[c].toFixed(3) : row[c]))))));
+  };
+  view.replaceChildren(el("h1", {}, "Predict"), el("p", {}, "Model of run ", select), el("p", {}, "Capture ", file),
+    el("p", {}, el("button", {id: "predict", onclick: go}, "Predict")), result);
+}
+
 // --- Routing ----------------------------------------------------------------------------------
 async function route() {
   closeView();
@@ -150,6 +179,7 @@ async function route() {
   try {
     if (hash.startsWith("#/run/")) await showRun(decodeURIComponent(hash.slice(6)));
     else if (hash === "#/new") await showNew();
+    else if (hash === "#/predict") await showPredict();
     else await showRuns();
   } catch (e) {
     view.replaceChildren(el("p", {class: "status-failed"}, e.message));
