@@ -2,7 +2,8 @@
 // page with its token, start the quickstart from the New run form, watch the loss curve get
 // points while it trains, Stop, Resume, see it done and open its report. Screenshots of each
 // step go to OUT_DIR (the test's artefacts).
-// Then Predict: upload a capture and see its flows classified.
+// Then Predict: upload a capture and see its flows classified; Compare: the run picked on the
+// Runs page, its models side by side.
 // usage: node web_app.mjs URL OUT_DIR CAPTURE
 import {chromium} from "playwright-core";
 
@@ -60,6 +61,8 @@ try {
   const [report] = await Promise.all([page.waitForEvent("popup"), page.click("#report")]);
   await report.waitForSelector(".headline");
   await shot(report, "6-report");
+  await report.close();
+  await page.bringToFront();
   step("report opened");
 
   await page.click("text=Predict");
@@ -71,6 +74,16 @@ try {
   if (flows < 10) throw new Error(`only ${flows} flows classified`);
   await shot(page, "7-predict");
   step(`predict: ${flows} flows of the uploaded capture classified`);
+
+  await page.click("text=Runs");
+  await page.waitForSelector("#runs input.pick");
+  await page.check("#runs input.pick");
+  await page.click("#compare");
+  await page.waitForSelector("#compared tr.compared");
+  const best = await page.$$eval("#compared tr.compared td:nth-child(2)", (cells) => cells.map((c) => c.textContent));
+  if (!best.some((c) => c.endsWith("(best)"))) throw new Error(`no best model in the comparison: ${best}`);
+  await shot(page, "8-compare");
+  step(`compare: ${best.join(", ")}`);
 } finally {
   await browser.close();
 }

@@ -32,4 +32,4 @@ url=$(sed -n 's/^serving //p' "$work/serve.out")
 "$tid" synth -o "$work/other.pcap" -p seed=7 -p flows_per_app=2 2> /dev/null || fail "synth wrote no capture"
 node "$work/web_app.mjs" "$url" "$shots" "$work/other.pcap" || fail "the browser test failed; server said: $(tail -20 "$work/serve.err")"
 ls "$shots"/*.png > /dev/null || fail "no screenshots"
-echo "web_app_browser: started, watched, stopped, resumed, opened the report and predicted in chromium; screenshots in $shots"
+echo "web_app_browser: started, watched, stopped, resumed, opened the report, predicted and compared in chromium; screenshots in $shots"

@@ -52,6 +52,10 @@ std::vector<SseMessage> read_stream(httplib::Client& client, const std::string& 
   return messages;
 }
 
+Json described_after_done(httplib::Client& client, const std::string& id) {
+  return Json::parse(client.Get(("/api/runs/" + id).c_str())->body);
+}
+
 }  // namespace
 
 TEST_CASE("the web API starts a run, streams its events, stops and resumes it, and guards its doors", "[serve]") {
@@ -181,6 +185,19 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
   CHECK(fs::exists(workspace / "uploads"));  // the upload stays in the workspace, its name stripped of "../"
   CHECK(client.Post("/api/predict?run=runs/nothing", "x", "application/octet-stream")->status == 404);
   CHECK(client.Post(("/api/predict?run=" + id).c_str(), "not a capture", "application/octet-stream")->status == 422);
+
+  // Compare: rows per run and model, as JSON and CSV, and the comparison page.
+  const Json rows = Json::parse(client.Get(("/api/compare?run=" + id).c_str())->body);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0]["model"] == "mlp");
+  CHECK(rows[0]["best"] == true);
+  CHECK(rows[0]["headline_macro_f1"] == described_after_done(client, id)["models"]["mlp"]["headline"]["macro_f1"]);
+  auto csv = client.Get(("/api/compare?format=csv&run=" + id).c_str());
+  CHECK(csv->body.rfind("run,model,best,headline_what,headline_macro_f1,", 0) == 0);
+  CHECK(std::count(csv->body.begin(), csv->body.end(), '\n') == 2);
+  CHECK(client.Get(("/api/compare?format=html&run=" + id).c_str())->body.find("<html") != std::string::npos);
+  CHECK(client.Get("/api/compare?run=runs/nothing")->status == 404);
+  CHECK(client.Get("/api/compare")->status == 400);
 
   auto page = client.Get("/");
   CHECK(page->status == 200);

@@ -8,6 +8,7 @@
 #include "config/compose.hpp"
 #include "config/experiment.hpp"
 #include "runtime/plugin_registry.hpp"
+#include "serve/compare_api.hpp"
 #include "serve/event_stream.hpp"
 #include "serve/predict_api.hpp"
 #include "serve/run_board.hpp"
@@ -90,6 +91,7 @@ struct Server::Impl {
   void run_routes();
   void experiment_routes();
   void predict_routes();
+  void compare_routes();
 };
 
 Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
@@ -198,6 +200,7 @@ void Server::Impl::routes() {
   run_routes();
   experiment_routes();
   predict_routes();
+  compare_routes();
 }
 
 void Server::Impl::run_routes() {
@@ -292,6 +295,30 @@ void Server::Impl::predict_routes() {
                 fail(res, 422, e.what());
               }
             });
+}
+
+// Runs side by side: GET /api/compare?run=ID&run=ID[&format=json|csv|html].
+void Server::Impl::compare_routes() {
+  http.Get("/api/compare", [this](const httplib::Request& req, httplib::Response& res) {
+    std::vector<fs::path> dirs;
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < req.get_param_value_count("run"); ++i) {
+      const std::string id = req.get_param_value("run", i);
+      const auto dir = board->folder(id);
+      if (!dir) return fail(res, 404, "no such run: " + id);
+      dirs.push_back(*dir);
+      ids.push_back(id);
+    }
+    if (dirs.empty()) return fail(res, 400, "name the runs: ?run=ID&run=ID");
+    const std::string format = req.get_param_value("format");
+    if (format == "html") return res.set_content(comparison_page(dirs), "text/html; charset=utf-8");
+    const Json rows = comparison_rows(dirs, ids);
+    if (format == "csv") {
+      res.set_header("Content-Disposition", "attachment; filename=\"comparison.csv\"");
+      return res.set_content(comparison_csv(rows), "text/csv; charset=utf-8");
+    }
+    reply(res, 200, rows);
+  });
 }
 
 }  // namespace trafficid::host

@@ -32,14 +32,18 @@ function headlineText(h) {
 
 // --- Runs -------------------------------------------------------------------------------------
 async function showRuns() {
-  const table = el("table", {id: "runs"}, el("tr", {}, ...["run", "experiment", "status", "best model", "headline", "started"].map((h) => el("th", {}, h))));
-  view.replaceChildren(el("h1", {}, "Runs"), table);
+  const table = el("table", {id: "runs"}, el("tr", {}, ...["", "run", "experiment", "status", "best model", "headline", "started"].map((h) => el("th", {}, h))));
+  const picked = new Set();
+  const compare = el("button", {id: "compare", onclick: () => { if (picked.size) location.hash = "#/compare/" + [...picked].join(","); }}, "Compare selected");
+  view.replaceChildren(el("h1", {}, "Runs"), el("p", {}, compare), table);
   const fill = async () => {
     const runs = await api("runs");
     table.querySelectorAll("tr.run").forEach((r) => r.remove());
     for (const r of runs) {
       const status = r.running ? "running" : r.status;
-      table.append(el("tr", {class: "run"},
+      const box = el("input", {type: "checkbox", class: "pick", onchange: (e) => (e.target.checked ? picked.add(r.id) : picked.delete(r.id))});
+      box.checked = picked.has(r.id);
+      table.append(el("tr", {class: "run"}, el("td", {}, box),
         el("td", {}, el("a", {href: "#/run/" + r.id}, r.id)), el("td", {}, r.name),
         el("td", {class: "status-" + status}, status), el("td", {}, r.best_model || ""),
         el("td", {}, headlineText(r.best && r.best.headline)), el("td", {}, r.started)));
@@ -142,6 +146,23 @@ async function showRun(id) {
   closeView = () => source && source.close();
 }
 
+// --- Compare ----------------------------------------------------------------------------------
+async function showCompare(ids) {
+  const query = ids.map((id) => "run=" + encodeURIComponent(id)).join("&");
+  const rows = await api("compare?" + query);
+  const columns = ["run", "model", "headline", "test per-flow", "validation per-flow", "parameters", "training s"];
+  view.replaceChildren(el("h1", {}, `Compare ${ids.length} runs`),
+    el("p", {}, el("a", {href: "/api/compare?format=html&" + query, target: "_blank", id: "comparison"}, "The comparison page"), " · ",
+      el("a", {href: "/api/compare?format=csv&" + query, id: "csv"}, "CSV"), " · ",
+      el("a", {href: "/api/compare?" + query, target: "_blank"}, "JSON")),
+    el("table", {id: "compared"}, el("tr", {}, ...columns.map((c) => el("th", {}, c))),
+      ...rows.map((r) => el("tr", {class: "compared"}, el("td", {}, r.run), el("td", {}, r.model + (r.best ? " (best)" : "")),
+        el("td", {class: "headline"}, headlineText({what: r.headline_what, macro_f1: r.headline_macro_f1,
+          interval: r.interval_low === null ? null : {low: r.interval_low, high: r.interval_high}})),
+        el("td", {}, fixed(r.test_per_flow_macro_f1)), el("td", {}, fixed(r.validation_per_flow_macro_f1)),
+        el("td", {}, r.parameters), el("td", {}, r.training_seconds.toFixed(1))))));
+}
+
 // --- Predict ----------------------------------------------------------------------------------
 async function showPredict() {
   const runs = (await api("runs")).filter((r) => r.status === "done" && r.best_model);
@@ -180,6 +201,7 @@ async function route() {
     if (hash.startsWith("#/run/")) await showRun(decodeURIComponent(hash.slice(6)));
     else if (hash === "#/new") await showNew();
     else if (hash === "#/predict") await showPredict();
+    else if (hash.startsWith("#/compare/")) await showCompare(decodeURIComponent(hash.slice(10)).split(","));
     else await showRuns();
   } catch (e) {
     view.replaceChildren(el("p", {class: "status-failed"}, e.message));
