@@ -55,20 +55,7 @@ class PredictionWriter final : public PredictionSink {
     const FlowRecord& f = *vote.flow;
     const std::string& file = vote.file;
     const std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
-    if (json_)
-      rows_json_.push_back({{"file", file},
-                            {"protocol", f.tuple.protocol},
-                            {"src_ip", to_string(f.tuple.src)},
-                            {"src_port", f.tuple.src_port},
-                            {"dst_ip", to_string(f.tuple.dst)},
-                            {"dst_port", f.tuple.dst_port},
-                            {"packets", packets},
-                            {"bytes", bytes},
-                            {"ndpi_label", f.label},
-                            {"samples", vote.samples},
-                            {"class", names_[vote.predicted]},
-                            {"confidence", vote.confidence},
-                            {"abstains", vote.abstains}});
+    if (json_) rows_json_.push_back(to_json(vote, names_));
     else
       std::cout << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{:.4f},{}\n", file, f.tuple.protocol,
                                to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,

@@ -120,6 +120,23 @@ LabelSpec model_labeler(const PluginRegistry& registry, const Json& config) {
 
 }  // namespace
 
+Json to_json(const FlowPrediction& p, const std::vector<std::string>& class_names) {
+  const FlowRecord& f = *p.flow;
+  return {{"file", p.file},
+          {"protocol", f.tuple.protocol},
+          {"src_ip", to_string(f.tuple.src)},
+          {"src_port", f.tuple.src_port},
+          {"dst_ip", to_string(f.tuple.dst)},
+          {"dst_port", f.tuple.dst_port},
+          {"packets", f.packets_c2s + f.packets_s2c},
+          {"bytes", f.bytes_c2s + f.bytes_s2c},
+          {"ndpi_label", f.label},
+          {"samples", p.samples},
+          {"class", class_names[p.predicted]},
+          {"confidence", p.confidence},
+          {"abstains", p.abstains}};
+}
+
 PipelineResult predict_captures(TrainedModel& model, SourceSpec source, const PluginRegistry& registry, HostLog& log,
                                 PredictionSink& sink, const std::string& interface) {
   const DatasetManifest& manifest = model.manifest();

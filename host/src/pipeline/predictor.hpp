@@ -29,6 +29,10 @@ struct FlowPrediction {
   bool abstains = false;  // below the model's abstention threshold
 };
 
+// A flow's decision as a row: file, 5-tuple, packets, bytes, ndpi_label, samples, class,
+// confidence, abstains (`trafficid predict --format json`, the web application's Predict).
+Json to_json(const FlowPrediction& p, const std::vector<std::string>& class_names);
+
 class PredictionSink {
  public:
   virtual ~PredictionSink() = default;

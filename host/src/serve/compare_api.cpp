@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "report/report.hpp"
+#include "serve/workspace_files.hpp"
 #include "trafficid/error.hpp"
 
 namespace trafficid::host {
@@ -12,13 +13,6 @@ namespace trafficid::host {
 namespace fs = std::filesystem;
 
 namespace {
-
-Json read_json_or_null(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) return nullptr;
-  Json j = Json::parse(in, nullptr, false);
-  return j.is_discarded() ? Json(nullptr) : j;
-}
 
 double number_at(const Json& j, const char* key, const char* field) {
   return j.contains(key) && j[key].is_object() ? j[key].value(field, 0.0) : 0.0;
@@ -38,11 +32,11 @@ std::string csv_field(const Json& v) {
 Json comparison_rows(const std::vector<fs::path>& run_dirs, const std::vector<std::string>& ids) {
   Json rows = Json::array();
   for (std::size_t i = 0; i < run_dirs.size(); ++i) {
-    const Json record = read_json_or_null(run_dirs[i] / "run.json");
+    const Json record = read_json_file(run_dirs[i] / "run.json").value_or(Json());
     const std::string best = record.is_object() ? record.value("best_model", "") : "";
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(run_dirs[i] / "models", ec)) {
-      const Json m = read_json_or_null(entry.path() / "metrics.json");
+      const Json m = read_json_file(entry.path() / "metrics.json").value_or(Json());
       if (!m.is_object()) continue;
       const Json headline = m.value("headline", Json::object());
       const Json interval = headline.value("interval", Json());

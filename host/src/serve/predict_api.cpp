@@ -22,20 +22,10 @@ class FlowRows final : public PredictionSink {
  public:
   explicit FlowRows(const std::vector<std::string>& names) : names_(names) {}
   void flow(const FlowPrediction& p) override {
-    const FlowRecord& f = *p.flow;
+    Json row = to_json(p, names_);
+    row["file"] = fs::path(p.file).filename().string();  // the upload's name, not its place in the workspace
+    rows_.push_back(std::move(row));
     const std::string& name = names_[p.predicted];
-    rows_.push_back({{"file", fs::path(p.file).filename().string()},
-                     {"protocol", f.tuple.protocol},
-                     {"src_ip", to_string(f.tuple.src)},
-                     {"src_port", f.tuple.src_port},
-                     {"dst_ip", to_string(f.tuple.dst)},
-                     {"dst_port", f.tuple.dst_port},
-                     {"packets", f.packets_c2s + f.packets_s2c},
-                     {"bytes", f.bytes_c2s + f.bytes_s2c},
-                     {"ndpi_label", f.label},
-                     {"class", name},
-                     {"confidence", p.confidence},
-                     {"abstains", p.abstains}});
     counts_[name] = counts_.value(name, 0) + 1;
   }
   Json rows() const { return rows_; }

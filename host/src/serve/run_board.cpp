@@ -11,6 +11,7 @@
 
 #include "config/experiment.hpp"
 #include "pipeline/run.hpp"
+#include "serve/workspace_files.hpp"
 #include "store/file_lock.hpp"
 #include "trafficid/error.hpp"
 
@@ -19,14 +20,6 @@ namespace trafficid::host {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::optional<Json> read_json_file(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
-  Json j = Json::parse(in, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
-}
 
 // A model's scores for a list: its headline, test and validation per-flow macro F1, unseen too.
 Json model_summary(const fs::path& metrics_file) {
@@ -69,12 +62,9 @@ std::string RunBoard::id_of(const fs::path& dir) const {
 std::optional<fs::path> RunBoard::folder(const std::string& id) const {
   static const std::regex safe(R"([A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*)");
   if (!std::regex_match(id, safe) || id.find("..") != std::string::npos) return std::nullopt;
-  const fs::path dir = workspace_ / id;
-  const fs::path canonical = fs::weakly_canonical(dir);
-  const auto [end, _] = std::mismatch(workspace_.begin(), workspace_.end(), canonical.begin(), canonical.end());
-  if (end != workspace_.end()) return std::nullopt;  // a link out of the workspace
-  if (!fs::is_regular_file(canonical / "run.json")) return std::nullopt;
-  return canonical;
+  const auto dir = inside_workspace(workspace_, id);
+  if (!dir || !fs::is_regular_file(*dir / "run.json")) return std::nullopt;
+  return dir;
 }
 
 Json RunBoard::list() const {

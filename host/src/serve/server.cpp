@@ -13,6 +13,7 @@
 #include "serve/predict_api.hpp"
 #include "serve/run_board.hpp"
 #include "serve/web_assets.hpp"
+#include "serve/workspace_files.hpp"
 #include "trafficid/error.hpp"
 
 namespace trafficid::host {
@@ -166,11 +167,7 @@ bool Server::Impl::same_origin(const httplib::Request& req) const {
 
 // A path the client names, inside the workspace (links resolved), or nullopt.
 std::optional<fs::path> Server::Impl::workspace_file(const std::string& relative) const {
-  if (relative.empty() || fs::path(relative).is_absolute()) return std::nullopt;
-  const fs::path path = fs::weakly_canonical(workspace / relative);
-  const auto [end, _] = std::mismatch(workspace.begin(), workspace.end(), path.begin(), path.end());
-  if (end != workspace.end()) return std::nullopt;
-  return path;
+  return inside_workspace(workspace, relative);
 }
 
 void Server::Impl::routes() {
