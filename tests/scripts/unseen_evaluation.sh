@@ -10,6 +10,8 @@
 #    which takes the model with the best validation score.
 # 4. Group k-fold by file: every capture is in the test split of exactly one fold, all its rows
 #    together, and each model is trained once per fold.
+# 5. `trafficid predict -i lo`: rows stream as flows end (idle timeout), while the capture goes on,
+#    one JSON object per line, flushed (needs root or CAP_NET_RAW, as CI has).
 # usage: unseen_evaluation.sh TRAFFICID DATA_DIR
 set -euo pipefail
 tid=$(realpath "$1")
@@ -152,6 +154,35 @@ grep -q "models/$best: the best of 3 models by per-flow macro F1 on the validati
   || { cat predict-run.err; fail "predict RUN_DIR did not take the best model ($best)"; }
 cmp predict-run.csv "predict-$best.csv" || fail "predict RUN_DIR differs from predict RUN_DIR/models/$best"
 
+# 5. Live: datagrams to a port on lo, each from its own socket (a flow of one packet). With
+# --idle-timeout 1 a flow is decided once a packet a second later sweeps it out: its row must be
+# in the file while predict is still capturing.
+port=$((40000 + RANDOM % 20000))
+"$tid" predict run/models/gbdt -i lo --format jsonl --flush --idle-timeout 1 --duration 120 > live.jsonl 2> live.err &
+pid=$!
+rows() { grep -c "\"dst_port\":$port," live.jsonl || true; }
+for _ in $(seq 1 300); do
+  [[ $(rows) -ge 3 ]] && break
+  kill -0 "$pid" 2>/dev/null || { cat live.err; fail "predict -i lo ended early"; }
+  printf "trafficid-live" > "/dev/udp/127.0.0.1/$port"
+  sleep 0.2
+done
+[[ $(rows) -ge 3 ]] || { kill "$pid"; cat live.err; fail "predict -i lo: no rows while capturing after 60 s"; }
+kill -0 "$pid" 2>/dev/null || fail "predict -i lo ended before its rows were checked: they did not stream"
+kill -INT "$pid"
+wait "$pid" || { cat live.err; fail "predict -i lo after SIGINT"; }
+$py - live.jsonl "$port" <<'PY' || fail "live rows"
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+ours = [r for r in rows if r["dst_port"] == int(sys.argv[2])]
+assert all(r["file"] == "live:lo" and r["protocol"] == 17 and r["packets"] == 1 for r in ours), ours[:3]
+assert len({r["src_port"] for r in ours}) == len(ours), "a flow was decided twice"
+print(f"predict -i lo: {len(ours)} of our flows streamed as they ended, {len(rows)} rows in all")
+PY
+grep -q "flows classified by gbdt" live.err || fail "predict -i lo summary: $(tail -1 live.err)"
+s=0; "$tid" predict run/models/gbdt pool/ssh.pcap --idle-timeout 1 2> idle.err || s=$?
+[[ $s -ne 0 ]] && grep -q "idle-timeout requires --interface\|--idle-timeout.*interface" idle.err || fail "--idle-timeout on files: $(cat idle.err)"
+
 # 4. Group k-fold by capture file.
 "$tid" run exp.toml --run-dir folds --set dataset.split=\"file\" --set dataset.folds=3 \
   --set 'models={gbdt={rounds=20}}' --set 'evaluate.sources=[]' > folds.log 2>&1 || { cat folds.log; fail "k-fold run"; }
@@ -185,4 +216,4 @@ print(f"folds: {len(np.unique(files[kept]))} captures, each tested in one of {k}
 PY
 "$tid" -q predict folds pool/quic-29.pcap > predict-folds.csv || fail "predict with fold models"
 grep -q "QUIC" predict-folds.csv || fail "the fold models' ensemble did not classify QUIC flows"
-echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind, folds cover every capture once"
+echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind and live on lo, folds cover every capture once"

@@ -134,7 +134,18 @@ void add_predict(CLI::App& app, Commands& commands, const GlobalOptions& global)
   paths->excludes(interface);
   sub->add_option("--count", r->count, "live: stop after this many packets");
   sub->add_option("--duration", r->duration, "live: stop after this many seconds");
-  sub->add_option("--format", r->format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
+  sub->add_option("--format", r->format,
+                  "csv (a row per line, as decided), jsonl (a JSON object per line, as decided) or json (one "
+                  "array at the end)")
+      ->check(CLI::IsMember({"csv", "json", "jsonl"}));
+  sub->add_flag("--flush", r->flush,
+                "write every row out the moment it is decided (stdout flushed per row, as tcpdump -l), "
+                "for a pipe into another program; a terminal gets each line at once anyway");
+  sub->add_option("--idle-timeout", r->idle_timeout,
+                  "live: seconds of silence after which a flow is decided (default: the labeler's, 120 s for "
+                  "nDPI; TCP flows are also decided at their FIN/RST teardown)")
+      ->check(CLI::Range(0.001, 1e7))
+      ->needs(interface);
   sub->add_option("--level", r->level,
                   "flow (its samples decide: summed log-probabilities, or the "
                   "model's rule) or packet (every sample)")

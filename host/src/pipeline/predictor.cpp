@@ -11,12 +11,14 @@ namespace trafficid::host {
 
 namespace {
 
-// The stage after labelling for `predict`: the extractor's samples, predicted in batches; at the
-// end of each input, each labelled flow decided by its samples' votes.
+// The stage after labelling for `predict`: the extractor's samples, predicted in batches; each
+// labelled flow decided by its samples' votes at the end of its input (a file), or when the
+// labeler ends it (`live`).
 class Predictor final : public StageHook, public PacketHook, public SampleSink {
  public:
   Predictor(TrainedModel& model, PluginHandle<FeatureExtractor> extractor, PredictionSink& out, std::string interface)
-      : model_(model),
+      : live_(!interface.empty()),
+        model_(model),
         extractor_(std::move(extractor)),
         spec_(model.manifest().spec),
         classes_(model.manifest().class_names.size()),
@@ -34,6 +36,7 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
     return {this};
   }
   void labelled(const FlowRecord& flow, const std::optional<std::string>&) override {
+    if (live_) return;  // decided as it ended (on_flow)
     if (!decided_) predict();  // every sample of the input has its probabilities before flows are decided
     decided_ = true;
     if (out_.per_packet()) return;
@@ -52,6 +55,11 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
   void on_flow(const FlowRecord& f) override {
     packet_ = 0;
     extractor_([&](FeatureExtractor& e) { e.end_flow(f, *this); });
+    if (!live_) return;
+    predict();  // the flow's last samples may wait in the batch
+    if (!out_.per_packet())
+      if (auto v = vote(f)) out_.flow(*v);
+    votes_.erase(f.flow_id);  // a live capture holds only the votes of open flows
   }
   void add(std::span<const std::uint8_t> sample, std::uint64_t flow) override {
     const std::size_t row = spec_.bytes();
@@ -96,6 +104,7 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
                           threshold && confidence < *threshold};
   }
 
+  bool live_;
   TrainedModel& model_;
   PluginHandle<FeatureExtractor> extractor_;
   FeatureSpec spec_;
@@ -110,12 +119,25 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
   std::unordered_map<std::uint64_t, FlowVotes> votes_;
 };
 
-// The labeler the model's dataset was labelled with, from its manifest: one worker per input.
-LabelSpec model_labeler(const PluginRegistry& registry, const Json& config) {
+bool declares(const PluginInfo& plugin, const std::string& param) {
+  return std::any_of(plugin.schema.begin(), plugin.schema.end(), [&](const ParamSpec& p) { return p.name == param; });
+}
+
+// The labeler the model's dataset was labelled with, from its manifest: one worker per input. On
+// a live interface, TCP flows also end at their teardown (FIN both ways or RST) where the labeler
+// can tell, so their rows need not wait for the idle timeout.
+LabelSpec model_labeler(const PluginRegistry& registry, const Json& config, const PredictOptions& options) {
   const std::string name = config.at("label").value("labeler", "ndpi");
   const PluginInfo* labeler = registry.find(PluginKind::labeler, name);
   if (!labeler) throw Error(fmt::format("labeler plugin '{}' is not installed", name));
-  return labels_only(*labeler, config.at("label").at(name), 1);
+  Json params = config.at("label").at(name);
+  if (!options.interface.empty() && declares(*labeler, "tcp_teardown")) params["tcp_teardown"] = true;
+  if (options.idle_timeout) {
+    if (!declares(*labeler, "idle_timeout"))
+      throw Error(fmt::format("--idle-timeout: the model's labeler '{}' has no idle timeout", name));
+    params["idle_timeout"] = *options.idle_timeout;
+  }
+  return labels_only(*labeler, std::move(params), 1);
 }
 
 }  // namespace
@@ -138,7 +160,7 @@ Json to_json(const FlowPrediction& p, const std::vector<std::string>& class_name
 }
 
 PipelineResult predict_captures(TrainedModel& model, SourceSpec source, const PluginRegistry& registry, HostLog& log,
-                                PredictionSink& sink, const std::string& interface) {
+                                PredictionSink& sink, const PredictOptions& options) {
   const DatasetManifest& manifest = model.manifest();
   const PluginInfo* extractor_plugin = registry.find(PluginKind::features, manifest.extractor);
   if (!extractor_plugin) throw Error(fmt::format("features plugin '{}' is not installed", manifest.extractor));
@@ -146,9 +168,9 @@ PipelineResult predict_captures(TrainedModel& model, SourceSpec source, const Pl
       *extractor_plugin, manifest.config.at("features").at(manifest.extractor), log, manifest.extractor);
   PipelineSpec spec;
   spec.sources = {std::move(source)};
-  spec.label = model_labeler(registry, manifest.config);
+  spec.label = model_labeler(registry, manifest.config, options);
   spec.threads = 1;
-  Predictor predictor(model, extractor, sink, interface);
+  Predictor predictor(model, extractor, sink, options.interface);
   return Pipeline(std::move(spec), registry, log, &predictor).run();
 }
 

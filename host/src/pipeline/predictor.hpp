@@ -1,9 +1,12 @@
 // Prediction with a trained model: the captures (or a live interface) through the labeler (for
 // flows) and the extractor (for samples) its dataset was made with, the model's probabilities per
-// sample, and each flow decided by the model's rule when its input ends. What to do with each
-// decision is the sink's: `trafficid predict` prints rows, `trafficid serve` answers a page.
+// sample, and each flow decided by the model's rule: in a file when the file ends (all its flows
+// in the order of their first packets, as ndpiReader lists them), on a live interface as soon as
+// the labeler ends the flow (TCP teardown, idle timeout, the end of the capture). What to do with
+// each decision is the sink's: `trafficid predict` prints rows, `trafficid serve` answers a page.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "pipeline/pipeline.hpp"
@@ -41,8 +44,15 @@ class PredictionSink {
   virtual void flow(const FlowPrediction&) {}
 };
 
-// Runs `model` over `source`; `interface` names a live source's rows.
+struct PredictOptions {
+  std::string interface;  // a live source: its name in the rows, and flows decided as they end
+  // Live: seconds of silence after which a flow ends and is decided (the labeler's idle_timeout;
+  // nDPI's default on a live source is 120 s).
+  std::optional<double> idle_timeout;
+};
+
+// Runs `model` over `source`. Sinks are called from the labelling thread, one call at a time.
 PipelineResult predict_captures(TrainedModel& model, SourceSpec source, const PluginRegistry& registry, HostLog& log,
-                                PredictionSink& sink, const std::string& interface = "");
+                                PredictionSink& sink, const PredictOptions& options = {});
 
 }  // namespace trafficid::host

@@ -188,7 +188,13 @@ std::vector<std::string> PluginRegistry::names(PluginKind kind) const {
 
 std::unique_ptr<Plugin> PluginRegistry::create_object(const PluginInfo& info, const Json& params, HostServices& host,
                                                       std::string instance_name) const {
-  PluginArgs args{params, host, std::move(instance_name)};
+  // Parameters stored by an earlier trafficid (a model's manifest, a run's config) lack those
+  // added since: their defaults apply, as they would to an experiment that does not set them.
+  Json filled = params;
+  if (filled.is_object())
+    for (const auto& spec : info.schema)
+      if (!filled.contains(spec.name) && !spec.default_value.is_null()) filled[spec.name] = spec.default_value;
+  PluginArgs args{filled, host, std::move(instance_name)};
   std::unique_ptr<Plugin> object;
   try {
     object = info.descriptor->create(args);
