@@ -2,9 +2,10 @@
 // page with its token, start the quickstart from the New run form, watch the loss curve get
 // points while it trains, Stop, Resume, see it done and open its report. Screenshots of each
 // step go to OUT_DIR (the test's artefacts).
-// Then Predict: upload a capture and see its flows classified; Compare: the run picked on the
-// Runs page, its models side by side.
+// Then Predict: upload a capture and see its flows classified, and classify lo live (rows as
+// flows end, then Stop); Compare: the run picked on the Runs page, its models side by side.
 // usage: node web_app.mjs URL OUT_DIR CAPTURE
+import http from "node:http";
 import {chromium} from "playwright-core";
 
 const [url, out, capture] = process.argv.slice(2);
@@ -75,6 +76,29 @@ try {
   await shot(page, "7-predict");
   step(`predict: ${flows} flows of the uploaded capture classified`);
 
+  // Live on lo: requests made here (one connection each) are TCP flows the model decides at
+  // their teardown; their rows appear while the capture goes on, then Stop ends it.
+  await page.selectOption("#interface", "lo");
+  await page.fill("#idle", "1");
+  await page.click("#start-live");
+  const api = new URL("/api/interfaces", url);
+  let traffic = true;
+  const requests = (async () => {
+    while (traffic) {
+      await new Promise((done) => http.get(api, {agent: false}, (r) => { r.resume(); r.on("end", done); }).on("error", done));
+      await new Promise((done) => setTimeout(done, 150));
+    }
+  })();
+  await page.waitForSelector("#live-flows tr.flow", {timeout: 60000});
+  await page.waitForSelector("#live-state:text('capturing')");
+  await shot(page, "8-live");
+  await page.click("#stop-live");
+  await page.waitForSelector("#live-state .status-done", {timeout: 30000});
+  traffic = false;
+  await requests;
+  const live = await page.$$eval("#live-flows tr.flow", (rows) => rows.length);
+  step(`live: ${live} flows of lo decided while capturing, then stopped`);
+
   await page.click("text=Runs");
   await page.waitForSelector("#runs input.pick");
   await page.check("#runs input.pick");
@@ -82,7 +106,7 @@ try {
   await page.waitForSelector("#compared tr.compared");
   const best = await page.$$eval("#compared tr.compared td:nth-child(2)", (cells) => cells.map((c) => c.textContent));
   if (!best.some((c) => c.endsWith("(best)"))) throw new Error(`no best model in the comparison: ${best}`);
-  await shot(page, "8-compare");
+  await shot(page, "9-compare");
   step(`compare: ${best.join(", ")}`);
 } finally {
   await browser.close();

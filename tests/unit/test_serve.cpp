@@ -1,6 +1,8 @@
 // The web application's API, through HTTP as a page or curl uses it: a run started by POST, its
-// events in order on the stream, stopped, resumed from the stream's last event, its report; the
-// token, the origin, the workspace's bounds and the body limit enforced.
+// events in order on the stream, stopped, resumed from the stream's last event, its report; a
+// capture uploaded and one live interface classified; the token, the origin, the workspace's
+// bounds and the body limit enforced.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <httplib.h>
@@ -23,13 +25,14 @@ struct SseMessage {
   Json data;
 };
 
-// Reads a run's event stream to its `end`; `on_message` sees each message as it arrives.
-std::vector<SseMessage> read_stream(httplib::Client& client, const std::string& id, std::uint64_t after,
+// Reads an event stream (a run's, a live prediction's) to its `end`; `on_message` sees each
+// message as it arrives.
+std::vector<SseMessage> read_events(httplib::Client& client, const std::string& path, std::uint64_t after,
                                     const std::function<void(const SseMessage&)>& on_message = {}) {
   std::vector<SseMessage> messages;
   std::string buffer;
   httplib::Headers headers = {{"Last-Event-ID", std::to_string(after)}};
-  auto result = client.Get(("/api/runs/" + id + "/events").c_str(), headers, [&](const char* data, std::size_t size) {
+  auto result = client.Get(path.c_str(), headers, [&](const char* data, std::size_t size) {
     buffer.append(data, size);
     for (std::size_t end = buffer.find("\n\n"); end != std::string::npos; end = buffer.find("\n\n")) {
       const std::string block = buffer.substr(0, end);
@@ -50,6 +53,11 @@ std::vector<SseMessage> read_stream(httplib::Client& client, const std::string& 
   REQUIRE(result);
   CHECK(result->status == 200);
   return messages;
+}
+
+std::vector<SseMessage> read_stream(httplib::Client& client, const std::string& id, std::uint64_t after,
+                                    const std::function<void(const SseMessage&)>& on_message = {}) {
+  return read_events(client, "/api/runs/" + id + "/events", after, on_message);
 }
 
 Json described_after_done(httplib::Client& client, const std::string& id) {
@@ -185,6 +193,49 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
   CHECK(fs::exists(workspace / "uploads"));  // the upload stays in the workspace, its name stripped of "../"
   CHECK(client.Post("/api/predict?run=runs/nothing", "x", "application/octet-stream")->status == 404);
   CHECK(client.Post(("/api/predict?run=" + id).c_str(), "not a capture", "application/octet-stream")->status == 422);
+
+  // Live: the model on lo; the requests a thread keeps making are TCP flows, each decided at its
+  // teardown and streamed while the capture goes on; then stopped from the API.
+  CHECK(client.Post("/api/predictions", Json{{"run", id}, {"interface", "nosuch0"}}.dump(), "application/json")->status ==
+        422);
+  auto live = client.Post("/api/predictions", Json{{"run", id}, {"interface", "lo"}, {"idle_timeout", 1}}.dump(),
+                          "application/json");
+  REQUIRE(live->status == 201);
+  const std::string live_id = Json::parse(live->body)["id"];
+  std::atomic<bool> traffic{true};
+  std::thread requests([&] {
+    httplib::Client other("127.0.0.1", port);
+    other.set_default_headers(token);
+    for (int i = 0; traffic && i < 600; ++i) {
+      other.Get("/api/interfaces");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  bool asked = false;
+  auto decided = read_events(client, "/api/predictions/" + live_id + "/events", 0, [&](const SseMessage& m) {
+    if (m.event == "flow" && !asked) {
+      asked = true;  // the capture is still going on: its rows stream
+      CHECK(Json::parse(controller.Get(("/api/predictions/" + live_id).c_str())->body)["state"] == "capturing");
+      CHECK(controller.Post(("/api/predictions/" + live_id + "/stop").c_str(), "{}", "application/json")->status ==
+            202);
+    }
+  });
+  traffic = false;
+  requests.join();
+  REQUIRE(decided.size() >= 2);
+  CHECK(decided.front().event == "flow");
+  CHECK(decided.front().id == 1);
+  CHECK(decided.front().data["file"] == "live:lo");
+  CHECK(decided.front().data["protocol"] == 6);
+  CHECK(decided.back().event == "end");
+  CHECK(decided.back().data["state"] == "done");
+  const Json live_described = Json::parse(client.Get(("/api/predictions/" + live_id).c_str())->body);
+  CHECK(live_described["flows"] == decided.size() - 1);
+  CHECK(live_described["model"] == "mlp");
+  auto live_csv = client.Get(("/api/predictions/" + live_id + "/csv").c_str());
+  CHECK(live_csv->body.rfind("t,protocol,src_ip,", 0) == 0);
+  CHECK(std::count(live_csv->body.begin(), live_csv->body.end(), '\n') == static_cast<long>(decided.size()));
+  CHECK(controller.Post(("/api/predictions/" + live_id + "/stop").c_str(), "{}", "application/json")->status == 409);
 
   // Compare: rows per run and model, as JSON and CSV, and the comparison page.
   const Json rows = Json::parse(client.Get(("/api/compare?run=" + id).c_str())->body);

@@ -6,7 +6,6 @@
 #include <httplib.h>
 #include <thread>
 
-#include "serve/run_board.hpp"
 #include "trafficid/params.hpp"
 
 namespace trafficid::host {
@@ -59,13 +58,13 @@ bool send_new(FileTail& tail, std::uint64_t& last, httplib::DataSink& sink, bool
 
 }  // namespace
 
-void stream_events(const httplib::Request& req, httplib::Response& res, const fs::path& dir, const std::string& id,
-                   const RunBoard& board, const std::atomic<bool>& stopping) {
+void stream_events(const httplib::Request& req, httplib::Response& res, const fs::path& dir,
+                   std::function<bool()> running, const std::atomic<bool>& stopping) {
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   const std::uint64_t after = first_after(req);
   res.set_chunked_content_provider(
-      "text/event-stream", [dir, id, after, &board, &stopping](std::size_t, httplib::DataSink& sink) {
+      "text/event-stream", [dir, running, after, &stopping](std::size_t, httplib::DataSink& sink) {
         FileTail tail(dir / "events.jsonl");
         std::uint64_t last = after;
         auto beat = Clock::now();
@@ -78,9 +77,9 @@ void stream_events(const httplib::Request& req, httplib::Response& res, const fs
             quiet_rounds = 0;
             continue;
           }
-          // Two quiet rounds after the run stopped: its last lines are written (its end is
+          // Two quiet rounds after it stopped: its last lines are written (a run's end is
           // announced before the file writer gets it).
-          if (!board.running(id) && ++quiet_rounds >= 2) {
+          if (!running() && ++quiet_rounds >= 2) {
             const std::string end = fmt::format("event: end\ndata: {{\"last\": {}}}\n\n", last);
             sink.write(end.data(), end.size());
             sink.done();

@@ -1,10 +1,11 @@
-// A run's events as server-sent events, read from RUN_DIR/events.jsonl as it grows: one
+// A run's (or a study's) events as server-sent events, read from DIR/events.jsonl as it grows: one
 // `id: SEQ / event: KIND / data: EVENT` message per event, from after `Last-Event-ID` (or
 // `?after=SEQ`) so a reloaded page picks the stream up where it was; a comment line as heartbeat
-// every 15 s; `event: end` once the run is no longer running and every event has been sent.
+// every 15 s; `event: end` once it is no longer running and every event has been sent.
 #pragma once
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,8 +15,6 @@ struct Response;
 }  // namespace httplib
 
 namespace trafficid::host {
-
-class RunBoard;
 
 // The complete lines appended to a file since the last call (a line still being written waits).
 class FileTail {
@@ -28,7 +27,8 @@ class FileTail {
   std::uint64_t offset_ = 0;
 };
 
+// `running` says whether the events may still grow (asked from the stream's thread).
 void stream_events(const httplib::Request& req, httplib::Response& res, const std::filesystem::path& dir,
-                   const std::string& id, const RunBoard& board, const std::atomic<bool>& stopping);
+                   std::function<bool()> running, const std::atomic<bool>& stopping);
 
 }  // namespace trafficid::host

@@ -10,6 +10,7 @@
 #include "runtime/plugin_registry.hpp"
 #include "serve/compare_api.hpp"
 #include "serve/event_stream.hpp"
+#include "serve/live_predict.hpp"
 #include "serve/predict_api.hpp"
 #include "serve/run_board.hpp"
 #include "serve/web_assets.hpp"
@@ -81,6 +82,7 @@ struct Server::Impl {
   std::string token;
   PluginRegistry registry;
   std::unique_ptr<RunBoard> board;
+  std::unique_ptr<LivePredictions> live;
   httplib::Server http;
   int port = 0;
   std::atomic<bool> stopping{false};
@@ -92,6 +94,7 @@ struct Server::Impl {
   void run_routes();
   void experiment_routes();
   void predict_routes();
+  void live_routes();
   void compare_routes();
 };
 
@@ -104,6 +107,7 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   s.token = s.options.token.empty() ? random_token() : s.options.token;
   s.registry.load_directories(plugin_search_path(s.options.plugin_paths), true);
   s.board = std::make_unique<RunBoard>(s.workspace, s.options.plugin_paths, s.registry);
+  s.live = std::make_unique<LivePredictions>(s.registry);
   const int threads = std::max(8, s.options.threads);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   s.http.set_payload_max_length(upload_limit);  // captures to predict; JSON bodies are held to 1 MiB
@@ -124,6 +128,7 @@ int Server::bind() {
 
 void Server::listen() {
   impl_->http.listen_after_bind();
+  impl_->live.reset();   // ends the live captures
   impl_->board.reset();  // stops the runs it started, resumable, and waits for them
 }
 
@@ -205,7 +210,7 @@ void Server::Impl::run_routes() {
   http.Get(R"(/api/runs/(.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
     const auto dir = board->folder(req.matches[1]);
     if (!dir) return fail(res, 404, "no such run");
-    stream_events(req, res, *dir, req.matches[1], *board, stopping);
+    stream_events(req, res, *dir, [this, id = req.matches[1].str()] { return board->running(id); }, stopping);
   });
   http.Get(R"(/api/runs/(.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
     const auto dir = board->folder(req.matches[1]);
@@ -292,6 +297,57 @@ void Server::Impl::predict_routes() {
                 fail(res, 422, e.what());
               }
             });
+  live_routes();
+}
+
+// Live prediction on an interface: POST /api/predictions starts one, its rows stream as flows end.
+void Server::Impl::live_routes() {
+  http.Get("/api/interfaces",
+           [](const httplib::Request&, httplib::Response& res) { reply(res, 200, network_interfaces()); });
+  http.Get("/api/predictions", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, live->list()); });
+  http.Post("/api/predictions", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto body = body_of(req, res);
+    if (!body) return;
+    LivePredictRequest request;
+    request.run = body->value("run", "");
+    const auto dir = board->folder(request.run);
+    if (!dir) return fail(res, 404, "run: the id of a run of the workspace (GET /api/runs)");
+    request.run_dir = *dir;
+    try {
+      request.model = body->value("model", "");
+      request.interface = body->value("interface", "");
+      request.duration = body->value("duration", 0.0);
+      if (body->contains("idle_timeout") && !(*body)["idle_timeout"].is_null())
+        request.idle_timeout = (*body)["idle_timeout"].get<double>();
+    } catch (const Json::exception&) {
+      return fail(res, 400, "run, model, interface: strings; duration, idle_timeout: seconds");
+    }
+    if (request.duration < 0 || (request.idle_timeout && *request.idle_timeout <= 0))
+      return fail(res, 400, "duration: 0 (until stopped) or more seconds; idle_timeout: more than 0 seconds");
+    try {
+      reply(res, 201, {{"id", live->start(request)}});
+    } catch (const Error& e) {
+      fail(res, 422, e.what());
+    }
+  });
+  http.Get(R"(/api/predictions/([A-Za-z0-9\-]+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!live->stream(req, res, req.matches[1], stopping)) fail(res, 404, "no such prediction");
+  });
+  http.Get(R"(/api/predictions/([A-Za-z0-9\-]+)/csv)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto csv = live->csv(req.matches[1]);
+    if (!csv) return fail(res, 404, "no such prediction");
+    res.set_header("Content-Disposition", fmt::format("attachment; filename=\"{}.csv\"", req.matches[1].str()));
+    res.set_content(*csv, "text/csv; charset=utf-8");
+  });
+  http.Post(R"(/api/predictions/([A-Za-z0-9\-]+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!live->stop(req.matches[1])) return fail(res, 409, "not a live prediction that is capturing");
+    reply(res, 202, {{"id", req.matches[1]}, {"stopping", true}});
+  });
+  http.Get(R"(/api/predictions/([A-Za-z0-9\-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto d = live->describe(req.matches[1]);
+    if (!d) return fail(res, 404, "no such prediction");
+    reply(res, 200, *d);
+  });
 }
 
 // Runs side by side: GET /api/compare?run=ID&run=ID[&format=json|csv|html].

@@ -164,6 +164,12 @@ async function showCompare(ids) {
 }
 
 // --- Predict ----------------------------------------------------------------------------------
+const flowColumns = ["protocol", "src_ip", "src_port", "dst_ip", "dst_port", "packets", "bytes", "ndpi_label", "class", "confidence", "abstains"];
+const flowRow = (row) => el("tr", {class: "flow"}, ...flowColumns.map((c) => el("td", {}, c === "confidence" ? row[c].toFixed(3) : row[c])));
+const countsTable = (counts) => el("table", {id: "counts"}, el("tr", {}, el("th", {}, "class"), el("th", {}, "flows")),
+  ...Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([c, n]) => el("tr", {}, el("td", {}, c), el("td", {}, n))));
+const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
 async function showPredict() {
   const runs = (await api("runs")).filter((r) => r.status === "done" && r.best_model);
   const select = el("select", {id: "predict-run"}, ...runs.map((r) => el("option", {value: r.id}, `${r.id} (${r.best_model})`)));
@@ -177,19 +183,69 @@ async function showPredict() {
       {method: "POST", headers: {"Content-Type": "application/octet-stream"}, body: f});
     const r = await response.json();
     if (!response.ok) return result.replaceChildren(el("p", {class: "status-failed"}, r.error || response.statusText));
-    const columns = ["protocol", "src_ip", "src_port", "dst_ip", "dst_port", "packets", "bytes", "ndpi_label", "class", "confidence", "abstains"];
-    const csv = [columns.join(","), ...r.flows.map((row) => columns.map((c) => row[c]).join(","))].join("\n");
+    const csv = [flowColumns.join(","), ...r.flows.map((row) => flowColumns.map((c) => row[c]).join(","))].join("\n");
     result.replaceChildren(
       el("p", {}, `${r.flows.length} flows of ${r.packets} packets classified by ${r.model} (${r.why}). `,
         el("a", {href: "data:text/csv;charset=utf-8," + encodeURIComponent(csv), download: r.capture + ".csv"}, "CSV")),
-      el("table", {id: "counts"}, el("tr", {}, el("th", {}, "class"), el("th", {}, "flows")),
-        ...Object.entries(r.counts).sort((a, b) => b[1] - a[1]).map(([c, n]) => el("tr", {}, el("td", {}, c), el("td", {}, n)))),
-      el("h2", {}, "Flows"),
-      el("table", {id: "flows"}, el("tr", {}, ...columns.map((c) => el("th", {}, c))),
-        ...r.flows.map((row) => el("tr", {class: "flow"}, ...columns.map((c) => el("td", {}, c === "confidence" ? row[c].toFixed(3) : row[c]))))));
+      countsTable(r.counts), el("h2", {}, "Flows"),
+      el("table", {id: "flows"}, el("tr", {}, ...flowColumns.map((c) => el("th", {}, c))), ...r.flows.map(flowRow)));
   };
-  view.replaceChildren(el("h1", {}, "Predict"), el("p", {}, "Model of run ", select), el("p", {}, "Capture ", file),
-    el("p", {}, el("button", {id: "predict", onclick: go}, "Predict")), result);
+  // Live: an interface, rows as flows end, the count per class over time.
+  const interfaces = await api("interfaces");
+  const iface = el("select", {id: "interface"}, ...interfaces.map((i) => el("option", {value: i.name}, `${i.name} (${i.state})`)));
+  const duration = el("input", {id: "duration", type: "number", min: 0, value: 0, size: 6});
+  const idle = el("input", {id: "idle", type: "number", min: 1, value: 10, size: 6});
+  const live = el("div", {id: "live"});
+  let source = null, current = null;
+  const stopLive = el("button", {id: "stop-live", disabled: "", onclick: () => current && api(`predictions/${current}/stop`, {}).catch((e) => alert(e.message))}, "Stop");
+  const follow = (id) => {
+    current = id;
+    const state = el("p", {id: "live-state"}, "capturing ..."), chart = el("div", {class: "charts"});
+    const counts = {}, times = [], table = el("table", {id: "live-flows"}, el("tr", {}, ...["t (s)", ...flowColumns].map((c) => el("th", {}, c))));
+    const countsBox = el("div", {}, countsTable({}));
+    live.replaceChildren(state, el("p", {}, el("a", {href: `/api/predictions/${id}/csv`, id: "live-csv"}, "CSV")), countsBox, chart, el("h2", {}, "Flows"), table);
+    let pending = false;
+    const redraw = () => {  // at most every half second: a busy interface decides many flows at once
+      pending = false;
+      countsBox.replaceChildren(countsTable(Object.fromEntries(Object.entries(counts).map(([c, list]) => [c, list.length]))));
+      chart.replaceChildren(lineChart("flows per class over time (s)", Object.entries(counts).map(([c, list], i) =>
+        ({name: c, color: palette[i % palette.length], points: list.map((t, n) => [t, n + 1])}))));
+    };
+    source = new EventSource(`/api/predictions/${id}/events`);
+    source.addEventListener("flow", (e) => {
+      const row = JSON.parse(e.data);
+      (counts[row.class] = counts[row.class] || []).push(row.t);
+      times.push(row.t);
+      table.append(el("tr", {class: "flow"}, el("td", {}, row.t.toFixed(1)), ...flowRow(row).children));
+      state.textContent = `capturing: ${times.length} flows decided`;
+      if (!pending) { pending = true; setTimeout(redraw, 500); }
+    });
+    source.addEventListener("end", (e) => {
+      const end = JSON.parse(e.data);
+      source.close();
+      stopLive.disabled = true;
+      redraw();
+      state.replaceChildren(el("span", {class: "status-" + end.state}, end.state),
+        end.error ? `: ${end.error}` : `: ${end.flows} flows of ${end.packets} packets`);
+    });
+    stopLive.disabled = false;
+  };
+  const startLive = async () => {
+    if (source) source.close();
+    try {
+      const body = {run: select.value, interface: iface.value, duration: Number(duration.value) || 0, idle_timeout: Number(idle.value) || null};
+      follow((await api("predictions", body)).id);
+    } catch (e) {
+      live.replaceChildren(el("p", {class: "status-failed"}, e.message));
+    }
+  };
+  view.replaceChildren(el("h1", {}, "Predict"), el("p", {}, "Model of run ", select),
+    el("h2", {}, "A capture file"), el("p", {}, "Capture ", file, " ", el("button", {id: "predict", onclick: go}, "Predict")), result,
+    el("h2", {}, "A live interface"),
+    el("p", {}, "Interface ", iface, " for ", duration, " s (0: until stopped), a flow decided after ", idle,
+      " s of silence or at its TCP teardown ", el("button", {id: "start-live", onclick: startLive}, "Start"), stopLive),
+    live);
+  closeView = () => source && source.close();
 }
 
 // --- Routing ----------------------------------------------------------------------------------
