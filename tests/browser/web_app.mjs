@@ -108,6 +108,37 @@ try {
   if (!best.some((c) => c.endsWith("(best)"))) throw new Error(`no best model in the comparison: ${best}`);
   await shot(page, "9-compare");
   step(`compare: ${best.join(", ")}`);
+
+  // Data: the labels database's applications, sorted by a header; a dataset's rows per class.
+  await page.click("text=Data");
+  await page.waitForSelector("#applications tr.row");
+  await page.click("#applications th:text('packets')");
+  const packets = await page.$$eval("#applications tr.row td:nth-child(4)", (cells) => cells.map((c) => Number(c.textContent)));
+  if (packets.some((p, i) => i > 0 && p > packets[i - 1])) throw new Error(`not sorted by packets: ${packets}`);
+  await page.click("#datasets tr.row");
+  await page.waitForSelector("#dataset-classes td");
+  await shot(page, "10-data");
+  step(`data: ${packets.length} applications sorted by packets, a dataset's classes`);
+
+  // A study from the New run page: three trials, their curves, the best configuration run.
+  await page.click("text=New run");
+  await page.waitForSelector("#experiment option[value='experiments/study.toml']", {state: "attached"});
+  await page.selectOption("#experiment", "experiments/study.toml");
+  await page.fill("#overrides", ["capture.synth.flows_per_app=6", "evaluate.synth.flows_per_app=3",
+    "models={ mlp = { layers = [32] } }", "train.epochs=15", "train.patience=0"].join("\n"));
+  await page.click("#start-study");
+  await page.waitForURL(/#\/study\/studies\//);
+  await page.waitForFunction(() => document.querySelectorAll("#trial-table tr.trial.status-done").length === 3 &&
+    document.querySelector("#study-status").textContent.startsWith("not running"), null, {timeout: 180000});
+  await page.waitForSelector("#best-config");
+  const curves = await page.$$eval("#study-chart polyline.series", (lines) => lines.length);
+  if (curves !== 3) throw new Error(`${curves} trial curves, not 3`);
+  await shot(page, "11-study");
+  step("study: 3 trials done, their curves, the best configuration");
+  await page.click("#run-best");
+  await page.waitForURL(/#\/run\/runs\//);
+  await page.waitForSelector("#status .status-done", {timeout: 180000});
+  step(`the study's best configuration ran: ${page.url()}`);
 } finally {
   await browser.close();
 }

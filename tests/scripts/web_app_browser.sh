@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The web application in Debian's chromium, driven by playwright-core (npm, pinned by
 # tests/browser/package-lock.json; no browser download): tests/browser/web_app.mjs starts the
-# quickstart from the page, watches its curve, stops, resumes and opens its report, then
-# classifies an uploaded capture on the Predict page.
+# quickstart from the page, watches its curve, stops, resumes and opens its report, classifies an
+# uploaded capture and the loopback interface on the Predict page, compares, browses the Data page
+# (a labels database, the datasets) and runs a small tuning study, then its best configuration.
 # Screenshots: BUILD/tests/web_app/*.png.
 # usage: web_app_browser.sh TRAFFICID SOURCE_DIR
 set -euo pipefail
@@ -24,12 +25,16 @@ cp "$src/tests/browser/package.json" "$src/tests/browser/package-lock.json" "$sr
 
 mkdir -p "$work/ws/experiments" "$shots"
 cp "$src/experiments/quickstart.toml" "$work/ws/experiments/"
+{ cat "$src/experiments/quickstart.toml"
+  printf '\n[tune]\ntuner = "random"\ntrials = 3\nmetric = "val.macro_f1"\n[tune.space]\n"train.lr" = { loguniform = [1e-3, 3e-2] }\n'
+} > "$work/ws/experiments/study.toml"
 "$tid" serve --workspace "$work/ws" --port 0 > "$work/serve.out" 2> "$work/serve.err" &
 server=$!
 for _ in $(seq 100); do grep -q "^serving " "$work/serve.out" && break; sleep 0.1; done
 url=$(sed -n 's/^serving //p' "$work/serve.out")
 [[ -n $url ]] || fail "serve printed no URL: $(cat "$work/serve.err")"
 "$tid" synth -o "$work/other.pcap" -p seed=7 -p flows_per_app=2 2> /dev/null || fail "synth wrote no capture"
+"$tid" -q label --db "$work/ws/labels.db" "$work/other.pcap" > /dev/null || fail "label wrote no database"
 node "$work/web_app.mjs" "$url" "$shots" "$work/other.pcap" || fail "the browser test failed; server said: $(tail -20 "$work/serve.err")"
 ls "$shots"/*.png > /dev/null || fail "no screenshots"
-echo "web_app_browser: started, watched, stopped, resumed, opened the report, predicted and compared in chromium; screenshots in $shots"
+echo "web_app_browser: started, watched, stopped, resumed, opened the report, predicted (file and live), compared, browsed data and ran a study in chromium; screenshots in $shots"

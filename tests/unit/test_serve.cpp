@@ -237,6 +237,31 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
   CHECK(std::count(live_csv->body.begin(), live_csv->body.end(), '\n') == static_cast<long>(decided.size()));
   CHECK(controller.Post(("/api/predictions/" + live_id + "/stop").c_str(), "{}", "application/json")->status == 409);
 
+  // Data: the labels database labelled from the capture (a stray .db file is no labels database),
+  // the run's dataset with its counts per split and class.
+  LabelRequest labelling;
+  labelling.paths = {capture.string()};
+  labelling.db = (workspace / "labels.db").string();
+  REQUIRE(cmd_label(global, labelling) == 0);
+  std::ofstream(workspace / "other.db") << "not a database";
+  const Json databases = Json::parse(client.Get("/api/labels")->body);
+  REQUIRE(databases.size() == 1);
+  CHECK(databases[0]["id"] == "labels.db");
+  const Json apps = Json::parse(client.Get("/api/labels?db=labels.db")->body);
+  REQUIRE(!apps["applications"].empty());
+  std::uint64_t labelled_flows = 0;
+  for (const auto& a : apps["applications"]) labelled_flows += a["flows"].get<std::uint64_t>();
+  CHECK(labelled_flows >= 20);
+  CHECK(client.Get("/api/labels?db=other.db")->status == 404);
+  CHECK(client.Get("/api/labels?db=../../etc/passwd")->status == 404);
+  const Json sets = Json::parse(client.Get("/api/datasets")->body);
+  REQUIRE(sets.size() >= 1);
+  CHECK(sets[0]["id"].get<std::string>().rfind("runs/datasets/quickstart-", 0) == 0);
+  CHECK(sets[0]["classes"].size() == 7);
+  CHECK(sets[0]["rows"] == sets[0]["per_split"]["train"].get<std::uint64_t>() +
+                               sets[0]["per_split"]["validation"].get<std::uint64_t>() +
+                               sets[0]["per_split"]["test"].get<std::uint64_t>());
+
   // Compare: rows per run and model, as JSON and CSV, and the comparison page.
   const Json rows = Json::parse(client.Get(("/api/compare?run=" + id).c_str())->body);
   REQUIRE(rows.size() == 1);
@@ -253,6 +278,90 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
   auto page = client.Get("/");
   CHECK(page->status == 200);
   CHECK(page->body.find("/app.js") != std::string::npos);
+
+  server.stop();
+  serving.join();
+  fs::remove_all(workspace);
+}
+
+TEST_CASE("the web API runs a tuning study as a process, stops and resumes it, and runs its best configuration",
+          "[serve]") {
+  const fs::path workspace = test_support::temp_dir("serve-study");
+  fs::create_directories(workspace / "experiments");
+  const fs::path shipped = fs::path(TRAFFICID_SOURCE_DIR) / "experiments" / "quickstart.toml";
+  fs::copy_file(shipped, workspace / "experiments" / "quickstart.toml");
+  {
+    std::ifstream in(shipped);
+    std::ofstream out(workspace / "experiments" / "study.toml");
+    out << in.rdbuf() << "\n[tune]\ntuner = \"random\"\ntrials = 3\nmetric = \"val.macro_f1\"\npruner = \"none\"\n"
+        << "[tune.space]\n\"train.lr\" = { loguniform = [1e-3, 3e-2] }\n";
+  }
+  ServeOptions options;
+  options.workspace = workspace;
+  options.port = 0;
+  options.token = "secret";
+  options.plugin_paths = {TRAFFICID_PLUGIN_DIR};
+  options.program = TRAFFICID_BINARY;
+  Server server(options);
+  const int port = server.bind();
+  std::thread serving([&] { server.listen(); });
+  httplib::Client client("127.0.0.1", port), controller("127.0.0.1", port);
+  client.set_read_timeout(120, 0);
+  const httplib::Headers token = {{"Authorization", "Bearer secret"}};
+  client.set_default_headers(token);
+  controller.set_default_headers(token);
+
+  CHECK(client.Post("/api/studies", R"({"experiment": "experiments/quickstart.toml"})", "application/json")->status ==
+        422);  // no [tune]
+  CHECK(client.Get("/api/studies/..%2F..%2Fetc")->status == 404);
+  const Json start = {{"experiment", "experiments/study.toml"},
+                      {"set",
+                       {"capture.synth.flows_per_app=6", "evaluate.synth.flows_per_app=3",
+                        "models={ mlp = { layers = [32] } }", "train.epochs=20", "train.patience=0"}}};
+  auto started = client.Post("/api/studies", start.dump(), "application/json");
+  REQUIRE(started->status == 201);
+  const std::string id = Json::parse(started->body)["id"];
+  CHECK(id.rfind("studies/quickstart-", 0) == 0);
+  CHECK(Json::parse(client.Get("/api/studies")->body)[0]["id"] == id);
+
+  // Stopped once its first trial is done: the process ends, the stream with it.
+  bool stopped = false;
+  auto first = read_events(client, "/api/" + id + "/events", 0, [&](const SseMessage& m) {
+    if (m.event == "trial" && m.data["payload"]["state"] == "done" && !stopped) {
+      stopped = true;
+      CHECK(controller.Post(("/api/" + id + "/stop").c_str(), "{}", "application/json")->status == 202);
+    }
+  });
+  REQUIRE(stopped);
+  CHECK(first.back().event == "end");
+  Json described = Json::parse(client.Get(("/api/" + id).c_str())->body);
+  CHECK(described["running"] == false);
+  CHECK(described["resumable"] == true);
+  const int done_before = described["counts"]["done"];
+  CHECK(done_before >= 1);
+  CHECK(done_before < 3);
+
+  // Resumed: the journal goes on to the budget; the best configuration is written and runs.
+  REQUIRE(client.Post(("/api/" + id + "/resume").c_str(), "{}", "application/json")->status == 201);
+  auto second = read_events(client, "/api/" + id + "/events", first[first.size() - 2].id);
+  CHECK(second.front().id > first[first.size() - 2].id);
+  described = Json::parse(client.Get(("/api/" + id).c_str())->body);
+  CHECK(described["counts"]["done"] == 3);
+  REQUIRE(described["trials"].size() == 3);
+  for (const auto& t : described["trials"]) {
+    CHECK(t["reports"].size() == 20);  // a value per epoch: the page's curves
+    CHECK(t["assignment"].contains("train.lr"));
+  }
+  CHECK(described["best"]["value"].is_number());
+  CHECK(described["best_toml"] == true);
+  CHECK(client.Get(("/api/" + id + "/report").c_str())->body.find("<html") != std::string::npos);
+  CHECK(client.Get(("/api/" + id + "/best.toml").c_str())->body.find("train") != std::string::npos);
+  auto best_run = client.Post(("/api/" + id + "/run-best").c_str(), "{}", "application/json");
+  REQUIRE(best_run->status == 201);
+  const std::string run_id = Json::parse(best_run->body)["id"];
+  CHECK(run_id.rfind("runs/", 0) == 0);
+  auto run = read_stream(client, run_id, 0);
+  CHECK(run[run.size() - 2].data["payload"]["state"] == "done");
 
   server.stop();
   serving.join();

@@ -332,16 +332,7 @@ int cmd_apps(const GlobalOptions& global, const std::string& db_file, const std:
   auto apps = db.applications();
   auto categories = db.categories();
   if (format == "json") {
-    auto rows = [](const std::vector<LabelDb::AppRow>& list, bool with_category) {
-      Json out = Json::array();
-      for (const auto& r : list) {
-        Json j{{"name", r.name}, {"flows", r.flows}, {"packets", r.packets}, {"bytes", r.bytes}, {"files", r.files}};
-        if (with_category) j["category"] = r.category;
-        out.push_back(j);
-      }
-      return out;
-    };
-    std::cout << Json{{"applications", rows(apps, true)}, {"categories", rows(categories, false)}}.dump(2) << '\n';
+    std::cout << db.summary().dump(2) << '\n';
   } else if (format == "csv") {
     std::cout << "kind,name,category,flows,packets,bytes,files\n";
     for (const auto& r : apps)

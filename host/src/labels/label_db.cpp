@@ -66,6 +66,33 @@ struct LabelDb::Statements {
   Statement insert_flow;
 };
 
+bool LabelDb::is_labels_database(const fs::path& file) {
+  sqlite3* db = nullptr;
+  bool ours = false;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    Statement tables;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('files', 'flows')",
+                           -1, &tables.stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(tables.stmt) == SQLITE_ROW)
+      ours = sqlite3_column_int(tables.stmt, 0) == 2;
+  }
+  sqlite3_close(db);
+  return ours;
+}
+
+Json LabelDb::summary() const {
+  auto rows = [](const std::vector<AppRow>& list, bool with_category) {
+    Json out = Json::array();
+    for (const auto& r : list) {
+      Json j{{"name", r.name}, {"flows", r.flows}, {"packets", r.packets}, {"bytes", r.bytes}, {"files", r.files}};
+      if (with_category) j["category"] = r.category;
+      out.push_back(j);
+    }
+    return out;
+  };
+  return {{"applications", rows(applications(), true)}, {"categories", rows(categories(), false)}};
+}
+
 LabelDb::LabelDb(const fs::path& file) : path_(file), statements_(std::make_unique<Statements>()) {
   // One connection per LabelDb, used by one thread: no connection mutex (SQLITE_OPEN_NOMUTEX) and no
   // memory statistics, whose global mutex sqlite takes on every allocation: together a sixth of the

@@ -13,6 +13,7 @@
 #include "trafficid/error.hpp"
 #include "trafficid/flow.hpp"
 #include "trafficid/packet.hpp"
+#include "trafficid/params.hpp"
 
 struct sqlite3;
 
@@ -20,6 +21,8 @@ namespace trafficid::host {
 
 class LabelDb {
  public:
+  // Whether `file` is an SQLite database that `trafficid label` wrote (read, never changed).
+  static bool is_labels_database(const std::filesystem::path& file);
   explicit LabelDb(const std::filesystem::path& file);
   ~LabelDb();
   LabelDb(const LabelDb&) = delete;
@@ -47,6 +50,9 @@ class LabelDb {
   };
   std::vector<AppRow> applications() const;  // per label, by packets
   std::vector<AppRow> categories() const;    // per category, by packets
+  // {"applications": [{name, category, flows, packets, bytes, files}], "categories": [...]}
+  // (`trafficid apps --format json`, the web application's Data page).
+  Json summary() const;
 
  private:
   void exec(const char* sql) const;

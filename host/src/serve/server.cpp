@@ -9,10 +9,12 @@
 #include "config/experiment.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "serve/compare_api.hpp"
+#include "serve/data_api.hpp"
 #include "serve/event_stream.hpp"
 #include "serve/live_predict.hpp"
 #include "serve/predict_api.hpp"
 #include "serve/run_board.hpp"
+#include "serve/study_board.hpp"
 #include "serve/web_assets.hpp"
 #include "serve/workspace_files.hpp"
 #include "trafficid/error.hpp"
@@ -83,6 +85,7 @@ struct Server::Impl {
   PluginRegistry registry;
   std::unique_ptr<RunBoard> board;
   std::unique_ptr<LivePredictions> live;
+  std::unique_ptr<StudyBoard> studies;
   httplib::Server http;
   int port = 0;
   std::atomic<bool> stopping{false};
@@ -95,6 +98,7 @@ struct Server::Impl {
   void experiment_routes();
   void predict_routes();
   void live_routes();
+  void study_routes();
   void compare_routes();
 };
 
@@ -108,6 +112,8 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   s.registry.load_directories(plugin_search_path(s.options.plugin_paths), true);
   s.board = std::make_unique<RunBoard>(s.workspace, s.options.plugin_paths, s.registry);
   s.live = std::make_unique<LivePredictions>(s.registry);
+  const fs::path program = s.options.program.empty() ? fs::canonical("/proc/self/exe") : s.options.program;
+  s.studies = std::make_unique<StudyBoard>(s.workspace, program, s.options.plugin_paths, s.registry);
   const int threads = std::max(8, s.options.threads);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   s.http.set_payload_max_length(upload_limit);  // captures to predict; JSON bodies are held to 1 MiB
@@ -128,7 +134,8 @@ int Server::bind() {
 
 void Server::listen() {
   impl_->http.listen_after_bind();
-  impl_->live.reset();   // ends the live captures
+  impl_->live.reset();     // ends the live captures
+  impl_->studies.reset();  // stops the studies it started, resumable
   impl_->board.reset();  // stops the runs it started, resumable, and waits for them
 }
 
@@ -199,10 +206,23 @@ void Server::Impl::routes() {
     for (const auto& p : registry.plugins()) out.push_back(plugin_json(*p, true));
     reply(res, 200, out);
   });
+  // The Data page: labels databases (GET /api/labels, ?db=ID for one) and datasets.
+  http.Get("/api/labels", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_param("db")) return reply(res, 200, labels_databases(workspace));
+    try {
+      const auto db = labels_database(workspace, req.get_param_value("db"));
+      if (!db) return fail(res, 404, "db: a labels database of the workspace (GET /api/labels)");
+      reply(res, 200, *db);
+    } catch (const Error& e) {
+      fail(res, 422, e.what());
+    }
+  });
+  http.Get("/api/datasets", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, datasets(workspace)); });
   run_routes();
   experiment_routes();
   predict_routes();
   compare_routes();
+  study_routes();
 }
 
 void Server::Impl::run_routes() {
@@ -347,6 +367,68 @@ void Server::Impl::live_routes() {
     const auto d = live->describe(req.matches[1]);
     if (!d) return fail(res, 404, "no such prediction");
     reply(res, 200, *d);
+  });
+}
+
+// Tuning studies: listed, described trial by trial, started as `trafficid tune` processes, stopped,
+// resumed; their events streamed; their best configuration run.
+void Server::Impl::study_routes() {
+  http.Get("/api/studies", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, studies->list()); });
+  http.Get(R"(/api/(studies/.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = studies->folder(req.matches[1]);
+    if (!dir) return fail(res, 404, "no such study");
+    stream_events(req, res, *dir, [this, id = req.matches[1].str()] { return studies->running(id); }, stopping);
+  });
+  http.Get(R"(/api/(studies/.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = studies->folder(req.matches[1]);
+    std::ifstream in(dir ? *dir / "report.html" : fs::path());
+    if (!dir || !in) return fail(res, 404, "no report (yet) for this study");
+    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/html; charset=utf-8");
+  });
+  http.Get(R"(/api/(studies/.+)/best.toml)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = studies->folder(req.matches[1]);
+    std::ifstream in(dir ? *dir / "best.toml" : fs::path());
+    if (!dir || !in) return fail(res, 404, "no best configuration (yet) for this study");
+    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/plain; charset=utf-8");
+  });
+  http.Post(R"(/api/(studies/.+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!studies->stop(req.matches[1])) return fail(res, 409, "not a study this server is running");
+    reply(res, 202, {{"id", req.matches[1]}, {"stopping", true}});
+  });
+  http.Post(R"(/api/(studies/.+)/resume)", [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      reply(res, 201, {{"id", studies->resume(req.matches[1])}});
+    } catch (const Error& e) {
+      fail(res, 409, e.what());
+    }
+  });
+  // A run of the study's best configuration (best.toml), like any run started here.
+  http.Post(R"(/api/(studies/.+)/run-best)", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = studies->folder(req.matches[1]);
+    if (!dir) return fail(res, 404, "no such study");
+    if (!fs::is_regular_file(*dir / "best.toml")) return fail(res, 409, "the study has no best configuration yet");
+    try {
+      reply(res, 201, {{"id", board->start(*dir / "best.toml", {})}});
+    } catch (const Error& e) {
+      fail(res, 422, e.what());
+    }
+  });
+  http.Get(R"(/api/(studies/.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto d = studies->describe(req.matches[1]);
+    if (!d) return fail(res, 404, "no such study");
+    reply(res, 200, *d);
+  });
+  http.Post("/api/studies", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto body = body_of(req, res);
+    if (!body) return;
+    const auto file = workspace_file(body->value("experiment", ""));
+    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
+    if (!fs::is_regular_file(*file)) return fail(res, 404, "no such experiment file");
+    try {
+      reply(res, 201, {{"id", studies->start(*file, overrides_of(*body))}});
+    } catch (const Error& e) {
+      fail(res, 422, e.what());
+    }
   });
 }
 

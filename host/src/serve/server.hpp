@@ -1,5 +1,6 @@
-// `trafficid serve`: a local web application over the workspace (experiments/, runs/): list runs,
-// start, stop and resume them, watch their events live, read their reports, validate experiments.
+// `trafficid serve`: a local web application over the workspace (experiments/, runs/, studies/):
+// list runs and studies, start, stop and resume them, watch their events live, read their reports,
+// validate experiments, predict with trained models, browse label databases and datasets.
 // Every page action is a JSON endpoint under /api/ (README, "The web application"), usable from
 // curl with `Authorization: Bearer TOKEN`. The HTTP server is Debian's cpp-httplib; the page is
 // static files compiled into the binary (no build step, nothing fetched at run time).
@@ -19,6 +20,7 @@ struct ServeOptions {
   std::string token;                      // empty: a random one
   std::vector<std::string> plugin_paths;  // --plugin-path, for the runs it starts
   int threads = 64;                       // request threads: each open event stream holds one
+  std::filesystem::path program;          // the trafficid executable studies run in (empty: this one)
 };
 
 class Server {

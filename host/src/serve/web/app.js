@@ -35,8 +35,18 @@ async function showRuns() {
   const table = el("table", {id: "runs"}, el("tr", {}, ...["", "run", "experiment", "status", "best model", "headline", "started"].map((h) => el("th", {}, h))));
   const picked = new Set();
   const compare = el("button", {id: "compare", onclick: () => { if (picked.size) location.hash = "#/compare/" + [...picked].join(","); }}, "Compare selected");
-  view.replaceChildren(el("h1", {}, "Runs"), el("p", {}, compare), table);
+  const studies = el("table", {id: "studies"}, el("tr", {}, ...["study", "tuner", "metric", "trials", "best", "status"].map((h) => el("th", {}, h))));
+  view.replaceChildren(el("h1", {}, "Runs"), el("p", {}, compare), table, el("h1", {}, "Studies"), studies);
   const fill = async () => {
+    const list = await api("studies");
+    studies.querySelectorAll("tr.study").forEach((r) => r.remove());
+    for (const st of list) {
+      const c = st.counts || {};
+      studies.append(el("tr", {class: "study"}, el("td", {}, el("a", {href: "#/study/" + st.id}, st.id)), el("td", {}, st.tuner || ""),
+        el("td", {}, `${st.maximize ? "max" : "min"} ${st.metric || ""}`), el("td", {}, `${c.done || 0} done, ${c.pruned || 0} pruned, ${c.failed || 0} failed of ${st.budget || "?"}`),
+        el("td", {}, st.best ? `${fixed(st.best.value)} (trial ${st.best.trial})` : ""),
+        el("td", {class: st.running ? "status-running" : ""}, st.running ? "running" : "")));
+    }
     const runs = await api("runs");
     table.querySelectorAll("tr.run").forEach((r) => r.remove());
     for (const r of runs) {
@@ -67,17 +77,18 @@ async function showNew() {
       ...r.diagnostics.map((d) => el("li", {class: d.warning ? "warning" : "error"}, `${d.line}:${d.column} ${d.key}: ${d.message}`)));
     return r.valid;
   };
-  const start = async () => {
+  const start = async (what) => {
     try {
-      const r = await api("runs", {experiment: select.value, set: sets()});
-      location.hash = "#/run/" + r.id;
+      const r = await api(what, {experiment: select.value, set: sets()});
+      location.hash = (what === "runs" ? "#/run/" : "#/study/") + r.id;
     } catch (e) {
       diagnostics.replaceChildren(el("li", {class: "error"}, e.message));
     }
   };
   view.replaceChildren(el("h1", {}, "New run"), el("p", {}, "Experiment ", select),
     el("p", {}, "Overrides", el("br"), overrides),
-    el("p", {}, el("button", {id: "validate", onclick: validate}, "Validate"), el("button", {id: "start", onclick: start}, "Start")),
+    el("p", {}, el("button", {id: "validate", onclick: validate}, "Validate"), el("button", {id: "start", onclick: () => start("runs")}, "Start"),
+      el("button", {id: "start-study", onclick: () => start("studies"), title: "tune the experiment's [tune] space"}, "Start study")),
     diagnostics);
 }
 
@@ -139,6 +150,47 @@ async function showRun(id) {
     if (source) source.close();
     source = new EventSource(`/api/runs/${id}/events?after=${last}`);
     for (const kind of ["run", "stage", "model", "epoch", "trial", "log"]) source.addEventListener(kind, onEvent);
+    source.addEventListener("end", () => { source.close(); describe(); });
+  };
+  await describe();
+  follow();
+  closeView = () => source && source.close();
+}
+
+// --- A study, live -----------------------------------------------------------------------------
+async function showStudy(id) {
+  const status = el("p", {id: "study-status"}), chart = el("div", {class: "charts", id: "study-chart"});
+  const trials = el("div", {id: "trials"}), best = el("div", {id: "best"}), links = el("p", {});
+  const stop = el("button", {id: "stop-study", onclick: () => api(`${id}/stop`, {}).catch((e) => alert(e.message))}, "Stop");
+  const resume = el("button", {id: "resume-study", onclick: () => api(`${id}/resume`, {}).then(() => follow()).catch((e) => alert(e.message))}, "Resume");
+  const runBest = el("button", {id: "run-best", onclick: () => api(`${id}/run-best`, {}).then((r) => { location.hash = "#/run/" + r.id; }).catch((e) => alert(e.message))}, "Run best.toml");
+  view.replaceChildren(el("h1", {}, id), status, el("p", {}, stop, resume, runBest), links, el("h2", {}, "Intermediate values"), chart,
+    el("h2", {}, "Trials"), trials, best);
+  let source = null, last = 0, pending = false;
+  const describe = async () => {
+    pending = false;
+    const d = await api(id);
+    if (d.error) return status.replaceChildren(el("span", {class: "status-failed"}, d.error));
+    status.replaceChildren(el("span", {class: d.running ? "status-running" : ""}, d.running ? "running" : "not running"),
+      ` — ${d.tuner}, ${d.maximize ? "maximize" : "minimize"} ${d.metric}, pruner ${d.pruner}: ${d.progress}`);
+    const c = d.counts, finished = c.done + c.pruned + c.failed >= d.budget;
+    stop.disabled = !d.running; resume.disabled = d.running || !d.resumable || finished; runBest.disabled = !d.best_toml;
+    links.replaceChildren(...(d.report ? [el("a", {href: `/api/${id}/report`, target: "_blank", id: "study-report"}, "The study's report"), " · "] : []),
+      ...(d.best_toml ? [el("a", {href: `/api/${id}/best.toml`, target: "_blank"}, "best.toml")] : []));
+    chart.replaceChildren(lineChart(`${d.metric} per epoch, one line per trial`, d.trials.filter((t) => t.reports.length).map((t, i) =>
+      ({name: `trial ${t.id} (${t.status})`, color: palette[i % palette.length], points: t.reports}))));
+    trials.replaceChildren(el("table", {id: "trial-table"}, el("tr", {}, ...["trial", "status", d.metric, "epochs", "assignment", "seconds", "error"].map((h) => el("th", {}, h))),
+      ...d.trials.map((t) => el("tr", {class: "trial status-" + t.status}, el("td", {}, t.id), el("td", {}, t.status), el("td", {}, fixed(t.value)),
+        el("td", {}, t.reports.length), el("td", {}, el("code", {}, JSON.stringify(t.assignment))), el("td", {}, t.seconds.toFixed(1)), el("td", {}, t.error)))));
+    const b = d.best && d.trials.find((t) => t.id === d.best.trial);
+    best.replaceChildren(...(b ? [el("h2", {}, "Best configuration"), el("p", {id: "best-config"}, `trial ${b.id}: ${d.metric} ${fixed(b.value)} with `, el("code", {}, JSON.stringify(b.assignment)))] : []));
+  };
+  const later = () => { if (!pending) { pending = true; setTimeout(describe, 700); } };
+  const follow = () => {
+    if (source) source.close();
+    source = new EventSource(`/api/${id}/events?after=${last}`);
+    const seen = (e) => { last = JSON.parse(e.data).seq; later(); };
+    for (const kind of ["trial", "log"]) source.addEventListener(kind, seen);
     source.addEventListener("end", () => { source.close(); describe(); });
   };
   await describe();
@@ -248,6 +300,58 @@ async function showPredict() {
   closeView = () => source && source.close();
 }
 
+// --- Data -------------------------------------------------------------------------------------
+// A table whose column headers sort it (numbers high to low first, text A to Z; again: reversed).
+function sortableTable(id, columns, rows) {
+  const table = el("table", {id, class: "sortable"});
+  let key = null, descending = true;
+  const fill = () => {
+    const sorted = key === null ? rows : [...rows].sort((a, b) => {
+      const x = a[key], y = b[key];
+      const order = typeof x === "number" ? y - x : String(x).localeCompare(String(y));
+      return descending ? order : -order;
+    });
+    table.replaceChildren(el("tr", {}, ...columns.map(([k, title]) => el("th", {class: k === key ? "sorted" : "", onclick: () => {
+      descending = key === k ? !descending : true; key = k; fill();
+    }}, title + (k === key ? (descending ? " ▾" : " ▴") : "")))),
+      ...sorted.map((r) => el("tr", {class: "row"}, ...columns.map(([k]) => el("td", {}, r[k] === undefined ? "" : r[k])))));
+  };
+  fill();
+  return table;
+}
+
+async function showData() {
+  const [databases, sets] = await Promise.all([api("labels"), api("datasets")]);
+  const db = el("select", {id: "labels-db"}, ...databases.map((d) => el("option", {value: d.id}, `${d.id} (${(d.bytes / 1e6).toFixed(1)} MB)`)));
+  const apps = el("div", {id: "apps"});
+  const showDb = async () => {
+    if (!db.value) return apps.replaceChildren(el("p", {}, "No labels database in the workspace (make one with trafficid label --db FILE.db)."));
+    const d = await api("labels?db=" + encodeURIComponent(db.value));
+    apps.replaceChildren(
+      sortableTable("applications", [["name", "application"], ["category", "category"], ["flows", "flows"], ["packets", "packets"], ["bytes", "bytes"], ["files", "files"]], d.applications),
+      el("h3", {}, "Categories"),
+      sortableTable("categories", [["name", "category"], ["flows", "flows"], ["packets", "packets"], ["bytes", "bytes"], ["files", "files"]], d.categories));
+  };
+  db.addEventListener("change", showDb);
+  const detail = el("div", {id: "dataset"});
+  const rows = sets.map((d) => ({...d, classes_n: d.classes.length, train: d.per_split.train || 0, validation: d.per_split.validation || 0,
+    test: d.per_split.test || 0, shape_text: d.shape.join("×"), split_text: d.split + (d.folds ? `, ${d.folds} folds` : "")}));
+  const table = sortableTable("datasets", [["id", "dataset"], ["extractor", "features"], ["shape_text", "shape"], ["classes_n", "classes"],
+    ["rows", "rows"], ["train", "train"], ["validation", "validation"], ["test", "test"], ["split_text", "split"], ["balance", "balance"], ["inputs", "inputs"]], rows);
+  table.addEventListener("click", (e) => {
+    const tr = e.target.closest("tr.row");
+    if (!tr) return;
+    const d = rows.find((r) => r.id === tr.firstChild.textContent);
+    if (!d) return;
+    const splits = Object.keys(d.counts);
+    detail.replaceChildren(el("h3", {}, d.id), el("table", {id: "dataset-classes"}, el("tr", {}, el("th", {}, "class"), ...splits.map((s) => el("th", {}, s))),
+      ...d.classes.map((c, i) => el("tr", {}, el("td", {}, c), ...splits.map((s) => el("td", {}, d.counts[s][i]))))));
+  });
+  view.replaceChildren(el("h1", {}, "Data"), el("h2", {}, "Labels databases"), el("p", {}, db), apps,
+    el("h2", {}, "Datasets"), el("p", {}, el("small", {}, "Click a dataset for its rows per class and split.")), table, detail);
+  await showDb();
+}
+
 // --- Routing ----------------------------------------------------------------------------------
 async function route() {
   closeView();
@@ -255,8 +359,10 @@ async function route() {
   const hash = location.hash || "#/";
   try {
     if (hash.startsWith("#/run/")) await showRun(decodeURIComponent(hash.slice(6)));
+    else if (hash.startsWith("#/study/")) await showStudy(decodeURIComponent(hash.slice(8)));
     else if (hash === "#/new") await showNew();
     else if (hash === "#/predict") await showPredict();
+    else if (hash === "#/data") await showData();
     else if (hash.startsWith("#/compare/")) await showCompare(decodeURIComponent(hash.slice(10)).split(","));
     else await showRuns();
   } catch (e) {
