@@ -28,6 +28,23 @@ try {
   await page.click("text=New run");
   await page.waitForSelector("#experiment option[value='experiments/quickstart.toml']", {state: "attached"});
   await page.selectOption("#experiment", "experiments/quickstart.toml");
+  await page.waitForSelector("#diagnostics li:text('valid')");
+  await page.waitForSelector("#settings input[name='train.epochs']");
+  // The editor checks as it is typed: a bad value is marked at its line, then fixed.
+  const text = await page.inputValue("#editor");
+  const line = text.split("\n").findIndex((l) => l.startsWith("epochs = ")) + 1;
+  await page.fill("#editor", text.replace(/^epochs = \d+/m, 'epochs = "many"'));
+  await page.waitForSelector("#diagnostics li.error:has-text('train.epochs')");
+  const marked = await page.$$eval("#gutter span.error", (spans) => spans.map((s) => Number(s.textContent)));
+  if (!marked.includes(line)) throw new Error(`the gutter marks lines ${marked}, not ${line}`);
+  await shot(page, "2-editor-diagnostic");
+  await page.fill("#editor", text);
+  await page.waitForSelector("#diagnostics li:text('valid')");
+  // The form: a setting changed becomes its override line.
+  await page.fill("#settings input[name='train.epochs']", "7");
+  await page.dispatchEvent("#settings input[name='train.epochs']", "change");
+  if (!(await page.inputValue("#overrides")).includes("train.epochs=7")) throw new Error("the form wrote no override");
+  step(`editor: a bad value marked at line ${line}, then valid; the form wrote train.epochs=7`);
   await page.fill("#overrides", ["capture.synth.flows_per_app=6", "evaluate.synth.flows_per_app=3",
     "models={ mlp = { layers = [64, 64] } }", "train.epochs=300", "train.patience=0"].join("\n"));
   await page.click("#validate");
@@ -124,8 +141,12 @@ try {
   await page.click("text=New run");
   await page.waitForSelector("#experiment option[value='experiments/study.toml']", {state: "attached"});
   await page.selectOption("#experiment", "experiments/study.toml");
+  // Not valid as it is (it trains three models): the overrides make it one, checked before it starts.
+  await page.waitForSelector("#diagnostics li.error:has-text('a study tunes one model')");
   await page.fill("#overrides", ["capture.synth.flows_per_app=6", "evaluate.synth.flows_per_app=3",
     "models={ mlp = { layers = [32] } }", "train.epochs=15", "train.patience=0"].join("\n"));
+  await page.click("#validate");
+  await page.waitForSelector("#diagnostics li:text('valid')");
   await page.click("#start-study");
   await page.waitForURL(/#\/study\/studies\//);
   await page.waitForFunction(() => document.querySelectorAll("#trial-table tr.trial.status-done").length === 3 &&

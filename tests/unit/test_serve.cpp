@@ -5,6 +5,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <httplib.h>
 #include <thread>
 
@@ -120,6 +121,41 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
                   "application/json")
             ->status == 422);
 
+  // The editor's files: a shipped experiment's text, saved under experiments/ (never over a file
+  // unless asked, never elsewhere), read back; the form's settings with their values.
+  const Json shipped_list = Json::parse(client.Get("/api/shipped")->body);
+  CHECK(std::any_of(shipped_list.begin(), shipped_list.end(),
+                    [](const Json& e) { return e["name"] == "identify_apps.toml"; }));
+  const std::string template_text = client.Get("/shipped/quickstart.toml")->body;
+  CHECK(template_text.find("[train]") != std::string::npos);
+  const auto save = [&](const std::string& path, bool overwrite) {
+    return client
+        .Post("/api/experiment", Json{{"path", path}, {"text", template_text}, {"overwrite", overwrite}}.dump(),
+              "application/json")
+        ->status;
+  };
+  CHECK(save("experiments/mine.toml", false) == 201);
+  CHECK(save("experiments/mine.toml", false) == 409);
+  CHECK(save("experiments/mine.toml", true) == 201);
+  CHECK(save("../mine.toml", false) == 409);
+  CHECK(save("experiments/../../mine.toml", false) == 409);
+  CHECK(save("runs/mine.toml", false) == 409);
+  CHECK(client.Get("/api/experiment?path=experiments/mine.toml")->body == template_text);
+  CHECK(client.Get("/api/experiment?path=../../etc/passwd")->status == 403);
+  const Json form =
+      Json::parse(client
+                      .Post("/api/settings", R"({"experiment": "experiments/mine.toml", "set": ["train.epochs=7"]})",
+                            "application/json")
+                      ->body);
+  CHECK(form["valid"] == true);
+  std::map<std::string, Json> fields;
+  for (const auto& f : form["settings"]) fields[f["key"]] = f;
+  CHECK(fields["train.epochs"]["value"] == 7);
+  CHECK(fields["train.epochs"]["min"] == 1);
+  CHECK(fields["train.optimizer"]["choices"].size() == 3);
+  CHECK(fields.count("models.mlp.layers") == 1);
+  CHECK(fields.count("label.ndpi.tcp_max_packets") == 1);
+
   // A run: started, followed, stopped after its second epoch.
   const Json start = {{"experiment", "experiments/quickstart.toml"},
                       {"set",
@@ -196,8 +232,9 @@ TEST_CASE("the web API starts a run, streams its events, stops and resumes it, a
 
   // Live: the model on lo; the requests a thread keeps making are TCP flows, each decided at its
   // teardown and streamed while the capture goes on; then stopped from the API.
-  CHECK(client.Post("/api/predictions", Json{{"run", id}, {"interface", "nosuch0"}}.dump(), "application/json")->status ==
-        422);
+  CHECK(
+      client.Post("/api/predictions", Json{{"run", id}, {"interface", "nosuch0"}}.dump(), "application/json")->status ==
+      422);
   auto live = client.Post("/api/predictions", Json{{"run", id}, {"interface", "lo"}, {"idle_timeout", 1}}.dump(),
                           "application/json");
   REQUIRE(live->status == 201);

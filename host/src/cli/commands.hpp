@@ -51,12 +51,12 @@ int cmd_apps(const GlobalOptions& global, const std::string& db, const std::stri
 struct PredictRequest {
   std::string model_dir;
   std::vector<std::string> paths;
-  std::string interface;       // instead of paths: a live interface
-  std::uint64_t count = 0;     // live: stop after this many packets
-  double duration = 0;         // live: stop after this many seconds
-  std::string format = "csv";  // "json" (one array at the end) or "jsonl" (an object per row)
-  std::string level = "flow";  // or "packet" (one row per sample)
-  bool flush = false;          // stdout flushed after every row
+  std::string interface;               // instead of paths: a live interface
+  std::uint64_t count = 0;             // live: stop after this many packets
+  double duration = 0;                 // live: stop after this many seconds
+  std::string format = "csv";          // "json" (one array at the end) or "jsonl" (an object per row)
+  std::string level = "flow";          // or "packet" (one row per sample)
+  bool flush = false;                  // stdout flushed after every row
   std::optional<double> idle_timeout;  // live: a flow silent this long is decided
 };
 int cmd_predict(const GlobalOptions& global, const PredictRequest& request);

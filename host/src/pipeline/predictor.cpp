@@ -36,7 +36,7 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
     return {this};
   }
   void labelled(const FlowRecord& flow, const std::optional<std::string>&) override {
-    if (live_) return;  // decided as it ended (on_flow)
+    if (live_) return;         // decided as it ended (on_flow)
     if (!decided_) predict();  // every sample of the input has its probabilities before flows are decided
     decided_ = true;
     if (out_.per_packet()) return;

@@ -21,8 +21,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const char* const csv_columns[] = {"t",          "protocol", "src_ip", "src_port",   "dst_ip",    "dst_port",
-                                   "packets",    "bytes",    "ndpi_label", "class", "confidence", "abstains"};
+const char* const csv_columns[] = {"t",       "protocol", "src_ip",     "src_port", "dst_ip",     "dst_port",
+                                   "packets", "bytes",    "ndpi_label", "class",    "confidence", "abstains"};
 
 std::string csv_cell(const Json& v) {
   if (v.is_string()) {
@@ -138,8 +138,7 @@ std::string LivePredictions::start(const LivePredictRequest& request) {
     std::lock_guard lock(mutex_);
     std::size_t running = 0;
     for (const auto& [id, job] : jobs_) running += job->running() ? 1 : 0;
-    if (running >= max_running)
-      throw Error(fmt::format("{} live predictions are running: stop one first", running));
+    if (running >= max_running) throw Error(fmt::format("{} live predictions are running: stop one first", running));
   }
   auto job = std::make_shared<Job>();
   job->request = request;
@@ -168,8 +167,9 @@ std::string LivePredictions::start(const LivePredictRequest& request) {
   // destroyed in its own thread.
   job->thread = std::thread([this, j = job.get(), model] {
     try {
-      auto result = predict_captures(*model, live_source(registry_, j->request.interface, 0, j->request.duration),
-                                     registry_, j->log, *j, PredictOptions{j->request.interface, j->request.idle_timeout});
+      auto result =
+          predict_captures(*model, live_source(registry_, j->request.interface, 0, j->request.duration), registry_,
+                           j->log, *j, PredictOptions{j->request.interface, j->request.idle_timeout});
       j->end("done", "", result.capture.packets);
     } catch (const std::exception& e) {
       j->end("failed", e.what(), 0);

@@ -5,12 +5,12 @@
 #include <httplib.h>
 #include <random>
 
-#include "config/compose.hpp"
 #include "config/experiment.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "serve/compare_api.hpp"
 #include "serve/data_api.hpp"
 #include "serve/event_stream.hpp"
+#include "serve/experiment_api.hpp"
 #include "serve/live_predict.hpp"
 #include "serve/predict_api.hpp"
 #include "serve/run_board.hpp"
@@ -61,18 +61,6 @@ std::vector<std::string> overrides_of(const Json& body) {
   if (body.contains("set") && body["set"].is_array())
     for (const auto& s : body["set"])
       if (s.is_string()) out.push_back(s.get<std::string>());
-  return out;
-}
-
-Json diagnostics_json(const Diagnostics& diagnostics) {
-  Json out = Json::array();
-  for (const auto& d : diagnostics.sorted())
-    out.push_back({{"file", d.file},
-                   {"line", d.line},
-                   {"column", d.column},
-                   {"key", d.key_path},
-                   {"message", d.message},
-                   {"warning", d.warning}});
   return out;
 }
 
@@ -136,7 +124,7 @@ void Server::listen() {
   impl_->http.listen_after_bind();
   impl_->live.reset();     // ends the live captures
   impl_->studies.reset();  // stops the studies it started, resumable
-  impl_->board.reset();  // stops the runs it started, resumable, and waits for them
+  impl_->board.reset();    // stops the runs it started, resumable, and waits for them
 }
 
 void Server::stop() {
@@ -217,7 +205,8 @@ void Server::Impl::routes() {
       fail(res, 422, e.what());
     }
   });
-  http.Get("/api/datasets", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, datasets(workspace)); });
+  http.Get("/api/datasets",
+           [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, datasets(workspace)); });
   run_routes();
   experiment_routes();
   predict_routes();
@@ -230,7 +219,8 @@ void Server::Impl::run_routes() {
   http.Get(R"(/api/runs/(.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
     const auto dir = board->folder(req.matches[1]);
     if (!dir) return fail(res, 404, "no such run");
-    stream_events(req, res, *dir, [this, id = req.matches[1].str()] { return board->running(id); }, stopping);
+    stream_events(
+        req, res, *dir, [this, id = req.matches[1].str()] { return board->running(id); }, stopping);
   });
   http.Get(R"(/api/runs/(.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
     const auto dir = board->folder(req.matches[1]);
@@ -277,30 +267,49 @@ void Server::Impl::experiment_routes() {
     std::sort(out.begin(), out.end());
     reply(res, 200, out);
   });
-  // Checks an experiment file, or the text given for it (as typed in the page), with overrides.
-  http.Post("/api/validate", [this](const httplib::Request& req, httplib::Response& res) {
+  http.Get("/api/shipped",
+           [](const httplib::Request&, httplib::Response& res) { reply(res, 200, shipped_experiments()); });
+  // An experiment file's text (GET ?path=), or the page's text saved (POST {path, text, overwrite}).
+  http.Get("/api/experiment", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto file = workspace_file(req.get_param_value("path"));
+    if (!file) return fail(res, 403, "path: a file inside the workspace, by its relative path");
+    std::ifstream in(*file);
+    if (!in || !fs::is_regular_file(*file)) return fail(res, 404, "no such experiment file");
+    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/plain; charset=utf-8");
+  });
+  http.Post("/api/experiment", [this](const httplib::Request& req, httplib::Response& res) {
     const auto body = body_of(req, res);
     if (!body) return;
-    const auto file = workspace_file(body->value("experiment", ""));
-    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
-    Diagnostics diagnostics;
-    diagnostics.set_default_file(file->string());
-    bool valid = false;
+    if (!(*body)["text"].is_string()) return fail(res, 400, "text: the experiment's TOML");
     try {
-      if (body->contains("text") && (*body)["text"].is_string()) {
-        // The page's text in place of the file (relative paths in it still from the file's folder).
-        const std::string text = (*body)["text"];
-        CompositionRequest request{*file, overrides_of(*body), "", Json(), nullptr, &text};
-        auto composed = compose_experiment(request, diagnostics);
-        valid = composed && check_experiment(*composed, request, registry, diagnostics).has_value();
-      } else {
-        valid = load_experiment(*file, overrides_of(*body), registry, diagnostics).has_value();
-      }
+      save_experiment(workspace, body->value("path", ""), (*body)["text"].get<std::string>(),
+                      body->value("overwrite", false));
+      reply(res, 201, {{"path", body->value("path", "")}});
     } catch (const Error& e) {
-      return fail(res, 404, e.what());
+      fail(res, 409, e.what());
     }
-    reply(res, 200, {{"valid", valid}, {"diagnostics", diagnostics_json(diagnostics)}});
   });
+  // Checks an experiment file, or the text given for it (as typed in the page), with overrides;
+  // POST /api/settings also lists what a form can set in it.
+  for (const char* route : {"/api/validate", "/api/settings"}) {
+    const bool settings = std::string(route) == "/api/settings";
+    http.Post(route, [this, settings](const httplib::Request& req, httplib::Response& res) {
+      const auto body = body_of(req, res);
+      if (!body) return;
+      const auto file = workspace_file(body->value("experiment", ""));
+      if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
+      ExperimentDraft draft{*file, std::nullopt, overrides_of(*body)};
+      if (body->contains("text") && (*body)["text"].is_string()) draft.text = (*body)["text"].get<std::string>();
+      try {
+        const CheckedDraft checked = check_draft(draft, registry);
+        Json out = {{"valid", checked.valid}, {"diagnostics", checked.diagnostics}};
+        if (settings) out["settings"] = checked.experiment ? experiment_settings(*checked.experiment) : Json::array();
+        reply(res, 200, out);
+      } catch (const Error& e) {
+        fail(res, 404, e.what());
+      }
+    });
+  }
 }
 
 void Server::Impl::predict_routes() {
@@ -324,7 +333,8 @@ void Server::Impl::predict_routes() {
 void Server::Impl::live_routes() {
   http.Get("/api/interfaces",
            [](const httplib::Request&, httplib::Response& res) { reply(res, 200, network_interfaces()); });
-  http.Get("/api/predictions", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, live->list()); });
+  http.Get("/api/predictions",
+           [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, live->list()); });
   http.Post("/api/predictions", [this](const httplib::Request& req, httplib::Response& res) {
     const auto body = body_of(req, res);
     if (!body) return;
@@ -373,11 +383,13 @@ void Server::Impl::live_routes() {
 // Tuning studies: listed, described trial by trial, started as `trafficid tune` processes, stopped,
 // resumed; their events streamed; their best configuration run.
 void Server::Impl::study_routes() {
-  http.Get("/api/studies", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, studies->list()); });
+  http.Get("/api/studies",
+           [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, studies->list()); });
   http.Get(R"(/api/(studies/.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
     const auto dir = studies->folder(req.matches[1]);
     if (!dir) return fail(res, 404, "no such study");
-    stream_events(req, res, *dir, [this, id = req.matches[1].str()] { return studies->running(id); }, stopping);
+    stream_events(
+        req, res, *dir, [this, id = req.matches[1].str()] { return studies->running(id); }, stopping);
   });
   http.Get(R"(/api/(studies/.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
     const auto dir = studies->folder(req.matches[1]);

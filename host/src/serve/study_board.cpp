@@ -36,9 +36,15 @@ bool trial_alive(const fs::path& dir) {
 Json trial_json(const TrialRecord& t) {
   Json reports = Json::array();
   for (const auto& [epoch, value] : t.reports) reports.push_back({epoch, value});
-  return {{"id", t.id},         {"status", t.status},   {"assignment", t.assignment}, {"attempts", t.attempts},
-          {"reports", reports}, {"value", t.value ? Json(*t.value) : Json()}, {"seconds", t.seconds},
-          {"worker", t.worker}, {"error", t.error}};
+  return {{"id", t.id},
+          {"status", t.status},
+          {"assignment", t.assignment},
+          {"attempts", t.attempts},
+          {"reports", reports},
+          {"value", t.value ? Json(*t.value) : Json()},
+          {"seconds", t.seconds},
+          {"worker", t.worker},
+          {"error", t.error}};
 }
 
 }  // namespace
@@ -172,10 +178,9 @@ std::string StudyBoard::start(const fs::path& experiment, const std::vector<std:
   if (fs::exists(dir)) throw Error(fmt::format("{} exists: start it again in a second", id));
   fs::create_directories(dir);
   // What resume runs again.
-  write_file_atomically(dir / "serve.json",
-                        Json{{"experiment", fs::relative(experiment, workspace_).generic_string()}, {"set", overrides}}
-                                .dump(2) +
-                            "\n");
+  write_file_atomically(
+      dir / "serve.json",
+      Json{{"experiment", fs::relative(experiment, workspace_).generic_string()}, {"set", overrides}}.dump(2) + "\n");
   return launch(dir, experiment, overrides);
 }
 

@@ -65,31 +65,132 @@ async function showRuns() {
 }
 
 // --- New run ----------------------------------------------------------------------------------
+// An experiment in an editor checked as it is typed (diagnostics at their lines), a form of the
+// settings its sections and plugins declare (each change an override line), Save, Start.
+const tomlValue = (field, input) => {
+  if (field.type === "bool") return input.checked ? "true" : "false";
+  if (field.type === "int" || field.type === "float") return input.value;
+  if (field.type.endsWith("list")) return input.value;
+  return JSON.stringify(input.value);
+};
+
+function settingsForm(settings, overrides, changed) {
+  const groups = {};
+  for (const f of settings) (groups[f.section] = groups[f.section] || []).push(f);
+  const setLine = (key, value) => {  // the override line of `key`: replaced, added, or (null) removed
+    const lines = overrides.value.split("\n").filter((l) => l.trim() && !l.trim().startsWith(key + "="));
+    if (value !== null) lines.push(`${key}=${value}`);
+    overrides.value = lines.join("\n");
+    changed();
+  };
+  return el("div", {id: "settings"}, ...Object.entries(groups).map(([section, fields], i) => el("details", i === 0 ? {class: "group", open: ""} : {class: "group"},
+    el("summary", {}, section), el("table", {}, ...fields.map((f) => {
+      let input;
+      const current = f.value;
+      if (f.choices) input = el("select", {}, ...f.choices.map((c) => el("option", {value: c}, c)));
+      else if (f.type === "bool") input = el("input", {type: "checkbox"});
+      else if (f.type === "int" || f.type === "float") {
+        input = el("input", {type: "number", step: f.type === "int" ? 1 : "any"});
+        if (f.min !== undefined) input.min = f.min;
+        if (f.max !== undefined) input.max = f.max;
+      } else input = el("input", {type: "text", size: 24});
+      input.name = f.key;
+      input.className = "setting";
+      if (f.type === "bool") input.checked = !!current;
+      else input.value = current === null || current === undefined ? "" : (typeof current === "object" ? JSON.stringify(current) : current);
+      const initial = f.type === "bool" ? String(!!current) : input.value;
+      input.addEventListener("change", () => {
+        const now = f.type === "bool" ? String(input.checked) : input.value;
+        setLine(f.key, now === initial ? null : tomlValue(f, input));
+      });
+      const range = f.min !== undefined || f.max !== undefined ? ` [${f.min ?? "…"}, ${f.max ?? "…"}]` : "";
+      return el("tr", {}, el("td", {}, el("code", {}, f.key)), el("td", {}, input), el("td", {}, el("small", {}, `${f.help}${range}`)));
+    })))));
+}
+
 async function showNew() {
-  const experiments = await api("experiments");
-  const select = el("select", {id: "experiment"}, ...experiments.map((e) => el("option", {value: e}, e)));
-  const overrides = el("textarea", {id: "overrides", placeholder: "one --set per line, e.g. train.epochs=3"});
+  const [experiments, shipped] = await Promise.all([api("experiments"), api("shipped")]);
+  const select = el("select", {id: "experiment"}, el("option", {value: ""}, "(pick one)"), ...experiments.map((e) => el("option", {value: e}, e)));
+  const template = el("select", {id: "shipped"}, el("option", {value: ""}, "(or start from a shipped one)"), ...shipped.map((e) => el("option", {value: e.url}, e.name)));
+  const path = el("input", {id: "path", type: "text", size: 40, placeholder: "experiments/NAME.toml"});
+  const editor = el("textarea", {id: "editor", spellcheck: "false", wrap: "off"});
+  const gutter = el("pre", {id: "gutter"});
+  const overrides = el("textarea", {id: "overrides", placeholder: "one --set per line, e.g. train.epochs=3 (the form below writes them too)"});
   const diagnostics = el("ul", {class: "diagnostics", id: "diagnostics"});
-  const sets = () => overrides.value.split("\n").map((s) => s.trim()).filter((s) => s);
-  const validate = async () => {
-    const r = await api("validate", {experiment: select.value, set: sets()});
+  const form = el("div", {id: "form"});
+  let opened = "", saved = "", timer = null, formFor = null;
+  const sets = () => overrides.value.split("\n").map((x) => x.trim()).filter((x) => x);
+  const draw = (bad = {}) => {
+    const n = editor.value.split("\n").length;
+    gutter.replaceChildren(...Array.from({length: n}, (_, i) => el("span", {class: bad[i + 1] || ""}, `${i + 1}`)));
+    gutter.scrollTop = editor.scrollTop;
+  };
+  editor.addEventListener("scroll", () => { gutter.scrollTop = editor.scrollTop; });
+  const check = async () => {
+    clearTimeout(timer);
+    if (!path.value) return false;
+    const r = await api("validate", {experiment: path.value, text: editor.value, set: sets()});
+    const bad = {};
+    for (const d of r.diagnostics) if (d.line && d.file.endsWith(path.value.split("/").pop())) bad[d.line] = d.warning ? "warning" : "error";
+    draw(bad);
     diagnostics.replaceChildren(...(r.valid && !r.diagnostics.length ? [el("li", {}, "valid")] : []),
-      ...r.diagnostics.map((d) => el("li", {class: d.warning ? "warning" : "error"}, `${d.line}:${d.column} ${d.key}: ${d.message}`)));
+      ...r.diagnostics.map((d) => el("li", {class: d.warning ? "warning" : "error", onclick: () => goTo(d.line)},
+        `${d.line}:${d.column} ${d.key}${d.key ? ": " : ""}${d.message}`)));
+    if (r.valid && formFor !== path.value + editor.value) buildForm();
     return r.valid;
+  };
+  const later = () => { clearTimeout(timer); timer = setTimeout(check, 400); };
+  const goTo = (line) => {
+    const at = editor.value.split("\n").slice(0, line - 1).join("\n").length + (line > 1 ? 1 : 0);
+    editor.focus(); editor.setSelectionRange(at, at);
+  };
+  const buildForm = async () => {
+    formFor = path.value + editor.value;
+    const r = await api("settings", {experiment: path.value, text: editor.value});
+    form.replaceChildren(...(r.settings.length ? [el("h2", {}, "Settings"), el("p", {}, el("small", {}, "From the schemas of its sections and plugins; a change becomes an override line.")), settingsForm(r.settings, overrides, later)] : []));
+  };
+  const load = (text, file, existing) => {
+    editor.value = text; path.value = file; opened = existing ? file : ""; saved = existing ? text : null;
+    overrides.value = ""; formFor = null; draw(); check();
+  };
+  select.addEventListener("change", async () => {
+    if (!select.value) return;
+    const response = await fetch("/api/experiment?path=" + encodeURIComponent(select.value));
+    load(await response.text(), select.value, true);
+  });
+  template.addEventListener("change", async () => {
+    if (!template.value) return;
+    const name = template.value.split("/").pop();
+    const taken = experiments.includes("experiments/" + name);
+    load(await (await fetch(template.value)).text(), "experiments/" + (taken ? name.replace(/\.toml$/, "-copy.toml") : name), false);
+  });
+  editor.addEventListener("input", () => { draw(); later(); });
+  overrides.addEventListener("input", later);
+  path.addEventListener("change", later);
+  const save = async () => {
+    await api("experiment", {path: path.value, text: editor.value, overwrite: path.value === opened});
+    opened = path.value; saved = editor.value;
+    if (!experiments.includes(path.value)) { experiments.push(path.value); select.append(el("option", {value: path.value}, path.value)); }
+    select.value = path.value;
   };
   const start = async (what) => {
     try {
-      const r = await api(what, {experiment: select.value, set: sets()});
+      if (saved !== editor.value || opened !== path.value) await save();
+      const r = await api(what, {experiment: path.value, set: sets()});
       location.hash = (what === "runs" ? "#/run/" : "#/study/") + r.id;
     } catch (e) {
       diagnostics.replaceChildren(el("li", {class: "error"}, e.message));
     }
   };
-  view.replaceChildren(el("h1", {}, "New run"), el("p", {}, "Experiment ", select),
+  view.replaceChildren(el("h1", {}, "New run"),
+    el("p", {}, "Experiment ", select, " ", template),
+    el("p", {}, "File ", path, " ", el("button", {id: "save", onclick: () => save().then(() => diagnostics.prepend(el("li", {}, `saved ${path.value}`))).catch((e) => diagnostics.replaceChildren(el("li", {class: "error"}, e.message)))}, "Save")),
+    el("div", {class: "editor"}, gutter, editor), diagnostics,
     el("p", {}, "Overrides", el("br"), overrides),
-    el("p", {}, el("button", {id: "validate", onclick: validate}, "Validate"), el("button", {id: "start", onclick: () => start("runs")}, "Start"),
+    el("p", {}, el("button", {id: "validate", onclick: check}, "Validate"), el("button", {id: "start", onclick: () => start("runs")}, "Start"),
       el("button", {id: "start-study", onclick: () => start("studies"), title: "tune the experiment's [tune] space"}, "Start study")),
-    diagnostics);
+    form);
+  draw();
 }
 
 // --- A run, live ------------------------------------------------------------------------------
