@@ -313,7 +313,10 @@ async function showCompare(ids) {
         el("td", {class: "headline"}, headlineText({what: r.headline_what, macro_f1: r.headline_macro_f1,
           interval: r.interval_low === null ? null : {low: r.interval_low, high: r.interval_high}})),
         el("td", {}, fixed(r.test_per_flow_macro_f1)), el("td", {}, fixed(r.validation_per_flow_macro_f1)),
-        el("td", {}, r.parameters), el("td", {}, r.training_seconds.toFixed(1))))));
+        el("td", {}, r.parameters), el("td", {}, r.training_seconds.toFixed(1))))),
+    // What `trafficid report` shows of them: what differs in their configurations, validation
+    // curves, per-class F1 (the same page, drawn by the report's code).
+    el("iframe", {id: "comparison-page", src: "/api/compare?format=html&" + query, title: "comparison"}));
 }
 
 // --- Predict ----------------------------------------------------------------------------------
