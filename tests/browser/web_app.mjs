@@ -123,7 +123,7 @@ try {
   await page.waitForSelector("#compared tr.compared");
   const best = await page.$$eval("#compared tr.compared td:nth-child(2)", (cells) => cells.map((c) => c.textContent));
   if (!best.some((c) => c.endsWith("(best)"))) throw new Error(`no best model in the comparison: ${best}`);
-  await page.frameLocator("#comparison-page").locator("text=What differs").waitFor();
+  await page.frameLocator("#comparison-page").locator("h2:text('What differs')").waitFor();
   await shot(page, "9-compare");
   step(`compare: ${best.join(", ")}`);
 
