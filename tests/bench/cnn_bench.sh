@@ -4,6 +4,9 @@
 # trainer, predict_proba) and in Python PyTorch (../shared/bench/cnn_torch.py, the same layers
 # on the same Debian LibTorch 1.13 and OpenBLAS), side by side in one run, batch 128 of random
 # 1500-byte vectors, 17 classes. Best of 3 each; ratio = trafficid samples/s / Python samples/s.
+# Python also runs with trafficid's settings (GLIBC_TUNABLES: malloc blocks up to 1 GiB from the
+# heap, 256 MiB kept, as runtime/allocator.hpp sets; OPENBLAS_NUM_THREADS=1, as the torch SDK sets),
+# and trafficid with glibc's malloc defaults (TRAFFICID_MALLOC=default): what each setting accounts for.
 # usage: tests/bench/cnn_bench.sh [BUILD_DIR] [BENCH_DIR] [THREADS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -11,7 +14,11 @@ build=${1:-$root/build} bench=${2:-$root/../shared/bench} threads=${3:-2}
 /usr/bin/python3 -c "import torch" 2> /dev/null \
   || { echo "the Python peer needs Debian's PyTorch: apt-get install python3-torch" >&2; exit 1; }
 ours() { "$build/bin/model_bench" "$build/lib/trafficid/plugins" cnn "$threads" 128 4; }
+ours_glibc() { TRAFFICID_MALLOC=default ours; }
 theirs() { /usr/bin/python3 "$bench/cnn_torch.py" "$threads"; }
+theirs_tuned() {
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=268435456 OPENBLAS_NUM_THREADS=1 theirs
+}
 best() {  # command: the best train and inference samples/s of 3 runs, and the last line
   local bt=0 bi=0 line
   for _ in 1 2 3; do
@@ -21,9 +28,16 @@ best() {  # command: the best train and inference samples/s of 3 runs, and the l
   done
   echo "$bt $bi $line"
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 read -r ot oi oline < <(best ours)
 read -r pt pi pline < <(best theirs)
-echo "trafficid cnn plugin: $oline"
-echo "Python PyTorch peer:  $pline"
-printf "best of 3, %s threads: training %.1f vs %.1f samples/s (ratio %.2f), inference %.1f vs %.1f samples/s (ratio %.2f)\n" \
-  "$threads" "$ot" "$pt" "$(awk -v a="$ot" -v b="$pt" 'BEGIN {print a / b}')" "$oi" "$pi" "$(awk -v a="$oi" -v b="$pi" 'BEGIN {print a / b}')"
+read -r gt gi gline < <(best ours_glibc)
+read -r qt qi qline < <(best theirs_tuned)
+echo "trafficid cnn plugin:                       $oline"
+echo "Python PyTorch peer:                        $pline"
+echo "trafficid with glibc's malloc defaults:     $gline"
+echo "Python PyTorch with trafficid's settings:   $qline"
+printf "best of 3, %s threads: training %.1f vs %.1f samples/s (ratio %s), inference %.1f vs %.1f samples/s (ratio %s)\n" \
+  "$threads" "$ot" "$pt" "$(ratio "$ot" "$pt")" "$oi" "$pi" "$(ratio "$oi" "$pi")"
+printf "same settings on both sides: training ratio %s; trafficid with glibc's malloc against Python as is: %s; inference %s, %s\n" \
+  "$(ratio "$ot" "$qt")" "$(ratio "$gt" "$pt")" "$(ratio "$oi" "$qi")" "$(ratio "$gi" "$pi")"

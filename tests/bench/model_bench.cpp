@@ -8,6 +8,7 @@
 #include <string>
 #include <unistd.h>
 
+#include "runtime/allocator.hpp"
 #include "runtime/host_log.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "config/schema_check.hpp"
@@ -64,6 +65,7 @@ struct LastEpoch final : TrainingObserver {
 }  // namespace
 
 int main(int argc, char** argv) {
+  host::tune_allocator();  // as trafficid does
   if (argc < 4) {
     std::fprintf(stderr, "usage: model_bench PLUGIN_DIR MODEL THREADS [BATCH] [STEPS]\n");
     return 2;

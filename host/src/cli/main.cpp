@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "runtime/allocator.hpp"
 #include "store/hashing.hpp"
 #include "trafficid/error.hpp"
 
@@ -282,6 +283,7 @@ void add_label(CLI::App& app, Commands& commands, const GlobalOptions& global) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  trafficid::host::tune_allocator();
   initialise_crypto();
   CLI::App app{
       "trafficid: identify network traffic with deep learning.\n"

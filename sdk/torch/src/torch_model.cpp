@@ -2,6 +2,8 @@
 #include "trafficid/torch_model.hpp"
 
 #include <chrono>
+#include <dlfcn.h>
+#include <mutex>
 #include <cstdio>
 #include <fmt/format.h>
 #include <fstream>
@@ -65,6 +67,20 @@ ModelInfo TorchModel::info() const {
 }
 
 namespace {
+
+// LibTorch runs each operator over its own threads (OpenMP); Debian's libtorch also calls OpenBLAS,
+// whose own pool (a thread per core) then runs beside them, its idle workers spinning in
+// sched_yield: two pools on the same cores. OpenBLAS is kept to the calling thread, and the
+// parallelism is LibTorch's (train.threads): 1.9x the paper CNN's training samples/s on this
+// 2-core machine (tests/bench/cnn_bench.sh). Looked up at run time: no link to OpenBLAS, and
+// nothing to do with another BLAS.
+void single_threaded_blas() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    using SetThreads = void (*)(int);
+    if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+  });
+}
 
 // [train] as the trainer uses it: the SDK's typed settings (defaults declared there, once) and
 // the seed this model was built with (ModelInput::seed: train.seed, or the experiment's; not the
@@ -143,6 +159,7 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
   const auto threads =
       s.threads > 0 ? s.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(static_cast<int>(threads));
+  single_threaded_blas();
   auto& net = *st.module.ptr();
   net.to(st.device);
   if (train.rows() == 0) throw Error(fmt::format("model {}: the training split is empty", st.name));
@@ -321,6 +338,7 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
 }
 
 std::vector<float> TorchModel::predict_proba(const FeatureBatch& batch) {
+  single_threaded_blas();
   auto& st = *state_;
   torch::NoGradGuard no_grad;
   st.module.ptr()->eval();
