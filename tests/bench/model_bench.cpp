@@ -65,7 +65,7 @@ struct LastEpoch final : TrainingObserver {
 }  // namespace
 
 int main(int argc, char** argv) {
-  host::tune_allocator();  // as trafficid does
+  host::tune_allocator(argv);  // as trafficid does
   if (argc < 4) {
     std::fprintf(stderr, "usage: model_bench PLUGIN_DIR MODEL THREADS [BATCH] [STEPS]\n");
     return 2;

@@ -283,7 +283,7 @@ void add_label(CLI::App& app, Commands& commands, const GlobalOptions& global) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  trafficid::host::tune_allocator();
+  trafficid::host::tune_allocator(argv);
   initialise_crypto();
   CLI::App app{
       "trafficid: identify network traffic with deep learning.\n"

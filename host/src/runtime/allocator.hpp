@@ -1,15 +1,21 @@
-// The process's memory allocator, set once at start for tensors (trafficid and the benchmarks).
+// The process's memory allocator, set once at start (trafficid and the benchmarks).
 #pragma once
 
 namespace trafficid::host {
 
-// glibc's malloc serves every block above its mmap threshold (dynamic, at most 32 MiB) with a
-// fresh mmap and returns it with munmap on free. A training step of the paper's CNN (10.1 M
-// parameters, batch 128) allocates and frees blocks of 24-40 MB (activations, the optimizer's
-// temporaries) every step, so every step page-faulted them in anew: 70% of its time was the
-// kernel's. Blocks up to 1 GiB now come from the heap, and up to 256 MiB freed at its top is kept
-// for the next step: 4.5x the training and 5.5x the inference samples/s measured here
-// (tests/bench/cnn_bench.sh). TRAFFICID_MALLOC=default leaves glibc's defaults (to measure them).
-void tune_allocator();
+// Called first thing in main(). Two settings of glibc's malloc:
+// - Blocks up to 1 GiB come from the heap, and up to 256 MiB freed at its top is kept. glibc
+//   served every block above its mmap threshold (dynamic, at most 32 MiB) with a fresh mmap and
+//   returned it with munmap on free; a training step of the paper's CNN (10.1 M parameters, batch
+//   128) allocates and frees blocks of 24-40 MB every step, so every step page-faulted them in
+//   anew: 70% of its time was the kernel's. 5.4x the training samples/s (tests/bench/cnn_bench.sh).
+// - The heap in transparent huge pages (the tunable glibc.malloc.hugetlb=1: one fault per 2 MiB
+//   instead of per 4 KiB), for the labelling of captures of many new flows, whose records and
+//   nDPI state fill the heap page by page: `trafficid label` 1.3-1.5x faster (label_bench.sh,
+//   DISTINCT=1). A tunable is read when a process starts, so the process executes itself again
+//   once, with GLIBC_TUNABLES extended (and TRAFFICID_MALLOC_SET=1, so it does so only once; an
+//   executable run with file capabilities ignores tunables, and goes on without).
+// TRAFFICID_MALLOC=default leaves glibc's defaults (to measure them).
+void tune_allocator(char** argv);
 
 }  // namespace trafficid::host
