@@ -24,12 +24,13 @@ case "$name" in
     flags+=(-I"$src/host/src") libs=(-lfmt) ;;
   experiment_loader)
     sources=("$src/host/src/config/experiment.cpp" "$src/host/src/config/compose.cpp" "$src/host/src/config/check_capture_label.cpp" "$src/host/src/config/check_training.cpp" "$src/host/src/config/schema_check.cpp" "$src/host/src/config/diagnostics.cpp"
-             "$src/host/src/runtime/plugin_registry.cpp" "$src/host/src/labels/label_map.cpp" "$src/sdk/src/training.cpp"
+             "$src/host/src/runtime/plugin_registry.cpp" "$src/host/src/runtime/plugin_cache.cpp" "$src/sdk/src/files.cpp"
+             "$src/host/src/labels/label_map.cpp" "$src/sdk/src/training.cpp"
              "$src/sdk/src/plugin_types.cpp" "$src/sdk/src/search_space.cpp")
     # TOML++ 3.3.0 (Debian 12) asserts an assumption in parse_key that '[#' or '[\0' breaks; its
     # parser then reports the error (as the GCC release build, where the assertion is compiled
     # out, does). Its own assertions are off here so the fuzzer looks at trafficid's code.
-    flags+=(-I"$src/host/src" '-DTOML_ASSERT(expr)=static_cast<void>(0)') libs=(-lfmt -ldl -lboost_filesystem) ;;
+    flags+=(-I"$src/host/src" '-DTOML_ASSERT(expr)=static_cast<void>(0)' '-DTRAFFICID_VERSION="fuzz"') libs=(-lfmt -ldl -lboost_filesystem) ;;
   *) echo "unknown fuzz target '$name'" >&2; exit 2 ;;
 esac
 binary="$work/fuzz_$name"

@@ -2,8 +2,10 @@
 // keeps loading the others.
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 
 #include "runtime/host_log.hpp"
+#include "runtime/plugin_cache.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "test_support.hpp"
 #include "trafficid/capture.hpp"
@@ -149,4 +151,54 @@ TEST_CASE("plugin file names: trafficid_<kind>_<name>.so and nothing else", "[re
   CHECK_FALSE(plugin_file_name("trafficid_model_cnn.so.1"));
   CHECK_FALSE(plugin_file_name("trafficid_widget_x.so"));
   CHECK_FALSE(plugin_file_name("trafficid_model_.so"));
+}
+
+TEST_CASE("plugins the cache describes load their code only when an object of theirs is made", "[registry]") {
+  const fs::path dir = test_support::temp_dir("plugin-cache");
+  const fs::path plugins = dir / "plugins";
+  fs::create_directories(plugins);
+  for (const char* name : {"trafficid_capture_synth.so", "trafficid_labeler_ndpi.so", "trafficid_tuner_grid.so"})
+    fs::copy_file(fs::path(TRAFFICID_PLUGIN_DIR) / name, plugins / name);
+  ::setenv("TRAFFICID_PLUGIN_CACHE", (dir / "plugins.json").c_str(), 1);
+  PluginRegistry loaded, cached;
+  loaded.load_directories({plugins});  // loads each, describes it in the cache
+  REQUIRE(fs::exists(dir / "plugins.json"));
+  cached.load_directories({plugins});
+  REQUIRE(loaded.plugins().size() == 3);
+  REQUIRE(cached.plugins().size() == 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const PluginInfo& a = *loaded.plugins()[i];
+    const PluginInfo& b = *cached.plugins()[i];
+    CHECK(a.descriptor != nullptr);
+    CHECK(b.descriptor == nullptr);  // not loaded
+    CHECK(plugin_json(a, true) == plugin_json(b, true));
+    CHECK(encode_schema(a.schema) == encode_schema(b.schema));  // every field, not only what is shown
+  }
+  // Its first object loads it.
+  HostLog log;
+  const PluginInfo* synth = cached.find(PluginKind::capture, "synth");
+  REQUIRE(synth);
+  Json params = {{"seed", 3}, {"flows_per_app", 1}, {"apps", {"dns"}}, {"clients", 1}};
+  auto source = cached.create<CaptureSource>(*synth, params, log, "synth");
+  CHECK(synth->descriptor != nullptr);
+  PacketView packet;
+  int packets = 0;
+  while (source->next(packet)) ++packets;
+  CHECK(packets == 4);
+  // A file that changed is loaded again, not taken from the cache.
+  fs::last_write_time(plugins / "trafficid_tuner_grid.so",
+                      fs::last_write_time(plugins / "trafficid_tuner_grid.so") + std::chrono::seconds(5));
+  PluginRegistry after;
+  after.load_directories({plugins});
+  CHECK(after.find(PluginKind::tuner, "grid")->descriptor != nullptr);
+  CHECK(after.find(PluginKind::capture, "synth")->descriptor == nullptr);
+  // A cache that is not one is ignored.
+  std::ofstream(dir / "plugins.json") << "{not json";
+  PluginRegistry damaged;
+  damaged.load_directories({plugins});
+  CHECK(damaged.plugins().size() == 3);
+  CHECK(damaged.problems().empty());
+  ::unsetenv("TRAFFICID_PLUGIN_CACHE");
+  source.reset();
+  fs::remove_all(dir);
 }

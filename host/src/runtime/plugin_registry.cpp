@@ -5,7 +5,10 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <mutex>
 #include <regex>
+
+#include "runtime/plugin_cache.hpp"
 
 namespace trafficid::host {
 
@@ -67,6 +70,7 @@ std::vector<fs::path> plugin_search_path(const std::vector<std::string>& cli_pat
 }
 
 void PluginRegistry::load_directories(const std::vector<fs::path>& folders, bool model_plugins) {
+  PluginCache cache;
   for (const auto& folder : folders) {
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) {
@@ -82,8 +86,64 @@ void PluginRegistry::load_directories(const std::vector<fs::path>& folders, bool
           (model_plugins || !entry.path().filename().string().starts_with("trafficid_model_")))
         files.push_back(entry.path());
     std::sort(files.begin(), files.end());
-    for (const auto& file : files) load_file(file);
+    for (const auto& file : files) {
+      if (auto entry = cache.find(file)) {
+        add_cached(file, *entry);
+        continue;
+      }
+      const std::size_t before = plugins_.size();
+      load_file(file);
+      if (plugins_.size() == before) continue;  // a problem, recorded: never cached
+      const PluginInfo& p = *plugins_.back();
+      cache.put(file, {{"kind", static_cast<int>(p.kind)},
+                       {"name", p.name},
+                       {"version", p.version},
+                       {"description", p.description},
+                       {"primary_param", p.primary_param},
+                       {"schema", encode_schema(p.schema)}});
+    }
   }
+  cache.save();
+}
+
+void PluginRegistry::add_cached(const fs::path& file, const Json& entry) {
+  auto info = std::make_unique<PluginInfo>();
+  try {
+    info->file = file;
+    info->kind = static_cast<PluginKind>(entry.at("kind").get<int>());
+    info->name = entry.at("name").get<std::string>();
+    info->version = entry.at("version").get<std::string>();
+    info->description = entry.at("description").get<std::string>();
+    info->primary_param = entry.at("primary_param").get<std::string>();
+    info->schema = decode_schema(entry.at("schema"));
+  } catch (const std::exception&) {
+    load_file(file);  // an entry this host cannot read: the file itself says
+    return;
+  }
+  admit(std::move(info));
+}
+
+void PluginRegistry::open_library(const PluginInfo& info) const {
+  static std::mutex opening;
+  std::lock_guard lock(opening);
+  if (info.descriptor) return;
+  std::shared_ptr<boost::dll::shared_library> library;
+  const PluginDescriptor* d = nullptr;
+  try {
+    library = std::make_shared<boost::dll::shared_library>(
+        info.file.string(), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    d = library->get_alias<EntryPoint>("trafficid_plugin")();
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: cannot load: {}", info.label(), e.what()));
+  }
+  if (!d || d->abi_version != TRAFFICID_ABI_VERSION || d->kind != static_cast<std::uint32_t>(info.kind) || !d->name ||
+      info.name != d->name || !d->create)
+    throw Error(
+        fmt::format("{}: the file no longer holds the plugin it held when it was described; run the "
+                    "command again (it is then loaded afresh)",
+                    info.label()));
+  info.library = std::move(library);
+  info.descriptor = d;
 }
 
 void PluginRegistry::load_file(const fs::path& file) {
@@ -133,13 +193,25 @@ void PluginRegistry::load_file(const fs::path& file) {
   info->primary_param = d->primary_param ? d->primary_param : "";
   info->descriptor = d;
   info->library = library;
+  if (!d->schema || !d->create) {
+    fail(fmt::format("{}: its descriptor has no {} function", info->label(), d->schema ? "factory" : "schema"));
+    return;
+  }
+  try {
+    info->schema = d->schema();
+  } catch (const std::exception& e) {
+    fail(fmt::format("{}: its schema function failed: {}", info->label(), e.what()));
+    return;
+  }
+  admit(std::move(info));
+}
+
+void PluginRegistry::admit(std::unique_ptr<PluginInfo> info) {
+  const fs::path file = info->file;
+  auto fail = [&](std::string message) { problems_.push_back({file, std::move(message)}); };
   static const std::regex valid_name("[a-z][a-z0-9_]*");
   if (!std::regex_match(info->name, valid_name)) {
     fail(fmt::format("invalid plugin name '{}' (use lower case letters, digits and _)", info->name));
-    return;
-  }
-  if (!d->schema || !d->create) {
-    fail(fmt::format("{}: its descriptor has no {} function", info->label(), d->schema ? "factory" : "schema"));
     return;
   }
   if (const auto named = plugin_file_name(file.filename().string());
@@ -155,12 +227,6 @@ void PluginRegistry::load_file(const fs::path& file) {
         fmt::format("duplicate {} plugin '{}': also declared by {} (version {}); keeping that one, "
                     "ignoring this one (version {})",
                     to_string(info->kind), info->name, existing->file.string(), existing->version, info->version));
-    return;
-  }
-  try {
-    info->schema = d->schema();
-  } catch (const std::exception& e) {
-    fail(fmt::format("{}: its schema function failed: {}", info->label(), e.what()));
     return;
   }
   plugins_.push_back(std::move(info));
@@ -195,6 +261,7 @@ std::unique_ptr<Plugin> PluginRegistry::create_object(const PluginInfo& info, co
     for (const auto& spec : info.schema)
       if (!filled.contains(spec.name) && !spec.default_value.is_null()) filled[spec.name] = spec.default_value;
   PluginArgs args{filled, host, std::move(instance_name)};
+  if (!info.descriptor) open_library(info);
   std::unique_ptr<Plugin> object;
   try {
     object = info.descriptor->create(args);

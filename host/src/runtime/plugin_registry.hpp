@@ -23,8 +23,10 @@ struct PluginInfo {
   std::string description;
   std::string primary_param;
   Schema schema;
-  const PluginDescriptor* descriptor = nullptr;
-  std::shared_ptr<boost::dll::shared_library> library;
+  // Null while the plugin is known from the cache (runtime/plugin_cache.hpp) and its code not yet
+  // loaded: the registry loads it when the plugin's first object is made.
+  mutable const PluginDescriptor* descriptor = nullptr;
+  mutable std::shared_ptr<boost::dll::shared_library> library;
 
   std::string label() const;  // "capture plugin 'pcap' (/path/file.so)"
 };
@@ -76,12 +78,13 @@ class PluginHandle {
 
 class PluginRegistry {
  public:
-  // Loads every *.so in each folder (not recursively). Problems are recorded, never thrown:
-  // one bad plugin does not stop the others from loading. Without `model_plugins`, files named
-  // trafficid_model_*.so (as trafficid_add_plugin names them) are left alone: LibTorch, which they
-  // pull in, costs ~0.8 s and ~150 MB to load, which commands that never train should not pay.
+  // Finds every plugin file in each folder (not recursively). Problems are recorded, never thrown:
+  // one bad plugin does not stop the others from loading. A plugin the cache describes (its file
+  // unchanged) is not loaded until an object of it is made; the others are loaded and described
+  // in the cache. Without `model_plugins`, files named trafficid_model_*.so (as
+  // trafficid_add_plugin names them) are left alone.
   void load_directories(const std::vector<std::filesystem::path>& folders, bool model_plugins = true);
-  void load_file(const std::filesystem::path& file);
+  void load_file(const std::filesystem::path& file);  // loads its code now (no cache)
 
   const std::vector<LoadProblem>& problems() const { return problems_; }
   const std::vector<std::unique_ptr<PluginInfo>>& plugins() const { return plugins_; }
@@ -112,6 +115,10 @@ class PluginRegistry {
   }
 
  private:
+  // The checks every plugin passes, loaded or cached (its name, its file's name, no duplicate).
+  void admit(std::unique_ptr<PluginInfo> info);
+  void add_cached(const std::filesystem::path& file, const Json& entry);
+  void open_library(const PluginInfo& info) const;  // a cached plugin's code, on first use
   std::unique_ptr<Plugin> create_object(const PluginInfo& info, const Json& params, HostServices& host,
                                         std::string instance_name) const;
   std::vector<std::unique_ptr<PluginInfo>> plugins_;
