@@ -27,11 +27,7 @@ std::vector<std::string> FileTail::lines() {
   return out;
 }
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-std::uint64_t first_after(const httplib::Request& req) {
+std::uint64_t last_event_id(const httplib::Request& req) {
   const std::string given =
       req.has_header("Last-Event-ID") ? req.get_header_value("Last-Event-ID") : req.get_param_value("after");
   try {
@@ -40,6 +36,10 @@ std::uint64_t first_after(const httplib::Request& req) {
     return 0;
   }
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // Sends the new events after `last`; false when the client went away.
 bool send_new(FileTail& tail, std::uint64_t& last, httplib::DataSink& sink, bool& sent) {
@@ -62,7 +62,7 @@ void stream_events(const httplib::Request& req, httplib::Response& res, const fs
                    std::function<bool()> running, const std::atomic<bool>& stopping) {
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
-  const std::uint64_t after = first_after(req);
+  const std::uint64_t after = last_event_id(req);
   res.set_chunked_content_provider(
       "text/event-stream", [dir, running, after, &stopping](std::size_t, httplib::DataSink& sink) {
         FileTail tail(dir / "events.jsonl");

@@ -27,6 +27,9 @@ class FileTail {
   std::uint64_t offset_ = 0;
 };
 
+// The id a reconnecting client last had: `Last-Event-ID`, else `?after=`; 0 for none.
+std::uint64_t last_event_id(const httplib::Request& req);
+
 // `running` says whether the events may still grow (asked from the stream's thread).
 void stream_events(const httplib::Request& req, httplib::Response& res, const std::filesystem::path& dir,
                    std::function<bool()> running, const std::atomic<bool>& stopping);

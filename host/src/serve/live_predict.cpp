@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "pipeline/predictor.hpp"
+#include "serve/event_stream.hpp"
 #include "runtime/host_log.hpp"
 #include "train/trained_model.hpp"
 #include "trafficid/error.hpp"
@@ -227,13 +228,7 @@ bool LivePredictions::stream(const httplib::Request& req, httplib::Response& res
                              const std::atomic<bool>& stopping) const {
   auto job = find(id);
   if (!job) return false;
-  std::uint64_t after = 0;
-  try {
-    const std::string given =
-        req.has_header("Last-Event-ID") ? req.get_header_value("Last-Event-ID") : req.get_param_value("after");
-    after = given.empty() ? 0 : std::stoull(given);
-  } catch (const std::exception&) {
-  }
+  const std::uint64_t after = last_event_id(req);
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider("text/event-stream", [job, after, &stopping](std::size_t, httplib::DataSink& sink) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fstream>
+#include <functional>
 #include <httplib.h>
 #include <random>
 
@@ -62,6 +63,64 @@ std::vector<std::string> overrides_of(const Json& body) {
     for (const auto& s : body["set"])
       if (s.is_string()) out.push_back(s.get<std::string>());
   return out;
+}
+
+// DIR/NAME as the response, or a 404 saying `missing`.
+void send_file(httplib::Response& res, const std::optional<fs::path>& dir, const char* name, const char* type,
+               const char* missing) {
+  std::ifstream in(dir ? *dir / name : fs::path());
+  if (!dir || !in) return fail(res, 404, missing);
+  res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), type);
+}
+
+// What runs and studies share: GET `collection` lists them, POST `collection` starts one from an
+// experiment of the workspace; under `item` (a pattern whose group is the id) its events as a
+// stream, its report, stop, resume, then `more` (routes of its own), then its description (last:
+// its pattern matches every path under it). `Board` is a RunBoard or a StudyBoard.
+template <class Board>
+void lifecycle_routes(httplib::Server& http, const std::string& collection, const std::string& item, Board& board,
+                      const std::string& noun, const fs::path& workspace, const std::atomic<bool>& stopping,
+                      const std::function<void()>& more = {}) {
+  http.Get(collection, [&board](const httplib::Request&, httplib::Response& res) { reply(res, 200, board.list()); });
+  http.Post(collection, [&board, workspace](const httplib::Request& req, httplib::Response& res) {
+    const auto body = body_of(req, res);
+    if (!body) return;
+    const auto file = inside_workspace(workspace, body->value("experiment", ""));
+    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
+    if (!fs::is_regular_file(*file)) return fail(res, 404, "no such experiment file");
+    try {
+      reply(res, 201, {{"id", board.start(*file, overrides_of(*body))}});
+    } catch (const Error& e) {
+      fail(res, 422, e.what());
+    }
+  });
+  http.Get(item + "/events", [&board, noun, &stopping](const httplib::Request& req, httplib::Response& res) {
+    const auto dir = board.folder(req.matches[1]);
+    if (!dir) return fail(res, 404, "no such " + noun);
+    stream_events(
+        req, res, *dir, [&board, id = req.matches[1].str()] { return board.running(id); }, stopping);
+  });
+  http.Get(item + "/report", [&board, noun](const httplib::Request& req, httplib::Response& res) {
+    send_file(res, board.folder(req.matches[1]), "report.html", "text/html; charset=utf-8",
+              ("no report (yet) for this " + noun).c_str());
+  });
+  http.Post(item + "/stop", [&board, noun](const httplib::Request& req, httplib::Response& res) {
+    if (!board.stop(req.matches[1])) return fail(res, 409, "not a " + noun + " this server is running");
+    reply(res, 202, {{"id", req.matches[1]}, {"stopping", true}});
+  });
+  http.Post(item + "/resume", [&board](const httplib::Request& req, httplib::Response& res) {
+    try {
+      reply(res, 201, {{"id", board.resume(req.matches[1])}});
+    } catch (const Error& e) {
+      fail(res, 409, e.what());
+    }
+  });
+  if (more) more();
+  http.Get(item, [&board, noun](const httplib::Request& req, httplib::Response& res) {
+    auto d = board.describe(req.matches[1]);
+    if (!d) return fail(res, 404, "no such " + noun);
+    reply(res, 200, *d);
+  });
 }
 
 }  // namespace
@@ -215,47 +274,7 @@ void Server::Impl::routes() {
 }
 
 void Server::Impl::run_routes() {
-  http.Get("/api/runs", [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, board->list()); });
-  http.Get(R"(/api/runs/(.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto dir = board->folder(req.matches[1]);
-    if (!dir) return fail(res, 404, "no such run");
-    stream_events(
-        req, res, *dir, [this, id = req.matches[1].str()] { return board->running(id); }, stopping);
-  });
-  http.Get(R"(/api/runs/(.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto dir = board->folder(req.matches[1]);
-    std::ifstream in(dir ? *dir / "report.html" : fs::path());
-    if (!dir || !in) return fail(res, 404, "no report (yet) for this run");
-    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/html; charset=utf-8");
-  });
-  http.Post(R"(/api/runs/(.+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!board->stop(req.matches[1])) return fail(res, 409, "not a run this server is running");
-    reply(res, 202, {{"id", req.matches[1]}, {"stopping", true}});
-  });
-  http.Post(R"(/api/runs/(.+)/resume)", [this](const httplib::Request& req, httplib::Response& res) {
-    try {
-      reply(res, 201, {{"id", board->resume(req.matches[1])}});
-    } catch (const Error& e) {
-      fail(res, 409, e.what());
-    }
-  });
-  http.Get(R"(/api/runs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    auto d = board->describe(req.matches[1]);
-    if (!d) return fail(res, 404, "no such run");
-    reply(res, 200, *d);
-  });
-  http.Post("/api/runs", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto body = body_of(req, res);
-    if (!body) return;
-    const auto file = workspace_file(body->value("experiment", ""));
-    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
-    if (!fs::is_regular_file(*file)) return fail(res, 404, "no such experiment file");
-    try {
-      reply(res, 201, {{"id", board->start(*file, overrides_of(*body))}});
-    } catch (const Error& e) {
-      fail(res, 422, e.what());
-    }
-  });
+  lifecycle_routes(http, "/api/runs", R"(/api/runs/(.+))", *board, "run", workspace, stopping);
 }
 
 void Server::Impl::experiment_routes() {
@@ -383,64 +402,22 @@ void Server::Impl::live_routes() {
 // Tuning studies: listed, described trial by trial, started as `trafficid tune` processes, stopped,
 // resumed; their events streamed; their best configuration run.
 void Server::Impl::study_routes() {
-  http.Get("/api/studies",
-           [this](const httplib::Request&, httplib::Response& res) { reply(res, 200, studies->list()); });
-  http.Get(R"(/api/(studies/.+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto dir = studies->folder(req.matches[1]);
-    if (!dir) return fail(res, 404, "no such study");
-    stream_events(
-        req, res, *dir, [this, id = req.matches[1].str()] { return studies->running(id); }, stopping);
-  });
-  http.Get(R"(/api/(studies/.+)/report)", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto dir = studies->folder(req.matches[1]);
-    std::ifstream in(dir ? *dir / "report.html" : fs::path());
-    if (!dir || !in) return fail(res, 404, "no report (yet) for this study");
-    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/html; charset=utf-8");
-  });
-  http.Get(R"(/api/(studies/.+)/best.toml)", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto dir = studies->folder(req.matches[1]);
-    std::ifstream in(dir ? *dir / "best.toml" : fs::path());
-    if (!dir || !in) return fail(res, 404, "no best configuration (yet) for this study");
-    res.set_content(std::string(std::istreambuf_iterator<char>(in), {}), "text/plain; charset=utf-8");
-  });
-  http.Post(R"(/api/(studies/.+)/stop)", [this](const httplib::Request& req, httplib::Response& res) {
-    if (!studies->stop(req.matches[1])) return fail(res, 409, "not a study this server is running");
-    reply(res, 202, {{"id", req.matches[1]}, {"stopping", true}});
-  });
-  http.Post(R"(/api/(studies/.+)/resume)", [this](const httplib::Request& req, httplib::Response& res) {
-    try {
-      reply(res, 201, {{"id", studies->resume(req.matches[1])}});
-    } catch (const Error& e) {
-      fail(res, 409, e.what());
-    }
-  });
-  // A run of the study's best configuration (best.toml), like any run started here.
-  http.Post(R"(/api/(studies/.+)/run-best)", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto dir = studies->folder(req.matches[1]);
-    if (!dir) return fail(res, 404, "no such study");
-    if (!fs::is_regular_file(*dir / "best.toml")) return fail(res, 409, "the study has no best configuration yet");
-    try {
-      reply(res, 201, {{"id", board->start(*dir / "best.toml", {})}});
-    } catch (const Error& e) {
-      fail(res, 422, e.what());
-    }
-  });
-  http.Get(R"(/api/(studies/.+))", [this](const httplib::Request& req, httplib::Response& res) {
-    auto d = studies->describe(req.matches[1]);
-    if (!d) return fail(res, 404, "no such study");
-    reply(res, 200, *d);
-  });
-  http.Post("/api/studies", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto body = body_of(req, res);
-    if (!body) return;
-    const auto file = workspace_file(body->value("experiment", ""));
-    if (!file) return fail(res, 403, "experiment: a file inside the workspace, by its relative path");
-    if (!fs::is_regular_file(*file)) return fail(res, 404, "no such experiment file");
-    try {
-      reply(res, 201, {{"id", studies->start(*file, overrides_of(*body))}});
-    } catch (const Error& e) {
-      fail(res, 422, e.what());
-    }
+  lifecycle_routes(http, "/api/studies", R"(/api/(studies/.+))", *studies, "study", workspace, stopping, [this] {
+    http.Get(R"(/api/(studies/.+)/best.toml)", [this](const httplib::Request& req, httplib::Response& res) {
+      send_file(res, studies->folder(req.matches[1]), "best.toml", "text/plain; charset=utf-8",
+                "no best configuration (yet) for this study");
+    });
+    // A run of the study's best configuration (best.toml), like any run started here.
+    http.Post(R"(/api/(studies/.+)/run-best)", [this](const httplib::Request& req, httplib::Response& res) {
+      const auto dir = studies->folder(req.matches[1]);
+      if (!dir) return fail(res, 404, "no such study");
+      if (!fs::is_regular_file(*dir / "best.toml")) return fail(res, 409, "the study has no best configuration yet");
+      try {
+        reply(res, 201, {{"id", board->start(*dir / "best.toml", {})}});
+      } catch (const Error& e) {
+        fail(res, 422, e.what());
+      }
+    });
   });
 }
 
