@@ -261,7 +261,7 @@ std::unique_ptr<Plugin> PluginRegistry::create_object(const PluginInfo& info, co
     for (const auto& spec : info.schema)
       if (!filled.contains(spec.name) && !spec.default_value.is_null()) filled[spec.name] = spec.default_value;
   PluginArgs args{filled, host, std::move(instance_name)};
-  if (!info.descriptor) open_library(info);
+  open_library(info);  // under its lock, also when loaded: other threads may be loading it
   std::unique_ptr<Plugin> object;
   try {
     object = info.descriptor->create(args);

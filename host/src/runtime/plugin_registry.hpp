@@ -118,7 +118,9 @@ class PluginRegistry {
   // The checks every plugin passes, loaded or cached (its name, its file's name, no duplicate).
   void admit(std::unique_ptr<PluginInfo> info);
   void add_cached(const std::filesystem::path& file, const Json& entry);
-  void open_library(const PluginInfo& info) const;  // a cached plugin's code, on first use
+  // A cached plugin's code, on its first object; under a lock, so that the loading thread's
+  // descriptor and library are what every later caller sees.
+  void open_library(const PluginInfo& info) const;
   std::unique_ptr<Plugin> create_object(const PluginInfo& info, const Json& params, HostServices& host,
                                         std::string instance_name) const;
   std::vector<std::unique_ptr<PluginInfo>> plugins_;
