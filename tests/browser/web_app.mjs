@@ -85,6 +85,8 @@ try {
 
   await page.click("text=Predict");
   await page.waitForSelector("#predict-run option", {state: "attached"});
+  await page.waitForSelector("#predict-model option[value='mlp']", {state: "attached"});
+  await page.selectOption("#predict-model", "mlp");  // by name; the default is the run's best
   await page.setInputFiles("#capture", capture);
   await page.click("#predict");
   await page.waitForSelector("#flows tr.flow", {timeout: 60000});

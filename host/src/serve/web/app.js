@@ -329,13 +329,23 @@ const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 async function showPredict() {
   const runs = (await api("runs")).filter((r) => r.status === "done" && r.best_model);
   const select = el("select", {id: "predict-run"}, ...runs.map((r) => el("option", {value: r.id}, `${r.id} (${r.best_model})`)));
+  // The run's best model (by validation), or one of its models by name.
+  const model = el("select", {id: "predict-model"});
+  const models = async () => {
+    const d = select.value ? await api("runs/" + select.value) : {models: {}};
+    model.replaceChildren(el("option", {value: ""}, "its best model (by validation)"),
+      ...Object.keys(d.models).map((m) => el("option", {value: m}, m)));
+  };
+  select.addEventListener("change", models);
+  await models();
+  const modelQuery = () => (model.value ? `&model=${encodeURIComponent(model.value)}` : "");
   const file = el("input", {type: "file", id: "capture", accept: ".pcap,.pcapng,.cap"});
   const result = el("div", {id: "prediction"});
   const go = async () => {
     if (!file.files.length) return;
     const f = file.files[0];
     result.replaceChildren(el("p", {}, `classifying ${f.name} ...`));
-    const response = await fetch(`/api/predict?run=${encodeURIComponent(select.value)}&name=${encodeURIComponent(f.name)}`,
+    const response = await fetch(`/api/predict?run=${encodeURIComponent(select.value)}${modelQuery()}&name=${encodeURIComponent(f.name)}`,
       {method: "POST", headers: {"Content-Type": "application/octet-stream"}, body: f});
     const r = await response.json();
     if (!response.ok) return result.replaceChildren(el("p", {class: "status-failed"}, r.error || response.statusText));
@@ -389,13 +399,13 @@ async function showPredict() {
   const startLive = async () => {
     if (source) source.close();
     try {
-      const body = {run: select.value, interface: iface.value, duration: Number(duration.value) || 0, idle_timeout: Number(idle.value) || null};
+      const body = {run: select.value, model: model.value, interface: iface.value, duration: Number(duration.value) || 0, idle_timeout: Number(idle.value) || null};
       follow((await api("predictions", body)).id);
     } catch (e) {
       live.replaceChildren(el("p", {class: "status-failed"}, e.message));
     }
   };
-  view.replaceChildren(el("h1", {}, "Predict"), el("p", {}, "Model of run ", select),
+  view.replaceChildren(el("h1", {}, "Predict"), el("p", {}, "Run ", select, " model ", model),
     el("h2", {}, "A capture file"), el("p", {}, "Capture ", file, " ", el("button", {id: "predict", onclick: go}, "Predict")), result,
     el("h2", {}, "A live interface"),
     el("p", {}, "Interface ", iface, " for ", duration, " s (0: until stopped), a flow decided after ", idle,
