@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/commands.hpp"
+#include "report/csv.hpp"
 #include "runtime/host_log.hpp"
 #include "store/hashing.hpp"
 #include "labels/label_db.hpp"
@@ -41,19 +42,12 @@ std::vector<fs::path> capture_files(const PluginRegistry& registry, HostLog& log
   return files;
 }
 
-std::string csv(const std::string& field) {
-  if (field.find_first_of(",\"\n") == std::string::npos) return field;
-  std::string quoted = "\"";
-  for (char c : field) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
-}
-
 void write_csv(std::ostream& out, const std::string& path, const FlowRecord& f) {
-  out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv(path), f.tuple.protocol,
+  out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(path), f.tuple.protocol,
                      to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port, f.first_ns,
-                     f.last_ns, f.packets_c2s, f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv(f.label),
-                     csv(f.master_protocol), csv(f.app_protocol), csv(f.category), csv(f.confidence),
-                     csv(f.server_name));
+                     f.last_ns, f.packets_c2s, f.packets_s2c, f.bytes_c2s, f.bytes_s2c, csv_field(f.label),
+                     csv_field(f.master_protocol), csv_field(f.app_protocol), csv_field(f.category),
+                     csv_field(f.confidence), csv_field(f.server_name));
 }
 
 // ", 12 not IP, 3 fragments" for the packets of a file that are not plain IP flows.
@@ -336,10 +330,10 @@ int cmd_apps(const GlobalOptions& global, const std::string& db_file, const std:
   } else if (format == "csv") {
     std::cout << "kind,name,category,flows,packets,bytes,files\n";
     for (const auto& r : apps)
-      std::cout << fmt::format("application,{},{},{},{},{},{}\n", csv(r.name), csv(r.category), r.flows, r.packets,
-                               r.bytes, r.files);
+      std::cout << fmt::format("application,{},{},{},{},{},{}\n", csv_field(r.name), csv_field(r.category), r.flows,
+                               r.packets, r.bytes, r.files);
     for (const auto& r : categories)
-      std::cout << fmt::format("category,{},,{},{},{},{}\n", csv(r.name), r.flows, r.packets, r.bytes, r.files);
+      std::cout << fmt::format("category,{},,{},{},{},{}\n", csv_field(r.name), r.flows, r.packets, r.bytes, r.files);
   } else {
     std::cout << fmt::format("{:<32} {:<18} {:>8} {:>10} {:>14} {:>6}\n", "APPLICATION", "CATEGORY", "FLOWS", "PACKETS",
                              "BYTES", "FILES");

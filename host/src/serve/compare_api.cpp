@@ -4,6 +4,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "report/csv.hpp"
 #include "report/report.hpp"
 #include "serve/workspace_files.hpp"
 #include "trafficid/error.hpp"
@@ -16,15 +17,6 @@ namespace {
 
 double number_at(const Json& j, const char* key, const char* field) {
   return j.contains(key) && j[key].is_object() ? j[key].value(field, 0.0) : 0.0;
-}
-
-// A CSV field: quoted when it holds a comma, a quote or a line break.
-std::string csv_field(const Json& v) {
-  std::string text = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
-  std::string quoted = "\"";
-  for (char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return quoted + "\"";
 }
 
 }  // namespace
@@ -69,15 +61,7 @@ std::string comparison_csv(const Json& rows) {
                                         "validation_per_flow_macro_f1",
                                         "parameters",
                                         "training_seconds"};
-  std::string out;
-  for (const char* c : columns) out += std::string(out.empty() ? "" : ",") + c;
-  out += '\n';
-  for (const auto& row : rows) {
-    std::string line;
-    for (const char* c : columns) line += (line.empty() ? "" : ",") + csv_field(row.value(c, Json()));
-    out += line + '\n';
-  }
-  return out;
+  return csv_table(columns, rows);
 }
 
 std::string comparison_page(const std::vector<fs::path>& run_dirs) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "pipeline/predictor.hpp"
+#include "report/csv.hpp"
 #include "serve/event_stream.hpp"
 #include "runtime/host_log.hpp"
 #include "train/trained_model.hpp"
@@ -24,15 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 const char* const csv_columns[] = {"t",       "protocol", "src_ip",     "src_port", "dst_ip",     "dst_port",
                                    "packets", "bytes",    "ndpi_label", "class",    "confidence", "abstains"};
-
-std::string csv_cell(const Json& v) {
-  if (v.is_string()) {
-    std::string s = v.get<std::string>(), out = "\"";
-    for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-  }
-  return v.is_null() ? "" : v.dump();
-}
 
 }  // namespace
 
@@ -212,16 +204,8 @@ Json LivePredictions::list() const {
 std::optional<std::string> LivePredictions::csv(const std::string& id) const {
   auto job = find(id);
   if (!job) return std::nullopt;
-  std::string out;
-  for (const char* c : csv_columns) out += std::string(out.empty() ? "" : ",") + c;
-  out += '\n';
   std::lock_guard lock(job->mutex);
-  for (const auto& row : job->rows) {
-    std::string line;
-    for (const char* c : csv_columns) line += (line.empty() ? "" : ",") + csv_cell(row.value(c, Json()));
-    out += line + '\n';
-  }
-  return out;
+  return csv_table(csv_columns, job->rows);
 }
 
 bool LivePredictions::stream(const httplib::Request& req, httplib::Response& res, const std::string& id,
