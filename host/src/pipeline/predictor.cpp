@@ -56,7 +56,9 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
     packet_ = 0;
     extractor_([&](FeatureExtractor& e) { e.end_flow(f, *this); });
     if (!live_) return;
-    predict();  // the flow's last samples may wait in the batch
+    // Its last samples may wait in the batch: only then is the batch predicted now (a busy
+    // interface ends many flows whose samples were predicted already).
+    if (std::find(batch_.flow_ids.begin(), batch_.flow_ids.end(), f.flow_id) != batch_.flow_ids.end()) predict();
     if (!out_.per_packet())
       if (auto v = vote(f)) out_.flow(*v);
     votes_.erase(f.flow_id);  // a live capture holds only the votes of open flows
