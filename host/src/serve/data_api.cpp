@@ -63,10 +63,15 @@ Json labels_databases(const fs::path& workspace) {
 }
 
 std::optional<Json> labels_database(const fs::path& workspace, const std::string& id) {
-  const Json known = labels_databases(workspace);
-  if (std::none_of(known.begin(), known.end(), [&](const Json& d) { return d["id"] == id; })) return std::nullopt;
-  const auto file = inside_workspace(workspace, id);
-  if (!file) return std::nullopt;
+  // One of the list: in one of its folders, named like a database, and one `trafficid label` wrote
+  // (checked for this file alone, not by listing them all again).
+  const fs::path named(id);
+  const std::string folder = named.parent_path().generic_string();
+  if (std::find(std::begin(database_folders), std::end(database_folders), folder) == std::end(database_folders) ||
+      !database_name(named))
+    return std::nullopt;
+  const auto file = inside_workspace(workspace, named);
+  if (!file || !fs::is_regular_file(*file) || !LabelDb::is_labels_database(*file)) return std::nullopt;
   Json out = LabelDb(*file).summary();
   out["id"] = id;
   return out;
