@@ -1,6 +1,7 @@
 // The ndpi labeler against nDPI 4.2's own regression suite: every capture with an expected result
 // file, labelled with the suite's example/ files, must give the flows' labels ndpiReader gave.
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
@@ -245,4 +246,99 @@ TEST_CASE("ndpi on a live source: a bounded flow table whose flows silent longes
   CHECK(label_synth(Json::object(), nullptr, true).first == 0);
   // max_flows = 8 on a file is honoured too (explicit beats the default).
   CHECK(label_synth({{"max_flows", 8}}, nullptr, false).first > 0);
+}
+
+namespace {
+
+// A real capture's IPv4 packets, copied out so that they can be replayed with other addresses.
+struct StoredPacket {
+  PacketView view;
+  std::vector<std::uint8_t> bytes;
+};
+
+std::vector<StoredPacket> ipv4_packets(const fs::path& capture) {
+  auto source = test_support::make_plugin<CaptureSource>(PluginKind::capture, "pcap",
+                                                         {{"paths", Json::array({capture.string()})}});
+  std::vector<StoredPacket> packets;
+  PacketView p;
+  while (source->next(p))
+    if (p.has_ip() && p.tuple.src.version == 4) packets.push_back({p, {p.data.begin(), p.data.end()}});
+  return packets;
+}
+
+// Heap in use (glibc's count: small blocks and mmapped ones).
+std::size_t heap_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+// Labels `copies` copies of `packets` one after another, each copy's addresses moved to their own
+// 10.k.0.0/16-like block (second octet XOR k) and its times `gap_ns` after the previous copy's,
+// so that every copy's flows are new flows. Ended flows are counted, not kept. Returns the heap in
+// use after each copy, before the end of the input, minus the heap in use before the first.
+struct Replay : FlowSink {
+  std::size_t flows = 0;
+  void emit(const FlowRecord&) override { ++flows; }
+};
+std::vector<std::ptrdiff_t> replay(std::vector<StoredPacket>& packets, int copies, std::int64_t gap_ns,
+                                   const Json& params, Replay& sink) {
+  auto labeler = test_support::make_plugin<Labeler>(PluginKind::labeler, "ndpi", params);
+  SourceFileInfo input;
+  input.path = "replayed";
+  labeler->begin_file(input);
+  std::vector<std::ptrdiff_t> growth;
+  const std::size_t before = heap_in_use();
+  const std::int64_t span = packets.back().view.timestamp_ns - packets.front().view.timestamp_ns;
+  for (int k = 0; k < copies; ++k) {
+    for (auto& stored : packets) {
+      std::vector<std::uint8_t> bytes = stored.bytes;
+      const auto l3 = static_cast<std::size_t>(stored.view.l3_offset);
+      bytes[l3 + 13] ^= static_cast<std::uint8_t>(k);  // source and destination, second octet
+      bytes[l3 + 17] ^= static_cast<std::uint8_t>(k);
+      PacketView p = stored.view;
+      p.data = bytes;
+      p.timestamp_ns += k * (span + gap_ns);
+      REQUIRE(parse_packet(p));
+      labeler->process(p, sink);
+    }
+    growth.push_back(static_cast<std::ptrdiff_t>(heap_in_use()) - static_cast<std::ptrdiff_t>(before));
+  }
+  labeler->flush(sink);
+  return growth;
+}
+
+}  // namespace
+
+TEST_CASE("ndpi keeps a decided flow in a few hundred bytes, and with a timeout holds only open flows",
+          "[ndpi][data]") {
+  const fs::path data = test_support::data_dir_or_empty();
+  if (data.empty()) return;
+  constexpr int copies = 10;
+
+  // ndpiReader's semantics (the defaults on a file): every flow stays until the input ends, but a
+  // decided flow keeps only its counters and labels; nDPI's 688-byte state (and what it allocated)
+  // is freed at the decision. 245 DNSCrypt and DNS flows, all decided within the capture: before
+  // the flows were made compact, each held 482 bytes.
+  auto dns = ipv4_packets(data / "ndpi-4.2-tests/pcap/dnscrypt-v1-and-resolver-pings.pcap");
+  REQUIRE(!dns.empty());
+  Replay kept;
+  auto growth = replay(dns, copies, 0, Json::object(), kept);
+  REQUIRE(kept.flows == copies * 245);
+  // Per flow, from the first copy to the last (the first also fills nDPI's caches, of fixed size).
+  const double per_flow = static_cast<double>(growth.back() - growth.front()) / ((copies - 1) * 245.0);
+  INFO("heap held after each copy: " << fmt::format("{}", fmt::join(growth, ", ")));
+  CHECK(per_flow < 300);
+
+  // With an idle timeout (as on a live source) the flows of each copy end while the next is read:
+  // ten times the flows, and the heap held stays what one copy's open flows need. 944 flows of
+  // BitTorrent, uTP and trackers, 879 of them still undecided when the capture ends.
+  auto torrent = ipv4_packets(data / "captures/BitTorrent/bittorrent_transmission.pcapng");
+  REQUIRE(torrent.size() > 7000);
+  Replay ended;
+  growth = replay(torrent, copies, 120'000'000'000, {{"idle_timeout", 60.0}}, ended);
+  INFO("heap held after each copy: " << fmt::format("{}", fmt::join(growth, ", ")));
+  CHECK(ended.flows >= copies * 900);
+  const auto first = growth.front();
+  CHECK(first > 500'000);  // one copy's open flows, nDPI's state included
+  for (std::size_t k = 1; k < growth.size(); ++k) CHECK(growth[k] < first + first / 4);
 }

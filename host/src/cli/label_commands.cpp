@@ -72,7 +72,7 @@ struct LabelledFile {
   std::string content_hash;  // known already when the database held the file at this size
   SourceFileInfo info;
   LabelDb::PacketCounts counts;
-  std::vector<FlowRecord> flows;
+  FlowList flows;
   bool stopped = false;       // interrupted: nothing of it is written
   double label_seconds = 0;   // reading and labelling, wall clock
   double finish_seconds = 0;  // the part of it after the last packet (flows ended, sorted)
@@ -95,7 +95,7 @@ class FileLabels final : public StageHook {
   explicit FileLabels(LabelledFile& job) : job_(job) {}
   void on_read(const PacketView& packet) override { job_.counts.count(packet); }
   void flows_ending() override { last_packet_ = std::chrono::steady_clock::now(); }
-  void input_flows(std::vector<FlowRecord>&& flows) override { job_.flows = std::move(flows); }
+  void input_flows(FlowList&& flows) override { job_.flows = std::move(flows); }
   void end_input(std::uint64_t) override { job_.finish_seconds = seconds_since(last_packet_); }
 
  private:

@@ -229,7 +229,7 @@ void LabelDb::add_flow(const FlowRecord& f) {
   if (sqlite3_step(s) != SQLITE_DONE) throw failure(sqlite3_errmsg(db_));
 }
 
-void LabelDb::add_flows(const std::vector<FlowRecord>& flows) {
+void LabelDb::add_flows(const std::deque<FlowRecord>& flows) {
   // Inserting a row into the four text indexes cost more than the row itself; building an index
   // afresh sorts once. So when a file brings at least as many flows as the table holds (the first
   // file, a large one), the indexes are dropped and built again after its rows, inside the file's

@@ -3,6 +3,7 @@
 // transaction, so an interrupted run leaves the database consistent and the next run resumes: a
 // file whose content hash and labeler config are unchanged is skipped.
 #pragma once
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -35,7 +36,7 @@ class LabelDb {
   // Replaces whatever the database held for the file, in one transaction (the hash comes at the end).
   void begin_file(const std::string& path, std::uint64_t size, const std::string& config);
   void add_flow(const FlowRecord& flow);
-  void add_flows(const std::vector<FlowRecord>& flows);  // a file's flows, in their order
+  void add_flows(const std::deque<FlowRecord>& flows);  // a file's flows, in their order
   // What was odd in a file's packets: counted and kept with the file, never a reason to stop.
   struct PacketCounts {
     std::uint64_t not_ip = 0, fragments = 0, snapped = 0, truncated_headers = 0, malformed = 0;

@@ -3,6 +3,7 @@
 // the same worker and nDPI module: labels are those of a single labeler. One reader, N workers,
 // bounded queues.
 #pragma once
+#include <deque>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -21,6 +22,10 @@ class PacketHook {
   virtual void on_flow(const FlowRecord& flow) = 0;
 };
 
+// A file's flows. A deque: it grows without moving what it holds and frees each record's memory as
+// it is taken from the front, so passing records from one list to another never holds them twice.
+using FlowList = std::deque<FlowRecord>;
+
 class ShardedLabeling {
  public:
   using Factory = std::function<PluginHandle<Labeler>()>;
@@ -30,7 +35,7 @@ class ShardedLabeling {
   ~ShardedLabeling();
   void process(const PacketView& packet);
   // Waits for the workers, flushes every labeler, and returns all flows sorted by first packet.
-  std::vector<FlowRecord> finish();
+  FlowList finish();
 
  private:
   struct Worker;

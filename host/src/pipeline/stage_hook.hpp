@@ -30,7 +30,7 @@ class StageHook {
   }
   // All the input's flows, sorted by first packet, handed over after the labelled() calls (a
   // stage that keeps them all takes them here instead of copying each).
-  virtual void input_flows(std::vector<FlowRecord>&& flows) { (void)flows; }
+  virtual void input_flows(FlowList&& flows) { (void)flows; }
   // The input ended after `packets` packets.
   virtual void end_input(std::uint64_t packets) { (void)packets; }
 };
