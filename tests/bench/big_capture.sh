@@ -1,11 +1,16 @@
 # Sourced by the benchmarks: build_big_capture DATA_DIR WORK_DIR FORMAT writes WORK_DIR/big.pcap,
 # every Ethernet pcap of DATA_DIR/captures concatenated and repeated to at least 1 GB, in mergecap's
-# FORMAT (pcap, nsecpcap). DISTINCT=1 gives each copy its own addresses (tcprewrite --seed, Debian
-# package tcpreplay), so every copy's flows are new flows rather than more packets of the first's.
+# FORMAT (pcap, nsecpcap). Each copy gets its own addresses (tcprewrite --seed, Debian package
+# tcpreplay), so every copy's flows are new flows, as in real traffic; DISTINCT=0 keeps the
+# addresses, so the copies only add packets to the first copy's flows (nDPI decided them long ago).
 # KEEP_COPIES=1 also leaves the copies as separate files in WORK_DIR/copies.
 # Sets `copies` and `inputs`. Also best_of_3, the benchmarks' timing loop.
 build_big_capture() {
   local data=$1 work=$2 format=$3
+  if [[ "${DISTINCT:-1}" == 1 ]] && ! command -v tcprewrite > /dev/null; then
+    echo "tcprewrite gives each copy its own addresses: apt-get install tcpreplay (or DISTINCT=0)" >&2
+    return 1
+  fi
   mapfile -t inputs < <(find "$data/captures" -name '*.pcap' | sort | while read -r f; do
     capinfos -E "$f" 2>/dev/null | grep -q 'Ethernet$\|ether$' && echo "$f"; done)
   mergecap -a -F "$format" -w "$work/base.pcap" "${inputs[@]}"
@@ -14,7 +19,7 @@ build_big_capture() {
   copies=$(( (1000000000 + base - 1) / base ))
   mkdir -p "$work/copies"
   for k in $(seq "$copies"); do
-    if [[ "${DISTINCT:-0}" == 1 ]]; then tcprewrite --seed="$k" --fixcsum -i "$work/base.pcap" -o "$work/copies/copy$k.pcap"
+    if [[ "${DISTINCT:-1}" == 1 ]]; then tcprewrite --seed="$k" --fixcsum -i "$work/base.pcap" -o "$work/copies/copy$k.pcap"
     else cp "$work/base.pcap" "$work/copies/copy$k.pcap"; fi
   done
   mergecap -a -F "$format" -w "$work/big.pcap" $(for k in $(seq "$copies"); do echo "$work/copies/copy$k.pcap"; done)

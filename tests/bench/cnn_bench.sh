@@ -7,6 +7,7 @@
 # Python also runs with trafficid's settings (GLIBC_TUNABLES: malloc blocks up to 1 GiB from the
 # heap, 256 MiB kept, as runtime/allocator.hpp sets; OPENBLAS_NUM_THREADS=1, as the torch SDK sets),
 # and trafficid with glibc's malloc defaults (TRAFFICID_MALLOC=default): what each setting accounts for.
+# Also prints where trafficid's training step goes (forward, backward, optimizer, data loading).
 # usage: tests/bench/cnn_bench.sh [BUILD_DIR] [BENCH_DIR] [THREADS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,10 +20,14 @@ theirs() { /usr/bin/python3 "$bench/cnn_torch.py" "$threads"; }
 theirs_tuned() {
   GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=268435456 OPENBLAS_NUM_THREADS=1 theirs
 }
+steps=$(mktemp)
+trap 'rm -f "$steps"' EXIT
 best() {  # command: the best train and inference samples/s of 3 runs, and the last line
-  local bt=0 bi=0 line
+  local bt=0 bi=0 line out
   for _ in 1 2 3; do
-    line=$("$@" | tail -1)
+    out=$("$@")
+    line=$(grep 'samples/s, inference' <<< "$out" | tail -1)
+    grep '^step:' <<< "$out" >> "$steps" || true
     read -r t i < <(sed -n 's/.*train \([0-9.]*\) samples\/s, inference \([0-9.]*\) samples\/s.*/\1 \2/p' <<< "$line")
     bt=$(awk -v a="$bt" -v b="$t" 'BEGIN {print (b > a) ? b : a}'); bi=$(awk -v a="$bi" -v b="$i" 'BEGIN {print (b > a) ? b : a}')
   done
@@ -30,10 +35,12 @@ best() {  # command: the best train and inference samples/s of 3 runs, and the l
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 read -r ot oi oline < <(best ours)
+ostep=$(tail -1 "$steps")
 read -r pt pi pline < <(best theirs)
 read -r gt gi gline < <(best ours_glibc)
 read -r qt qi qline < <(best theirs_tuned)
 echo "trafficid cnn plugin:                       $oline"
+echo "  where its training step goes:             $ostep"
 echo "Python PyTorch peer:                        $pline"
 echo "trafficid with glibc's malloc defaults:     $gline"
 echo "Python PyTorch with trafficid's settings:   $qline"

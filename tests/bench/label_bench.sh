@@ -6,7 +6,8 @@
 # captures (the copies the big one is made of): `trafficid label FOLDER` against ndpiReader run on
 # each of them, where threads label whole files.
 # usage: tests/bench/label_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR] [THREADS...]
-# DISTINCT=1: give each copy its own addresses, so its flows are new to nDPI (see big_capture.sh).
+# Each copy has its own addresses, so its flows are new to nDPI (DISTINCT=0: the same flows again;
+# see big_capture.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build} data=${2:-${TRAFFICID_DATA_DIR:-$root/../shared/data}} work=${3:-$(mktemp -d)}

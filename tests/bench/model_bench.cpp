@@ -109,10 +109,12 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 8; ++i) model->predict_proba(batch);
   const double inference = 8.0 * static_cast<double>(batch.rows) /
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto share = [&](const char* key) { return observer.last.extra.count(key) ? observer.last.extra.at(key) : 0.0; };
   std::printf(
-      "train %.1f samples/s, inference %.1f samples/s, loader share of a step %.4f, parameters %llu, threads %d\n",
-      observer.last.samples_per_second, inference,
-      observer.last.extra.count("loader_fraction") ? observer.last.extra.at("loader_fraction") : 0.0,
-      static_cast<unsigned long long>(model->info().parameters), threads);
+      "train %.1f samples/s, inference %.1f samples/s, loader share of a step %.4f, parameters %llu, threads %d\n"
+      "step: forward %.1f%%, backward %.1f%%, optimizer %.1f%%, data loading %.1f%%\n",
+      observer.last.samples_per_second, inference, share("loader_fraction"),
+      static_cast<unsigned long long>(model->info().parameters), threads, 100 * share("forward_fraction"),
+      100 * share("backward_fraction"), 100 * share("optimizer_fraction"), 100 * share("loader_fraction"));
   return 0;
 }
