@@ -99,10 +99,23 @@ class DatasetBuilder final : public StageHook {
     std::uint64_t identity = 0;
     bool repeated = false;
   };
+  // Rows' content hashes, for deduplication: gathered, then sorted once and looked up in the block
+  // their top 16 bits name. (An unordered_set, a node per hash, took 15% of `trafficid prepro`'s
+  // CPU on the 1 GB benchmark capture: 2.1 M rows.)
+  class HashSet {
+   public:
+    void add(std::uint64_t hash) { hashes_.push_back(hash); }
+    void seal();  // after the last add, before the first contains
+    bool contains(std::uint64_t hash) const;
+
+   private:
+    std::vector<std::uint64_t> hashes_;
+    std::vector<std::size_t> start_;  // where each block of hashes_ begins
+  };
   // What a fold's training split keeps: deduplication sets and per-class balancing thresholds.
   struct FoldFilter {
     bool deduplicate = false;
-    std::unordered_set<std::uint64_t> train_hashes, validation_hashes;
+    HashSet train_hashes, validation_hashes;
     std::vector<std::uint64_t> threshold;  // keep a training row when identity <= threshold
   };
   RowPlan row_plan() const;

@@ -275,6 +275,22 @@ std::uint8_t DatasetBuilder::split_of(const Row& r, const RowPlan& plan, int fol
   return f == fold ? 2 : f == (fold + 1) % plan.folds ? 1 : 0;
 }
 
+void DatasetBuilder::HashSet::seal() {
+  std::sort(hashes_.begin(), hashes_.end());
+  hashes_.erase(std::unique(hashes_.begin(), hashes_.end()), hashes_.end());
+  start_.assign((1u << 16) + 1, 0);
+  for (auto h : hashes_) ++start_[(h >> 48) + 1];
+  for (std::size_t b = 1; b < start_.size(); ++b) start_[b] += start_[b - 1];
+}
+
+bool DatasetBuilder::HashSet::contains(std::uint64_t hash) const {
+  if (start_.empty()) throw Error("internal: a row hash set was read before it was sealed");
+  const auto block = static_cast<std::size_t>(hash >> 48);
+  const auto first = hashes_.begin() + static_cast<std::ptrdiff_t>(start_[block]);
+  const auto last = hashes_.begin() + static_cast<std::ptrdiff_t>(start_[block + 1]);
+  return std::binary_search(first, last, hash);
+}
+
 // Pass 2: what training and validation hold (for deduplication) and the training rows per
 // class, with a histogram of their identities, for exact, thread-independent balancing: the
 // training rows of class c kept are those whose identity is among its `target[c]` smallest.
@@ -296,13 +312,15 @@ DatasetBuilder::FoldFilter DatasetBuilder::fold_filter(const std::vector<Dataset
       if (r.cls < 0) return;
       const std::uint8_t split = split_of(r, plan, fold);
       if (split == 0) {
-        if (out.deduplicate) out.train_hashes.insert(h);
+        if (out.deduplicate) out.train_hashes.add(h);
         ++train_rows[static_cast<std::size_t>(r.cls)];
         if (balancing) ++histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
       } else if (split == 1 && out.deduplicate) {
-        out.validation_hashes.insert(h);
+        out.validation_hashes.add(h);
       }
     });
+  out.train_hashes.seal();
+  out.validation_hashes.seal();
   if (!balancing) return out;
   std::vector<std::uint64_t> target = train_rows;
   std::uint64_t smallest = UINT64_MAX;
