@@ -68,6 +68,20 @@ Json to_json(const EpochMetrics& e) {
   return j;
 }
 
+EpochMetrics epoch_metrics_from_json(const Json& line) {
+  EpochMetrics e;
+  e.epoch = line.at("epoch").get<int>();
+  e.train_loss = line.value("train_loss", 0.0);
+  e.val_loss = line.value("val_loss", 0.0);
+  e.val_accuracy = line.value("val_accuracy", 0.0);
+  e.val_macro_f1 = line.value("val_macro_f1", 0.0);
+  e.seconds = line.value("seconds", 0.0);
+  e.samples_per_second = line.value("samples_per_second", 0.0);
+  for (const auto& [key, value] : line.items())
+    if (value.is_number() && !to_json(EpochMetrics{}).contains(key)) e.extra[key] = value.get<double>();
+  return e;
+}
+
 std::string divergence(const EpochMetrics& e) {
   std::vector<std::pair<std::string, double>> numbers = {{"training loss", e.train_loss},
                                                          {"validation loss", e.val_loss},

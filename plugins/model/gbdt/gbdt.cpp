@@ -155,6 +155,11 @@ class Gbdt final : public Model {
         rounds_ = rounds;
         host_.info(fmt::format("gbdt: resuming after epoch {} ({} rounds) from {}", epoch, rounds, dir.string()));
         if (stopping.should_stop()) first_epoch = epochs + 1;  // it had stopped early
+        // The checkpoint is written before the observer hears of its epoch: after a kill between
+        // the two, the observer hears of it now (it replaces an epoch it has) and may stop here.
+        if (context.observer && state.contains("metrics") &&
+            !context.observer->on_epoch(epoch_metrics_from_json(state.at("metrics"))))
+          first_epoch = epochs + 1;
       }
     }
     for (std::int64_t epoch = first_epoch; epoch <= epochs; ++epoch) {
@@ -182,6 +187,7 @@ class Gbdt final : public Model {
         Json state = stopping.to_json();
         state["epoch"] = epoch;
         state["rounds"] = rounds;
+        state["metrics"] = to_json(m);
         write_file_atomically(dir / "state.json", state.dump(2));
         std::error_code ec;
         std::filesystem::remove(checkpoint(epoch - 1), ec);

@@ -46,6 +46,8 @@ TRAFFICID_SDK_API EvaluationMetrics evaluate(const std::vector<std::int64_t>& tr
                                              const std::vector<std::string>& class_names);
 
 TRAFFICID_SDK_API Json to_json(const EpochMetrics& metrics);
+// The inverse of to_json: a line of metrics.jsonl, or an epoch a trainer kept in its checkpoint.
+TRAFFICID_SDK_API EpochMetrics epoch_metrics_from_json(const Json& line);
 // Why an epoch's numbers cannot be kept ("validation loss is nan", ...): a loss or score that is
 // NaN or infinite means training diverged. Empty when every number is finite.
 TRAFFICID_SDK_API std::string divergence(const EpochMetrics& metrics);

@@ -186,8 +186,15 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
     optimizer->load(optimizer_archive);
     first_epoch = epoch + 1;
     stopping.restore(saved);
+    if (stopping.should_stop()) first_epoch = s.epochs + 1;  // killed just after an early stop
     history = saved.at("history");
     st.host.info(fmt::format("model {}: resuming after epoch {} from {}", st.name, epoch, dir.string()));
+    // The checkpoint is written before the observer hears of its epoch: a run killed between the
+    // two has the epoch in its checkpoint and not in metrics.jsonl nor in a study's journal (a
+    // trial killed then resumed as done one epoch short, tune_study found). The observer hears of
+    // it again (it replaces an epoch it has), and may still stop training there.
+    if (context.observer && !history.empty() && !context.observer->on_epoch(epoch_metrics_from_json(history.back())))
+      first_epoch = s.epochs + 1;
   } else {
     prepare(train);
     for (auto& stage : pretraining()) {
