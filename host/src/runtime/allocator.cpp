@@ -13,6 +13,7 @@ void tune_allocator(char** argv) {
   if (choice && std::strcmp(choice, "default") == 0) return;
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 64 << 20);
   if (std::getenv("TRAFFICID_MALLOC_SET")) return;  // this process is the one executed again
   const char* tunables = std::getenv("GLIBC_TUNABLES");
   std::string wanted = tunables ? tunables : "";
