@@ -3,20 +3,44 @@
 #include <algorithm>
 #include <chrono>
 #include <fmt/format.h>
-#include <unordered_set>
+#include <vector>
 
 namespace trafficid::host {
 
+// The flows' 64-bit symmetric hashes in an open-addressing table: 8 bytes a flow, one probe in
+// the common case, no node to allocate (an unordered_set of 5-tuples, a 64-byte node per flow, was
+// 3% of prepro's samples in the reading thread). Two flows whose hashes collide count as one: at
+// a million flows, a chance of about 3e-8.
 struct FlowCounter::Impl {
-  struct Hash {
-    std::size_t operator()(const FiveTuple& t) const { return symmetric_hash(t); }
-  };
-  std::unordered_set<FiveTuple, Hash> flows;
+  std::vector<std::uint64_t> slots = std::vector<std::uint64_t>(1 << 12, 0);  // 0: empty
+  std::uint64_t count = 0;
+
+  void insert(std::uint64_t hash) {
+    if (hash == 0) hash = 1;
+    if (2 * (count + 1) > slots.size()) grow();
+    if (place(slots, hash)) ++count;
+  }
+  static bool place(std::vector<std::uint64_t>& table, std::uint64_t hash) {
+    const std::size_t mask = table.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      if (table[i] == hash) return false;
+      if (table[i] == 0) {
+        table[i] = hash;
+        return true;
+      }
+    }
+  }
+  void grow() {
+    std::vector<std::uint64_t> bigger(slots.size() * 2, 0);
+    for (auto h : slots)
+      if (h) place(bigger, h);
+    slots = std::move(bigger);
+  }
 };
 FlowCounter::FlowCounter() : impl_(std::make_unique<Impl>()) {}
 FlowCounter::~FlowCounter() = default;
-void FlowCounter::add(const FiveTuple& tuple) { impl_->flows.insert(canonical(tuple)); }
-std::uint64_t FlowCounter::size() const { return impl_->flows.size(); }
+void FlowCounter::add(const FiveTuple& tuple) { impl_->insert(symmetric_hash(tuple)); }
+std::uint64_t FlowCounter::size() const { return impl_->count; }
 
 void read_source(const PluginHandle<CaptureSource>& source, HostLog& host, std::uint64_t max_packets,
                  CaptureSummary& summary, FlowCounter& flows, const PacketObserver& observer, std::size_t source_index,
