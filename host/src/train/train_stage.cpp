@@ -42,9 +42,20 @@ class EpochLog final : public TrainingObserver {
       return false;
     }
     std::string text;
-    for (const auto& line : read_epoch_lines(file_))
-      if (line.value("epoch", 0) < m.epoch) text += line.dump() + "\n";
     const Json line = to_json(m);
+    bool known = false;
+    for (const auto& kept : read_epoch_lines(file_)) {
+      if (kept.value("epoch", 0) < m.epoch) text += kept.dump() + "\n";
+      if (kept == line) known = true;
+    }
+    // A resumed trainer tells of its checkpoint's epoch again, the very numbers (the kill may have
+    // come before this observer heard of it). When the file has them, they were logged and
+    // published then: only the judge hears of them again. (An epoch trained anew differs at least
+    // in its seconds.)
+    if (known) {
+      if (judge_ && !judge_->go_on(m, file_)) return false;
+      return !log_.stop_requested();
+    }
     text += line.dump() + "\n";
     write_file_atomically(file_, text);
     log_.info(
