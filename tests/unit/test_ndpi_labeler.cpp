@@ -13,6 +13,7 @@
 #include "test_support.hpp"
 #include "trafficid/capture.hpp"
 #include "trafficid/labeler.hpp"
+#include "pipeline/sharded_labeling.hpp"
 
 using namespace trafficid;
 using namespace trafficid::host;
@@ -341,4 +342,48 @@ TEST_CASE("ndpi keeps a decided flow in a few hundred bytes, and with a timeout 
   const auto first = growth.front();
   CHECK(first > 500'000);  // one copy's open flows, nDPI's state included
   for (std::size_t k = 1; k < growth.size(); ++k) CHECK(growth[k] < first + first / 4);
+}
+
+namespace {
+struct EndedFlows : PacketHook {
+  std::set<std::uint64_t> flows;
+  std::uint64_t packets = 0;
+  void on_packet(const PacketView&, const PacketFlow&) override { ++packets; }
+  void on_flow(const FlowRecord& f) override { CHECK(flows.insert(f.flow_id).second); }
+};
+
+// The synthetic capture through two labelling workers whose ndpi ends flows after 0.3 s of silence.
+std::pair<std::size_t, std::size_t> stream_synth(bool keep_early, std::set<std::uint64_t>& seen) {
+  auto source =
+      test_support::make_plugin<CaptureSource>(PluginKind::capture, "synth", {{"seed", 4}, {"flows_per_app", 4}});
+  const auto& registry = test_support::built_plugins();
+  const PluginInfo* ndpi = registry.find(PluginKind::labeler, "ndpi");
+  REQUIRE(ndpi);
+  Json params = schema_defaults(ndpi->schema);
+  params["idle_timeout"] = 0.3;
+  HostLog log(LogLevel::error);
+  EndedFlows a, b;
+  ShardedLabeling labeling([&] { return registry.make<Labeler>(*ndpi, params, log, "ndpi"); }, 2, source->files().at(0),
+                           {&a, &b}, keep_early);
+  PacketView p;
+  while (source->next(p)) labeling.process(p);
+  const auto kept = labeling.finish();
+  seen = a.flows;
+  seen.insert(b.flows.begin(), b.flows.end());
+  for (const auto& f : kept) CHECK(seen.contains(f.flow_id));
+  return {kept.size(), a.packets + b.packets};
+}
+}  // namespace
+
+TEST_CASE("labelling that streams its flows keeps only those the input's end ends", "[ndpi]") {
+  std::set<std::uint64_t> all, streamed;
+  auto [kept_all, packets_all] = stream_synth(true, all);
+  auto [kept_streamed, packets_streamed] = stream_synth(false, streamed);
+  // Every flow reaches the hooks once either way, with every packet.
+  CHECK(streamed == all);
+  CHECK(packets_streamed == packets_all);
+  // Kept: all of them, or only those still open at the end (the idle timeout ends the others early).
+  CHECK(kept_all == all.size());
+  CHECK(kept_streamed > 0);
+  CHECK(kept_streamed < kept_all);
 }

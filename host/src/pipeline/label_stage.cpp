@@ -77,7 +77,7 @@ void LabelStage::on_packet(const PacketView& packet, const CaptureSource& source
     current_packets_ = 0;
     labeling_ = std::make_unique<ShardedLabeling>(
         [&] { return registry_.make<Labeler>(*spec_.plugin, spec_.params, host_, spec_.plugin->name); }, threads, info,
-        std::move(hooks));
+        std::move(hooks), !(listener_ && listener_->streams_flows()));
   }
   ++current_packets_;
   labeling_->process(packet);

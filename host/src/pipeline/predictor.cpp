@@ -35,6 +35,8 @@ class Predictor final : public StageHook, public PacketHook, public SampleSink {
     decided_ = false;
     return {this};
   }
+  // Live: each flow is decided as it ends, and only the open ones are held.
+  bool streams_flows() const override { return live_; }
   void labelled(const FlowRecord& flow, const std::optional<std::string>&) override {
     if (live_) return;         // decided as it ended (on_flow)
     if (!decided_) predict();  // every sample of the input has its probabilities before flows are decided

@@ -76,11 +76,20 @@ struct ShardedLabeling::Worker : FlowSink {
   bool closing = false;
   Batch filling;
   FlowList flows;
+  bool keep_early = true;  // keep the flows that end before the input does
+  bool flushing = false;   // the input ended: the labeler ends every flow it holds
   std::exception_ptr failure;
 
   std::uint64_t global_id(std::uint64_t local) const { return local ? (local - 1) * count + index + 1 : 0; }
 
   void emit(const FlowRecord& flow) override {
+    if (!keep_early && !flushing) {
+      if (!hook) return;
+      FlowRecord ended = flow;
+      ended.flow_id = global_id(flow.flow_id);
+      hook->on_flow(ended);
+      return;
+    }
     flows.push_back(flow);
     flows.back().flow_id = global_id(flow.flow_id);
     if (hook) hook->on_flow(flows.back());
@@ -117,6 +126,7 @@ struct ShardedLabeling::Worker : FlowSink {
         std::lock_guard lock(mutex);
         if (spare.size() < 4) spare.push_back(std::move(batch));
       }
+      flushing = true;
       labeler([&](Labeler& l) { l.flush(*this); });
       by_first_packet(flows);  // in parallel; finish() joins the parts
     } catch (...) {
@@ -130,13 +140,14 @@ struct ShardedLabeling::Worker : FlowSink {
 };
 
 ShardedLabeling::ShardedLabeling(Factory make_labeler, unsigned workers, const SourceFileInfo& file,
-                                 std::vector<PacketHook*> hooks) {
+                                 std::vector<PacketHook*> hooks, bool keep_early) {
   workers = std::max(1u, workers);
   if (!hooks.empty() && hooks.size() != workers) throw Error("internal: one packet hook per labelling worker");
   for (unsigned i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
     w->index = i;
     w->count = workers;
+    w->keep_early = keep_early;
     if (!hooks.empty()) w->hook = hooks[i];
     w->labeler = make_labeler();
     w->labeler([&](Labeler& l) { l.begin_file(file); });
@@ -199,6 +210,7 @@ FlowList ShardedLabeling::finish() {
   finished_ = true;
   if (workers_.size() == 1) {
     Worker& only = *workers_[0];
+    only.flushing = true;
     only.labeler([&](Labeler& l) { l.flush(only); });
     by_first_packet(only.flows);
     return std::move(only.flows);

@@ -29,12 +29,14 @@ using FlowList = std::deque<FlowRecord>;
 class ShardedLabeling {
  public:
   using Factory = std::function<PluginHandle<Labeler>()>;
-  // `make_labeler` makes each worker's labeler; `hooks`: none, or one per worker.
+  // `make_labeler` makes each worker's labeler; `hooks`: none, or one per worker. Without
+  // `keep_early`, a flow that ends before the input does goes to the hooks only (finish() returns
+  // the flows the input's end ended).
   ShardedLabeling(Factory make_labeler, unsigned workers, const SourceFileInfo& file,
-                  std::vector<PacketHook*> hooks = {});
+                  std::vector<PacketHook*> hooks = {}, bool keep_early = true);
   ~ShardedLabeling();
   void process(const PacketView& packet);
-  // Waits for the workers, flushes every labeler, and returns all flows sorted by first packet.
+  // Waits for the workers, flushes every labeler, and returns the flows sorted by first packet.
   FlowList finish();
 
  private:

@@ -21,6 +21,10 @@ class StageHook {
     (void)workers;
     return {};
   }
+  // True: the PacketHooks take each flow as the labeler ends it (on_flow), and the flows that end
+  // before the input does are not kept for the end of the input (labelled(), input_flows()). A
+  // live capture that runs for days then holds only its open flows, not every flow it has seen.
+  virtual bool streams_flows() const { return false; }
   // The input's last packet is labelled: its flows are being ended (timing what comes after).
   virtual void flows_ending() {}
   // A flow of the input, after the input's last packet, with its experiment class (nullopt: none).
