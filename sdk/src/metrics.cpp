@@ -77,8 +77,9 @@ EpochMetrics epoch_metrics_from_json(const Json& line) {
   e.val_macro_f1 = line.value("val_macro_f1", 0.0);
   e.seconds = line.value("seconds", 0.0);
   e.samples_per_second = line.value("samples_per_second", 0.0);
+  const Json named = to_json(EpochMetrics{});  // the keys above; the other numbers are extras
   for (const auto& [key, value] : line.items())
-    if (value.is_number() && !to_json(EpochMetrics{}).contains(key)) e.extra[key] = value.get<double>();
+    if (value.is_number() && !named.contains(key)) e.extra[key] = value.get<double>();
   return e;
 }
 

@@ -121,6 +121,7 @@ class NdpiLabeler final : public Labeler {
     const FiveTuple oriented = key.tuple;
     key.tuple = canonical(key.tuple);
     key.vlan = vlan_of(packet);
+    const bool from_key_src = oriented.src == key.tuple.src && oriented.src_port == key.tuple.src_port;
 
     auto it = flows_.find(key);
     if (it != flows_.end() && ended_before(it->second, packet.timestamp_ns)) {
@@ -135,12 +136,11 @@ class NdpiLabeler final : public Labeler {
       if (!flow.ndpi) throw Error("nDPI: out of memory for a new flow");
       std::memset(flow.ndpi.get(), 0, SIZEOF_FLOW_STRUCT);
       flow.flow_id = next_flow_id_++;
-      flow.client_is_key_src = oriented.src == key.tuple.src && oriented.src_port == key.tuple.src_port;
+      flow.client_is_key_src = from_key_src;  // the first packet's sender is the client
       flow.first_ns = packet.timestamp_ns;
       it = flows_.emplace(key, std::move(flow)).first;
     }
     Flow& flow = it->second;
-    const bool from_key_src = oriented.src == key.tuple.src && oriented.src_port == key.tuple.src_port;
     const bool client_to_server = from_key_src == flow.client_is_key_src;
     flow.packets[client_to_server ? 0 : 1] += 1;
     flow.bytes[client_to_server ? 0 : 1] += packet.wire_length;
