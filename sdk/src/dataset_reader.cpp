@@ -148,6 +148,13 @@ void DatasetSplit::rewind(bool shuffle, std::uint64_t seed) {
   d.position = 0;
 }
 
+std::size_t DatasetSplit::skip(std::size_t rows) {
+  auto& d = *impl_;
+  const std::size_t n = std::min<std::size_t>(rows, d.order.size() - d.position);
+  d.position += n;
+  return n;
+}
+
 bool DatasetSplit::next(std::size_t max_rows, FeatureBatch& batch) {
   auto& d = *impl_;
   const std::size_t n = std::min<std::size_t>(max_rows, d.order.size() - d.position);

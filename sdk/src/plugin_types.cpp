@@ -24,6 +24,11 @@ std::size_t dtype_size(DType dtype) { return dtype == DType::u8 ? 1 : 4; }
 TrainingObserver::~TrainingObserver() = default;
 Model::~Model() = default;
 SampleBatches::~SampleBatches() = default;
+
+std::size_t SampleBatches::skip(std::size_t rows) {
+  FeatureBatch scratch;
+  return next(rows, scratch) ? scratch.rows : 0;
+}
 Tuner::~Tuner() = default;
 
 const char* to_string(PluginKind kind) {

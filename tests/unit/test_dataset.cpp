@@ -153,3 +153,31 @@ TEST_CASE("balancing undersamples every class to the smallest, or caps each clas
   CHECK(over_before > 0);  // the cap had something to do
   fs::remove_all(dir);
 }
+
+TEST_CASE("skip passes over rows of a pass: the shares of a data-parallel batch are the whole batch", "[dataset]") {
+  const fs::path dir = test_support::temp_dir("dataset-skip");
+  const auto built = build(dir, {"capture.synth.flows_per_app=6"});
+  DatasetSplit whole(built.folder, SplitName::train), shares(built.folder, SplitName::train);
+  whole.rewind(true, 5);
+  shares.rewind(true, 5);
+  const std::uint64_t rows = whole.rows();
+  REQUIRE(rows > 20);
+  // Worker 1 of 3 reading the global batches of 16 rows: its share of each, after skipping the others'.
+  FeatureBatch all, mine;
+  std::size_t seen = 0;
+  while (whole.next(16, all)) {
+    const std::size_t n = all.rows, lo = n / 3, hi = 2 * n / 3;
+    CHECK(shares.skip(lo) == lo);
+    REQUIRE(shares.next(hi - lo, mine));
+    CHECK(std::vector<std::uint64_t>(all.flow_ids.begin() + static_cast<std::ptrdiff_t>(lo),
+                                     all.flow_ids.begin() + static_cast<std::ptrdiff_t>(hi)) == mine.flow_ids);
+    const std::size_t width = all.data.size() / n;
+    CHECK(std::equal(mine.data.begin(), mine.data.end(), all.data.begin() + static_cast<std::ptrdiff_t>(lo * width)));
+    CHECK(shares.skip(n - hi) == n - hi);
+    seen += n;
+  }
+  CHECK(seen == rows);
+  CHECK(shares.skip(10) == 0);  // the pass is over
+  CHECK_FALSE(shares.next(1, mine));
+  fs::remove_all(dir);
+}

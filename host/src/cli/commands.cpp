@@ -178,6 +178,13 @@ int cmd_run(const GlobalOptions& global, RunRequest request) {
   return run.execute();
 }
 
+int cmd_worker(const GlobalOptions& global, const std::string& session_dir, const WorkerPlan& plan) {
+  install_stop_handlers();
+  PluginRegistry registry;
+  registry.load_directories(plugin_search_path(global.plugin_paths), true);
+  return follow_worker_session(session_dir, plan, registry);
+}
+
 int cmd_report(const GlobalOptions& global, const std::vector<std::string>& run_dirs, const std::string& out) {
   std::vector<fs::path> dirs(run_dirs.begin(), run_dirs.end());
   write_comparison_report(out, dirs, fmt::format("trafficid: {} runs compared", dirs.size()));

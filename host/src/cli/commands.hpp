@@ -8,6 +8,7 @@
 
 #include "pipeline/run.hpp"
 #include "serve/server.hpp"
+#include "train/workers.hpp"
 #include "trafficid/host_services.hpp"
 #include "trafficid/params.hpp"
 
@@ -74,6 +75,7 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
                  bool json);
 // `trafficid run` and `trafficid prepro` (request.train false): a Run whose events the terminal prints.
 int cmd_run(const GlobalOptions& global, RunRequest request);
+int cmd_worker(const GlobalOptions& global, const std::string& session_dir, const WorkerPlan& plan);
 
 // `trafficid tune`: runs (or goes on with) the study of an experiment's [tune] section.
 struct TuneRequest {

@@ -63,14 +63,27 @@ void add_run(CLI::App& app, Commands& commands, const GlobalOptions& global) {
   sub->add_option("--run-dir", a->run_dir, "run folder (default: OUTPUT_DIR/NAME-TIMESTAMP)");
   sub->add_flag("--json", a->json, "print the run's summary as JSON on stdout");
   sub->add_flag("--rebuild", a->rebuild, "build the dataset again even when an earlier one is current");
+  auto parallel = std::make_shared<std::pair<unsigned, double>>(0, 600.0);
+  sub->add_option("--workers", parallel->first,
+                  "train LibTorch models data-parallel over N local worker processes (Gloo); under srun, "
+                  "srun's tasks are the workers")
+      ->type_name("N")
+      ->check(CLI::Range(1, 256));
+  sub->add_option("--worker-timeout", parallel->second,
+                  "seconds a worker waits for the others before it fails the run (a worker died or hangs)")
+      ->type_name("SECONDS")
+      ->default_val(600)
+      ->check(CLI::Range(1.0, 86400.0));
   sub->add_option("--trial-of", trial->study_dir, "the study this run is a trial of")->group("");
   sub->add_option("--trial-id", trial->trial, "the trial's number in that study")->group("");
-  commands.push_back({sub, [a, resume, trial, &global] {
+  commands.push_back({sub, [a, resume, trial, parallel, &global] {
                         RunRequest request{.file = a->file,
                                            .overrides = a->overrides,
                                            .run_dir = a->run_dir,
                                            .rebuild = a->rebuild,
-                                           .print_json = a->json};
+                                           .print_json = a->json,
+                                           .workers = parallel->first,
+                                           .worker_timeout = parallel->second};
                         if (!resume->empty()) {
                           request.file = (fs::path(*resume) / "config.resolved.toml").string();
                           request.run_dir = *resume;
@@ -82,6 +95,19 @@ void add_run(CLI::App& app, Commands& commands, const GlobalOptions& global) {
                         if (!trial->study_dir.empty()) request.trial = *trial;
                         return cmd_run(global, std::move(request));
                       }});
+}
+
+// The processes `run --workers N` starts: workers 1..N-1 of its data-parallel training.
+void add_worker(CLI::App& app, Commands& commands, const GlobalOptions& global) {
+  auto plan = std::make_shared<WorkerPlan>();
+  auto dir = std::make_shared<std::string>();
+  auto* sub = app.add_subcommand("worker", "a worker of `trafficid run --workers N` (started by it)");
+  sub->group("");
+  sub->add_option("session", *dir, "RUN_DIR/workers/SESSION")->required();
+  sub->add_option("--rank", plan->rank)->required()->check(CLI::Range(1, 255));
+  sub->add_option("--world", plan->world)->required()->check(CLI::Range(2, 256));
+  sub->add_option("--timeout", plan->timeout_seconds)->required();
+  commands.push_back({sub, [plan, dir, &global] { return cmd_worker(global, *dir, *plan); }});
 }
 
 void add_prepro(CLI::App& app, Commands& commands, const GlobalOptions& global) {
@@ -296,8 +322,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", global.verbose, "also print debug messages");
   app.add_flag("-q,--quiet", global.quiet, "print warnings and errors only");
   Commands commands;
-  for (auto add : {add_plugins, add_validate, add_run, add_tune, add_predict, add_evaluate, add_prepro, add_report,
-                   add_serve, add_capture_files, add_split, add_capture, add_label})
+  for (auto add : {add_plugins, add_validate, add_run, add_worker, add_tune, add_predict, add_evaluate, add_prepro,
+                   add_report, add_serve, add_capture_files, add_split, add_capture, add_label})
     add(app, commands, global);
   CLI11_PARSE(app, argc, argv);
   try {

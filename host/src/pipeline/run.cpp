@@ -16,6 +16,7 @@
 #include "store/run_folder.hpp"
 #include "train/scoring.hpp"
 #include "train/train_stage.hpp"
+#include "train/workers.hpp"
 #include "trafficid/files.hpp"
 #include "tune/trial.hpp"
 
@@ -52,7 +53,7 @@ class FolderSubscribers {
 class RunSession {
  public:
   RunSession(const RunRequest& request, const PluginRegistry& registry, EventBus& bus, const Experiment& experiment,
-             RunFolder& folder, const char* parts, Json empty)
+             RunFolder& folder, const char* parts, Json empty, WorkerPool* workers)
       : request_(request),
         registry_(registry),
         experiment_(experiment),
@@ -60,7 +61,8 @@ class RunSession {
         subscribers_(bus, dir_),
         log_(bus),
         resolved_(write_resolved_config(dir_, request.file, experiment)),
-        record_(dir_, request.file, experiment, parts, std::move(empty)) {
+        record_(dir_, request.file, experiment, parts, std::move(empty)),
+        workers_(workers) {
     log_.set_threads(std::max(1u, std::thread::hardware_concurrency()));
     log_.set_work_dir(dir_);
   }
@@ -84,6 +86,7 @@ class RunSession {
   HostLog log_;
   std::string resolved_;
   RunRecord record_;
+  WorkerPool* workers_;
 };
 
 void RunSession::started(Json extra) {
@@ -201,6 +204,7 @@ void RunSession::train_and_report(const fs::path& dataset, const std::optional<f
     options.judge = judge.get();
   }
   if (evaluation) options.evaluation = &*evaluation;
+  options.workers = workers_;
   log_.event("stage", {{"name", "train"}, {"state", "started"}, {"models", experiment_.models.size()}});
   auto models = run_train_stage(experiment_, registry_, log_, dataset, dir_, options);
   if (models.value("status", "") == "interrupted") {
@@ -272,21 +276,38 @@ int RunSession::variants(const std::vector<std::string>& names,
   return finish(status);
 }
 
-// Loads and checks the experiment (a variant of it) and runs it into `run_dir`.
+// The run folder of srun's tasks: one they all name alike (the job's), unless one was given.
+std::string slurm_run_dir(const Experiment& experiment, const WorkerPlan& plan, const std::string& requested) {
+  if (!requested.empty() || !plan.slurm) return requested;
+  return (experiment.output_dir / fmt::format("{}-{}", experiment.name, plan.session)).string();
+}
+
+// Loads and checks the experiment (a variant of it) and runs it into `run_dir`. Worker 0 of a
+// data-parallel run starts its session of workers with the (top) run folder.
 int run_experiment(const RunRequest& request, const PluginRegistry& registry, EventBus& bus, const std::string& variant,
-                   const std::string& run_dir) {
+                   const std::string& run_dir, const WorkerPlan& plan, WorkerPool* workers) {
   auto experiment = checked_experiment(registry, request.file, request.overrides, variant);
   if (!experiment) {
     std::cerr << request.file << ": not run (`trafficid validate` checks an experiment without running it)\n";
     return 2;
   }
-  RunFolder folder = make_run_dir(*experiment, run_dir);
+  RunFolder folder = make_run_dir(*experiment, slurm_run_dir(*experiment, plan, run_dir));
+  std::optional<WorkerPool> pool;
+  if (!workers && plan.world > 1) workers = &pool.emplace(folder.path, plan, request.plugin_paths);
   if (experiment->variant_names.empty())
-    return RunSession(request, registry, bus, *experiment, folder, "stages", Json::array()).single();
-  RunSession session(request, registry, bus, *experiment, folder, "variants", Json::object());
+    return RunSession(request, registry, bus, *experiment, folder, "stages", Json::array(), workers).single();
+  RunSession session(request, registry, bus, *experiment, folder, "variants", Json::object(), workers);
   return session.variants(experiment->variant_names, [&](const std::string& name, const fs::path& dir) {
-    return run_experiment(request, registry, bus, name, dir.string());
+    return run_experiment(request, registry, bus, name, dir.string(), plan, workers);
   });
+}
+
+// srun's tasks other than 0: they follow task 0's session in the run folder it makes.
+int follow_run(const RunRequest& request, const PluginRegistry& registry, const WorkerPlan& plan) {
+  auto experiment = checked_experiment(registry, request.file, request.overrides, "");
+  if (!experiment) return 2;
+  return follow_worker_session(worker_session_dir(slurm_run_dir(*experiment, plan, request.run_dir), plan), plan,
+                               registry);
 }
 
 }  // namespace
@@ -300,7 +321,9 @@ int Run::execute() {
     for (const auto& p : registry.problems()) log.warn(fmt::format("plugin {}: {}", p.file.string(), p.message));
   }
   try {
-    status_ = run_experiment(request_, registry, bus_, "", request_.run_dir);
+    const WorkerPlan plan = worker_plan(request_.workers, request_.worker_timeout);
+    status_ = plan.rank > 0 ? follow_run(request_, registry, plan)
+                            : run_experiment(request_, registry, bus_, "", request_.run_dir, plan, nullptr);
   } catch (const Error& e) {
     // Before the run folder exists (it cannot be made, another process holds it).
     HostLog(bus_).log(LogLevel::error, e.what());

@@ -31,6 +31,8 @@ struct RunRequest {
   bool print_json = false;             // the run's summary on stdout at the end
   std::optional<TrialRequest> trial;
   std::vector<std::string> plugin_paths;
+  unsigned workers = 0;         // data-parallel training: N local worker processes (else srun's tasks)
+  double worker_timeout = 600;  // seconds any worker waits for the others (train/workers.hpp)
 };
 
 class Run {

@@ -6,9 +6,11 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <thread>
 #include <tuple>
 
 #include "train/scoring.hpp"
+#include "train/workers.hpp"
 #include "trafficid/dataset_reader.hpp"
 #include "trafficid/files.hpp"
 
@@ -166,8 +168,11 @@ class TrainStage {
     double seconds = 0;
     std::string diverged;
   };
-  Trained train(const PluginHandle<Model>& model, const std::string& label, const fs::path& fold_dir,
-                DatasetSplit& train, DatasetSplit& validation);
+  Trained train(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input, int fold,
+                const fs::path& fold_dir, DatasetSplit& train, DatasetSplit& validation);
+  // The training's context: with workers, what they are told (for a model that trains on them).
+  TrainingContext context(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input, int fold,
+                          const fs::path& fold_dir, TrainingObserver& observer);
   void measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds, DatasetSplit& test,
                DatasetSplit& validation, ModelResult& result);
   Json metrics(const ModelSpec& spec, const fs::path& dir, ModelResult& result);
@@ -215,13 +220,50 @@ TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& regis
   validation_options_.early.clear();
 }
 
+TrainingContext TrainStage::context(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input,
+                                    int fold, const fs::path& fold_dir, TrainingObserver& observer) {
+  TrainingContext context{experiment_.train, fold_dir / "checkpoints", &observer, &log_, {}};
+  if (!options_.workers) return context;
+  const int world = options_.workers->world();
+  if (!model([](Model& m) { return m.info(); }).data_parallel) {
+    log_.info(fmt::format("model {}: trains on worker 0 alone ({} does not train across workers)", spec.name,
+                          spec.plugin->name));
+    return context;
+  }
+  // The local workers share the cores: train.threads = 0 (one per core) becomes each one's part.
+  if (experiment_.train_settings.threads == 0)
+    context.settings["threads"] = std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(world));
+  context.parallel = options_.workers->post({{"model", spec.name},
+                                             {"plugin", spec.plugin->name},
+                                             {"params", spec.params},
+                                             {"train", context.settings},
+                                             {"dataset", fs::absolute(dataset_).string()},
+                                             {"fold", fold},
+                                             {"checkpoints", fs::absolute(context.checkpoint_dir).string()},
+                                             {"class_weights", input.class_weights},
+                                             {"seed", input.seed}});
+  log_.info(fmt::format("model {}: data-parallel over {} workers, {} rows of each batch of {} per worker", spec.name,
+                        world, experiment_.train_settings.batch_size / world, experiment_.train_settings.batch_size));
+  return context;
+}
+
 // Trains the model of one fold; its checkpoints make a killed run go on from the last epoch.
-TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const std::string& label,
-                                      const fs::path& fold_dir, DatasetSplit& train, DatasetSplit& validation) {
+TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input,
+                                      int fold, const fs::path& fold_dir, DatasetSplit& train,
+                                      DatasetSplit& validation) {
+  const std::string label = folds_ ? fmt::format("{} (fold {} of {})", spec.name, fold, folds_) : spec.name;
   EpochLog observer(log_, label, fold_dir / "metrics.jsonl", experiment_.train_settings.epochs, options_.judge);
-  TrainingContext context{experiment_.train, fold_dir / "checkpoints", &observer, &log_};
+  const TrainingContext context = this->context(model, spec, input, fold, fold_dir, observer);
   const auto started = Clock::now();
-  model([&](Model& m) { m.fit(train, validation, context); });
+  try {
+    model([&](Model& m) { m.fit(train, validation, context); });
+  } catch (const Error& e) {
+    if (!context.parallel.active()) throw;
+    // A worker that failed says why in its session folder: the reason beside worker 0's.
+    const std::string others = options_.workers->failures();
+    throw Error(fmt::format("{}{}; `{}` goes on from the last checkpoint", e.what(),
+                            others.empty() ? "" : " (" + others + ")", options_.workers->resume_command(run_dir_)));
+  }
   Trained out{log_.stop_requested(), std::chrono::duration<double>(Clock::now() - started).count(),
               observer.diverged()};
   if (!out.diverged.empty())
@@ -298,7 +340,7 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
       log_.info(fmt::format("model {}: trained in an earlier attempt of this run", label));
     } else {
       log_.info(fmt::format("model {}: {} trainable parameters", label, result.info.parameters));
-      const Trained trained = this->train(model, label, fold_dir, train, validation);
+      const Trained trained = this->train(model, spec, input, fold, fold_dir, train, validation);
       seconds = trained.seconds;
       result.info = model([](Model& m) { return m.info(); });  // trees count only after training
       if (trained.stopped) return std::nullopt;

@@ -26,9 +26,12 @@ class EpochJudge {
   virtual bool go_on(const EpochMetrics& epoch, const std::filesystem::path& metrics_file) = 0;
 };
 
+class WorkerPool;
+
 struct TrainOptions {
   EpochJudge* judge = nullptr;
   const std::filesystem::path* evaluation = nullptr;  // the evaluation dataset of [evaluate]
+  WorkerPool* workers = nullptr;                      // data-parallel training's other workers (train/workers.hpp)
 };
 
 // Returns the models' metrics ({"cnn": {...}, ...}); status "interrupted" when a stop was asked.

@@ -19,6 +19,7 @@ class TRAFFICID_SDK_API DatasetSplit final : public SampleBatches {
   const FeatureSpec& spec() const override;
   void rewind(bool shuffle, std::uint64_t seed = 0) override;
   bool next(std::size_t max_rows, FeatureBatch& batch) override;
+  std::size_t skip(std::size_t rows) override;
   const DatasetManifest& manifest() const;
 
  private:

@@ -26,6 +26,7 @@ struct ModelInput {
 struct ModelInfo {
   std::uint64_t parameters = 0;  // trainable parameters (or tree nodes)
   std::string summary;           // one line per layer
+  bool data_parallel = false;    // fit() trains across the workers of TrainingContext::parallel
 };
 
 // The rows of one split of a dataset, in batches, read from its shards without loading them
@@ -40,6 +41,9 @@ class TRAFFICID_SDK_API SampleBatches {
   // The next batch of at most `max_rows` rows (features in the stored dtype, zero-padded to the
   // full shape); false when the pass is over.
   virtual bool next(std::size_t max_rows, FeatureBatch& batch) = 0;
+  // Passes over the next `rows` rows of the pass without reading them (a worker of a data-parallel
+  // group reading its share of each batch); the number passed over.
+  virtual std::size_t skip(std::size_t rows);
 };
 
 // The experiment's [train] section, typed. Its schema (train_settings_schema()) is the one place
@@ -90,12 +94,26 @@ class EarlyStopping {
   double best_ = -1;
 };
 
+// Data-parallel training: this process is worker `rank` of `world_size`, which meet through a
+// rendezvous file every worker can open (a c10d FileStore). Each worker takes its share of every
+// batch of train.batch_size rows (the global batch), the gradients are summed across the workers
+// after each backward pass, and worker 0 alone validates, writes checkpoints and tells the
+// observer; the others have none. A collective that waits longer than `timeout_seconds` (a worker
+// died or hangs) ends every worker with an error.
+struct DataParallel {
+  int rank = 0, world_size = 1;
+  std::filesystem::path store;
+  double timeout_seconds = 600;
+  bool active() const { return world_size > 1; }
+};
+
 // How a model is trained: the experiment's [train] section and where checkpoints go.
 struct TrainingContext {
   Json settings = Json::object();        // resolved [train]: optimizer, lr, epochs, batch_size, ...
   std::filesystem::path checkpoint_dir;  // one checkpoint per epoch; fit() resumes from the last one
   TrainingObserver* observer = nullptr;  // told every epoch; may stop training
   HostServices* host = nullptr;
+  DataParallel parallel;  // one worker unless the run has several (ModelInfo::data_parallel models only)
 };
 
 class TRAFFICID_SDK_API Model : public Plugin {

@@ -11,7 +11,7 @@
 #include "trafficid/params.hpp"
 
 // Bump on any change to a type that crosses the plugin boundary (descriptor, interfaces, data types).
-#define TRAFFICID_ABI_VERSION 2u  // 2: SearchSpace::max_steps, the tuner replay contract
+#define TRAFFICID_ABI_VERSION 3u  // 3: data-parallel training (TrainingContext::parallel, SampleBatches::skip)
 
 namespace trafficid {
 

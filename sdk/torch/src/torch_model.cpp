@@ -12,6 +12,7 @@
 
 #include "trafficid/error.hpp"
 #include "trafficid/files.hpp"
+#include "data_parallel.hpp"
 
 namespace trafficid {
 
@@ -63,6 +64,7 @@ ModelInfo TorchModel::info() const {
     child.value()->pretty_print(line);
     info.summary += "\n  " + child.key() + ": " + line.str();
   }
+  info.data_parallel = true;
   return info;
 }
 
@@ -112,7 +114,8 @@ double scheduled_lr(const Settings& s, std::int64_t epoch) {  // epoch 1-based
 // Progress on a terminal: one line redrawn; elsewhere nothing per batch (the epoch line is logged).
 class Progress {
  public:
-  explicit Progress(std::string name) : name_(std::move(name)), terminal_(::isatty(STDERR_FILENO) == 1) {}
+  // `shown`: worker 0 of a data-parallel group draws it, the others do not.
+  Progress(std::string name, bool shown) : name_(std::move(name)), terminal_(shown && ::isatty(STDERR_FILENO) == 1) {}
   void update(std::int64_t epoch, std::int64_t epochs, std::uint64_t done, std::uint64_t total, double loss,
               double rate, double last_f1) {
     if (!terminal_) return;
@@ -144,6 +147,355 @@ class Progress {
 
 }  // namespace
 
+namespace {
+
+// What the trainer gets of the model it trains.
+struct Network {
+  HostServices& host;
+  const std::string& name;
+  const ModelInput& input;
+  torch::nn::Sequential& module;
+  torch::Device device;
+  std::function<std::vector<PretrainStage>()> pretraining;
+  std::function<void(SampleBatches&)> prepare;
+};
+
+// One fit(): a training run over its epochs, on one worker of its group.
+class Trainer {
+ public:
+  Trainer(Network network, SampleBatches& train, SampleBatches& validation, const TrainingContext& context,
+          const Settings& s, WorkerGroup& group)
+      : nw_(std::move(network)),
+        net_(*nw_.module.ptr()),
+        train_(train),
+        validation_(validation),
+        context_(context),
+        s_(s),
+        group_(group),
+        leader_(group.rank() == 0),
+        dir_(context.checkpoint_dir),
+        params_(net_.parameters()),
+        optimizer_(make_optimizer(s, params_)),
+        stopping_(s.patience),
+        progress_(nw_.name, leader_) {}
+  void run();
+
+ private:
+  fs::path checkpoint(std::int64_t epoch, const char* what) const {
+    return dir_ / fmt::format("epoch-{:04}.{}.pt", epoch, what);
+  }
+  void resume(const Json& saved);
+  bool pretrain();
+  bool epoch(std::int64_t epoch);  // false: training ends
+  EpochMetrics validate();
+  bool record(EpochMetrics& m);  // worker 0, after validating: false ends training
+  void save_checkpoint(std::int64_t epoch);
+  // This worker's loss weight of its share of a batch (what its loss is the mean over).
+  double share_weight(const FeatureBatch& batch) const;
+  // Worker 0's weights and buffers on every worker.
+  void same_model();
+  // One step over this worker's share of a global batch: the batch's mean loss.
+  double step(const FeatureBatch& batch, double& loaded_at, double& forward, double& backward, double& optimizer);
+
+  Network nw_;
+  torch::nn::Module& net_;
+  SampleBatches& train_;
+  SampleBatches& validation_;
+  const TrainingContext& context_;
+  const Settings& s_;
+  WorkerGroup& group_;
+  bool leader_;
+  fs::path dir_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::int64_t first_epoch_ = 1;
+  EarlyStopping stopping_;
+  Json history_ = Json::array();
+  torch::Tensor weights_;
+  std::vector<double> weight_of_class_;
+  Progress progress_;
+  bool stopped_ = false;  // a stop was asked, on any worker
+  std::string diverged_;  // worker 0: why training ended on numbers that are not finite
+};
+
+void Trainer::same_model() {
+  std::vector<torch::Tensor> all = net_.parameters();
+  for (const auto& b : net_.buffers()) all.push_back(b);
+  group_.broadcast(all);
+}
+
+double Trainer::share_weight(const FeatureBatch& batch) const {
+  if (weight_of_class_.empty()) return static_cast<double>(batch.rows);
+  double w = 0;
+  for (std::size_t i = 0; i < batch.rows; ++i) w += weight_of_class_[static_cast<std::size_t>(batch.labels[i])];
+  return w;
+}
+
+void Trainer::resume(const Json& saved) {
+  const std::int64_t epoch = saved.is_null() ? 0 : saved.at("epoch").get<std::int64_t>();
+  if (group_.active()) {
+    // Every worker reads the checkpoint: they must all see worker 0's.
+    const auto leaders = group_.broadcast(std::vector<double>{static_cast<double>(epoch)});
+    if (static_cast<std::int64_t>(leaders[0]) != epoch)
+      throw Error(
+          fmt::format("model {}: worker {} finds the checkpoint of epoch {} in {}, worker 0 that of epoch {}: "
+                      "the run folder must be one folder shared by every worker",
+                      nw_.name, group_.rank(), epoch, dir_.string(), static_cast<std::int64_t>(leaders[0])));
+  }
+  if (saved.is_null()) return;
+  torch::serialize::InputArchive model_archive, optimizer_archive;
+  model_archive.load_from(checkpoint(epoch, "model").string());
+  net_.load(model_archive);
+  optimizer_archive.load_from(checkpoint(epoch, "optimizer").string());
+  optimizer_->load(optimizer_archive);
+  first_epoch_ = epoch + 1;
+  stopping_.restore(saved);
+  if (stopping_.should_stop()) first_epoch_ = s_.epochs + 1;  // killed just after an early stop
+  history_ = saved.at("history");
+  if (leader_) nw_.host.info(fmt::format("model {}: resuming after epoch {} from {}", nw_.name, epoch, dir_.string()));
+  // The checkpoint is written before the observer hears of its epoch: a run killed between the
+  // two has the epoch in its checkpoint and not in metrics.jsonl nor in a study's journal (a
+  // trial killed then resumed as done one epoch short, tune_study found). The observer hears of
+  // it again (it replaces an epoch it has), and may still stop training there.
+  bool go_on = true;
+  if (leader_ && context_.observer && !history_.empty())
+    go_on = context_.observer->on_epoch(epoch_metrics_from_json(history_.back()));
+  if (group_.broadcast(std::vector<double>{go_on ? 1.0 : 0.0})[0] == 0) first_epoch_ = s_.epochs + 1;
+}
+
+// The model's own phases before supervised training; false when a stop was asked.
+bool Trainer::pretrain() {
+  for (auto& stage : nw_.pretraining()) {
+    torch::manual_seed(s_.model_seed + 7919 + static_cast<std::uint64_t>(group_.rank()) * 104729);
+    torch::optim::Adam pre(stage.parameters, torch::optim::AdamOptions(stage.learning_rate));
+    GlobalBatches batches(train_, static_cast<std::size_t>(s_.batch_size), group_.rank(), group_.world());
+    for (int e = 1; e <= stage.epochs; ++e) {
+      net_.train();
+      batches.rewind(true, s_.model_seed * 31 + static_cast<std::uint64_t>(e));
+      FeatureBatch batch;
+      std::size_t n = 0;
+      double total = 0, rows = 0;
+      while (batches.next(batch, n)) {
+        pre.zero_grad();
+        double loss = 0;
+        if (batch.rows > 0) {
+          auto l = stage.loss(to_tensor(batch).to(nw_.device));
+          l.backward();
+          loss = l.item<double>();
+        }
+        const double mine = static_cast<double>(batch.rows);
+        const auto sums =
+            group_.reduce_gradients(stage.parameters, mine, {mine, loss * mine, nw_.host.stop_requested() ? 1.0 : 0.0});
+        pre.step();
+        total += sums[1];
+        rows += sums[0];
+        stopped_ = stopped_ || sums[2] > 0;
+        if (stopped_) return false;
+      }
+      if (leader_)
+        nw_.host.info(fmt::format("model {}: pretraining {} epoch {}/{}: reconstruction loss {:.5f}", nw_.name,
+                                  stage.name, e, stage.epochs, rows > 0 ? total / rows : 0.0));
+    }
+  }
+  return true;
+}
+
+void Trainer::run() {
+  Json saved;
+  if (std::ifstream in(dir_ / "state.json"); in) saved = Json::parse(in);
+  resume(saved);
+  if (saved.is_null()) {
+    nw_.prepare(train_);
+    same_model();
+    if (!pretrain()) return;
+  } else {
+    same_model();
+  }
+  if (s_.class_weights && !nw_.input.class_weights.empty()) {
+    weight_of_class_ = nw_.input.class_weights;
+    std::vector<float> w(weight_of_class_.begin(), weight_of_class_.end());
+    weights_ = torch::tensor(w).to(nw_.device);
+  }
+  for (std::int64_t e = first_epoch_; e <= s_.epochs; ++e)
+    if (!epoch(e)) break;
+  if (!diverged_.empty()) throw Error(diverged_);
+  // The model kept is the one with the best validation macro F1 (never chosen on the test split).
+  if (leader_ && !stopped_ && stopping_.best_epoch() > 0) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint(stopping_.best_epoch(), "model").string());
+    net_.load(archive);
+  }
+}
+
+double Trainer::step(const FeatureBatch& batch, double& loader, double& forward, double& backward, double& optimizer) {
+  const auto before = Clock::now();
+  torch::Tensor x, y, loss;
+  if (batch.rows > 0) {
+    x = to_tensor(batch).to(nw_.device);
+    y = torch::tensor(batch.labels, torch::kInt64).to(nw_.device);
+  }
+  const auto loaded = Clock::now();
+  optimizer_->zero_grad();
+  const auto zeroed = Clock::now();
+  if (batch.rows > 0) {
+    auto logits = nw_.module->forward(x);
+    auto options = torch::nn::functional::CrossEntropyFuncOptions();
+    if (weights_.defined()) options.weight(weights_);
+    loss = torch::nn::functional::cross_entropy(logits, y, options);
+  }
+  const auto forwarded = Clock::now();
+  if (loss.defined()) loss.backward();
+  double mean_loss = loss.defined() ? loss.item<double>() : 0.0;
+  if (group_.active()) {
+    const double mine = share_weight(batch);
+    const auto sums =
+        group_.reduce_gradients(params_, mine, {mine, mean_loss * mine, nw_.host.stop_requested() ? 1.0 : 0.0});
+    mean_loss = sums[0] > 0 ? sums[1] / sums[0] : 0.0;
+    stopped_ = stopped_ || sums[2] > 0;
+  } else {
+    stopped_ = nw_.host.stop_requested();
+  }
+  const auto backwarded = Clock::now();
+  optimizer_->step();
+  const auto stepped = Clock::now();
+  loader += std::chrono::duration<double>(loaded - before).count();
+  forward += std::chrono::duration<double>(forwarded - zeroed).count();
+  backward += std::chrono::duration<double>(backwarded - forwarded).count();
+  optimizer += std::chrono::duration<double>((stepped - backwarded) + (zeroed - loaded)).count();
+  return mean_loss;
+}
+
+bool Trainer::epoch(std::int64_t epoch) {
+  const auto started = Clock::now();
+  const double lr = scheduled_lr(s_, epoch);
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+  // Re-seeded each epoch, so a resumed run draws what an uninterrupted one would have (worker 0
+  // as one process would; the other workers' dropout draws from streams of their own).
+  torch::manual_seed(s_.model_seed * 1000003 + static_cast<std::uint64_t>(epoch) +
+                     static_cast<std::uint64_t>(group_.rank()) * 0x9E3779B9ull);
+  GlobalBatches batches(train_, static_cast<std::size_t>(s_.batch_size), group_.rank(), group_.world());
+  batches.rewind(true, s_.model_seed * 7777 + static_cast<std::uint64_t>(epoch));
+  net_.train();
+  FeatureBatch batch;
+  // Where a step's time goes. On a GPU the calls return before the work is done, so the split
+  // is only kept on the CPU.
+  double loss_sum = 0, loader = 0, forward = 0, backward = 0, optimizer = 0;
+  std::uint64_t seen = 0;
+  std::size_t n = 0;
+  group_.take_seconds();
+  while (batches.next(batch, n)) {
+    loss_sum += step(batch, loader, forward, backward, optimizer) * static_cast<double>(n);
+    seen += n;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+    progress_.update(epoch, s_.epochs, seen, train_.rows(), loss_sum / static_cast<double>(seen),
+                     elapsed > 0 ? static_cast<double>(seen) / elapsed : 0, stopping_.best());
+    if (stopped_) break;
+  }
+  const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const double collective = group_.take_seconds();
+  progress_.end_epoch();
+  if (stopped_) {
+    if (leader_)
+      nw_.host.warn(fmt::format("model {}: stopped during epoch {}; `trafficid run --resume` continues after epoch {}",
+                                nw_.name, epoch, epoch - 1));
+    return false;
+  }
+  bool go_on = true;
+  if (leader_) {
+    EpochMetrics m = validate();
+    m.epoch = static_cast<int>(epoch);
+    m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
+    m.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    m.samples_per_second = train_seconds > 0 ? static_cast<double>(seen) / train_seconds : 0;
+    m.extra["lr"] = lr;
+    m.extra["loader_fraction"] = train_seconds > 0 ? loader / train_seconds : 0;
+    if (nw_.device.is_cpu() && train_seconds > 0) {
+      m.extra["forward_fraction"] = forward / train_seconds;
+      m.extra["backward_fraction"] = backward / train_seconds;  // with the gradients' all-reduce, if any
+      m.extra["optimizer_fraction"] = optimizer / train_seconds;
+    }
+    if (group_.active()) {
+      m.extra["workers"] = group_.world();
+      m.extra["allreduce_fraction"] = train_seconds > 0 ? collective / train_seconds : 0;
+    }
+    go_on = record(m);
+  }
+  // Worker 0's decision (its validation, its observer, a divergence) is every worker's.
+  return group_.broadcast(std::vector<double>{go_on ? 1.0 : 0.0})[0] != 0;
+}
+
+// Worker 0: loss, accuracy and macro F1 on the validation split.
+EpochMetrics Trainer::validate() {
+  net_.eval();
+  std::vector<std::int64_t> truth, predicted;
+  double val_loss = 0;
+  {
+    torch::NoGradGuard no_grad;
+    FeatureBatch batch;
+    validation_.rewind(false);
+    while (validation_.next(512, batch)) {
+      auto logits = nw_.module->forward(to_tensor(batch).to(nw_.device));
+      auto y = torch::tensor(batch.labels, torch::kInt64).to(nw_.device);
+      val_loss += torch::nn::functional::cross_entropy(logits, y).item<double>() * static_cast<double>(batch.rows);
+      auto best = logits.argmax(1).to(torch::kCPU);
+      auto* p = best.data_ptr<std::int64_t>();
+      predicted.insert(predicted.end(), p, p + batch.rows);
+      truth.insert(truth.end(), batch.labels.begin(), batch.labels.end());
+    }
+  }
+  auto evaluation = evaluate(truth, predicted, nw_.input.class_names);
+  EpochMetrics m;
+  m.val_loss = truth.empty() ? 0 : val_loss / static_cast<double>(truth.size());
+  m.val_accuracy = evaluation.accuracy;
+  m.val_macro_f1 = evaluation.macro_f1;
+  m.extra["val_weighted_f1"] = evaluation.weighted_f1;
+  return m;
+}
+
+bool Trainer::record(EpochMetrics& m) {
+  if (auto why = divergence(m); !why.empty()) {
+    // No checkpoint of a diverged network: the host hears of it (and fails the model, with the reason).
+    if (!context_.observer)
+      diverged_ = fmt::format("model {}: training diverged at epoch {} ({})", nw_.name, m.epoch, why);
+    else context_.observer->on_epoch(m);
+    return false;
+  }
+  stopping_.record(m.epoch, m.val_macro_f1);
+  history_.push_back(to_json(m));
+  save_checkpoint(m.epoch);
+  if (context_.observer && !context_.observer->on_epoch(m)) return false;
+  if (stopping_.should_stop()) {
+    nw_.host.info(fmt::format("model {}: early stop after epoch {}: validation macro F1 has not improved for {} epochs",
+                              nw_.name, m.epoch, stopping_.bad_epochs()));
+    return false;
+  }
+  return true;
+}
+
+// The checkpoint: model and optimiser of this epoch, then state.json naming it (the commit).
+void Trainer::save_checkpoint(std::int64_t epoch) {
+  torch::serialize::OutputArchive model_archive, optimizer_archive;
+  net_.save(model_archive);
+  model_archive.save_to(checkpoint(epoch, "model").string());
+  optimizer_->save(optimizer_archive);
+  optimizer_archive.save_to(checkpoint(epoch, "optimizer").string());
+  // On the disk before state.json names them: a power loss never leaves state.json pointing at a torn file.
+  sync_file(checkpoint(epoch, "model"));
+  sync_file(checkpoint(epoch, "optimizer"));
+  Json state = stopping_.to_json();
+  state["epoch"] = epoch;
+  state["history"] = history_;
+  write_file_atomically(dir_ / "state.json", state.dump(2));
+  // Older checkpoints go, except the best model's.
+  for (std::int64_t old = 1; old < epoch; ++old) {
+    std::error_code ec;
+    fs::remove(checkpoint(old, "optimizer"), ec);
+    if (old != stopping_.best_epoch()) fs::remove(checkpoint(old, "model"), ec);
+  }
+}
+
+}  // namespace
+
 void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) {
   auto& st = *state_;
   if (!st.built) throw Error(fmt::format("model {}: fit() before build()", st.name));
@@ -160,204 +512,18 @@ void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const Trai
       s.threads > 0 ? s.threads : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(static_cast<int>(threads));
   single_threaded_blas();
-  auto& net = *st.module.ptr();
-  net.to(st.device);
+  st.module.ptr()->to(st.device);
   if (train.rows() == 0) throw Error(fmt::format("model {}: the training split is empty", st.name));
-
-  const fs::path dir = context.checkpoint_dir;
-  fs::create_directories(dir);
-  Json saved;
-  if (std::ifstream in(dir / "state.json"); in) saved = Json::parse(in);
-  auto params = net.parameters();
-  auto optimizer = make_optimizer(s, params);
-  std::int64_t first_epoch = 1;
-  EarlyStopping stopping(s.patience);
-  Json history = Json::array();
-  auto checkpoint = [&](std::int64_t epoch, const char* what) {
-    return dir / fmt::format("epoch-{:04}.{}.pt", epoch, what);
-  };
-
-  if (!saved.is_null()) {
-    const std::int64_t epoch = saved.at("epoch").get<std::int64_t>();
-    torch::serialize::InputArchive model_archive, optimizer_archive;
-    model_archive.load_from(checkpoint(epoch, "model").string());
-    net.load(model_archive);
-    optimizer_archive.load_from(checkpoint(epoch, "optimizer").string());
-    optimizer->load(optimizer_archive);
-    first_epoch = epoch + 1;
-    stopping.restore(saved);
-    if (stopping.should_stop()) first_epoch = s.epochs + 1;  // killed just after an early stop
-    history = saved.at("history");
-    st.host.info(fmt::format("model {}: resuming after epoch {} from {}", st.name, epoch, dir.string()));
-    // The checkpoint is written before the observer hears of its epoch: a run killed between the
-    // two has the epoch in its checkpoint and not in metrics.jsonl nor in a study's journal (a
-    // trial killed then resumed as done one epoch short, tune_study found). The observer hears of
-    // it again (it replaces an epoch it has), and may still stop training there.
-    if (context.observer && !history.empty() && !context.observer->on_epoch(epoch_metrics_from_json(history.back())))
-      first_epoch = s.epochs + 1;
-  } else {
-    prepare(train);
-    for (auto& stage : pretraining()) {
-      torch::manual_seed(s.model_seed + 7919);
-      torch::optim::Adam pre(stage.parameters, torch::optim::AdamOptions(stage.learning_rate));
-      for (int e = 1; e <= stage.epochs; ++e) {
-        net.train();
-        train.rewind(true, s.model_seed * 31 + static_cast<std::uint64_t>(e));
-        FeatureBatch batch;
-        double total = 0;
-        std::uint64_t n = 0;
-        while (train.next(static_cast<std::size_t>(s.batch_size), batch)) {
-          auto x = to_tensor(batch).to(st.device);
-          pre.zero_grad();
-          auto loss = stage.loss(x);
-          loss.backward();
-          pre.step();
-          total += loss.item<double>() * static_cast<double>(batch.rows);
-          n += batch.rows;
-        }
-        st.host.info(fmt::format("model {}: pretraining {} epoch {}/{}: reconstruction loss {:.5f}", st.name,
-                                 stage.name, e, stage.epochs, n ? total / static_cast<double>(n) : 0.0));
-        if (st.host.stop_requested()) return;
-      }
-    }
-  }
-
-  torch::Tensor weights;
-  if (s.class_weights && !st.input.class_weights.empty()) {
-    std::vector<float> w(st.input.class_weights.begin(), st.input.class_weights.end());
-    weights = torch::tensor(w).to(st.device);
-  }
-  Progress progress(st.name);
-  const std::size_t classes = st.input.class_names.size();
-  for (std::int64_t epoch = first_epoch; epoch <= s.epochs; ++epoch) {
-    const auto started = Clock::now();
-    const double lr = scheduled_lr(s, epoch);
-    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-    // Re-seeded each epoch, so a resumed run draws what an uninterrupted one would have.
-    torch::manual_seed(s.model_seed * 1000003 + static_cast<std::uint64_t>(epoch));
-    train.rewind(true, s.model_seed * 7777 + static_cast<std::uint64_t>(epoch));
-    net.train();
-    FeatureBatch batch;
-    double loss_sum = 0, loader_seconds = 0;
-    // Where a step's time goes. On a GPU the calls return before the work is done, so the split
-    // is only kept on the CPU.
-    double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;
-    std::uint64_t seen = 0;
-    while (true) {
-      const auto before = Clock::now();
-      if (!train.next(static_cast<std::size_t>(s.batch_size), batch)) break;
-      auto x = to_tensor(batch).to(st.device);
-      auto y = torch::tensor(batch.labels, torch::kInt64).to(st.device);
-      const auto loaded = Clock::now();
-      loader_seconds += std::chrono::duration<double>(loaded - before).count();
-      optimizer->zero_grad();
-      const auto zeroed = Clock::now();
-      auto logits = st.module->forward(x);
-      auto options = torch::nn::functional::CrossEntropyFuncOptions();
-      if (weights.defined()) options.weight(weights);
-      auto loss = torch::nn::functional::cross_entropy(logits, y, options);
-      const auto forwarded = Clock::now();
-      loss.backward();
-      const auto backwarded = Clock::now();
-      optimizer->step();
-      const auto stepped = Clock::now();
-      forward_seconds += std::chrono::duration<double>(forwarded - zeroed).count();
-      backward_seconds += std::chrono::duration<double>(backwarded - forwarded).count();
-      optimizer_seconds += std::chrono::duration<double>((stepped - backwarded) + (zeroed - loaded)).count();
-      loss_sum += loss.item<double>() * static_cast<double>(batch.rows);
-      seen += batch.rows;
-      const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
-      progress.update(epoch, s.epochs, seen, train.rows(), loss_sum / static_cast<double>(seen),
-                      elapsed > 0 ? static_cast<double>(seen) / elapsed : 0, stopping.best());
-      if (st.host.stop_requested()) break;
-    }
-    const double train_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    progress.end_epoch();
-    if (st.host.stop_requested()) {
-      st.host.warn(fmt::format("model {}: stopped during epoch {}; `trafficid run --resume` continues after epoch {}",
-                               st.name, epoch, epoch - 1));
-      return;
-    }
-
-    // Validation: loss, accuracy, macro F1.
-    net.eval();
-    std::vector<std::int64_t> truth, predicted;
-    double val_loss = 0;
-    {
-      torch::NoGradGuard no_grad;
-      validation.rewind(false);
-      while (validation.next(512, batch)) {
-        auto logits = st.module->forward(to_tensor(batch).to(st.device));
-        auto y = torch::tensor(batch.labels, torch::kInt64).to(st.device);
-        val_loss += torch::nn::functional::cross_entropy(logits, y).item<double>() * static_cast<double>(batch.rows);
-        auto best = logits.argmax(1).to(torch::kCPU);
-        auto* p = best.data_ptr<std::int64_t>();
-        predicted.insert(predicted.end(), p, p + batch.rows);
-        truth.insert(truth.end(), batch.labels.begin(), batch.labels.end());
-      }
-    }
-    auto evaluation = evaluate(truth, predicted, st.input.class_names);
-    EpochMetrics m;
-    m.epoch = static_cast<int>(epoch);
-    m.train_loss = seen ? loss_sum / static_cast<double>(seen) : 0;
-    m.val_loss = truth.empty() ? 0 : val_loss / static_cast<double>(truth.size());
-    m.val_accuracy = evaluation.accuracy;
-    m.val_macro_f1 = evaluation.macro_f1;
-    m.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    m.samples_per_second = train_seconds > 0 ? static_cast<double>(seen) / train_seconds : 0;
-    m.extra["lr"] = lr;
-    m.extra["loader_fraction"] = train_seconds > 0 ? loader_seconds / train_seconds : 0;
-    if (st.device.is_cpu() && train_seconds > 0) {
-      m.extra["forward_fraction"] = forward_seconds / train_seconds;
-      m.extra["backward_fraction"] = backward_seconds / train_seconds;
-      m.extra["optimizer_fraction"] = optimizer_seconds / train_seconds;
-    }
-    m.extra["val_weighted_f1"] = evaluation.weighted_f1;
-    (void)classes;
-    if (auto why = divergence(m); !why.empty()) {
-      // No checkpoint of a diverged network: the host hears of it (and fails the model, with the reason).
-      if (!context.observer)
-        throw Error(fmt::format("model {}: training diverged at epoch {} ({})", st.name, epoch, why));
-      context.observer->on_epoch(m);
-      break;
-    }
-
-    stopping.record(epoch, m.val_macro_f1);
-    history.push_back(to_json(m));
-    // The checkpoint: model and optimiser of this epoch, then state.json naming it (the commit).
-    torch::serialize::OutputArchive model_archive, optimizer_archive;
-    net.save(model_archive);
-    model_archive.save_to(checkpoint(epoch, "model").string());
-    optimizer->save(optimizer_archive);
-    optimizer_archive.save_to(checkpoint(epoch, "optimizer").string());
-    // On the disk before state.json names them: a power loss never leaves state.json pointing at a torn file.
-    sync_file(checkpoint(epoch, "model"));
-    sync_file(checkpoint(epoch, "optimizer"));
-    Json state = stopping.to_json();
-    state["epoch"] = epoch;
-    state["history"] = history;
-    write_file_atomically(dir / "state.json", state.dump(2));
-    // Older checkpoints go, except the best model's.
-    for (std::int64_t old = 1; old < epoch; ++old) {
-      std::error_code ec;
-      fs::remove(checkpoint(old, "optimizer"), ec);
-      if (old != stopping.best_epoch()) fs::remove(checkpoint(old, "model"), ec);
-    }
-    const bool keep_going = context.observer ? context.observer->on_epoch(m) : true;
-    if (!keep_going) break;
-    if (stopping.should_stop()) {
-      st.host.info(
-          fmt::format("model {}: early stop after epoch {}: validation macro F1 has not improved for {} epochs",
-                      st.name, epoch, stopping.bad_epochs()));
-      break;
-    }
-  }
-  // The model kept is the one with the best validation macro F1 (never chosen on the test split).
-  if (stopping.best_epoch() > 0) {
-    torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint(stopping.best_epoch(), "model").string());
-    net.load(archive);
-  }
+  fs::create_directories(context.checkpoint_dir);
+  WorkerGroup group(context.parallel, st.name);
+  Network network{st.host,
+                  st.name,
+                  st.input,
+                  st.module,
+                  st.device,
+                  [this] { return pretraining(); },
+                  [this](SampleBatches& rows) { prepare(rows); }};
+  Trainer(std::move(network), train, validation, context, s, group).run();
 }
 
 std::vector<float> TorchModel::predict_proba(const FeatureBatch& batch) {

@@ -1,0 +1,148 @@
+#include "data_parallel.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+
+#include "trafficid/error.hpp"
+
+namespace trafficid {
+
+using Clock = std::chrono::steady_clock;
+
+struct WorkerGroup::Impl {
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  double seconds = 0;
+};
+
+namespace {
+
+// The network device Gloo talks over: GLOO_SOCKET_IFNAME names an interface (as for PyTorch);
+// else the address this host's name resolves to (the cluster's network on a cluster node).
+std::shared_ptr<::gloo::transport::Device> gloo_device() {
+  if (const char* name = std::getenv("GLOO_SOCKET_IFNAME"); name && *name)
+    return c10d::ProcessGroupGloo::createDeviceForInterface(name);
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+}  // namespace
+
+WorkerGroup::WorkerGroup(const DataParallel& parallel, std::string model)
+    : impl_(std::make_unique<Impl>()), rank_(parallel.rank), world_(parallel.world_size), model_(std::move(model)) {
+  if (world_ <= 1) return;
+  if (rank_ < 0 || rank_ >= world_)
+    throw Error(fmt::format("model {}: worker {} of a group of {}: no such worker", model_, rank_, world_));
+  const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(parallel.timeout_seconds * 1000));
+  try {
+    auto store = c10::make_intrusive<c10d::FileStore>(parallel.store.string(), world_);
+    store->setTimeout(timeout);
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices.push_back(gloo_device());
+    options->threads = 1;
+    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank_, world_, options);
+  } catch (const std::exception& e) {
+    throw Error(
+        fmt::format("model {}: worker {} of {} could not meet the others through {} within {:.0f} s ({}); a "
+                    "worker that did not start, or a folder that is not shared between the machines",
+                    model_, rank_, world_, parallel.store.string(), parallel.timeout_seconds, e.what()));
+  }
+}
+
+WorkerGroup::~WorkerGroup() = default;
+
+namespace {
+
+// Runs a collective; a peer that died (its connection reset) or that does not answer within the
+// timeout ends this worker too, with the reason.
+template <typename Body>
+void collective(const std::string& model, int rank, int world, const char* what, double& seconds, Body&& body) {
+  const auto started = Clock::now();
+  try {
+    body()->wait();
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("model {}: worker {} of {}: {} failed, another worker died or stopped answering ({})",
+                            model, rank, world, what, e.what()));
+  }
+  seconds += std::chrono::duration<double>(Clock::now() - started).count();
+}
+
+}  // namespace
+
+std::vector<double> WorkerGroup::reduce_gradients(const std::vector<torch::Tensor>& params, double weight,
+                                                  std::vector<double> sums) {
+  if (!active()) return sums;
+  // One message for the whole step: every gradient, flattened, then the numbers to sum.
+  std::vector<torch::Tensor> parts;
+  parts.reserve(params.size() + 1);
+  for (const auto& p : params) {
+    auto g = p.grad();
+    parts.push_back(g.defined() ? g.reshape({-1}) * weight : torch::zeros({p.numel()}, p.options()));
+  }
+  parts.push_back(torch::tensor(std::vector<float>(sums.begin(), sums.end()), torch::kFloat32));
+  std::vector<torch::Tensor> flat{torch::cat(parts)};
+  collective(model_, rank_, world_, "summing the gradients", impl_->seconds,
+             [&] { return impl_->group->allreduce(flat); });
+  const auto total_weight = flat[0][flat[0].numel() - static_cast<std::int64_t>(sums.size())].item<double>();
+  std::int64_t offset = 0;
+  for (const auto& p : params) {
+    auto summed = flat[0].narrow(0, offset, p.numel()).view(p.sizes());
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    if (total_weight > 0) p.mutable_grad().copy_(summed / total_weight);
+    else p.mutable_grad().zero_();
+    offset += p.numel();
+  }
+  auto* tail = flat[0].narrow(0, offset, static_cast<std::int64_t>(sums.size())).contiguous().data_ptr<float>();
+  for (std::size_t i = 0; i < sums.size(); ++i) sums[i] = tail[i];
+  return sums;
+}
+
+void WorkerGroup::broadcast(const std::vector<torch::Tensor>& tensors) {
+  if (!active() || tensors.empty()) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (const auto& t : tensors) parts.push_back(t.detach().reshape({-1}).to(torch::kFloat64));
+  std::vector<torch::Tensor> flat{torch::cat(parts)};
+  collective(model_, rank_, world_, "receiving worker 0's model", impl_->seconds,
+             [&] { return impl_->group->broadcast(flat); });
+  std::int64_t offset = 0;
+  for (const auto& t : tensors) {
+    auto mutable_t = t;
+    mutable_t.detach().copy_(flat[0].narrow(0, offset, t.numel()).view(t.sizes()).to(t.dtype()));
+    offset += t.numel();
+  }
+}
+
+std::vector<double> WorkerGroup::broadcast(std::vector<double> values) {
+  if (!active() || values.empty()) return values;
+  std::vector<torch::Tensor> flat{torch::tensor(values, torch::kFloat64)};
+  collective(model_, rank_, world_, "hearing worker 0's decision", impl_->seconds,
+             [&] { return impl_->group->broadcast(flat); });
+  const double* v = flat[0].data_ptr<double>();
+  return std::vector<double>(v, v + values.size());
+}
+
+double WorkerGroup::take_seconds() {
+  const double s = impl_->seconds;
+  impl_->seconds = 0;
+  return s;
+}
+
+bool GlobalBatches::next(FeatureBatch& share, std::size_t& global_rows) {
+  if (left_ == 0) return false;
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(batch_size_, left_));
+  const std::size_t world = static_cast<std::size_t>(world_), rank = static_cast<std::size_t>(rank_);
+  const std::size_t lo = n * rank / world, hi = n * (rank + 1) / world;
+  rows_.skip(lo);
+  if (hi == lo || !rows_.next(hi - lo, share)) {
+    share.rows = 0;
+    share.labels.clear();
+  }
+  rows_.skip(n - hi);
+  left_ -= n;
+  global_rows = n;
+  return true;
+}
+
+}  // namespace trafficid

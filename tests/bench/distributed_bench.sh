@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmark (not part of the test suite): data-parallel training over Gloo against one process,
+# side by side in one run, on the same machine and the same global batch (128). On the Deep
+# Packet application dataset of ../shared/data/captures (balance "cap", MAX_PER_CLASS training
+# rows per class), one epoch of: the paper CNN (10.1 M parameters) and a small MLP ([256, 128],
+# 0.4 M); each as 1 process x 2 threads and as 2 workers x 1 thread (`run --workers 2`). Prints
+# the training samples/s (the epoch's, without validation), their ratio, the all-reduce share of
+# a step and its time per parameter, then an estimate of the scaling to 8 and 32 machines.
+# usage: tests/bench/distributed_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(realpath "${1:-$root/build}") data=$(realpath "${2:-$root/../shared/data}") work=${3:-$(mktemp -d)}
+per_class=${MAX_PER_CLASS:-200} bandwidth=${BANDWIDTH_GBIT:-10}
+tid="$build/bin/trafficid"
+mkdir -p "$work"
+cd "$work"
+exp="$root/experiments/deep_packet_app.toml"
+base=(--set "capture.sources=[\"pcap:$data/captures\"]" --set 'dataset.balance="cap"'
+      --set "dataset.max_per_class=$per_class" --set train.epochs=1 --set train.patience=0
+      --set "experiment.output_dir=\"$work/runs\"")
+"$tid" prepro "$exp" "${base[@]}" --run-dir prepro > prepro.log 2>&1 || { tail -5 prepro.log; exit 1; }
+
+# The epoch of a run: samples/s, all-reduce share, parameters, training rows.
+epoch_of() {  # RUN_DIR MODEL
+  /usr/bin/python3 - "$1" "$2" << 'EOF'
+import json, sys
+run, model = sys.argv[1:]
+e = [json.loads(l) for l in open(f"{run}/models/{model}/metrics.jsonl") if l.strip()][-1]
+m = json.load(open(f"{run}/models/{model}/metrics.json"))
+print(e["samples_per_second"], e.get("allreduce_fraction", 0), m["parameters"],
+      json.load(open(f"{run}/run.json"))["dataset"]["rows"]["train"])
+EOF
+}
+declare -A models=([cnn]='models={cnn={}}' [mlp]='models={mlp={layers=[256,128]}}')
+printf "%-5s %12s %12s %14s %8s %10s %16s\n" model "1x2 s/s" "2x1 s/s" "ratio (2x1/1x2)" params "allreduce" "s per param/step"
+for model in cnn mlp; do
+  "$tid" run "$exp" "${base[@]}" --set "${models[$model]}" --set train.threads=2 --run-dir "one-$model" > "one-$model.log" 2>&1 \
+    || { tail -5 "one-$model.log"; exit 1; }
+  "$tid" run "$exp" "${base[@]}" --set "${models[$model]}" --set train.threads=1 --workers 2 --run-dir "two-$model" \
+    > "two-$model.log" 2>&1 || { tail -5 "two-$model.log"; exit 1; }
+  read -r one _ params rows < <(epoch_of "one-$model" "$model")
+  read -r two share _ _ < <(epoch_of "two-$model" "$model")
+  # Seconds of all-reduce per step and per parameter: the share of the epoch's training time over its steps.
+  read -r step_s per_param < <(awk -v sps="$two" -v share="$share" -v p="$params" -v n="$rows" 'BEGIN {
+    steps = int((n + 127) / 128); t = n / sps; s = share * t / steps; printf "%.5f %.3e\n", s, s / p }')
+  printf "%-5s %12.1f %12.1f %14.3f %8d %9.1f%% %16s\n" "$model" "$one" "$two" "$(awk -v a="$two" -v b="$one" 'BEGIN {print a / b}')" \
+    "$params" "$(awk -v s="$share" 'BEGIN {print 100 * s}')" "$per_param"
+  # Scaling with a ring all-reduce (Gloo's): each worker sends and receives 2(N-1)/N of the
+  # gradients (4 bytes a parameter) per step; the global batch stays 128, so each of N machines
+  # computes 1/N of one 2-core machine's step.
+  awk -v sps="$one" -v p="$params" -v gbit="$bandwidth" -v model="$model" 'BEGIN {
+    compute = 128 / sps
+    for (i = 0; i < 2; ++i) {
+      n = (i == 0) ? 8 : 32
+      comm = 2 * (n - 1) / n * 4 * p / (gbit * 1e9 / 8)
+      step = compute / n + comm
+      printf "  %s on %d machines of 2 cores at %d Gbit/s: step %.3f s (compute %.3f + all-reduce %.3f), %.0f samples/s, %.1fx one machine, efficiency %.0f%%\n",
+        model, n, gbit, step, compute / n, comm, 128 / step, compute / step, 100 * compute / (n * step)
+    }
+  }'
+done
