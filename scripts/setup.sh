@@ -20,6 +20,8 @@ packages=(
   clang-format universal-ctags git
   # the web application's browser test: Node.js runs playwright-core (from npm) against chromium
   nodejs
+  # the cluster test: a single-node Slurm (slurmctld, slurmd, sbatch, srun) and its authentication
+  slurm-wlm munge
 )
 
 missing=()

@@ -129,6 +129,9 @@ void write_slurm(const TuneRequest& request, const Experiment& experiment, const
       workers, shell_quote(fs::absolute(study_dir).string()), request.emit_slurm, experiment.name,
       threads > 0 ? threads : 4, fs::absolute(study_dir).string(), shell_quote(fs::current_path().string()), command);
   write_file_atomically(request.emit_slurm, script);
+  // Slurm opens each task's --output file in the study folder before the task starts: a folder
+  // that does not exist yet fails every task of the array, with no log to say why.
+  fs::create_directories(study_dir);
   fs::permissions(request.emit_slurm, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
 }
 
