@@ -5,8 +5,8 @@
 #    for the MLP and the flow network (dropout off: dropout draws per worker); gbdt trains on
 #    worker 0 alone, as it says;
 # 2. a worker killed mid-training ends worker 0 at once with an error naming the cause, not a
-#    hang; `run --resume --workers 2` goes on from the last checkpoint and ends with the numbers
-#    of a run never killed;
+#    hang; worker 0 killed takes its workers with it; either way `run --resume --workers 2` goes
+#    on from the last checkpoint and ends with the numbers of a run never killed;
 # 3. a worker that stops answering (SIGSTOP) ends the run after --worker-timeout;
 # 4. srun's environment: tasks 0 and 1 of a step (SLURM_PROCID, SLURM_STEP_NUM_TASKS) started by
 #    hand train together in the run folder named after the job.
@@ -84,6 +84,21 @@ done_epochs=$(wc -l < killed/models/flow_net/metrics.jsonl)
 "$tid" run --resume killed --workers 2 > resumed.log 2>&1 || fail "resume: $(tail -5 resumed.log)"
 grep -q "resuming after epoch" resumed.log || fail "the resume started over: $(head -20 resumed.log)"
 same_numbers whole killed flow_net
+
+# Worker 0 killed: its workers end with it (none is left behind), and --resume goes on.
+"$tid" run "$exp" "${long[@]}" --run-dir leader --workers 2 > leader.log 2>&1 &
+run=$!
+pids+=("$run")
+for _ in $(seq 600); do
+  [[ -f leader/models/flow_net/metrics.jsonl ]] && (($(wc -l < leader/models/flow_net/metrics.jsonl) >= 3)) && break
+  sleep 0.1
+done
+kill -9 "$run"
+wait "$run" || true
+for _ in $(seq 100); do pgrep -f "worker $work/leader/workers/" > /dev/null || break; sleep 0.1; done
+! pgrep -f "worker $work/leader/workers/" > /dev/null || fail "a worker outlived worker 0 by 10 s"
+"$tid" run --resume leader --workers 2 > leader-resumed.log 2>&1 || fail "resume after worker 0's kill: $(tail -5 leader-resumed.log)"
+same_numbers whole leader flow_net
 
 # 3. A worker that hangs: worker 0 gives up after --worker-timeout.
 "$tid" run "$exp" "${long[@]}" --run-dir hung --workers 2 --worker-timeout 4 > hung.log 2>&1 &
