@@ -6,6 +6,8 @@
 # 0.4 M); each as 1 process x 2 threads and as 2 workers x 1 thread (`run --workers 2`). Prints
 # the training samples/s (the epoch's, without validation), their ratio, the all-reduce share of
 # a step and its time per parameter, then an estimate of the scaling to 8 and 32 machines.
+# Then preprocessing of the 1 GB benchmark capture in 8 files, one process against a Slurm job
+# array of 2 tasks (below). TRAIN=0 or PREPRO=0 leaves a part out.
 # usage: tests/bench/distributed_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,6 +20,7 @@ exp="$root/experiments/deep_packet_app.toml"
 base=(--set "capture.sources=[\"pcap:$data/captures\"]" --set 'dataset.balance="cap"'
       --set "dataset.max_per_class=$per_class" --set train.epochs=1 --set train.patience=0
       --set "experiment.output_dir=\"$work/runs\"")
+if [[ ${TRAIN:-1} == 1 ]]; then
 "$tid" prepro "$exp" "${base[@]}" --run-dir prepro > prepro.log 2>&1 || { tail -5 prepro.log; exit 1; }
 
 # The epoch of a run: samples/s, all-reduce share, parameters, training rows.
@@ -59,3 +62,61 @@ for model in cnn mlp; do
     }
   }'
 done
+fi
+[[ ${PREPRO:-1} == 1 ]] || exit 0
+
+# Preprocessing the 1 GB benchmark capture (37 copies of the Ethernet captures, each with its own
+# addresses: new flows), split in 8 files, as 1 process x 2 threads against a Slurm job array of
+# 2 tasks x 1 thread (`prepro --emit-slurm --parts 2`, the last task merging), on a single-node
+# Slurm of this machine started for the bench. Wall time from start to the dataset, each.
+source "$root/tests/bench/big_capture.sh"
+source "$root/tests/scripts/slurm_local.sh"
+if [[ ! -d "$work/split" ]]; then
+  build_big_capture "$data" "$work" pcap
+  total=$(capinfos -c -M "$work/big.pcap" | awk '/Number of packets/ {print $NF}')
+  mkdir -p "$work/split"
+  "$tid" -q split "$work/big.pcap" "$work/split/part.pcap" -c $(((total + 7) / 8))
+  rm -f "$work/big.pcap"
+fi
+packets=$(capinfos -c -M "$work"/split/*.pcap | awk '/Number of packets/ {n += $NF} END {print n}')
+cat > "$work/prepro.toml" << TOML
+[experiment]
+name = "split8"
+seed = 1
+output_dir = "$work/prepro-runs"
+[capture]
+sources = ["pcap:$work/split"]
+[label]
+class_from = "map"
+unmatched = "other"
+[label.classes]
+Web = ["TLS*", "HTTP*", "QUIC*"]
+P2P = { apps = ["BitTorrent", "Gnutella"] }
+VPN = { apps = ["OpenVPN", "WireGuard", "Tor"] }
+Remote = { apps = ["SSH", "RDP", "VNC", "AnyDesk"] }
+Chat = ["*WhatsApp*", "*Telegram*", "*Viber*"]
+Video = ["*Skype*", "*Zoom*", "*Teams*"]
+[features]
+extractor = "deep_packet"
+[dataset]
+reuse = false
+TOML
+trap 'stop_slurm_cluster "$work/cluster"' EXIT
+start_slurm_cluster "$work/cluster"
+cat "$work"/split/*.pcap > /dev/null
+started=$(date +%s.%N)
+"$tid" -q prepro "$work/prepro.toml" --set features.threads=2 --set "dataset.directory=\"$work/one\"" --run-dir "$work/p1"
+one=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+"$tid" -q prepro "$work/prepro.toml" --set features.threads=1 --set "dataset.directory=\"$work/two\"" \
+  --emit-slurm "$work/prepro.sh" --parts 2 2> /dev/null
+# From submission until the array leaves the queue (squeue every 0.1 s: sbatch --wait polls
+# more slowly than that).
+started=$(date +%s.%N)
+job=$(sbatch --parsable "$work/prepro.sh")
+while [[ -n $(squeue -h -j "$job" 2> /dev/null) ]]; do sleep 0.1; done
+two=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+grep -h "merged\|seconds" "$work"/two/split8-*.parts/slurm-*.log 2> /dev/null | head -4 || true
+ls "$work"/two/split8-*/manifest.json > /dev/null
+printf "prepro of %s packets in 8 files: 1 process x 2 threads %.2f s (%.0f packets/s), Slurm array of 2 tasks x 1 thread %.2f s (%.0f packets/s): ratio %.2f\n" \
+  "$packets" "$one" "$(awk -v p="$packets" -v t="$one" 'BEGIN {print p / t}')" "$two" \
+  "$(awk -v p="$packets" -v t="$two" 'BEGIN {print p / t}')" "$(awk -v a="$one" -v b="$two" 'BEGIN {print a / b}')"

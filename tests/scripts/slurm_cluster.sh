@@ -9,85 +9,22 @@
 #    array is submitted again, the interrupted trial resumed from its checkpoint, no trial run
 #    twice to its end;
 # 3. `srun -n 2 trafficid run EXP`: the two tasks train the LibTorch models data-parallel in the
-#    run folder named after the job, and reach one process's numbers.
+#    run folder named after the job, and reach one process's numbers;
+# 4. `trafficid prepro --emit-slurm job.sh --parts 3` on the shared captures: the array builds
+#    the parts (one built before is kept) and the last merges them into the dataset one process
+#    builds (rows, features, flow keys, manifest); --merge names the parts that are missing.
 # If the daemons cannot start, the test fails with their logs; it never skips.
-# usage: slurm_cluster.sh TRAFFICID SOURCE_DIR
+# usage: slurm_cluster.sh TRAFFICID SOURCE_DIR DATA_DIR
 set -euo pipefail
-tid=$(realpath "$1") src=$(realpath "$2")
+tid=$(realpath "$1") src=$(realpath "$2") data=$3
 py=/usr/bin/python3
 work=$(mktemp -d)
 cluster="$work/cluster"
 fail() { echo "FAIL: $*" >&2; exit 1; }
-stop_cluster() {
-  [[ -n ${SLURM_CONF:-} ]] && scancel --quiet --user=root 2> /dev/null || true
-  for daemon in slurmd slurmctld munged; do
-    [[ -f "$cluster/$daemon.pid" ]] && kill "$(cat "$cluster/$daemon.pid")" 2> /dev/null || true
-  done
-  sleep 1
-  for daemon in slurmd slurmctld munged; do
-    [[ -f "$cluster/$daemon.pid" ]] && kill -9 "$(cat "$cluster/$daemon.pid")" 2> /dev/null || true
-  done
-  pkill -9 -f "$work" 2> /dev/null || true
-}
-trap 'stop_cluster; [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
+source "$(dirname "$(realpath "$0")")/slurm_local.sh"
+trap 'stop_slurm_cluster "$cluster"; pkill -9 -f "$work" 2> /dev/null || true; [[ -n ${KEEP_WORK:-} ]] || rm -rf "$work"' EXIT
 cd "$work"
-
-# The cluster.
-for tool in munged slurmctld slurmd sbatch srun scancel squeue sinfo; do
-  command -v "$tool" > /dev/null || fail "$tool is not installed (scripts/setup.sh installs slurm-wlm and munge)"
-done
-mkdir -p "$cluster"/{state,spool,log} "$cluster/munge"
-chmod 755 "$cluster/munge"
-head -c 1024 /dev/urandom > "$cluster/munge.key"
-chmod 600 "$cluster/munge.key"
-munged -F -f --socket="$cluster/munge/socket" --key-file="$cluster/munge.key" --log-file="$cluster/log/munged.log" \
-  --pid-file="$cluster/munged.pid.file" --seed-file="$cluster/munge.seed" > "$cluster/log/munged.out" 2>&1 &
-echo $! > "$cluster/munged.pid"
-read -r ctld_port slurmd_port < <($py -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
-node=$(hostname -s)
-cat > "$cluster/slurm.conf" << EOF
-ClusterName=trafficid
-SlurmctldHost=$node(127.0.0.1)
-SlurmUser=$(id -un)
-SlurmdUser=$(id -un)
-SlurmctldPort=$ctld_port
-SlurmdPort=$slurmd_port
-AuthType=auth/munge
-AuthInfo=socket=$cluster/munge/socket
-CredType=cred/munge
-StateSaveLocation=$cluster/state
-SlurmdSpoolDir=$cluster/spool
-SlurmctldPidFile=$cluster/slurmctld.pid.file
-SlurmdPidFile=$cluster/slurmd.pid.file
-SlurmctldLogFile=$cluster/log/slurmctld.log
-SlurmdLogFile=$cluster/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SlurmdParameters=config_overrides
-MpiDefault=none
-ReturnToService=2
-NodeName=$node NodeAddr=127.0.0.1 CPUs=4 RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
-EOF
-export SLURM_CONF="$cluster/slurm.conf"
-for _ in $(seq 50); do [[ -S "$cluster/munge/socket" ]] && break; sleep 0.1; done
-[[ -S "$cluster/munge/socket" ]] || fail "munged did not start: $(cat "$cluster"/log/munged.*)"
-slurmctld -D -c -f "$SLURM_CONF" > "$cluster/log/slurmctld.out" 2>&1 &
-echo $! > "$cluster/slurmctld.pid"
-sleep 1
-slurmd -D -f "$SLURM_CONF" > "$cluster/log/slurmd.out" 2>&1 &
-echo $! > "$cluster/slurmd.pid"
-for _ in $(seq 100); do [[ $(sinfo -h -o %T 2> /dev/null) == idle ]] && break; sleep 0.2; done
-[[ $(sinfo -h -o %T 2> /dev/null) == idle ]] ||
-  fail "the single-node cluster did not come up: $(sinfo 2>&1; tail -n 20 "$cluster"/log/*)"
+start_slurm_cluster "$cluster" || fail "the single-node Slurm cluster could not start (above)"
 
 # A small study: the quickstart's synthetic traffic, Deep Packet vectors, an MLP on one thread.
 base() {  # EPOCHS TRIALS
@@ -181,4 +118,55 @@ for x, y in zip(a, b):
     assert abs(x["train_loss"] - y["train_loss"]) < 1e-5 and x["val_macro_f1"] == y["val_macro_f1"], (x, y)
     assert y["workers"] == 2
 EOF
-echo "slurm: a study over a job array, a cancelled worker resumed on resubmission, srun's tasks training together"
+# 4. The dataset of the shared captures built by a job array of 3 parts (the last merges) equals
+#    the dataset one process builds: the same rows (input, packet, flow, class, split) with the
+#    same feature bytes, the same flow keys, the same manifest but for its list of shards.
+[[ -d "$data/captures" ]] || fail "$data/captures is missing (TRAFFICID_DATA_DIR)"
+app=("$src/experiments/deep_packet_app.toml" --set "capture.sources=[\"pcap:$data/captures\"]")
+"$tid" prepro "${app[@]}" --set "dataset.directory=\"$work/whole\"" --run-dir prepro-one > prepro-one.log 2>&1 ||
+  fail "prepro: $(tail -n 5 prepro-one.log)"
+parted=(--set "dataset.directory=\"$work/parted\"")
+status=0
+"$tid" prepro "${app[@]}" "${parted[@]}" --merge > merge-early.log 2>&1 || status=$?
+((status == 1)) && grep -q "no parts of this dataset" merge-early.log || fail "a merge of no parts: $(cat merge-early.log)"
+"$tid" prepro "${app[@]}" "${parted[@]}" --part 2/3 > part2.log 2>&1 || fail "part 2/3: $(tail -n 5 part2.log)"
+status=0
+"$tid" prepro "${app[@]}" "${parted[@]}" --merge > merge-early.log 2>&1 || status=$?
+((status == 1)) && grep -q "parts 1, 3 of 3 are not built yet" merge-early.log || fail "a merge of 1 of 3 parts: $(cat merge-early.log)"
+"$tid" prepro "${app[@]}" "${parted[@]}" --emit-slurm prepro.sh --parts 3 2> emit.log || fail "emit-slurm: $(cat emit.log)"
+grep -q '^#SBATCH --array=1-3$' prepro.sh || fail "the prepro array: $(cat prepro.sh)"
+sbatch --wait prepro.sh > sbatch3.out 2>&1 || fail "the prepro array: $(cat sbatch3.out; cat "$work"/parted/*.parts/slurm-*.log)"
+grep -q "part 2 of 3 is built already" "$work"/parted/*.parts/slurm-*_2.log ||
+  fail "part 2, built before the array, was built again: $(cat "$work"/parted/*.parts/slurm-*_2.log)"
+whole=$(ls -d "$work"/whole/deep_packet_app-*[0-9a-f] | head -1) parted_ds=$(ls -d "$work"/parted/deep_packet_app-*[0-9a-f] | head -1)
+[[ -f $parted_ds/manifest.json ]] || fail "the array merged nothing: $(ls -R "$work/parted")"
+! ls -d "$parted_ds".parts/part-* 2> /dev/null || fail "the parts were left after the merge"
+cmp "$whole/flow_keys.npy" "$parted_ds/flow_keys.npy" || fail "the flow keys differ"
+$py - "$whole" "$parted_ds" "$src/python" << 'EOF' || fail "the merged dataset differs from one process's"
+import hashlib, json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+import trafficid_dataset as td
+def rows(d):
+    m = td.manifest(d)
+    out = []
+    for s in m["shards"]:
+        b = f"{d}/{s['name']}"
+        cols = [np.load(f"{b}.{c}.npy") for c in ("file", "packet", "flow", "y", "split")]
+        raw, length = np.load(f"{b}.bytes.npy"), np.load(f"{b}.len.npy").astype(np.int64)
+        offset = np.concatenate([[0], np.cumsum(length)])
+        for i in range(len(cols[0])):
+            out.append(tuple(int(c[i]) for c in cols) + (hashlib.md5(raw[offset[i]:offset[i + 1]].tobytes()).hexdigest(),))
+    return sorted(out), m
+a, ma = rows(sys.argv[1])
+b, mb = rows(sys.argv[2])
+assert len(a) == len(b) > 60000 and a == b, (len(a), len(b))
+for key in set(ma) | set(mb):
+    if key not in ("shards", "statistics"):
+        assert ma.get(key) == mb.get(key), key
+for key in ("packets_read", "packets_in_flows", "rows", "flows"):
+    assert ma["statistics"][key] == mb["statistics"][key], key
+assert mb["statistics"]["parts"] == 3
+EOF
+
+echo "slurm: a study over a job array, a cancelled worker resumed on resubmission, srun's tasks training together, a dataset built by a job array of parts"

@@ -178,6 +178,12 @@ int cmd_run(const GlobalOptions& global, RunRequest request) {
   return run.execute();
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 int cmd_worker(const GlobalOptions& global, const std::string& session_dir, const WorkerPlan& plan) {
   install_stop_handlers();
   PluginRegistry registry;

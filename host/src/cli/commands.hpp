@@ -75,6 +75,17 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
                  bool json);
 // `trafficid run` and `trafficid prepro` (request.train false): a Run whose events the terminal prints.
 int cmd_run(const GlobalOptions& global, RunRequest request);
+// A word for bash: single-quoted, a ' inside as '\''.
+std::string shell_quote(const std::string& s);
+struct PreproPartsRequest {
+  std::string file;
+  std::vector<std::string> overrides;
+  std::string part;        // --part I/N
+  bool merge = false;      // --merge
+  std::string emit_slurm;  // --emit-slurm FILE
+  unsigned parts = 0;      // with --emit-slurm: the array's size
+};
+int cmd_prepro_parts(const GlobalOptions& global, const PreproPartsRequest& request);
 int cmd_worker(const GlobalOptions& global, const std::string& session_dir, const WorkerPlan& plan);
 
 // `trafficid tune`: runs (or goes on with) the study of an experiment's [tune] section.

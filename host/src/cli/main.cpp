@@ -118,7 +118,26 @@ void add_prepro(CLI::App& app, Commands& commands, const GlobalOptions& global) 
   sub->add_option("--run-dir", a->run_dir, "run folder (default: OUTPUT_DIR/NAME-TIMESTAMP)");
   sub->add_flag("--rebuild", a->rebuild, "build the dataset again even when an earlier one is current");
   sub->add_flag("--json", a->json, "print the run's summary as JSON on stdout");
-  commands.push_back({sub, [a, &global] {
+  auto parts = std::make_shared<PreproPartsRequest>();
+  auto* part = sub->add_option("--part", parts->part,
+                               "build part I of N of the dataset (every Nth capture file); the last part to end "
+                               "merges them")
+                   ->type_name("I/N");
+  auto* merge =
+      sub->add_flag("--merge", parts->merge, "join the parts of the dataset built with --part")->excludes(part);
+  auto* emit = sub->add_option("--emit-slurm", parts->emit_slurm, "write a Slurm job array that builds the parts")
+                   ->type_name("FILE")
+                   ->excludes(part)
+                   ->excludes(merge);
+  sub->add_option("--parts", parts->parts, "with --emit-slurm: the number of parts")
+      ->needs(emit)
+      ->check(CLI::Range(1, 100000));
+  commands.push_back({sub, [a, parts, &global] {
+                        if (!parts->part.empty() || parts->merge || !parts->emit_slurm.empty()) {
+                          parts->file = a->file;
+                          parts->overrides = a->overrides;
+                          return cmd_prepro_parts(global, *parts);
+                        }
                         return cmd_run(global, {.file = a->file,
                                                 .overrides = a->overrides,
                                                 .run_dir = a->run_dir,

@@ -194,14 +194,24 @@ std::vector<PacketHook*> DatasetBuilder::begin_input(const SourceFileInfo& info,
   if (workers != workers_.size())
     throw Error(fmt::format("internal: {} labelling workers for {} feature workers", workers, workers_.size()));
   DatasetInput input;
-  input.id = static_cast<std::uint32_t>(inputs_.size());
+  // Its number: its place among the inputs (in a part, among the whole collection's files).
+  if (input_ids_.empty()) {
+    input.id = static_cast<std::uint32_t>(inputs_.size());
+  } else if (inputs_.size() < input_ids_.size()) {
+    input.id = input_ids_[inputs_.size()];
+  } else {
+    throw Error(
+        fmt::format("{}: more inputs than the part's {} files (a file that is several captures cannot be "
+                    "split into parts)",
+                    info.path, input_ids_.size()));
+  }
   input.path = info.path;
   std::error_code ec;
   if (!info.path.empty() && fs::is_regular_file(info.path, ec)) {
     input.size = fs::file_size(info.path, ec);
     input.mtime_ns = mtime_ns(info.path);
     if (!hasher_) hasher_ = std::make_unique<Hasher>();
-    hasher_->add(input.id, info.path);
+    hasher_->add(inputs_.size(), info.path);  // by its place in inputs_
   }
   inputs_.push_back(input);
   std::vector<PacketHook*> hooks;
@@ -213,7 +223,7 @@ std::vector<PacketHook*> DatasetBuilder::begin_input(const SourceFileInfo& info,
 }
 
 void DatasetBuilder::labelled(const FlowRecord& f, const std::optional<std::string>& cls) {
-  const std::uint32_t input = static_cast<std::uint32_t>(inputs_.size() - 1);
+  const std::uint32_t input = inputs_.back().id;
   FlowEntry entry;
   entry.input = input;
   entry.key = combine(combine(combine(static_cast<std::uint64_t>(experiment_.seed), input), tuple_hash(f.tuple)),
@@ -281,13 +291,10 @@ void DatasetBuilder::write_flow_keys(const RowPlan& plan) const {
 DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Json& config) {
   const auto started = std::chrono::steady_clock::now();
   DatasetManifest m;
-  for (auto& w : workers_) {
-    // Flows still open in the extractor were ended by the labeler's flush; close the files.
-    w->close_shard(experiment_.dataset.sync);
-    m.shards.insert(m.shards.end(), w->shards.begin(), w->shards.end());
-  }
-  if (hasher_)
-    for (const auto& [index, digest] : hasher_->results()) inputs_[index].sha256 = digest;
+  std::uint64_t packets = 0;
+  m.shards = close_workers(packets);
+  m.shards.insert(m.shards.end(), adopted_shards_.begin(), adopted_shards_.end());
+  await_hashes();
   RowPlan plan = row_plan();
   count_rows(m.shards);
   write_flow_keys(plan);
@@ -300,6 +307,22 @@ DatasetManifest DatasetBuilder::finish(const std::string& config_hash, const Jso
   describe(m, plan, config_hash, config, total_rows);
   m.statistics["finish_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return m;
+}
+
+std::vector<DatasetShard> DatasetBuilder::close_workers(std::uint64_t& packets) {
+  std::vector<DatasetShard> shards;
+  for (auto& w : workers_) {
+    // Flows still open in the extractor were ended by the labeler's flush; close the files.
+    w->close_shard(experiment_.dataset.sync);
+    shards.insert(shards.end(), w->shards.begin(), w->shards.end());
+    packets += w->packets;
+  }
+  return shards;
+}
+
+void DatasetBuilder::await_hashes() {
+  if (hasher_)
+    for (const auto& [index, digest] : hasher_->results()) inputs_[index].sha256 = digest;
 }
 
 // The manifest's description of the dataset: settings, classes, inputs, statistics.
@@ -320,7 +343,7 @@ void DatasetBuilder::describe(DatasetManifest& m, const RowPlan& plan, const std
   if (!target_ && d.balance == "weights") m.class_weights = balanced_class_weights(m.counts["train"]);
   m.inputs = inputs_;
   m.config = config;
-  std::uint64_t packets = 0, packets_in_flows = 0, feature_bytes = 0, dataset_bytes = 0;
+  std::uint64_t packets = 0, packets_in_flows = adopted_packets_, feature_bytes = 0, dataset_bytes = 0;
   for (const auto& i : inputs_) packets += i.packets;
   for (const auto& w : workers_) packets_in_flows += w->packets;
   for (const auto& e : fs::directory_iterator(folder_))

@@ -51,6 +51,17 @@ class DatasetBuilder final : public StageHook {
   // Labels, splits and describes what was written; returns the manifest (also in the folder).
   DatasetManifest finish(const std::string& config_hash, const Json& config);
 
+  // A dataset built in parts (pipeline/dataset_parts.hpp). A part numbers its inputs as the whole
+  // collection does: `ids`, the places of the files it reads, in the order it reads them.
+  void number_inputs(std::vector<std::uint32_t> ids);
+  // A part, after its capture: its shards stay in the folder, its inputs and flows (what finish()
+  // needs of them) are written beside them (part.json, flows.*.npy), with `header`.
+  void save_part(Json header);
+  // Merging: a part's inputs, flows and shards (linked into this builder's folder)...
+  void adopt_part(const std::filesystem::path& part_folder, unsigned part);
+  // ...then, once every part is adopted, in the order one process has them; then finish().
+  void end_adoption();
+
  private:
   struct Worker;
   struct FlowEntry {
@@ -118,6 +129,9 @@ class DatasetBuilder final : public StageHook {
     HashSet train_hashes, validation_hashes;
     std::vector<std::uint64_t> threshold;  // keep a training row when identity <= threshold
   };
+  // The workers' shards closed: their shards, and the packets they saw in flows.
+  std::vector<DatasetShard> close_workers(std::uint64_t& packets);
+  void await_hashes();  // the inputs' content hashes in inputs_
   RowPlan row_plan() const;
   void count_rows(const std::vector<DatasetShard>& shards);
   void write_flow_keys(const RowPlan& plan) const;
@@ -144,6 +158,16 @@ class DatasetBuilder final : public StageHook {
   std::vector<FlowEntry> flows_;
   std::vector<std::string> class_seen_;
   std::unordered_map<std::string, std::int32_t> class_ids_;
+  // Parts: a part's input numbers; a merge's adopted shards, packets and flows.
+  std::vector<std::uint32_t> input_ids_;
+  std::vector<DatasetShard> adopted_shards_;
+  std::uint64_t adopted_packets_ = 0;
+  struct AdoptedFlow {
+    std::uint64_t id = 0;  // its dataset flow id
+    FlowEntry entry;
+    std::string cls;  // empty: none
+  };
+  std::vector<AdoptedFlow> adopted_flows_;
 };
 
 // The dataset folder of an experiment: DIRECTORY/NAME-HASH, HASH over everything that decides
