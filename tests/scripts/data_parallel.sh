@@ -3,7 +3,8 @@
 # 1. two workers reach what one process reaches with the same global batch (every epoch's train
 #    and validation loss within 1e-5, the same validation scores, test predictions within 1e-4),
 #    for the MLP and the flow network (dropout off: dropout draws per worker); gbdt trains on
-#    worker 0 alone, as it says;
+#    worker 0 alone, as it says; the same over TCP (MASTER_ADDR, MASTER_PORT), and an address no
+#    worker reaches fails within the timeout, with the reason;
 # 2. a worker killed mid-training ends worker 0 at once with an error naming the cause, not a
 #    hang; worker 0 killed takes its workers with it; either way `run --resume --workers 2` goes
 #    on from the last checkpoint and ends with the numbers of a run never killed;
@@ -58,6 +59,16 @@ e = [json.loads(l) for l in open('two/models/flow_net/metrics.jsonl')]
 assert all(x['workers'] == 2 and 0 < x['allreduce_fraction'] < 1 for x in e), e[-1]
 " || fail "the epochs do not tell the workers and the all-reduce share"
 [[ ! -e two/workers ]] || [[ -z $(ls two/workers) ]] || fail "a finished session was left: $(ls -R two/workers)"
+# The same over TCP: MASTER_ADDR and MASTER_PORT name worker 0's store, as for PyTorch.
+port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tid" run "$exp" --set "$models" "${common[@]}" --run-dir tcp --workers 2 \
+  > tcp.log 2>&1 || fail "two workers over TCP: $(tail -5 tcp.log)"
+for m in mlp flow_net; do same_numbers one tcp "$m"; done
+status=0
+MASTER_ADDR=192.0.2.1 MASTER_PORT=$port timeout 60 "$tid" run "$exp" --set "$models" "${common[@]}" --run-dir unreachable \
+  --workers 2 --worker-timeout 3 > unreachable.log 2>&1 || status=$?
+((status == 1)) && grep -q "could not meet the others through MASTER_ADDR=192.0.2.1" unreachable.log ||
+  fail "a store nobody serves (status $status): $(tail -5 unreachable.log)"
 
 # 2. A worker killed mid-training: worker 0 fails at once, with the reason; --resume goes on.
 long=(--set train.threads=1 --set train.epochs=40 --set train.patience=0 --set 'models={flow_net={dropout=0.0}}')
@@ -93,8 +104,7 @@ for _ in $(seq 600); do
   [[ -f leader/models/flow_net/metrics.jsonl ]] && (($(wc -l < leader/models/flow_net/metrics.jsonl) >= 3)) && break
   sleep 0.1
 done
-kill -9 "$run"
-wait "$run" || true
+{ kill -9 "$run" && wait "$run"; } 2> /dev/null || true
 for _ in $(seq 100); do pgrep -f "worker $work/leader/workers/" > /dev/null || break; sleep 0.1; done
 ! pgrep -f "worker $work/leader/workers/" > /dev/null || fail "a worker outlived worker 0 by 10 s"
 "$tid" run --resume leader --workers 2 > leader-resumed.log 2>&1 || fail "resume after worker 0's kill: $(tail -5 leader-resumed.log)"

@@ -3,8 +3,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <map>
+#include <mutex>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "trafficid/error.hpp"
 
@@ -27,6 +31,36 @@ std::shared_ptr<::gloo::transport::Device> gloo_device() {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// MASTER_ADDR and MASTER_PORT (as for PyTorch): the workers meet at worker 0's TCP store there,
+// one for the process's life (worker 0 serves it), each training under a prefix of its own.
+// Without them, at the rendezvous file in the run folder.
+c10::intrusive_ptr<c10d::Store> rendezvous(const DataParallel& parallel, std::chrono::milliseconds timeout) {
+  const char* address = std::getenv("MASTER_ADDR");
+  if (!address || !*address) {
+    auto store = c10::make_intrusive<c10d::FileStore>(parallel.store.string(), parallel.world_size);
+    store->setTimeout(timeout);
+    return store;
+  }
+  const char* port_text = std::getenv("MASTER_PORT");
+  const long port = port_text && *port_text ? std::strtol(port_text, nullptr, 10) : 29500;
+  if (port <= 0 || port > 65535) throw Error(fmt::format("MASTER_PORT={}: not a TCP port", port_text));
+  static std::mutex mutex;
+  static std::map<std::string, c10::intrusive_ptr<c10d::Store>> stores;
+  std::lock_guard lock(mutex);
+  auto& store = stores[fmt::format("{}:{}", address, port)];
+  if (!store) {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(port);
+    options.isServer = parallel.rank == 0;
+    options.numWorkers = parallel.world_size;
+    options.waitWorkers = false;
+    options.timeout = timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(address, options);
+  }
+  store->setTimeout(timeout);
+  return c10::make_intrusive<c10d::PrefixStore>(parallel.store.filename().string() + "/", store);
+}
+
 }  // namespace
 
 WorkerGroup::WorkerGroup(const DataParallel& parallel, std::string model)
@@ -36,17 +70,20 @@ WorkerGroup::WorkerGroup(const DataParallel& parallel, std::string model)
     throw Error(fmt::format("model {}: worker {} of a group of {}: no such worker", model_, rank_, world_));
   const auto timeout = std::chrono::milliseconds(static_cast<std::int64_t>(parallel.timeout_seconds * 1000));
   try {
-    auto store = c10::make_intrusive<c10d::FileStore>(parallel.store.string(), world_);
-    store->setTimeout(timeout);
+    auto store = rendezvous(parallel, timeout);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     options->devices.push_back(gloo_device());
     options->threads = 1;
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank_, world_, options);
   } catch (const std::exception& e) {
-    throw Error(
-        fmt::format("model {}: worker {} of {} could not meet the others through {} within {:.0f} s ({}); a "
-                    "worker that did not start, or a folder that is not shared between the machines",
-                    model_, rank_, world_, parallel.store.string(), parallel.timeout_seconds, e.what()));
+    const char* address = std::getenv("MASTER_ADDR");
+    const bool tcp = address && *address;
+    throw Error(fmt::format(
+        "model {}: worker {} of {} could not meet the others through {} within {:.0f} s ({}); a "
+        "worker that did not start, or {}",
+        model_, rank_, world_, tcp ? fmt::format("MASTER_ADDR={}", address) : parallel.store.string(),
+        parallel.timeout_seconds, e.what(),
+        tcp ? "an address or port the others cannot reach" : "a folder that is not shared between the machines"));
   }
 }
 
