@@ -4,7 +4,8 @@
 # tcpreplay), so every copy's flows are new flows, as in real traffic; DISTINCT=0 keeps the
 # addresses, so the copies only add packets to the first copy's flows (nDPI decided them long ago).
 # KEEP_COPIES=1 also leaves the copies as separate files in WORK_DIR/copies.
-# Sets `copies` and `inputs`. Also best_of_3, the benchmarks' timing loop.
+# Sets `copies` and `inputs`. Also best_of_3, the benchmarks' timing loop, and
+# bench_dataset_sections, the [label], [features] and [dataset] sections of their experiments.
 build_big_capture() {
   local data=$1 work=$2 format=$3
   if [[ "${DISTINCT:-1}" == 1 ]] && ! command -v tcprewrite > /dev/null; then
@@ -39,4 +40,25 @@ best_of_3() {
     b=$(awk -v a="$b" -v c="$s" 'BEGIN {print (c < a) ? c : a}'); (( k > m )) && m=$k
   done
   echo "$b $m"
+}
+
+# The benchmarks' experiments after their [capture]: nDPI labels mapped to six classes (the rest
+# "other"), Deep Packet vectors, a dataset built anew each time.
+bench_dataset_sections() {
+  cat << 'TOML'
+[label]
+class_from = "map"
+unmatched = "other"
+[label.classes]
+Web = ["TLS*", "HTTP*", "QUIC*"]
+P2P = { apps = ["BitTorrent", "Gnutella"] }
+VPN = { apps = ["OpenVPN", "WireGuard", "Tor"] }
+Remote = { apps = ["SSH", "RDP", "VNC", "AnyDesk"] }
+Chat = ["*WhatsApp*", "*Telegram*", "*Viber*"]
+Video = ["*Skype*", "*Zoom*", "*Teams*"]
+[features]
+extractor = "deep_packet"
+[dataset]
+reuse = false
+TOML
 }

@@ -86,21 +86,8 @@ seed = 1
 output_dir = "$work/prepro-runs"
 [capture]
 sources = ["pcap:$work/split"]
-[label]
-class_from = "map"
-unmatched = "other"
-[label.classes]
-Web = ["TLS*", "HTTP*", "QUIC*"]
-P2P = { apps = ["BitTorrent", "Gnutella"] }
-VPN = { apps = ["OpenVPN", "WireGuard", "Tor"] }
-Remote = { apps = ["SSH", "RDP", "VNC", "AnyDesk"] }
-Chat = ["*WhatsApp*", "*Telegram*", "*Viber*"]
-Video = ["*Skype*", "*Zoom*", "*Teams*"]
-[features]
-extractor = "deep_packet"
-[dataset]
-reuse = false
 TOML
+bench_dataset_sections >> "$work/prepro.toml"
 trap 'stop_slurm_cluster "$work/cluster"' EXIT
 start_slurm_cluster "$work/cluster"
 cat "$work"/split/*.pcap > /dev/null

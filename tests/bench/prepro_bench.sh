@@ -32,21 +32,8 @@ output_dir = "$work/runs"
 sources = ["pcap"]
 [capture.pcap]
 paths = [${sources%, }]
-[label]
-class_from = "map"
-unmatched = "other"
-[label.classes]
-Web = ["TLS*", "HTTP*", "QUIC*"]
-P2P = { apps = ["BitTorrent", "Gnutella"] }
-VPN = { apps = ["OpenVPN", "WireGuard", "Tor"] }
-Remote = { apps = ["SSH", "RDP", "VNC", "AnyDesk"] }
-Chat = ["*WhatsApp*", "*Telegram*", "*Viber*"]
-Video = ["*Skype*", "*Zoom*", "*Teams*"]
-[features]
-extractor = "deep_packet"
-[dataset]
-reuse = false
 TOML
+  bench_dataset_sections
 }
 experiment 1 > "$work/bench1.toml"
 experiment 10 > "$work/bench10.toml"
