@@ -230,8 +230,8 @@ TrainingContext TrainStage::context(const PluginHandle<Model>& model, const Mode
                           spec.plugin->name));
     return context;
   }
-  // The local workers share the cores: train.threads = 0 (one per core) becomes each one's part.
-  if (experiment_.train_settings.threads == 0)
+  // Local workers share the cores: train.threads = 0 (one per core) becomes each one's part.
+  if (experiment_.train_settings.threads == 0 && options_.workers->local())
     context.settings["threads"] = std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(world));
   context.parallel = options_.workers->post({{"model", spec.name},
                                              {"plugin", spec.plugin->name},

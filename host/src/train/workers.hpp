@@ -42,6 +42,7 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   int world() const { return plan_.world; }
+  bool local() const { return !plan_.slurm; }  // the workers share this machine's cores
   // Posts a training for the other workers: what they need to build the same model and read
   // the same splits (`task`: plugin, params, train, dataset, fold, checkpoints, class_weights,
   // seed). Returns worker 0's part.
