@@ -4,7 +4,8 @@
 # depend on the thread count; a packet split is flagged as leaking; balancing touches the training
 # split only; strict masking zeroes the shortcut fields; flow-level extractors give one row per
 # flow; an unchanged second run reuses the dataset, a changed input rebuilds it; kill -9 in the
-# middle leaves no complete-looking dataset and the next run builds it again.
+# middle leaves no complete-looking dataset and the next run builds it again; a dataset in parts
+# (--part I/N): a damaged or killed part, built again, merges into one process's dataset.
 # usage: prepro_dataset.sh TRAFFICID DATA_DIR SOURCE_DIR
 set -euo pipefail
 tid=$(realpath "$1") data=$(realpath "$2") src=$(realpath "$3")
@@ -208,4 +209,31 @@ compgen -G "$work/runs/datasets/*/manifest.json" > /dev/null && fail "a killed r
 "$tid" prepro "$work/app.toml" --set features.threads=1 > "$work/after.log" 2>&1 || { cat "$work/after.log"; fail "run after kill"; }
 grep -q "interrupted run left" "$work/after.log" || fail "the leftover .part folder was not noticed"
 cmp <(rows_of "$ds") <(rows_of "$(dataset_of "$work/after.log")") || fail "the rebuilt dataset differs"
+# A dataset in parts (the Slurm array's parts, here run by hand): a damaged part stops the merge
+# naming its file and the way on; built again, it merges into the dataset one process builds; a
+# part killed while it writes leaves no part that counts.
+parts=(--set "experiment.output_dir=\"$work/parted\"")
+"$tid" prepro "$work/app.toml" "${parts[@]}" --part 1/2 > "$work/part1.log" 2>&1 || { cat "$work/part1.log"; fail "part 1/2"; }
+grep -q "1 of 2 parts are built, the last to end merges them" "$work/part1.log" || fail "part 1/2: $(cat "$work/part1.log")"
+part1=$(ls -d "$work"/parted/datasets/*.parts/part-1-of-2)
+echo '{"config_hash": ' > "$part1/part.json"
+status=0
+"$tid" prepro "$work/app.toml" "${parts[@]}" --part 2/2 > "$work/part2.log" 2>&1 || status=$?
+((status == 1)) && grep -q "$part1/part.json: not a part of a dataset (.*): build that part again" "$work/part2.log" ||
+  fail "a damaged part (status $status): $(cat "$work/part2.log")"
+"$tid" prepro "$work/app.toml" "${parts[@]}" --set features.threads=1 --part 1/2 > "$work/part1.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do
+  compgen -G "$part1.building/shard-00-0000.bytes.npy" > /dev/null && break
+  sleep 0.05
+done
+compgen -G "$part1.building/shard-00-0000.bytes.npy" > /dev/null || fail "part 1/2 wrote no shard"
+kill -9 $pid
+wait $pid 2> /dev/null || true
+[[ $(cat "$part1/part.json") == '{"config_hash": ' && ! -e $part1.building/part.json ]] ||
+  fail "a killed part build left a part that counts"
+"$tid" prepro "$work/app.toml" "${parts[@]}" --part 1/2 > "$work/part1.log" 2>&1 || { cat "$work/part1.log"; fail "part 1/2 again"; }
+grep -q "stage dataset: 2 parts merged" "$work/part1.log" || fail "part 1/2 again did not merge: $(cat "$work/part1.log")"
+merged=$(ls -d "$work"/parted/datasets/*[0-9a-f] | head -1)
+cmp <(rows_of "$ds") <(rows_of "$merged") || fail "the dataset merged from parts differs from one process's"
 echo "prepro dataset checks passed"

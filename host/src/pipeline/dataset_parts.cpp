@@ -42,6 +42,22 @@ void write_column(const fs::path& file, const std::vector<T>& values) {
   out.close(false);
 }
 
+// A part's part.json; a damaged one (a disk that filled, an edit) is named with the way on.
+Json read_part_header(const fs::path& folder) {
+  const fs::path file = folder / "part.json";
+  try {
+    Json j = Json::parse(std::ifstream(file));
+    for (const char* key : {"config_hash", "part", "parts", "inputs", "shards", "classes", "packets_in_flows"})
+      if (!j.contains(key)) throw Error(fmt::format("no \"{}\"", key));
+    return j;
+  } catch (const std::exception& e) {
+    throw Error(
+        fmt::format("{}: not a part of a dataset ({}): build that part again (`trafficid prepro EXP --part "
+                    "I/N`, I/N as the folder's name says), it replaces this folder",
+                    file.string(), e.what()));
+  }
+}
+
 }  // namespace
 
 void DatasetBuilder::save_part(Json header) {
@@ -84,7 +100,7 @@ void DatasetBuilder::save_part(Json header) {
 }
 
 void DatasetBuilder::adopt_part(const fs::path& part_folder, unsigned part) {
-  const Json j = Json::parse(std::ifstream(part_folder / "part.json"));
+  const Json j = read_part_header(part_folder);
   for (const auto& i : j.at("inputs")) inputs_.push_back(input_of_json(i));
   const auto names = j.at("classes").get<std::vector<std::string>>();
   const auto ids = read_npy<std::uint64_t>(part_folder / "flows.id.npy");
@@ -194,15 +210,22 @@ unsigned workers_of(const Experiment& experiment) {
 bool part_is_current(const fs::path& folder, const DatasetPlan& plan, const std::vector<std::string>& paths) {
   std::error_code ec;
   if (!fs::exists(folder / "part.json", ec)) return false;
-  const Json header = Json::parse(std::ifstream(folder / "part.json"));
-  if (header.value("config_hash", "") != plan.config_hash || header.at("inputs").size() != paths.size()) return false;
-  for (std::size_t i = 0; i < paths.size(); ++i) {
-    const DatasetInput input = input_of_json(header.at("inputs")[i]);
-    if (input.path != paths[i] || fs::file_size(paths[i], ec) != input.size || ec ||
-        dataset_detail::mtime_ns(paths[i]) != input.mtime_ns)
-      return false;
+  try {
+    const Json header = read_part_header(folder);
+    if (header.value("config_hash", "") != plan.config_hash || header.at("inputs").size() != paths.size()) return false;
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      const DatasetInput input = input_of_json(header.at("inputs")[i]);
+      if (input.path != paths[i] || fs::file_size(paths[i], ec) != input.size || ec ||
+          dataset_detail::mtime_ns(paths[i]) != input.mtime_ns)
+        return false;
+    }
+    // Its flow columns and shards are there (a part whose files went is built again).
+    for (const char* column : {"id", "key", "identity", "class", "input", "unknown"})
+      if (!fs::exists(folder / fmt::format("flows.{}.npy", column), ec)) return false;
+    return true;
+  } catch (const std::exception&) {
+    return false;  // damaged: built again
   }
-  return true;
 }
 
 // Builds part `request.part` into its folder (unless it is current); false when a stop was asked.
@@ -291,7 +314,7 @@ DatasetManifest merge_locked(const Experiment& experiment, const PluginRegistry&
   DatasetBuilder builder(experiment, registry, log, building, 1);
   for (unsigned p = 1; p <= parts; ++p) {
     const fs::path folder = part_folder(plan, p, parts);
-    const Json header = Json::parse(std::ifstream(folder / "part.json"));
+    const Json header = read_part_header(folder);
     if (header.value("config_hash", "") != plan.config_hash)
       throw Error(
           fmt::format("{}: built from another configuration of the experiment: build it again", folder.string()));
