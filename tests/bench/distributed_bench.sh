@@ -3,9 +3,11 @@
 # side by side in one run, on the same machine and the same global batch (128). On the Deep
 # Packet application dataset of ../shared/data/captures (balance "cap", MAX_PER_CLASS training
 # rows per class), one epoch of: the paper CNN (10.1 M parameters) and a small MLP ([256, 128],
-# 0.4 M); each as 1 process x 2 threads and as 2 workers x 1 thread (`run --workers 2`). Prints
-# the training samples/s (the epoch's, without validation), their ratio, the all-reduce share of
-# a step and its time per parameter, then an estimate of the scaling to 8 and 32 machines.
+# 0.4 M); each as 1 process x 2 threads and as 2 workers x 1 thread (`run --workers 2`; the
+# gradients' all-reduce in buckets of 4 MB overlapping backward, and again as one message after
+# it). Prints the training samples/s (the epoch's, without validation), their ratio, the share of
+# a step spent waiting for the all-reduce and its time per parameter (from the one-message run),
+# then an estimate of the scaling to 8 and 32 machines.
 # Then preprocessing of the 1 GB benchmark capture in 8 files, one process against a Slurm job
 # array of 2 tasks (below). TRAIN=0 or PREPRO=0 leaves a part out.
 # usage: tests/bench/distributed_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR]
@@ -35,16 +37,23 @@ print(e["samples_per_second"], e.get("allreduce_fraction", 0), m["parameters"],
 EOF
 }
 declare -A models=([cnn]='models={cnn={}}' [mlp]='models={mlp={layers=[256,128]}}')
-printf "%-5s %12s %12s %14s %8s %10s %16s\n" model "1x2 s/s" "2x1 s/s" "ratio (2x1/1x2)" params "allreduce" "s per param/step"
+printf "%-5s %12s %12s %14s %8s %10s %16s\n" model "1x2 s/s" "2x1 s/s" "ratio (2x1/1x2)" params "wait" "s per param/step"
 for model in cnn mlp; do
+  rm -rf "one-$model" "two-$model" "single-$model"
   "$tid" run "$exp" "${base[@]}" --set "${models[$model]}" --set train.threads=2 --run-dir "one-$model" > "one-$model.log" 2>&1 \
     || { tail -5 "one-$model.log"; exit 1; }
   "$tid" run "$exp" "${base[@]}" --set "${models[$model]}" --set train.threads=1 --workers 2 --run-dir "two-$model" \
     > "two-$model.log" 2>&1 || { tail -5 "two-$model.log"; exit 1; }
+  # The same without overlap: one message after the backward pass.
+  TRAFFICID_BUCKET_MB=0 "$tid" run "$exp" "${base[@]}" --set "${models[$model]}" --set train.threads=1 --workers 2 \
+    --run-dir "single-$model" > "single-$model.log" 2>&1 || { tail -5 "single-$model.log"; exit 1; }
   read -r one _ params rows < <(epoch_of "one-$model" "$model")
   read -r two share _ _ < <(epoch_of "two-$model" "$model")
+  read -r single single_share _ _ < <(epoch_of "single-$model" "$model")
+  printf "  %s, 2 workers, one all-reduce after backward (TRAFFICID_BUCKET_MB=0): %.1f samples/s, all-reduce %.1f%%\n" \
+    "$model" "$single" "$(awk -v s="$single_share" 'BEGIN {print 100 * s}')"
   # Seconds of all-reduce per step and per parameter: the share of the epoch's training time over its steps.
-  read -r step_s per_param < <(awk -v sps="$two" -v share="$share" -v p="$params" -v n="$rows" 'BEGIN {
+  read -r step_s per_param < <(awk -v sps="$single" -v share="$single_share" -v p="$params" -v n="$rows" 'BEGIN {
     steps = int((n + 127) / 128); t = n / sps; s = share * t / steps; printf "%.5f %.3e\n", s, s / p }')
   printf "%-5s %12.1f %12.1f %14.3f %8d %9.1f%% %16s\n" "$model" "$one" "$two" "$(awk -v a="$two" -v b="$one" 'BEGIN {print a / b}')" \
     "$params" "$(awk -v s="$share" 'BEGIN {print 100 * s}')" "$per_param"

@@ -10,7 +10,8 @@
 #    on from the last checkpoint and ends with the numbers of a run never killed;
 # 3. a worker that stops answering (SIGSTOP) ends the run after --worker-timeout;
 # 4. srun's environment: tasks 0 and 1 of a step (SLURM_PROCID, SLURM_STEP_NUM_TASKS) started by
-#    hand train together in the run folder named after the job.
+#    hand train together in the run folder named after the job (with one all-reduce after
+#    backward, TRAFFICID_BUCKET_MB=0, instead of buckets overlapping it).
 # usage: data_parallel.sh TRAFFICID SOURCE_DIR
 set -euo pipefail
 tid=$(realpath "$1") src=$(realpath "$2")
@@ -59,9 +60,10 @@ e = [json.loads(l) for l in open('two/models/flow_net/metrics.jsonl')]
 assert all(x['workers'] == 2 and 0 < x['allreduce_fraction'] < 1 for x in e), e[-1]
 " || fail "the epochs do not tell the workers and the all-reduce share"
 [[ ! -e two/workers ]] || [[ -z $(ls two/workers) ]] || fail "a finished session was left: $(ls -R two/workers)"
-# The same over TCP: MASTER_ADDR and MASTER_PORT name worker 0's store, as for PyTorch.
+# The same over TCP: MASTER_ADDR and MASTER_PORT name worker 0's store, as for PyTorch; the
+# gradients in buckets of 50 KB (a dozen all-reduces a step, overlapping backward).
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MASTER_ADDR=127.0.0.1 MASTER_PORT=$port "$tid" run "$exp" --set "$models" "${common[@]}" --run-dir tcp --workers 2 \
+MASTER_ADDR=127.0.0.1 MASTER_PORT=$port TRAFFICID_BUCKET_MB=0.05 "$tid" run "$exp" --set "$models" "${common[@]}" --run-dir tcp --workers 2 \
   > tcp.log 2>&1 || fail "two workers over TCP: $(tail -5 tcp.log)"
 for m in mlp flow_net; do same_numbers one tcp "$m"; done
 status=0
@@ -130,7 +132,7 @@ kill -9 "$worker" 2>/dev/null || true
 
 # 4. srun's tasks: each process is told its rank by Slurm's variables; the run folder is the job's.
 for rank in 1 0; do
-  SLURM_JOB_ID=4242 SLURM_STEP_ID=0 SLURM_PROCID=$rank SLURM_STEP_NUM_TASKS=2 \
+  SLURM_JOB_ID=4242 SLURM_STEP_ID=0 SLURM_PROCID=$rank SLURM_STEP_NUM_TASKS=2 TRAFFICID_BUCKET_MB=0 \
     "$tid" run "$exp" --set "$models" "${common[@]}" --set "experiment.output_dir=\"$work/out\"" > "srun-$rank.log" 2>&1 &
   pids+=($!)
 done

@@ -19,7 +19,61 @@ using Clock = std::chrono::steady_clock;
 struct WorkerGroup::Impl {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
   double seconds = 0;
+  // Overlapped gradients (watch()).
+  struct Bucket {
+    std::vector<std::size_t> params;
+    torch::Tensor flat;
+    std::size_t pending = 0;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<torch::Tensor> watched;
+  std::vector<unsigned> hooks;
+  std::vector<std::pair<std::size_t, std::int64_t>> place;  // parameter -> bucket, offset
+  std::vector<bool> arrived;
+  std::vector<Bucket> buckets;
+  std::size_t next_launch = 0, sums = 0;  // sums: numbers at the end of the last bucket
+  double weight = 0;
+  bool stepping = false;
+  void on_gradient(std::size_t i, const torch::Tensor& g);
+  void launch_ready();
 };
+
+namespace {
+
+// Runs a collective; a peer that died (its connection reset) or that does not answer within the
+// timeout ends this worker too, with the reason.
+template <typename Body>
+void collective(const std::string& model, int rank, int world, const char* what, double& seconds, Body&& body) {
+  const auto started = Clock::now();
+  try {
+    body()->wait();
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("model {}: worker {} of {}: {} failed, another worker died or stopped answering ({})",
+                            model, rank, world, what, e.what()));
+  }
+  seconds += std::chrono::duration<double>(Clock::now() - started).count();
+}
+
+}  // namespace
+
+void WorkerGroup::Impl::on_gradient(std::size_t i, const torch::Tensor& g) {
+  if (!stepping || arrived[i]) return;
+  arrived[i] = true;
+  const auto& [b, offset] = place[i];
+  auto& bucket = buckets[b];
+  bucket.flat.narrow(0, offset, watched[i].numel()).copy_(g.reshape({-1})).mul_(weight);
+  --bucket.pending;
+  launch_ready();
+}
+
+// Buckets start in their order, on every worker alike: a bucket ready before an earlier one waits.
+void WorkerGroup::Impl::launch_ready() {
+  while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+    std::vector<torch::Tensor> tensors{buckets[next_launch].flat};
+    buckets[next_launch].work = group->allreduce(tensors);
+    ++next_launch;
+  }
+}
 
 namespace {
 
@@ -87,25 +141,86 @@ WorkerGroup::WorkerGroup(const DataParallel& parallel, std::string model)
   }
 }
 
-WorkerGroup::~WorkerGroup() = default;
-
-namespace {
-
-// Runs a collective; a peer that died (its connection reset) or that does not answer within the
-// timeout ends this worker too, with the reason.
-template <typename Body>
-void collective(const std::string& model, int rank, int world, const char* what, double& seconds, Body&& body) {
-  const auto started = Clock::now();
-  try {
-    body()->wait();
-  } catch (const std::exception& e) {
-    throw Error(fmt::format("model {}: worker {} of {}: {} failed, another worker died or stopped answering ({})",
-                            model, rank, world, what, e.what()));
-  }
-  seconds += std::chrono::duration<double>(Clock::now() - started).count();
+WorkerGroup::~WorkerGroup() {
+  // The parameters outlive the group: their hooks go with it.
+  for (std::size_t i = 0; i < impl_->hooks.size(); ++i) impl_->watched[i].remove_hook(impl_->hooks[i]);
 }
 
-}  // namespace
+void WorkerGroup::watch(const std::vector<torch::Tensor>& params, std::size_t bucket_bytes, std::size_t sums) {
+  auto& d = *impl_;
+  if (!active() || !d.watched.empty()) return;
+  d.sums = sums;
+  d.watched = params;
+  d.place.resize(params.size());
+  d.arrived.assign(params.size(), false);
+  // The last parameters first: backward computes their gradients first.
+  std::int64_t filled = 0;
+  for (std::size_t k = params.size(); k-- > 0;) {
+    if (d.buckets.empty() || filled * 4 >= static_cast<std::int64_t>(bucket_bytes)) {
+      d.buckets.emplace_back();
+      filled = 0;
+    }
+    d.buckets.back().params.push_back(k);
+    d.place[k] = {d.buckets.size() - 1, filled};
+    filled += params[k].numel();
+  }
+  for (auto& b : d.buckets) {
+    std::int64_t n = 0;
+    for (auto k : b.params) n += params[k].numel();
+    if (&b == &d.buckets.back()) n += static_cast<std::int64_t>(sums);
+    b.flat = torch::zeros({n}, torch::kFloat32);
+  }
+  for (std::size_t k = 0; k < params.size(); ++k)
+    d.hooks.push_back(
+        d.watched[k].register_hook([impl = impl_.get(), k](torch::Tensor g) { impl->on_gradient(k, g); }));
+}
+
+void WorkerGroup::begin_step(double weight, const std::vector<double>& sums) {
+  auto& d = *impl_;
+  if (!active()) return;
+  if (sums.size() != d.sums)
+    throw Error(fmt::format("model {}: {} numbers to sum, {} watched", model_, sums.size(), d.sums));
+  auto tail = d.buckets.back().flat.narrow(0, d.buckets.back().flat.numel() - static_cast<std::int64_t>(d.sums),
+                                           static_cast<std::int64_t>(d.sums));
+  for (std::size_t i = 0; i < d.sums; ++i) tail[static_cast<std::int64_t>(i)] = sums[i];
+  d.weight = weight;
+  d.next_launch = 0;
+  std::fill(d.arrived.begin(), d.arrived.end(), false);
+  for (auto& b : d.buckets) {
+    b.pending = b.params.size();
+    b.work.reset();
+  }
+  d.stepping = true;
+}
+
+std::vector<double> WorkerGroup::finish_step() {
+  auto& d = *impl_;
+  if (!active()) return {};
+  d.stepping = false;
+  // Gradients backward did not give (a share of no rows, a parameter this step did not use): zeros.
+  for (std::size_t k = 0; k < d.watched.size(); ++k)
+    if (!d.arrived[k]) {
+      auto& b = d.buckets[d.place[k].first];
+      b.flat.narrow(0, d.place[k].second, d.watched[k].numel()).zero_();
+      --b.pending;
+    }
+  d.launch_ready();
+  collective(model_, rank_, world_, "summing the gradients", d.seconds, [&] {
+    for (std::size_t b = 0; b + 1 < d.buckets.size(); ++b) d.buckets[b].work->wait();
+    return d.buckets.back().work;
+  });
+  const auto& last = d.buckets.back().flat;
+  const float* tail = last.data_ptr<float>() + last.numel() - static_cast<std::int64_t>(d.sums);
+  std::vector<double> sums(tail, tail + d.sums);
+  for (std::size_t k = 0; k < d.watched.size(); ++k) {
+    auto& p = d.watched[k];
+    auto summed = d.buckets[d.place[k].first].flat.narrow(0, d.place[k].second, p.numel()).view(p.sizes());
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    if (sums[0] > 0) p.mutable_grad().copy_(summed / sums[0]);
+    else p.mutable_grad().zero_();
+  }
+  return sums;
+}
 
 std::vector<double> WorkerGroup::reduce_gradients(const std::vector<torch::Tensor>& params, double weight,
                                                   std::vector<double> sums) {

@@ -29,6 +29,15 @@ class WorkerGroup {
   // weights, the gradient of the global batch's mean loss. Returns `sums` summed.
   std::vector<double> reduce_gradients(const std::vector<torch::Tensor>& params, double weight,
                                        std::vector<double> sums);
+  // The same sum, overlapped with the backward pass: `params`' gradients in buckets of about
+  // `bucket_bytes` (the last layers' first, as backward computes them), each bucket's all-reduce
+  // started as soon as its last gradient is computed (a hook on each parameter), in the same
+  // order on every worker; `sums` go with the last bucket. watch() once; then each step
+  // begin_step(weight, sums) before backward and finish_step() after it, which returns what
+  // reduce_gradients would.
+  void watch(const std::vector<torch::Tensor>& params, std::size_t bucket_bytes, std::size_t sums);
+  void begin_step(double weight, const std::vector<double>& sums);
+  std::vector<double> finish_step();
   // Worker 0's values of `tensors` (weights, buffers), in place on every worker.
   void broadcast(const std::vector<torch::Tensor>& tensors);
   // Worker 0's numbers (what it decided after validating), on every worker.

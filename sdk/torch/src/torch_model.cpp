@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <mutex>
 #include <cstdio>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <fstream>
 #include <thread>
@@ -214,6 +215,7 @@ class Trainer {
   torch::Tensor weights_;
   std::vector<double> weight_of_class_;
   Progress progress_;
+  bool overlap_ = false;  // the gradients' all-reduce overlaps the backward pass (in buckets)
   bool stopped_ = false;  // a stop was asked, on any worker
   std::string diverged_;  // worker 0: why training ended on numbers that are not finite
 };
@@ -316,6 +318,13 @@ void Trainer::run() {
     std::vector<float> w(weight_of_class_.begin(), weight_of_class_.end());
     weights_ = torch::tensor(w).to(nw_.device);
   }
+  // Buckets of TRAFFICID_BUCKET_MB (4 by default; 0: one message after backward).
+  const char* bucket = std::getenv("TRAFFICID_BUCKET_MB");
+  const double bucket_mb = bucket && *bucket ? std::strtod(bucket, nullptr) : 4.0;
+  if (group_.active() && bucket_mb > 0) {
+    group_.watch(params_, static_cast<std::size_t>(bucket_mb * (1 << 20)), 3);
+    overlap_ = true;
+  }
   for (std::int64_t e = first_epoch_; e <= s_.epochs; ++e)
     if (!epoch(e)) break;
   if (!diverged_.empty()) throw Error(diverged_);
@@ -344,12 +353,13 @@ double Trainer::step(const FeatureBatch& batch, double& loader, double& forward,
     loss = torch::nn::functional::cross_entropy(logits, y, options);
   }
   const auto forwarded = Clock::now();
-  if (loss.defined()) loss.backward();
+  const double mine = share_weight(batch);
   double mean_loss = loss.defined() ? loss.item<double>() : 0.0;
+  const std::vector<double> numbers{mine, mean_loss * mine, nw_.host.stop_requested() ? 1.0 : 0.0};
+  if (overlap_) group_.begin_step(mine, numbers);
+  if (loss.defined()) loss.backward();
   if (group_.active()) {
-    const double mine = share_weight(batch);
-    const auto sums =
-        group_.reduce_gradients(params_, mine, {mine, mean_loss * mine, nw_.host.stop_requested() ? 1.0 : 0.0});
+    const auto sums = overlap_ ? group_.finish_step() : group_.reduce_gradients(params_, mine, numbers);
     mean_loss = sums[0] > 0 ? sums[1] / sums[0] : 0.0;
     stopped_ = stopped_ || sums[2] > 0;
   } else {
