@@ -195,16 +195,24 @@ touch "$work"/small/Tor/*
 grep -q "changed since the dataset was built" "$work/s3.log" || { cat "$work/s3.log"; fail "touched input not noticed"; }
 
 # kill -9 while writing: no manifest, the .part folder stays, the next run starts it again.
+# kill_once_written GLOB LOG COMMAND...: COMMAND in the background, killed with kill -9 once a file
+# matches GLOB (which must happen within 10 s).
+kill_once_written() {
+  local glob=$1 log=$2 pid
+  shift 2
+  "$@" > "$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do
+    compgen -G "$glob" > /dev/null && break
+    sleep 0.05
+  done
+  compgen -G "$glob" > /dev/null || fail "$* wrote no $glob: $(cat "$log")"
+  kill -9 $pid
+  wait $pid 2> /dev/null || true
+}
 rm -rf "$work/runs/datasets"
-"$tid" prepro "$work/app.toml" --set features.threads=1 > "$work/killed.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-  compgen -G "$work/runs/datasets/*.part/shard-00-0000.bytes.npy" > /dev/null && break
-  sleep 0.05
-done
-compgen -G "$work/runs/datasets/*.part/shard-00-0000.bytes.npy" > /dev/null || fail "no shard was being written"
-kill -9 $pid
-wait $pid 2>/dev/null || true
+kill_once_written "$work/runs/datasets/*.part/shard-00-0000.bytes.npy" "$work/killed.log" \
+  "$tid" prepro "$work/app.toml" --set features.threads=1
 compgen -G "$work/runs/datasets/*/manifest.json" > /dev/null && fail "a killed run left a complete-looking dataset"
 "$tid" prepro "$work/app.toml" --set features.threads=1 > "$work/after.log" 2>&1 || { cat "$work/after.log"; fail "run after kill"; }
 grep -q "interrupted run left" "$work/after.log" || fail "the leftover .part folder was not noticed"
@@ -221,15 +229,8 @@ status=0
 "$tid" prepro "$work/app.toml" "${parts[@]}" --part 2/2 > "$work/part2.log" 2>&1 || status=$?
 ((status == 1)) && grep -q "$part1/part.json: not a part of a dataset (.*): build that part again" "$work/part2.log" ||
   fail "a damaged part (status $status): $(cat "$work/part2.log")"
-"$tid" prepro "$work/app.toml" "${parts[@]}" --set features.threads=1 --part 1/2 > "$work/part1.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 200); do
-  compgen -G "$part1.building/shard-00-0000.bytes.npy" > /dev/null && break
-  sleep 0.05
-done
-compgen -G "$part1.building/shard-00-0000.bytes.npy" > /dev/null || fail "part 1/2 wrote no shard"
-kill -9 $pid
-wait $pid 2> /dev/null || true
+kill_once_written "$part1.building/shard-00-0000.bytes.npy" "$work/part1.log" \
+  "$tid" prepro "$work/app.toml" "${parts[@]}" --set features.threads=1 --part 1/2
 [[ $(cat "$part1/part.json") == '{"config_hash": ' && ! -e $part1.building/part.json ]] ||
   fail "a killed part build left a part that counts"
 "$tid" prepro "$work/app.toml" "${parts[@]}" --part 1/2 > "$work/part1.log" 2>&1 || { cat "$work/part1.log"; fail "part 1/2 again"; }
