@@ -6,18 +6,17 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "config/experiment.hpp"
+#include "runtime/child_process.hpp"
 #include "runtime/host_log.hpp"
 #include "runtime/plugin_registry.hpp"
 #include "config/schema_check.hpp"
@@ -62,31 +61,8 @@ pid_t start_trial(const GlobalOptions& global, const Study& study, const Study::
   for (const auto& p : global.plugin_paths) args.insert(args.end(), {"--plugin-path", p});
   args.insert(args.end(), {"run", (dir / "trial.toml").string(), "--run-dir", dir.string(), "--trial-of",
                            study.dir().string(), "--trial-id", std::to_string(claim.trial)});
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) throw Error(fmt::format("cannot start a trial process: {}", std::strerror(errno)));
-  if (pid == 0) {
-    // The trial dies with its worker: a killed study leaves no orphan training on.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(137);
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    int fd = ::open((dir / "trial.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      ::close(fd);
-    }
-    int null = ::open("/dev/null", O_RDONLY);
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv("/proc/self/exe", argv.data());
-    std::fprintf(stderr, "cannot run /proc/self/exe: %s\n", std::strerror(errno));
-    ::_exit(127);
-  }
-  return pid;
+  // The trial dies with its worker: a killed study leaves no orphan training on.
+  return start_child("a trial process", "/proc/self/exe", std::move(args), SIGKILL, (dir / "trial.log").string());
 }
 
 void write_slurm(const TuneRequest& request, const Experiment& experiment, const fs::path& study_dir,

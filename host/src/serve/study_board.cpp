@@ -3,16 +3,15 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <fstream>
 #include <regex>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
+#include "runtime/child_process.hpp"
 #include "config/experiment.hpp"
 #include "runtime/host_log.hpp"
 #include "serve/workspace_files.hpp"
@@ -211,31 +210,9 @@ std::string StudyBoard::launch(const fs::path& dir, const fs::path& experiment,
   for (const auto& p : plugin_paths_) args.insert(args.end(), {"--plugin-path", p});
   args.insert(args.end(), {"tune", experiment.string(), "--study-dir", dir.string()});
   for (const auto& o : overrides) args.insert(args.end(), {"--set", o});
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  // The study ends (resumable) with the server.
   const std::string output = (dir / "tune.out").string();
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error(fmt::format("cannot start a study process: {}", std::strerror(errno)));
-  if (pid == 0) {
-    // Only async-signal-safe calls from here: the server has threads.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the study ends (resumable) with the server
-    if (::getppid() != parent) ::_exit(143);
-    const int fd = ::open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      ::close(fd);
-    }
-    const int null = ::open("/dev/null", O_RDONLY);
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  const pid_t pid = start_child("a study process", program_.string(), std::move(args), SIGTERM, output);
   auto process = std::make_shared<Process>();
   process->pid = pid;
   process->waiter = std::thread([p = process.get()] {

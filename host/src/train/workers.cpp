@@ -1,17 +1,15 @@
 #include "train/workers.hpp"
 
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
 #include <fmt/format.h>
 #include <fstream>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
+#include "runtime/child_process.hpp"
 #include "runtime/host_log.hpp"
 #include "trafficid/dataset_reader.hpp"
 #include "trafficid/files.hpp"
@@ -74,23 +72,11 @@ WorkerPool::WorkerPool(const fs::path& run_dir, WorkerPlan plan, const std::vect
   for (const auto& p : plugin_paths) args.insert(args.end(), {"--plugin-path", fs::absolute(p).string()});
   args.insert(args.end(), {"worker", dir_.string(), "--world", std::to_string(plan_.world), "--timeout",
                            fmt::format("{}", plan_.timeout_seconds), "--rank"});
-  const pid_t parent = ::getpid();
   for (int rank = 1; rank < plan_.world; ++rank) {
-    const pid_t pid = ::fork();
-    if (pid < 0) throw Error(fmt::format("cannot start worker {}: {}", rank, std::strerror(errno)));
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the workers end with worker 0, however it ends
-      if (::getppid() != parent) ::_exit(137);
-      auto mine = args;
-      mine.push_back(std::to_string(rank));
-      std::vector<char*> argv;
-      for (auto& a : mine) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv("/proc/self/exe", argv.data());
-      std::fprintf(stderr, "cannot run /proc/self/exe: %s\n", std::strerror(errno));
-      ::_exit(127);
-    }
-    children_.push_back(pid);
+    auto mine = args;
+    mine.push_back(std::to_string(rank));
+    // The workers end with worker 0, however it ends.
+    children_.push_back(start_child(fmt::format("worker {}", rank), "/proc/self/exe", std::move(mine), SIGTERM));
   }
 }
 
