@@ -54,6 +54,21 @@ void collective(const std::string& model, int rank, int world, const char* what,
   seconds += std::chrono::duration<double>(Clock::now() - started).count();
 }
 
+// A parameter's gradient after the all-reduce: the workers' weighted sum over the global batch's
+// weight (the gradient of its mean loss); zero when the batch weighed nothing.
+void set_gradient(const torch::Tensor& p, const torch::Tensor& summed, double total_weight) {
+  auto param = p;
+  if (!param.grad().defined()) param.mutable_grad() = torch::zeros_like(param);
+  if (total_weight > 0) param.mutable_grad().copy_(summed.view(param.sizes()) / total_weight);
+  else param.mutable_grad().zero_();
+}
+
+// MASTER_ADDR, when set (the workers then meet over TCP): empty otherwise.
+std::string master_address() {
+  const char* address = std::getenv("MASTER_ADDR");
+  return address ? address : "";
+}
+
 }  // namespace
 
 void WorkerGroup::Impl::on_gradient(std::size_t i, const torch::Tensor& g) {
@@ -89,8 +104,8 @@ std::shared_ptr<::gloo::transport::Device> gloo_device() {
 // one for the process's life (worker 0 serves it), each training under a prefix of its own.
 // Without them, at the rendezvous file in the run folder.
 c10::intrusive_ptr<c10d::Store> rendezvous(const DataParallel& parallel, std::chrono::milliseconds timeout) {
-  const char* address = std::getenv("MASTER_ADDR");
-  if (!address || !*address) {
+  const std::string address = master_address();
+  if (address.empty()) {
     auto store = c10::make_intrusive<c10d::FileStore>(parallel.store.string(), parallel.world_size);
     store->setTimeout(timeout);
     return store;
@@ -130,8 +145,8 @@ WorkerGroup::WorkerGroup(const DataParallel& parallel, std::string model)
     options->threads = 1;
     impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank_, world_, options);
   } catch (const std::exception& e) {
-    const char* address = std::getenv("MASTER_ADDR");
-    const bool tcp = address && *address;
+    const std::string address = master_address();
+    const bool tcp = !address.empty();
     throw Error(fmt::format(
         "model {}: worker {} of {} could not meet the others through {} within {:.0f} s ({}); a "
         "worker that did not start, or {}",
@@ -212,13 +227,9 @@ std::vector<double> WorkerGroup::finish_step() {
   const auto& last = d.buckets.back().flat;
   const float* tail = last.data_ptr<float>() + last.numel() - static_cast<std::int64_t>(d.sums);
   std::vector<double> sums(tail, tail + d.sums);
-  for (std::size_t k = 0; k < d.watched.size(); ++k) {
-    auto& p = d.watched[k];
-    auto summed = d.buckets[d.place[k].first].flat.narrow(0, d.place[k].second, p.numel()).view(p.sizes());
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    if (sums[0] > 0) p.mutable_grad().copy_(summed / sums[0]);
-    else p.mutable_grad().zero_();
-  }
+  for (std::size_t k = 0; k < d.watched.size(); ++k)
+    set_gradient(d.watched[k], d.buckets[d.place[k].first].flat.narrow(0, d.place[k].second, d.watched[k].numel()),
+                 sums[0]);
   return sums;
 }
 
@@ -239,10 +250,7 @@ std::vector<double> WorkerGroup::reduce_gradients(const std::vector<torch::Tenso
   const auto total_weight = flat[0][flat[0].numel() - static_cast<std::int64_t>(sums.size())].item<double>();
   std::int64_t offset = 0;
   for (const auto& p : params) {
-    auto summed = flat[0].narrow(0, offset, p.numel()).view(p.sizes());
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    if (total_weight > 0) p.mutable_grad().copy_(summed / total_weight);
-    else p.mutable_grad().zero_();
+    set_gradient(p, flat[0].narrow(0, offset, p.numel()), total_weight);
     offset += p.numel();
   }
   auto* tail = flat[0].narrow(0, offset, static_cast<std::int64_t>(sums.size())).contiguous().data_ptr<float>();
