@@ -7,7 +7,8 @@
 #    worker reaches fails within the timeout, with the reason;
 # 2. a worker killed mid-training ends worker 0 at once with an error naming the cause, not a
 #    hang; worker 0 killed takes its workers with it; either way `run --resume --workers 2` goes
-#    on from the last checkpoint and ends with the numbers of a run never killed;
+#    on from the last checkpoint and ends with the numbers of a run never killed; a worker killed
+#    before any training is named when the first training would be posted;
 # 3. a worker that stops answering (SIGSTOP) ends the run after --worker-timeout;
 # 4. srun's environment: tasks 0 and 1 of a step (SLURM_PROCID, SLURM_STEP_NUM_TASKS) started by
 #    hand train together in the run folder named after the job (with one all-reduce after
@@ -111,6 +112,20 @@ for _ in $(seq 100); do pgrep -f "worker $work/leader/workers/" > /dev/null || b
 ! pgrep -f "worker $work/leader/workers/" > /dev/null || fail "a worker outlived worker 0 by 10 s"
 "$tid" run --resume leader --workers 2 > leader-resumed.log 2>&1 || fail "resume after worker 0's kill: $(tail -5 leader-resumed.log)"
 same_numbers whole leader flow_net
+
+# A worker killed before any training began: worker 0 says so when it would post the first
+# training, instead of waiting for it until the timeout.
+"$tid" run "$exp" "${long[@]}" --run-dir early --workers 2 > early.log 2>&1 &
+run=$!
+pids+=("$run")
+for _ in $(seq 600); do pgrep -f "worker $work/early/workers/" > /dev/null && break; sleep 0.01; done
+pkill -9 -f "worker $work/early/workers/" || fail "no worker process of the early run: $(cat early.log)"
+started=$(date +%s)
+status=0
+wait "$run" || status=$?
+((status == 1)) && grep -q "worker 1 of 2 ended (signal 9) before the training of flow_net began" early.log ||
+  fail "a worker dead before training (status $status): $(tail -5 early.log)"
+(($(date +%s) - started < 30)) || fail "worker 0 took $(($(date +%s) - started)) s to notice a dead worker"
 
 # 3. A worker that hangs: worker 0 gives up after --worker-timeout.
 "$tid" run "$exp" "${long[@]}" --run-dir hung --workers 2 --worker-timeout 4 > hung.log 2>&1 &

@@ -262,7 +262,7 @@ TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const Mo
     // A worker that failed says why in its session folder: the reason beside worker 0's.
     const std::string others = options_.workers->failures();
     throw Error(fmt::format("{}{}; `{}` goes on from the last checkpoint", e.what(),
-                            others.empty() ? "" : " (" + others + ")", options_.workers->resume_command(run_dir_)));
+                            others.empty() ? "" : " (" + others + ")", options_.workers->resume_command()));
   }
   Trained out{log_.stop_requested(), std::chrono::duration<double>(Clock::now() - started).count(),
               observer.diverged()};

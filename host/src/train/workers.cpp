@@ -88,6 +88,17 @@ WorkerPool::~WorkerPool() {
 }
 
 DataParallel WorkerPool::post(Json task) {
+  // A local worker that ended already would leave worker 0 waiting for it until the timeout.
+  for (std::size_t i = 0; i < children_.size(); ++i) {
+    int status = 0;
+    if (::waitpid(children_[i], &status, WNOHANG) != children_[i]) continue;
+    children_.erase(children_.begin() + static_cast<std::ptrdiff_t>(i));
+    throw Error(fmt::format(
+        "worker {} of {} ended ({}) before the training of {} began{}; `{}` starts them again", i + 1, plan_.world,
+        WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                            : fmt::format("exit status {}", WEXITSTATUS(status)),
+        task.value("model", "a model"), failures().empty() ? "" : " (" + failures() + ")", resume_command()));
+  }
   ++posted_;
   DataParallel parallel;
   parallel.rank = 0;
@@ -113,7 +124,8 @@ std::string WorkerPool::failures() const {
   return text;
 }
 
-std::string WorkerPool::resume_command(const fs::path& run_dir) const {
+std::string WorkerPool::resume_command() const {
+  const fs::path run_dir = dir_.parent_path().parent_path();  // RUN_DIR/workers/SESSION
   if (plan_.slurm) return fmt::format("srun trafficid run --resume {}", run_dir.string());
   return fmt::format("trafficid run --resume {} --workers {}", run_dir.string(), plan_.world);
 }

@@ -49,8 +49,9 @@ class WorkerPool {
   DataParallel post(Json task);
   // What workers that failed wrote before leaving (empty: none did).
   std::string failures() const;
-  // How a user goes on with the run after a worker failed.
-  std::string resume_command(const std::filesystem::path& run_dir) const;
+  // How a user goes on with the run after a worker failed (the whole run: its top folder, also
+  // when the training was one of its variants').
+  std::string resume_command() const;
   void close();
 
  private:
