@@ -184,6 +184,38 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+std::string self_command(const GlobalOptions& global) {
+  std::string command = shell_quote(fs::canonical("/proc/self/exe").string());
+  for (const auto& p : global.plugin_paths) command += " --plugin-path " + shell_quote(fs::absolute(p).string());
+  return command;
+}
+
+void write_slurm_array(const SlurmArray& a) {
+  const fs::path logs = fs::absolute(a.logs);
+  // #SBATCH lines and comments are not shell-quoted: a path there must not end the line (or split it).
+  for (const std::string& path : {logs.string(), a.script})
+    if (auto bad = path.find_first_of("\n\r\t \"'\\%"); bad != std::string::npos)
+      throw Error(
+          fmt::format("{}: the path holds a character that a Slurm #SBATCH line cannot carry ({}): choose a path of "
+                      "letters, digits and '/-_.'",
+                      Json(path).dump(), Json(std::string(1, path[bad])).dump()));
+  const std::string script = fmt::format(
+      "#!/bin/bash\n"
+      "{}"
+      "#SBATCH --job-name={}\n"
+      "#SBATCH --array=1-{}\n"
+      "#SBATCH --ntasks=1\n"
+      "#SBATCH --cpus-per-task={}\n"
+      "#SBATCH --output={}/slurm-%A_%a.log\n"
+      "set -euo pipefail\n"
+      "cd {}\n"
+      "exec {}\n",
+      a.description, a.job_name, a.tasks, a.cpus, logs.string(), shell_quote(fs::current_path().string()), a.command);
+  fs::create_directories(logs);
+  write_file_atomically(a.script, script);
+  fs::permissions(a.script, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
+}
+
 int cmd_worker(const GlobalOptions& global, const std::string& session_dir, const WorkerPlan& plan) {
   install_stop_handlers();
   PluginRegistry registry;

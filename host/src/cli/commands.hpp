@@ -77,6 +77,22 @@ int cmd_validate(const GlobalOptions& global, const std::string& file, const std
 int cmd_run(const GlobalOptions& global, RunRequest request);
 // A word for bash: single-quoted, a ' inside as '\''.
 std::string shell_quote(const std::string& s);
+// This program with the plugin paths of `global`, for a script to run: shell words.
+std::string self_command(const GlobalOptions& global);
+// A Slurm job array (`trafficid tune --emit-slurm`, `trafficid prepro --emit-slurm`): `tasks`
+// tasks, each `exec COMMAND` in the current folder, its log in `logs` (made now: Slurm opens it
+// before the task starts, and a missing folder fails every task with no log to say why). Paths
+// that an #SBATCH line cannot carry are refused.
+struct SlurmArray {
+  std::string script;  // the file written (made executable)
+  std::string job_name;
+  std::string description;  // its comment lines, each "# ...\n"
+  unsigned tasks = 1;
+  std::int64_t cpus = 1;
+  std::filesystem::path logs;
+  std::string command;  // shell words
+};
+void write_slurm_array(const SlurmArray& array);
 struct PreproPartsRequest {
   std::string file;
   std::vector<std::string> overrides;

@@ -21,37 +21,22 @@ namespace {
 // The job array: task I builds part I/N; the last to end merges.
 void write_prepro_slurm(const PreproPartsRequest& request, const Experiment& experiment, const GlobalOptions& global) {
   const fs::path logs = dataset_parts_folder(experiment);
-  for (const std::string& path : {logs.string(), request.emit_slurm})
-    if (auto bad = path.find_first_of("\n\r\t \"'\\%"); bad != std::string::npos)
-      throw Error(
-          fmt::format("{}: the path holds a character that a Slurm #SBATCH line cannot carry ({}): choose a path of "
-                      "letters, digits and '/-_.'",
-                      Json(path).dump(), Json(std::string(1, path[bad])).dump()));
-  std::string command = shell_quote(fs::canonical("/proc/self/exe").string());
-  for (const auto& p : global.plugin_paths) command += " --plugin-path " + shell_quote(fs::absolute(p).string());
-  command += " prepro " + shell_quote(fs::absolute(request.file).string());
+  std::string command = self_command(global) + " prepro " + shell_quote(fs::absolute(request.file).string());
   for (const auto& o : request.overrides) command += " --set " + shell_quote(o);
   const auto threads = experiment.features->threads;
-  const std::string script = fmt::format(
-      "#!/bin/bash\n"
-      "# Slurm job array: the dataset of {0} in {1} parts (part I reads capture files I, I+{1},\n"
-      "# I+2x{1}, ... of the experiment's sources), built in {2}; the last part to end merges\n"
-      "# them into the dataset one process would build. Submit with: sbatch {3}\n"
-      "# A task that fails or is cancelled leaves its part to build again: resubmit (parts that\n"
-      "# are built and whose files are unchanged are kept).\n"
-      "#SBATCH --job-name=trafficid-prepro-{0}\n"
-      "#SBATCH --array=1-{1}\n"
-      "#SBATCH --ntasks=1\n"
-      "#SBATCH --cpus-per-task={4}\n"
-      "#SBATCH --output={2}/slurm-%A_%a.log\n"
-      "set -euo pipefail\n"
-      "cd {5}\n"
-      "exec {6} --part \"$SLURM_ARRAY_TASK_ID/{1}\"\n",
-      experiment.name, request.parts, logs.string(), request.emit_slurm, threads > 0 ? threads : 2,
-      shell_quote(fs::current_path().string()), command);
-  fs::create_directories(logs);  // Slurm opens each task's log there before the task starts
-  write_file_atomically(request.emit_slurm, script);
-  fs::permissions(request.emit_slurm, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
+  write_slurm_array({.script = request.emit_slurm,
+                     .job_name = "trafficid-prepro-" + experiment.name,
+                     .description = fmt::format(
+                         "# Slurm job array: the dataset of {0} in {1} parts (part I reads capture files I, I+{1},\n"
+                         "# I+2x{1}, ... of the experiment's sources), built in {2}; the last part to end merges\n"
+                         "# them into the dataset one process would build. Submit with: sbatch {3}\n"
+                         "# A task that fails or is cancelled leaves its part to build again: resubmit (parts that\n"
+                         "# are built and whose files are unchanged are kept).\n",
+                         experiment.name, request.parts, logs.string(), request.emit_slurm),
+                     .tasks = request.parts,
+                     .cpus = threads > 0 ? threads : 2,
+                     .logs = logs,
+                     .command = command + fmt::format(" --part \"$SLURM_ARRAY_TASK_ID/{}\"", request.parts)});
 }
 
 }  // namespace

@@ -70,39 +70,22 @@ void write_slurm(const TuneRequest& request, const Experiment& experiment, const
   const auto& settings = experiment.tune->settings;
   const unsigned workers = request.workers ? request.workers : static_cast<unsigned>(settings.value("parallel", 1));
   const auto threads = experiment.train.value("threads", std::int64_t{0});
-  std::string command = shell_quote(fs::canonical("/proc/self/exe").string());
-  for (const auto& p : global.plugin_paths) command += " --plugin-path " + shell_quote(fs::absolute(p).string());
-  command += " tune " + shell_quote(fs::absolute(request.file).string()) + " --study-dir " +
-             shell_quote(fs::absolute(study_dir).string()) + " --parallel 1";
+  std::string command = self_command(global) + " tune " + shell_quote(fs::absolute(request.file).string()) +
+                        " --study-dir " + shell_quote(fs::absolute(study_dir).string()) + " --parallel 1";
   for (const auto& o : request.overrides) command += " --set " + shell_quote(o);
-  // #SBATCH lines and comments are not shell-quoted: a path there must not end the line (or split it).
-  for (const std::string& path : {fs::absolute(study_dir).string(), request.emit_slurm})
-    if (auto bad = path.find_first_of("\n\r\t \"'\\%"); bad != std::string::npos)
-      throw Error(
-          fmt::format("{}: the path holds a character that a Slurm #SBATCH line cannot carry ({}): choose a path of "
-                      "letters, digits and '/-_.'",
-                      Json(path).dump(), Json(std::string(1, path[bad])).dump()));
-  std::string script = fmt::format(
-      "#!/bin/bash\n"
-      "# Slurm job array: {0} workers of the study {1}, sharing it through its folder on the\n"
-      "# cluster's shared file system (its journal is locked for every change; each worker runs one\n"
-      "# trial at a time and claims the next). Submit with: sbatch {2}\n"
-      "# A worker that dies leaves its trial to the next worker that looks; resubmitting goes on.\n"
-      "#SBATCH --job-name=trafficid-{3}\n"
-      "#SBATCH --array=1-{0}\n"
-      "#SBATCH --ntasks=1\n"
-      "#SBATCH --cpus-per-task={4}\n"
-      "#SBATCH --output={5}/slurm-%A_%a.log\n"
-      "set -euo pipefail\n"
-      "cd {6}\n"
-      "exec {7}\n",
-      workers, shell_quote(fs::absolute(study_dir).string()), request.emit_slurm, experiment.name,
-      threads > 0 ? threads : 4, fs::absolute(study_dir).string(), shell_quote(fs::current_path().string()), command);
-  write_file_atomically(request.emit_slurm, script);
-  // Slurm opens each task's --output file in the study folder before the task starts: a folder
-  // that does not exist yet fails every task of the array, with no log to say why.
-  fs::create_directories(study_dir);
-  fs::permissions(request.emit_slurm, fs::perms::owner_exec | fs::perms::group_exec, fs::perm_options::add);
+  write_slurm_array(
+      {.script = request.emit_slurm,
+       .job_name = "trafficid-" + experiment.name,
+       .description =
+           fmt::format("# Slurm job array: {0} workers of the study {1}, sharing it through its folder on the\n"
+                       "# cluster's shared file system (its journal is locked for every change; each worker runs one\n"
+                       "# trial at a time and claims the next). Submit with: sbatch {2}\n"
+                       "# A worker that dies leaves its trial to the next worker that looks; resubmitting goes on.\n",
+                       workers, shell_quote(fs::absolute(study_dir).string()), request.emit_slurm),
+       .tasks = workers,
+       .cpus = threads > 0 ? threads : 4,
+       .logs = study_dir,
+       .command = command});
 }
 
 // The trials this process runs, `parallel` at a time, each in a process of its own.
