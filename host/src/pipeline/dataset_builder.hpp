@@ -57,8 +57,9 @@ class DatasetBuilder final : public StageHook {
   // A part, after its capture: its shards stay in the folder, its inputs and flows (what finish()
   // needs of them) are written beside them (part.json, flows.*.npy), with `header`.
   void save_part(Json header);
-  // Merging: a part's inputs, flows and shards (linked into this builder's folder)...
-  void adopt_part(const std::filesystem::path& part_folder, unsigned part);
+  // Merging: a part's inputs, flows and shards (linked into this builder's folder), `header`
+  // its part.json...
+  void adopt_part(const std::filesystem::path& part_folder, const Json& header, unsigned part);
   // ...then, once every part is adopted, in the order one process has them; then finish().
   void end_adoption();
 

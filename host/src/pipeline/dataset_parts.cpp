@@ -5,10 +5,10 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
-#include <thread>
 
 #include "pipeline/dataset_builder.hpp"
 #include "pipeline/dataset_detail.hpp"
+#include "pipeline/dataset_stage.hpp"
 #include "pipeline/pipeline.hpp"
 #include "store/file_lock.hpp"
 #include "trafficid/files.hpp"
@@ -99,8 +99,7 @@ void DatasetBuilder::save_part(Json header) {
   write_file_atomically(folder_ / "part.json", header.dump(2));
 }
 
-void DatasetBuilder::adopt_part(const fs::path& part_folder, unsigned part) {
-  const Json j = read_part_header(part_folder);
+void DatasetBuilder::adopt_part(const fs::path& part_folder, const Json& j, unsigned part) {
   for (const auto& i : j.at("inputs")) inputs_.push_back(input_of_json(i));
   const auto names = j.at("classes").get<std::vector<std::string>>();
   const auto ids = read_npy<std::uint64_t>(part_folder / "flows.id.npy");
@@ -201,11 +200,6 @@ fs::path part_folder(const DatasetPlan& plan, unsigned part, unsigned parts) {
   return parts_folder(plan) / fmt::format("part-{}-of-{}", part, parts);
 }
 
-unsigned workers_of(const Experiment& experiment) {
-  return experiment.features->threads ? experiment.features->threads
-                                      : std::max(1u, std::thread::hardware_concurrency());
-}
-
 // A part built earlier from this configuration and these files (same sizes and times): kept.
 bool part_is_current(const fs::path& folder, const DatasetPlan& plan, const std::vector<std::string>& paths) {
   std::error_code ec;
@@ -234,6 +228,7 @@ bool build_part(const Experiment& experiment, const PluginRegistry& registry, Ho
   const auto files = collection_files(experiment, registry, log);
   std::vector<SourceSpec> sources;
   std::vector<std::uint32_t> ids;
+  std::vector<std::string> paths;
   for (std::size_t k = request.part - 1; k < files.size(); k += request.parts) {
     const auto& [source, path] = files[k];
     if (sources.empty() || sources.back().instance != experiment.sources[source].instance) {
@@ -242,10 +237,9 @@ bool build_part(const Experiment& experiment, const PluginRegistry& registry, Ho
     }
     sources.back().params["paths"].push_back(path);
     ids.push_back(static_cast<std::uint32_t>(k));
+    paths.push_back(path);
   }
   const fs::path folder = part_folder(plan, request.part, request.parts);
-  std::vector<std::string> paths;
-  for (std::size_t k = request.part - 1; k < files.size(); k += request.parts) paths.push_back(files[k].second);
   if (part_is_current(folder, plan, paths)) {
     log.info(fmt::format("stage dataset: part {} of {} is built already ({}), its files unchanged", request.part,
                          request.parts, folder.string()));
@@ -258,7 +252,7 @@ bool build_part(const Experiment& experiment, const PluginRegistry& registry, Ho
   fs::create_directories(building);
   log.info(fmt::format("stage dataset: part {} of {}: {} of the {} capture files, into {}", request.part, request.parts,
                        ids.size(), files.size(), folder.string()));
-  const unsigned workers = workers_of(experiment);
+  const unsigned workers = feature_workers(experiment);
   DatasetBuilder builder(experiment, registry, log, building, workers);
   builder.number_inputs(ids);
   if (!ids.empty()) {
@@ -318,7 +312,7 @@ DatasetManifest merge_locked(const Experiment& experiment, const PluginRegistry&
     if (header.value("config_hash", "") != plan.config_hash)
       throw Error(
           fmt::format("{}: built from another configuration of the experiment: build it again", folder.string()));
-    builder.adopt_part(folder, p);
+    builder.adopt_part(folder, header, p);
   }
   builder.end_adoption();
   auto manifest = builder.finish(plan.config_hash, plan.config);

@@ -39,6 +39,11 @@ void link_dataset(const fs::path& run_dir, const std::string& name, const fs::pa
 
 }  // namespace
 
+unsigned feature_workers(const Experiment& experiment) {
+  return experiment.features->threads ? experiment.features->threads
+                                      : std::max(1u, std::thread::hardware_concurrency());
+}
+
 Json dataset_summary(const DatasetManifest& m) {
   Json totals = Json::object();
   for (const auto& [split, per_class] : m.counts) {
@@ -173,8 +178,7 @@ DatasetOutcome obtain_dataset(const DatasetJob& job, const Experiment& experimen
       "stage capture{}: {}", job.target ? " (evaluation)" : "",
       fmt::join(*job.sources | std::views::transform([](const SourceSpec& s) { return s.instance; }), ", ")));
   const fs::path part = fresh_part_folder(plan.folder, log);
-  const unsigned workers =
-      experiment.features->threads ? experiment.features->threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned workers = feature_workers(experiment);
   auto builder = std::make_unique<DatasetBuilder>(experiment, registry, log, part, workers, job.target);
   Pipeline pipeline({*job.sources, job.max_packets, job.label, job.stage_dir / "label", workers}, registry, log,
                     builder.get());

@@ -34,6 +34,9 @@ struct DatasetOutcome {
 DatasetOutcome obtain_dataset(const DatasetJob& job, const Experiment& experiment, const PluginRegistry& registry,
                               HostLog& log, const std::filesystem::path& run_dir, bool rebuild);
 
+// The feature workers a dataset is built with: features.threads, else one per core.
+unsigned feature_workers(const Experiment& experiment);
+
 Json dataset_summary(const DatasetManifest& manifest);
 std::string describe_dataset(const DatasetManifest& manifest);
 
