@@ -353,10 +353,15 @@ double Trainer::step(const FeatureBatch& batch, double& loader, double& forward,
     loss = torch::nn::functional::cross_entropy(logits, y, options);
   }
   const auto forwarded = Clock::now();
-  const double mine = share_weight(batch);
   double mean_loss = loss.defined() ? loss.item<double>() : 0.0;
-  const std::vector<double> numbers{mine, mean_loss * mine, nw_.host.stop_requested() ? 1.0 : 0.0};
-  if (overlap_) group_.begin_step(mine, numbers);
+  // With workers: this share's loss weight, its loss and a stop request, summed with the gradients.
+  double mine = 0;
+  std::vector<double> numbers;
+  if (group_.active()) {
+    mine = share_weight(batch);
+    numbers = {mine, mean_loss * mine, nw_.host.stop_requested() ? 1.0 : 0.0};
+    if (overlap_) group_.begin_step(mine, numbers);
+  }
   if (loss.defined()) loss.backward();
   if (group_.active()) {
     const auto sums = overlap_ ? group_.finish_step() : group_.reduce_gradients(params_, mine, numbers);
