@@ -76,21 +76,34 @@ MASTER_ADDR=192.0.2.1 MASTER_PORT=$port timeout 60 "$tid" run "$exp" --set "$mod
 # 2. A worker killed mid-training: worker 0 fails at once, with the reason; --resume goes on.
 long=(--set train.threads=1 --set train.epochs=40 --set train.patience=0 --set 'models={flow_net={dropout=0.0}}')
 "$tid" run "$exp" "${long[@]}" --run-dir whole --workers 2 > whole.log 2>&1 || fail "whole: $(tail -5 whole.log)"
-"$tid" run "$exp" "${long[@]}" --run-dir killed --workers 2 > killed.log 2>&1 &
-run=$!
-pids+=("$run")
-for _ in $(seq 600); do
-  [[ -f killed/models/flow_net/metrics.jsonl ]] && (($(wc -l < killed/models/flow_net/metrics.jsonl) >= 3)) && break
-  sleep 0.1
-done
+# start_run DIR EPOCHS [ARGS...]: the long training into DIR on two workers, in the background
+# ($run), returning once it has logged EPOCHS epochs (0: at once).
+start_run() {
+  local dir=$1 epochs=$2
+  shift 2
+  "$tid" run "$exp" "${long[@]}" --run-dir "$dir" --workers 2 "$@" > "$dir.log" 2>&1 &
+  run=$!
+  pids+=("$run")
+  ((epochs == 0)) && return 0
+  for _ in $(seq 600); do
+    [[ -f $dir/models/flow_net/metrics.jsonl ]] && (($(wc -l < "$dir/models/flow_net/metrics.jsonl") >= epochs)) && return 0
+    sleep 0.1
+  done
+  fail "$dir: no epoch $epochs within 60 s: $(tail -5 "$dir.log")"
+}
+# ends_failing DIR SECONDS: worker 0 ($run) ends with status 1 within SECONDS.
+ends_failing() {
+  local started status=0
+  started=$(date +%s)
+  wait "$run" || status=$?
+  ((status == 1)) || fail "$1: worker 0 ended with status $status: $(tail -5 "$1.log")"
+  (($(date +%s) - started < $2)) || fail "$1: worker 0 took $(($(date +%s) - started)) s to notice (at most $2)"
+}
+start_run killed 3
 worker=$(pgrep -f "worker $work/killed/workers/" | head -1)
 [[ -n $worker ]] || fail "no worker process of the run: $(cat killed.log)"
 kill -9 "$worker"
-started=$(date +%s)
-status=0
-wait "$run" || status=$?
-((status == 1)) || fail "worker 0 ended with status $status after its worker was killed: $(tail -5 killed.log)"
-(($(date +%s) - started < 30)) || fail "worker 0 took $(($(date +%s) - started)) s to notice"
+ends_failing killed 30
 grep -q "another worker died or stopped answering" killed.log || fail "no reason given: $(tail -5 killed.log)"
 grep -q "run --resume" killed.log || fail "no way on given: $(tail -5 killed.log)"
 done_epochs=$(wc -l < killed/models/flow_net/metrics.jsonl)
@@ -100,13 +113,7 @@ grep -q "resuming after epoch" resumed.log || fail "the resume started over: $(h
 same_numbers whole killed flow_net
 
 # Worker 0 killed: its workers end with it (none is left behind), and --resume goes on.
-"$tid" run "$exp" "${long[@]}" --run-dir leader --workers 2 > leader.log 2>&1 &
-run=$!
-pids+=("$run")
-for _ in $(seq 600); do
-  [[ -f leader/models/flow_net/metrics.jsonl ]] && (($(wc -l < leader/models/flow_net/metrics.jsonl) >= 3)) && break
-  sleep 0.1
-done
+start_run leader 3
 { kill -9 "$run" && wait "$run"; } 2> /dev/null || true
 for _ in $(seq 100); do pgrep -f "worker $work/leader/workers/" > /dev/null || break; sleep 0.1; done
 ! pgrep -f "worker $work/leader/workers/" > /dev/null || fail "a worker outlived worker 0 by 10 s"
@@ -115,35 +122,20 @@ same_numbers whole leader flow_net
 
 # A worker killed before any training began: worker 0 says so when it would post the first
 # training, instead of waiting for it until the timeout.
-"$tid" run "$exp" "${long[@]}" --run-dir early --workers 2 > early.log 2>&1 &
-run=$!
-pids+=("$run")
+start_run early 0
 for _ in $(seq 600); do pgrep -f "worker $work/early/workers/" > /dev/null && break; sleep 0.01; done
 pkill -9 -f "worker $work/early/workers/" || fail "no worker process of the early run: $(cat early.log)"
-started=$(date +%s)
-status=0
-wait "$run" || status=$?
-((status == 1)) && grep -q "worker 1 of 2 ended (signal 9) before the training of flow_net began" early.log ||
-  fail "a worker dead before training (status $status): $(tail -5 early.log)"
-(($(date +%s) - started < 30)) || fail "worker 0 took $(($(date +%s) - started)) s to notice a dead worker"
+ends_failing early 30
+grep -q "worker 1 of 2 ended (signal 9) before the training of flow_net began" early.log ||
+  fail "a worker dead before training: $(tail -5 early.log)"
 
 # 3. A worker that hangs: worker 0 gives up after --worker-timeout.
-"$tid" run "$exp" "${long[@]}" --run-dir hung --workers 2 --worker-timeout 4 > hung.log 2>&1 &
-run=$!
-pids+=("$run")
-for _ in $(seq 600); do
-  [[ -f hung/models/flow_net/metrics.jsonl ]] && break
-  sleep 0.1
-done
+start_run hung 1 --worker-timeout 4
 worker=$(pgrep -f "worker $work/hung/workers/" | head -1)
 [[ -n $worker ]] || fail "no worker process of the hung run"
 kill -STOP "$worker"
-started=$(date +%s)
-status=0
-wait "$run" || status=$?
+ends_failing hung 40
 kill -9 "$worker" 2>/dev/null || true
-((status == 1)) || fail "worker 0 ended with status $status beside a hung worker: $(tail -5 hung.log)"
-(($(date +%s) - started < 40)) || fail "worker 0 waited $(($(date +%s) - started)) s for a hung worker (timeout 4 s)"
 
 # 4. srun's tasks: each process is told its rank by Slurm's variables; the run folder is the job's.
 for rank in 1 0; do
