@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 #include <regex>
 #include <thread>
+#include <unordered_map>
 
 namespace trafficid::host {
 
@@ -89,19 +90,38 @@ void LabelStage::end_file() {
   auto flows = labeling_->finish();
   labeling_.reset();
   const std::string from_file = file_class(current_path_);
+  // A flow's class depends only on its label fields (and the file): a file's flows share a few
+  // hundred combinations at most, so each is matched against the label map once.
+  struct Decision {
+    std::optional<std::string> cls;
+    bool confident = false;
+  };
+  std::unordered_map<std::string, Decision> decided;
+  std::string key;
+  fmt::memory_buffer csv;
   for (const auto& f : flows) {
-    const std::optional<std::string> cls = spec_.classify(f, from_file);
+    key.clear();
+    for (const std::string* field : {&f.label, &f.app_protocol, &f.master_protocol, &f.category, &f.confidence})
+      key.append(*field).push_back('\0');
+    auto [known, fresh] = decided.try_emplace(key);
+    if (fresh) known->second = {spec_.classify(f, from_file), spec_.confident(f)};
+    const std::optional<std::string>& cls = known->second.cls;
     std::uint64_t packets = f.packets_c2s + f.packets_s2c, bytes = f.bytes_c2s + f.bytes_s2c;
     if (listener_) listener_->labelled(f, cls);
-    auto& counts = cls ? classes_[*cls] : spec_.confident(f) ? dropped_ : unsure_;
+    auto& counts = cls ? classes_[*cls] : known->second.confident ? dropped_ : unsure_;
     ++counts.flows;
     counts.packets += packets;
     counts.bytes += bytes;
-    if (flows_csv_.is_open())
-      flows_csv_ << fmt::format("\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}\n", current_path_, f.tuple.protocol,
-                                to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
-                                f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
+    if (!flows_csv_.is_open()) continue;
+    fmt::format_to(std::back_inserter(csv), "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}\n", current_path_,
+                   f.tuple.protocol, to_string(f.tuple.src), f.tuple.src_port, to_string(f.tuple.dst), f.tuple.dst_port,
+                   f.first_ns, f.last_ns, packets, bytes, f.label, f.category, cls.value_or(""));
+    if (csv.size() >= (1u << 20)) {
+      flows_csv_.write(csv.data(), static_cast<std::streamsize>(csv.size()));
+      csv.clear();
+    }
   }
+  if (flows_csv_.is_open()) flows_csv_.write(csv.data(), static_cast<std::streamsize>(csv.size()));
   if (listener_) {
     listener_->input_flows(std::move(flows));
     listener_->end_input(current_packets_);
