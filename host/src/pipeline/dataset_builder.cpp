@@ -235,7 +235,7 @@ void DatasetBuilder::labelled(const FlowRecord& f, const std::optional<std::stri
     if (fresh) class_seen_.push_back(*cls);
     entry.cls = it->second;
   }
-  flow_index_[dataset_flow_id(input, f.flow_id)] = static_cast<std::uint32_t>(flows_.size());
+  flow_index_.insert(dataset_flow_id(input, f.flow_id), static_cast<std::uint32_t>(flows_.size()));
   flows_.push_back(entry);
 }
 

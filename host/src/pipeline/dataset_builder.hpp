@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pipeline/flow_index.hpp"
 #include "pipeline/label_stage.hpp"
 #include "pipeline/stage_hook.hpp"
 #include "trafficid/dataset.hpp"
@@ -155,7 +156,7 @@ class DatasetBuilder final : public StageHook {
   std::vector<DatasetInput> inputs_;
   class Hasher;
   std::unique_ptr<Hasher> hasher_;  // content hashes of the inputs, one at a time, beside the work
-  std::unordered_map<std::uint64_t, std::uint32_t> flow_index_;  // dataset flow id -> flows_
+  FlowIndex flow_index_;            // dataset flow id -> flows_
   std::vector<FlowEntry> flows_;
   std::vector<std::string> class_seen_;
   std::unordered_map<std::string, std::int32_t> class_ids_;

@@ -75,7 +75,7 @@ void DatasetBuilder::save_part(Json header) {
   std::vector<std::int64_t> classes;
   std::vector<std::uint32_t> inputs;
   std::vector<std::uint8_t> unknown;
-  for (const auto& [id, index] : flow_index_) ids[index] = id;
+  flow_index_.for_each([&](std::uint64_t id, std::uint32_t index) { ids[index] = id; });
   for (const auto& f : flows_) {
     keys.push_back(f.key);
     identities.push_back(f.identity);
@@ -153,7 +153,7 @@ void DatasetBuilder::end_adoption() {
       if (fresh) class_seen_.push_back(a.cls);
       a.entry.cls = it->second;
     }
-    flow_index_[a.id] = static_cast<std::uint32_t>(flows_.size());
+    flow_index_.insert(a.id, static_cast<std::uint32_t>(flows_.size()));
     flows_.push_back(a.entry);
   }
   adopted_flows_.clear();

@@ -233,8 +233,8 @@ fs::path DatasetBuilder::shard_path(const DatasetShard& s, const std::string& pa
 }
 
 DatasetBuilder::FlowEntry* DatasetBuilder::entry_of(std::uint64_t flow_id) {
-  auto it = flow_index_.find(flow_id);
-  return it == flow_index_.end() ? nullptr : &flows_[it->second];
+  const std::uint32_t place = flow_index_.find(flow_id);
+  return place == FlowIndex::none ? nullptr : &flows_[place];
 }
 
 // Each row of a shard with its class, split before deduplication and balancing, and an identity
@@ -276,11 +276,31 @@ std::uint8_t DatasetBuilder::split_of(const Row& r, const RowPlan& plan, int fol
 }
 
 void DatasetBuilder::HashSet::seal() {
-  std::sort(hashes_.begin(), hashes_.end());
-  hashes_.erase(std::unique(hashes_.begin(), hashes_.end()), hashes_.end());
-  start_.assign((1u << 16) + 1, 0);
+  // Distributed into the blocks of their top 16 bits first, then each block sorted by itself: the
+  // hashes are uniform, so a block holds a few dozen, and this costs a quarter of sorting them all.
+  constexpr std::size_t blocks = std::size_t{1} << 16;
+  start_.assign(blocks + 1, 0);
   for (auto h : hashes_) ++start_[(h >> 48) + 1];
   for (std::size_t b = 1; b < start_.size(); ++b) start_[b] += start_[b - 1];
+  std::vector<std::uint64_t> sorted(hashes_.size());
+  std::vector<std::size_t> next(start_.begin(), start_.end() - 1);
+  for (auto h : hashes_) sorted[next[h >> 48]++] = h;
+  hashes_.clear();
+  hashes_.shrink_to_fit();
+  std::size_t kept = 0;  // duplicates removed in place; each block moves down to where the last ended
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const auto first = sorted.begin() + static_cast<std::ptrdiff_t>(start_[b]);
+    const auto last = sorted.begin() + static_cast<std::ptrdiff_t>(start_[b + 1]);
+    std::sort(first, last);
+    const auto unique_end = std::unique(first, last);
+    const auto count = static_cast<std::size_t>(unique_end - first);
+    if (kept != start_[b]) std::copy(first, unique_end, sorted.begin() + static_cast<std::ptrdiff_t>(kept));
+    start_[b] = kept;
+    kept += count;
+  }
+  start_[blocks] = kept;
+  sorted.resize(kept);
+  hashes_ = std::move(sorted);
 }
 
 bool DatasetBuilder::HashSet::contains(std::uint64_t hash) const {
