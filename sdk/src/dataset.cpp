@@ -29,7 +29,7 @@ Json to_json(const DatasetManifest& m) {
                       {"path", i.path},
                       {"size", i.size},
                       {"mtime_ns", i.mtime_ns},
-                      {"sha256", i.sha256},
+                      {"content_hash", i.content_hash},
                       {"packets", i.packets}});
   return {
       {"format", "trafficid-dataset"},
@@ -84,9 +84,11 @@ DatasetManifest manifest_from_json(const Json& j) {
     m.counts = j.at("counts").get<std::map<std::string, std::vector<std::uint64_t>>>();
     m.excluded = j.value("excluded", std::map<std::string, std::uint64_t>{});
     for (const auto& i : j.at("inputs"))
-      m.inputs.push_back({i.at("id").get<std::uint32_t>(), i.at("path").get<std::string>(),
-                          i.at("size").get<std::uint64_t>(), i.at("mtime_ns").get<std::int64_t>(),
-                          i.at("sha256").get<std::string>(), i.value("packets", std::uint64_t{0})});
+      m.inputs.push_back(
+          {i.at("id").get<std::uint32_t>(), i.at("path").get<std::string>(), i.at("size").get<std::uint64_t>(),
+           i.at("mtime_ns").get<std::int64_t>(),
+           i.contains("content_hash") ? i.at("content_hash").get<std::string>() : i.at("sha256").get<std::string>(),
+           i.value("packets", std::uint64_t{0})});
     for (const auto& s : j.at("shards"))
       m.shards.push_back({s.at("name").get<std::string>(), s.at("rows").get<std::uint64_t>()});
     m.statistics = j.value("statistics", Json::object());

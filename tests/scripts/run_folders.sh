@@ -77,11 +77,15 @@ inputs=(--set 'capture.sources=["pcap"]' --set "capture.pcap={paths=[\"$work/in.
 [[ -s changed/inputs.json ]] || fail "the run recorded no inputs.json"
 cp changed/models/gbdt/metrics.json before.json
 "$tid" run --resume "$work/changed" > same-inputs.log 2>&1 || { cat same-inputs.log; fail "--resume with the same inputs"; }
+# A run begun when inputs.json named the digest "sha256" resumes on the same inputs too.
+sed -i 's/"content_hash":/"sha256":/' changed/inputs.json
+grep -q '"sha256":' changed/inputs.json || fail "inputs.json has no content hash to rename"
+"$tid" run --resume "$work/changed" > older-inputs.log 2>&1 || { cat older-inputs.log; fail "--resume of an older inputs.json"; }
 "$tid" synth -o "$work/in.pcap" -p seed=6 -p flows_per_app=6 > /dev/null 2>&1
 status=0
 "$tid" run --resume "$work/changed" > resume-changed.log 2>&1 || status=$?
 [[ $status -eq 1 ]] || { cat resume-changed.log; fail "--resume after the input changed ran (status $status)"; }
-grep -qF "not resumed: $work/in.pcap changed (sha256" resume-changed.log || fail "the refusal does not name the file: $(cat resume-changed.log)"
+grep -qF "not resumed: $work/in.pcap changed (content hash" resume-changed.log || fail "the refusal does not name the file: $(cat resume-changed.log)"
 cmp -s before.json changed/models/gbdt/metrics.json || fail "the refused resume touched the finished model"
 
 # 4. A diverging model (SGD, momentum 0.9, lr 10 on the Deep Packet vectors) fails the run with its

@@ -143,6 +143,25 @@ for name in ("gbdt", "flow_net", "mlp"):
 print("evaluate: the run's unseen numbers, confusion matrices from its flows")
 PY
 
+# 2b. A training dataset built before manifests held XXH3 content hashes (SHA-256 digests under
+# "sha256"): evaluate still finds the copied training capture by its content, and leaves it out.
+manifest=$(realpath run/dataset)/manifest.json
+cp "$manifest" manifest.saved
+$py - "$manifest" <<'PY' || fail "making the manifest an older one"
+import hashlib, json, sys
+m = json.load(open(sys.argv[1]))
+for i in m["inputs"]:
+    assert i.pop("content_hash").startswith("xxh3-128:"), i
+    i["sha256"] = hashlib.sha256(open(i["path"], "rb").read()).hexdigest()
+json.dump(m, open(sys.argv[1], "w"))
+PY
+"$tid" evaluate run pool -o eval-older > eval-older.log 2>&1 || { cat eval-older.log; fail "evaluate against an older dataset"; }
+cp manifest.saved "$manifest"
+grep -q "copy-of-training.pcap is also a training input (same content): left out" eval-older.log ||
+  fail "against a dataset with SHA-256 digests the copied capture was not left out: $(cat eval-older.log)"
+grep -q '"content_hash": "[0-9a-f]\{64\}"' eval-older/dataset/manifest.json ||
+  fail "the evaluation inputs were not hashed with SHA-256 to compare with the older dataset"
+
 # 3. predict with every model kind, and with the run folder (its best model).
 for m in gbdt flow_net mlp; do
   "$tid" -q predict "run/models/$m" pool/ssh.pcap > "predict-$m.csv" || fail "predict with $m"

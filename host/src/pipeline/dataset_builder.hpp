@@ -30,7 +30,7 @@ namespace trafficid::host {
 struct EvaluationTarget {
   std::string training_config_hash;
   std::vector<std::string> class_names;
-  std::set<std::string> input_hashes;           // SHA-256 of the training inputs
+  std::set<std::string> input_hashes;           // content hashes of the training inputs
   std::unordered_set<std::uint64_t> flow_keys;  // the training dataset's flow_keys.npy
   bool keep_unknown = false;  // flows no class claims (the labeler sure of their label) stay, labelled -1
 };

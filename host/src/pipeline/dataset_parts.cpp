@@ -25,14 +25,18 @@ void DatasetBuilder::number_inputs(std::vector<std::uint32_t> ids) { input_ids_ 
 namespace {
 
 Json input_json(const DatasetInput& i) {
-  return {{"id", i.id},         {"path", i.path},      {"size", i.size}, {"mtime_ns", i.mtime_ns},
-          {"sha256", i.sha256}, {"packets", i.packets}};
+  return {{"id", i.id},
+          {"path", i.path},
+          {"size", i.size},
+          {"mtime_ns", i.mtime_ns},
+          {"content_hash", i.content_hash},
+          {"packets", i.packets}};
 }
 
 DatasetInput input_of_json(const Json& j) {
-  return {j.at("id").get<std::uint32_t>(),   j.at("path").get<std::string>(),
-          j.at("size").get<std::uint64_t>(), j.at("mtime_ns").get<std::int64_t>(),
-          j.at("sha256").get<std::string>(), j.at("packets").get<std::uint64_t>()};
+  return {j.at("id").get<std::uint32_t>(),         j.at("path").get<std::string>(),
+          j.at("size").get<std::uint64_t>(),       j.at("mtime_ns").get<std::int64_t>(),
+          j.at("content_hash").get<std::string>(), j.at("packets").get<std::uint64_t>()};
 }
 
 template <class T>

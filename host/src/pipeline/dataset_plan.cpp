@@ -75,7 +75,7 @@ EvaluationTarget evaluation_target(const fs::path& training_dataset) {
   target.training_config_hash = m.config_hash;
   target.class_names = m.class_names;
   for (const auto& i : m.inputs)
-    if (!i.sha256.empty()) target.input_hashes.insert(i.sha256);
+    if (!i.content_hash.empty()) target.input_hashes.insert(i.content_hash);
   const fs::path keys = training_dataset / "flow_keys.npy";
   if (!fs::exists(keys))
     throw Error(fmt::format("{}: no flow_keys.npy (a dataset from an older trafficid): build it again with --rebuild",
@@ -120,7 +120,7 @@ std::optional<DatasetManifest> reusable_dataset(const DatasetPlan& plan, const s
   }
   // A generated input (synth: no size, no modification time, no hash) is decided by its source's
   // parameters, which the config hash holds already; only files can change under the dataset.
-  auto generated = [](const DatasetInput& i) { return i.size == 0 && i.mtime_ns == 0 && i.sha256.empty(); };
+  auto generated = [](const DatasetInput& i) { return i.size == 0 && i.mtime_ns == 0 && i.content_hash.empty(); };
   std::vector<std::string> built;
   for (const auto& i : m.inputs)
     if (!i.path.empty() && !generated(i)) built.push_back(i.path);

@@ -53,9 +53,9 @@ std::vector<DatasetBuilder::FileGroup> DatasetBuilder::file_groups(const std::ve
   for (std::size_t i = 0; i < files.size(); ++i) {
     files[i].input = i;
     files[i].per_class.assign(classes.size(), 0);
-    files[i].key =
-        combine(static_cast<std::uint64_t>(experiment_.seed) ^ salt,
-                std::hash<std::string>{}(inputs_[i].sha256.empty() ? inputs_[i].path : inputs_[i].sha256) + i);
+    files[i].key = combine(
+        static_cast<std::uint64_t>(experiment_.seed) ^ salt,
+        std::hash<std::string>{}(inputs_[i].content_hash.empty() ? inputs_[i].path : inputs_[i].content_hash) + i);
   }
   for (const auto& f : flows_)
     if (f.cls >= 0 && f.rows > 0) {
@@ -113,8 +113,8 @@ void DatasetBuilder::mark_repeats() {
   std::map<std::string, std::size_t> first_with_content;
   std::vector<bool> repeated_input(inputs_.size(), false);
   for (std::size_t i = 0; i < inputs_.size(); ++i) {
-    if (inputs_[i].sha256.empty()) continue;
-    auto [it, fresh] = first_with_content.try_emplace(inputs_[i].sha256, i);
+    if (inputs_[i].content_hash.empty()) continue;
+    auto [it, fresh] = first_with_content.try_emplace(inputs_[i].content_hash, i);
     if (!fresh) {
       repeated_input[i] = true;
       host_.warn(
@@ -177,7 +177,7 @@ void DatasetBuilder::assign_evaluation(DatasetManifest& m, const std::vector<std
   std::vector<bool> training_input(inputs_.size(), false);
   Json left_out = Json::array();
   for (std::size_t i = 0; i < inputs_.size(); ++i)
-    if (!inputs_[i].sha256.empty() && target_->input_hashes.contains(inputs_[i].sha256)) {
+    if (!inputs_[i].content_hash.empty() && target_->input_hashes.contains(inputs_[i].content_hash)) {
       training_input[i] = true;
       left_out.push_back(inputs_[i].path);
       host_.warn(fmt::format("evaluation: {} is also a training input (same content): left out", inputs_[i].path));

@@ -94,4 +94,9 @@ std::string sha256_text(std::string_view text) {
   return hex;
 }
 
+bool is_sha256_digest(const std::string& digest) {
+  return digest.size() == 64 && std::all_of(digest.begin(), digest.end(),
+                                            [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 }  // namespace trafficid::host

@@ -53,7 +53,8 @@ RunFolder make_run_dir(const Experiment& experiment, const std::string& requeste
 // What a run's models were trained on: each dataset's config hash and the content of each input.
 Json dataset_identity(const DatasetManifest& m) {
   Json inputs = Json::array();
-  for (const auto& i : m.inputs) inputs.push_back({{"path", i.path}, {"sha256", i.sha256}, {"size", i.size}});
+  for (const auto& i : m.inputs)
+    inputs.push_back({{"path", i.path}, {"content_hash", i.content_hash}, {"size", i.size}});
   return {{"config_hash", m.config_hash}, {"inputs", inputs}};
 }
 
@@ -96,6 +97,13 @@ void check_run_inputs(const fs::path& dir, const Json& now) {
   }
   const Json then = Json::parse(std::ifstream(file));
   if (then == now) return;
+  // A run begun before inputs.json said "content_hash" said "sha256"; its dataset, reused, holds
+  // the same digests.
+  auto digest = [](const Json& input) { return input.value("content_hash", input.value("sha256", "")); };
+  auto same = [&](const Json& a, const Json& b) {
+    return a.value("path", "") == b.value("path", "") && a.value("size", Json()) == b.value("size", Json()) &&
+           digest(a) == digest(b);
+  };
   std::string what;
   for (const auto& [name, identity] : now.items()) {
     if (!then.contains(name)) {
@@ -112,9 +120,8 @@ void check_run_inputs(const fs::path& dir, const Json& now) {
     for (const auto& i : identity["inputs"]) {
       auto it = before.find(i.value("path", ""));
       if (it == before.end()) what = fmt::format("{} is a new input of the {} dataset", i.value("path", ""), name);
-      else if (it->second != i)
-        what = fmt::format("{} changed (sha256 {} then, {} now)", it->first, it->second.value("sha256", ""),
-                           i.value("sha256", ""));
+      else if (!same(it->second, i))
+        what = fmt::format("{} changed (content hash {} then, {} now)", it->first, digest(it->second), digest(i));
       if (it != before.end()) before.erase(it);
       if (!what.empty()) break;
     }
@@ -122,6 +129,7 @@ void check_run_inputs(const fs::path& dir, const Json& now) {
       what = fmt::format("{} is no longer an input of the {} dataset", before.begin()->first, name);
     if (!what.empty()) break;
   }
+  if (what.empty() && then.size() == now.size()) return;  // the same inputs, named the older way
   if (what.empty()) what = "the datasets differ";
   throw Error(
       fmt::format("{}: not resumed: {} since this run began ({}), so its checkpoints and finished models belong to "

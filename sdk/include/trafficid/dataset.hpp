@@ -51,7 +51,10 @@ struct DatasetInput {
   std::string path;  // as the capture source named it (a generator: its description, e.g. "synth(seed=1, ...)")
   std::uint64_t size = 0;
   std::int64_t mtime_ns = 0;
-  std::string sha256;  // of the file's content; empty (and size, mtime_ns 0) for a generator
+  // Of the file's content: "xxh3-128:" and 32 hex digits (`xxh128sum FILE` prints them); an older
+  // dataset's manifest holds SHA-256's 64 hex digits (as "sha256"). Empty (and size, mtime_ns 0)
+  // for a generator.
+  std::string content_hash;
   std::uint64_t packets = 0;
 };
 
