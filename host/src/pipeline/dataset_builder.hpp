@@ -141,7 +141,12 @@ class DatasetBuilder final : public StageHook {
   FlowEntry* entry_of(std::uint64_t flow_id);
   void rows_of(const DatasetShard& s, const RowPlan& plan, const std::function<void(const Row&, std::uint64_t)>& visit);
   static std::uint8_t split_of(const Row& r, const RowPlan& plan, int fold);
+  struct FilterTally;                  // one thread's share of fold_filter's pass
+  std::size_t finish_threads() const;  // threads for the passes over the shards: the labelling workers'
   FoldFilter fold_filter(const std::vector<DatasetShard>& shards, const RowPlan& plan, int fold);
+  void balance_thresholds(const std::vector<DatasetShard>& shards, const RowPlan& plan, int fold,
+                          std::vector<FilterTally>& tallies, const std::vector<std::uint64_t>& train_rows,
+                          FoldFilter& out);
   std::uint64_t write_fold(DatasetManifest& m, const RowPlan& plan, int fold);
   void describe(DatasetManifest& m, const RowPlan& plan, const std::string& config_hash, const Json& config,
                 std::uint64_t total_rows) const;

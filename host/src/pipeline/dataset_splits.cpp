@@ -4,6 +4,9 @@
 #include "pipeline/dataset_builder.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cstring>
 #include <fmt/format.h>
@@ -311,6 +314,43 @@ bool DatasetBuilder::HashSet::contains(std::uint64_t hash) const {
   return std::binary_search(first, last, hash);
 }
 
+namespace {
+// visit(shard, slot) for every shard, on up to `threads` threads; `slot` (below `threads`) names
+// the calling thread's own tallies. Shards are independent files, and what the passes gather is
+// summed or sorted afterwards, so the result does not depend on which thread read which shard.
+void for_each_shard(std::size_t shards, std::size_t threads,
+                    const std::function<void(std::size_t, std::size_t)>& visit) {
+  threads = std::max<std::size_t>(1, std::min(threads, shards));
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  std::exception_ptr failure;
+  auto work = [&](std::size_t slot) {
+    try {
+      for (std::size_t shard; (shard = next++) < shards;) visit(shard, slot);
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      if (!failure) failure = std::current_exception();
+      next = shards;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (std::size_t slot = 1; slot < threads; ++slot) helpers.emplace_back(work, slot);
+  work(0);
+  for (auto& t : helpers) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+constexpr int bucket_bits = 16;
+}  // namespace
+
+struct DatasetBuilder::FilterTally {
+  std::vector<std::uint64_t> train_hashes, validation_hashes, train_rows;
+  std::vector<std::vector<std::uint32_t>> histogram;  // per class, training rows per identity bucket
+  std::vector<std::vector<std::uint64_t>> at_boundary;
+};
+
+std::size_t DatasetBuilder::finish_threads() const { return std::max<std::size_t>(1, workers_.size()); }
+
 // Pass 2: what training and validation hold (for deduplication) and the training rows per
 // class, with a histogram of their identities, for exact, thread-independent balancing: the
 // training rows of class c kept are those whose identity is among its `target[c]` smallest.
@@ -322,32 +362,53 @@ DatasetBuilder::FoldFilter DatasetBuilder::fold_filter(const std::vector<Dataset
   out.threshold.assign(k, UINT64_MAX);
   if (target_) return out;
   out.deduplicate = d.deduplicate;
-  std::vector<std::uint64_t> train_rows(k, 0);
   const bool balancing = d.balance == "undersample" || d.balance == "cap";
-  constexpr int bucket_bits = 16;
-  std::vector<std::vector<std::uint32_t>> histogram(balancing ? k : 0,
-                                                    std::vector<std::uint32_t>(1u << bucket_bits, 0));
-  for (const auto& s : shards)
-    rows_of(s, plan, [&](const Row& r, std::uint64_t h) {
+  std::vector<FilterTally> tallies(std::min(finish_threads(), std::max<std::size_t>(1, shards.size())));
+  for (auto& t : tallies) {
+    t.train_rows.assign(k, 0);
+    t.histogram.assign(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
+    t.at_boundary.resize(k);
+  }
+  for_each_shard(shards.size(), tallies.size(), [&](std::size_t shard, std::size_t slot) {
+    FilterTally& t = tallies[slot];
+    rows_of(shards[shard], plan, [&](const Row& r, std::uint64_t h) {
       if (r.cls < 0) return;
       const std::uint8_t split = split_of(r, plan, fold);
       if (split == 0) {
-        if (out.deduplicate) out.train_hashes.add(h);
-        ++train_rows[static_cast<std::size_t>(r.cls)];
-        if (balancing) ++histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
+        if (out.deduplicate) t.train_hashes.push_back(h);
+        ++t.train_rows[static_cast<std::size_t>(r.cls)];
+        if (balancing) ++t.histogram[static_cast<std::size_t>(r.cls)][r.identity >> (64 - bucket_bits)];
       } else if (split == 1 && out.deduplicate) {
-        out.validation_hashes.add(h);
+        t.validation_hashes.push_back(h);
       }
     });
+  });
+  std::vector<std::uint64_t> train_rows(k, 0);
+  for (auto& t : tallies) {
+    for (auto h : t.train_hashes) out.train_hashes.add(h);
+    for (auto h : t.validation_hashes) out.validation_hashes.add(h);
+    t.train_hashes = {};
+    t.validation_hashes = {};
+    for (std::size_t c = 0; c < k; ++c) train_rows[c] += t.train_rows[c];
+  }
   out.train_hashes.seal();
   out.validation_hashes.seal();
-  if (!balancing) return out;
+  if (balancing) balance_thresholds(shards, plan, fold, tallies, train_rows, out);
+  return out;
+}
+
+// The identity below which each class keeps `target` training rows (balancing): the bucket where
+// the target is reached, from the histograms, then the exact identity inside it (a second pass).
+void DatasetBuilder::balance_thresholds(const std::vector<DatasetShard>& shards, const RowPlan& plan, int fold,
+                                        std::vector<FilterTally>& tallies, const std::vector<std::uint64_t>& train_rows,
+                                        FoldFilter& out) {
+  const auto& d = experiment_.dataset;
+  const std::size_t k = plan.classes.size();
   std::vector<std::uint64_t> target = train_rows;
   std::uint64_t smallest = UINT64_MAX;
   for (auto n : train_rows)
     if (n > 0) smallest = std::min(smallest, n);
   for (auto& t : target) t = std::min<std::uint64_t>(t, d.balance == "undersample" ? smallest : d.max_per_class);
-  // The bucket where each class's target is reached, then the exact identity inside it.
   std::vector<int> boundary(k, -1);
   std::vector<std::uint64_t> need(k, 0);
   for (std::size_t c = 0; c < k; ++c) {
@@ -358,83 +419,112 @@ DatasetBuilder::FoldFilter DatasetBuilder::fold_filter(const std::vector<Dataset
       continue;
     }
     std::uint64_t below = 0;
-    for (int b = 0; b < (1 << bucket_bits); ++b) {
-      if (below + histogram[c][static_cast<std::size_t>(b)] >= target[c]) {
-        boundary[c] = b;
+    for (std::size_t b = 0; b < (std::size_t{1} << bucket_bits); ++b) {
+      std::uint64_t in_bucket = 0;
+      for (const auto& t : tallies) in_bucket += t.histogram[c][b];
+      if (below + in_bucket >= target[c]) {
+        boundary[c] = static_cast<int>(b);
         need[c] = target[c] - below;
         break;
       }
-      below += histogram[c][static_cast<std::size_t>(b)];
+      below += in_bucket;
     }
   }
-  histogram.clear();
-  std::vector<std::vector<std::uint64_t>> at_boundary(k);
-  for (const auto& s : shards)
-    rows_of(s, plan, [&](const Row& r, std::uint64_t) {
+  for (auto& t : tallies) t.histogram = {};
+  for_each_shard(shards.size(), tallies.size(), [&](std::size_t shard, std::size_t slot) {
+    rows_of(shards[shard], plan, [&](const Row& r, std::uint64_t) {
       if (r.cls < 0 || split_of(r, plan, fold) != 0) return;
       auto c = static_cast<std::size_t>(r.cls);
       if (boundary[c] >= 0 && static_cast<int>(r.identity >> (64 - bucket_bits)) == boundary[c])
-        at_boundary[c].push_back(r.identity);
+        tallies[slot].at_boundary[c].push_back(r.identity);
     });
+  });
   for (std::size_t c = 0; c < k; ++c) {
     if (boundary[c] < 0) continue;
-    auto& ids = at_boundary[c];
+    std::vector<std::uint64_t> ids;
+    for (const auto& t : tallies) ids.insert(ids.end(), t.at_boundary[c].begin(), t.at_boundary[c].end());
     std::nth_element(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(need[c] - 1), ids.end());
     out.threshold[c] = ids[need[c] - 1];
   }
-  return out;
 }
+
+namespace {
+// One thread's share of pass 3.
+struct FoldTally {
+  std::array<std::vector<std::uint64_t>, 3> counts;  // per split, rows per class
+  std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, unknown = 0, left_out = 0, repeated = 0, rows = 0;
+};
+}  // namespace
 
 // Pass 3: the final split of every row in `fold` (and, with fold 0, the class column); the
 // counts go to the manifest. Returns the number of rows.
 std::uint64_t DatasetBuilder::write_fold(DatasetManifest& m, const RowPlan& plan, int fold) {
   const std::size_t k = plan.classes.size();
   const FoldFilter filter = fold_filter(m.shards, plan, fold);
-  std::map<std::string, std::vector<std::uint64_t>> counts;
-  for (auto s : {SplitName::train, SplitName::validation, SplitName::test}) counts[to_string(s)].assign(k, 0);
-  std::uint64_t no_class = 0, duplicate = 0, balanced_out = 0, unknown = 0, left_out = 0, repeated = 0, total_rows = 0;
-  for (const auto& s : m.shards) {
+  std::vector<FoldTally> tallies(std::min(finish_threads(), std::max<std::size_t>(1, m.shards.size())));
+  for (auto& t : tallies)
+    for (auto& c : t.counts) c.assign(k, 0);
+  for_each_shard(m.shards.size(), tallies.size(), [&](std::size_t shard, std::size_t slot) {
+    const DatasetShard& s = m.shards[shard];
+    FoldTally& t = tallies[slot];
     NpyWriter split(shard_path(s, DatasetManifest::split_part(fold)), "|u1", 1);
     std::optional<NpyWriter> y;  // the class column, the same in every fold: written with fold 0's splits
     if (fold == 0) y.emplace(shard_path(s, "y"), npy_descr<std::int64_t>(), 8);
     rows_of(s, plan, [&](const Row& r, std::uint64_t h) {
-      ++total_rows;
+      ++t.rows;
       if (y) y->append_value(static_cast<std::int64_t>(r.cls));
       std::uint8_t final_split = split_of(r, plan, fold);
       if (r.repeated) {
         final_split = excluded_split;
-        ++repeated;
+        ++t.repeated;
       } else if (r.cls < 0) {
-        if (final_split == 2) ++unknown;  // an evaluation's flow of no class: tested for rejection
-        else ++no_class;
+        if (final_split == 2) ++t.unknown;  // an evaluation's flow of no class: tested for rejection
+        else ++t.no_class;
       } else if (target_ && final_split == excluded_split) {
-        ++left_out;
+        ++t.left_out;
       } else if (final_split == 0 && r.identity > filter.threshold[static_cast<std::size_t>(r.cls)]) {
         final_split = excluded_split;
-        ++balanced_out;
+        ++t.balanced_out;
       } else if (filter.deduplicate && ((final_split >= 1 && filter.train_hashes.contains(h)) ||
                                         (final_split == 2 && filter.validation_hashes.contains(h)))) {
         final_split = excluded_split;
-        ++duplicate;
+        ++t.duplicate;
       }
-      if (final_split != excluded_split && r.cls >= 0)
-        ++counts[to_string(static_cast<SplitName>(final_split))][static_cast<std::size_t>(r.cls)];
+      if (final_split != excluded_split && r.cls >= 0) ++t.counts[final_split][static_cast<std::size_t>(r.cls)];
       split.append_value(final_split);
     });
     split.close(experiment_.dataset.sync);
     if (y) y->close(experiment_.dataset.sync);
+  });
+  FoldTally all;
+  for (auto& c : all.counts) c.assign(k, 0);
+  for (const auto& t : tallies) {
+    for (std::size_t split = 0; split < 3; ++split)
+      for (std::size_t c = 0; c < k; ++c) all.counts[split][c] += t.counts[split][c];
+    all.no_class += t.no_class;
+    all.duplicate += t.duplicate;
+    all.balanced_out += t.balanced_out;
+    all.unknown += t.unknown;
+    all.left_out += t.left_out;
+    all.repeated += t.repeated;
+    all.rows += t.rows;
   }
+  std::map<std::string, std::vector<std::uint64_t>> counts;
+  for (auto s : {SplitName::train, SplitName::validation, SplitName::test})
+    counts[to_string(s)] = all.counts[static_cast<std::size_t>(s)];
   if (fold == 0) {
     m.counts = counts;
-    m.excluded = {
-        {"no_class", no_class}, {"duplicate", duplicate}, {"balancing", balanced_out}, {"repeated_flow", repeated}};
+    m.excluded = {{"no_class", all.no_class},
+                  {"duplicate", all.duplicate},
+                  {"balancing", all.balanced_out},
+                  {"repeated_flow", all.repeated}};
     if (target_) {
-      m.excluded["training_data"] = left_out;
-      m.excluded["unknown_tested"] = unknown;
+      m.excluded["training_data"] = all.left_out;
+      m.excluded["unknown_tested"] = all.unknown;
     }
   }
   if (plan.folds > 0) m.fold_counts.push_back(counts);
-  return total_rows;
+  return all.rows;
 }
 
 }  // namespace trafficid::host
