@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "config/experiment.hpp"
 #include "pipeline/stage_hook.hpp"
@@ -30,7 +31,13 @@ class LabelStage {
   Json finish();  // flows of the last input, then the summary (also written to classes.json)
 
  private:
+  // A label map's answer for one combination of label fields.
+  struct Decision {
+    std::optional<std::string> cls;
+    bool confident = false;
+  };
   void end_file();
+  void write_flows_csv(const FlowList& flows, const std::vector<const Decision*>& decisions);
   std::string file_class(const std::string& path) const;
   const LabelSpec& spec_;
   const PluginRegistry& registry_;
