@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <mutex>
 #include <thread>
 #include <chrono>
@@ -304,10 +305,15 @@ void DatasetBuilder::HashSet::seal() {
   start_[blocks] = kept;
   sorted.resize(kept);
   hashes_ = std::move(sorted);
+  const int bits = std::clamp(static_cast<int>(std::bit_width(hashes_.size())) + 2, 16, 28);
+  seen_shift_ = 64 - bits;
+  seen_.assign((std::size_t{1} << bits) / 64, 0);
+  for (auto h : hashes_) seen_[h >> seen_shift_ >> 6] |= std::uint64_t{1} << (h >> seen_shift_ & 63);
 }
 
 bool DatasetBuilder::HashSet::contains(std::uint64_t hash) const {
   if (start_.empty()) throw Error("internal: a row hash set was read before it was sealed");
+  if (!(seen_[hash >> seen_shift_ >> 6] >> (hash >> seen_shift_ & 63) & 1)) return false;
   const auto block = static_cast<std::size_t>(hash >> 48);
   const auto first = hashes_.begin() + static_cast<std::ptrdiff_t>(start_[block]);
   const auto last = hashes_.begin() + static_cast<std::ptrdiff_t>(start_[block + 1]);
