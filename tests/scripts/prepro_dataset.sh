@@ -237,4 +237,26 @@ kill_once_written "$part1.building/shard-00-0000.bytes.npy" "$work/part1.log" \
 grep -q "stage dataset: 2 parts merged" "$work/part1.log" || fail "part 1/2 again did not merge: $(cat "$work/part1.log")"
 merged=$(ls -d "$work"/parted/datasets/*[0-9a-f] | head -1)
 cmp <(rows_of "$ds") <(rows_of "$merged") || fail "the dataset merged from parts differs from one process's"
+# Content hashes: the pcap source hashes a file's bytes as it reads them; a file it cannot read
+# whole (cut inside a packet) the dataset builder hashes itself. Each equals what `trafficid label`
+# records for the same file (its database keeps content hashes as well).
+mkdir -p "$work/hashes/Remote"
+cp "$data/captures/SSH/ssh__single-conn.pcap" "$work/hashes/Remote/whole.pcap"
+head -c 3000 "$data/captures/SSH/ssh__ssh.pcap" > "$work/hashes/Remote/cut.pcap"
+"$tid" -q prepro "$work/app.toml" --set "capture.sources=[\"pcap:$work/hashes\"]" --set features.threads=1 \
+  --set "experiment.output_dir=\"$work/hash-runs\"" > "$work/hashes.log" 2>&1 || { cat "$work/hashes.log"; fail "prepro of the hash captures"; }
+status=0
+"$tid" -q label "$work/hashes" --db "$work/hashes.sqlite" > /dev/null 2>&1 || status=$?
+[[ $status -le 1 ]] || fail "label of the hash captures: status $status"
+$py - "$work/hash-runs/datasets" "$work/hashes.sqlite" <<'PY' || fail "content hashes"
+import glob, json, re, sqlite3, sys
+m = json.load(open(glob.glob(f"{sys.argv[1]}/*/manifest.json")[0]))
+manifest = {i["path"].rsplit("/", 1)[1]: i["content_hash"] for i in m["inputs"]}
+db = {p.rsplit("/", 1)[1]: h for p, h in sqlite3.connect(sys.argv[2]).execute("select path, content_hash from files")}
+assert set(manifest) == {"whole.pcap", "cut.pcap"} and manifest == db, (manifest, db)
+assert all(re.fullmatch("xxh3-128:[0-9a-f]{32}", h) for h in manifest.values()), manifest
+assert manifest["whole.pcap"] != manifest["cut.pcap"]
+print("content hashes: from the source for a whole file, from the builder for a cut one; as label's")
+PY
+
 echo "prepro dataset checks passed"

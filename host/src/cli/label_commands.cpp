@@ -6,7 +6,6 @@
 #include <exception>
 #include <fmt/format.h>
 #include <fstream>
-#include <future>
 #include <mutex>
 #include <iostream>
 #include <thread>
@@ -104,12 +103,10 @@ class FileLabels final : public StageHook {
 };
 
 // Reads and labels one capture with `threads` labelling workers (packets sharded by host pair).
-// A new file's content hash is computed on the side while it is labelled.
+// A new file's content hash comes from the pcap source, which hashes the bytes it reads; a file
+// it could not read whole is hashed afterwards.
 void label_file(const LabelContext& c, LabelledFile& job, unsigned threads) {
   const auto start = std::chrono::steady_clock::now();
-  std::future<std::string> hash;
-  if (job.content_hash.empty())
-    hash = std::async(std::launch::async, [file = job.file] { return content_hash_file(file); });
   PipelineSpec spec;
   spec.sources = {pcap_source(c.registry, {job.file.string()})};
   spec.label = c.label;
@@ -120,7 +117,8 @@ void label_file(const LabelContext& c, LabelledFile& job, unsigned threads) {
   job.stopped = result.capture.stopped_early;
   job.label_seconds = seconds_since(start);
   job.info = result.capture.files.at(0);
-  if (hash.valid()) job.content_hash = hash.get();
+  if (job.content_hash.empty()) job.content_hash = job.info.content_hash;
+  if (job.content_hash.empty() && !job.stopped) job.content_hash = content_hash_file(job.file);
 }
 
 // Labels the captures of `jobs` in their order, `workers` files at a time (each with one

@@ -139,6 +139,7 @@ Json to_json(const CaptureSummary& s) {
            {"packets", f.packets}, {"bytes", f.bytes}, {"first_ns", f.first_ns}, {"last_ns", f.last_ns}};
     if (!f.warning.empty()) j["warning"] = f.warning;
     if (f.damaged_at >= 0) j["damaged_at"] = f.damaged_at;
+    if (!f.content_hash.empty()) j["content_hash"] = f.content_hash;
     files.push_back(std::move(j));
   }
   return {{"sources", s.sources},

@@ -175,6 +175,7 @@ struct DatasetBuilder::Worker final : PacketHook, SampleSink {
 DatasetBuilder::DatasetBuilder(const Experiment& experiment, const PluginRegistry& registry, HostServices& host,
                                fs::path folder, unsigned workers, const EvaluationTarget* target)
     : experiment_(experiment), target_(target), host_(host), folder_(std::move(folder)) {
+  sha256_inputs_ = target_ && std::any_of(target_->input_hashes.begin(), target_->input_hashes.end(), is_sha256_digest);
   const auto& features = *experiment.features;
   for (unsigned i = 0; i < std::max(1u, workers); ++i) {
     auto extractor = registry.make<FeatureExtractor>(*features.plugin, features.params, host, features.plugin->name);
@@ -214,10 +215,8 @@ std::vector<PacketHook*> DatasetBuilder::begin_input(const SourceFileInfo& info,
   if (!info.path.empty() && fs::is_regular_file(info.path, ec)) {
     input.size = fs::file_size(info.path, ec);
     input.mtime_ns = mtime_ns(info.path);
-    if (!hasher_)
-      hasher_ = std::make_unique<Hasher>(
-          target_ && std::any_of(target_->input_hashes.begin(), target_->input_hashes.end(), is_sha256_digest));
-    hasher_->add(inputs_.size(), info.path);  // by its place in inputs_
+    if (info.hashing && !sha256_inputs_) source_hashes_[inputs_.size()] = info.path;  // files_read() brings it
+    else hash_input(inputs_.size(), info.path);
   }
   inputs_.push_back(input);
   std::vector<PacketHook*> hooks;
@@ -246,6 +245,25 @@ void DatasetBuilder::labelled(const FlowRecord& f, const std::optional<std::stri
 }
 
 void DatasetBuilder::end_input(std::uint64_t packets) { inputs_.back().packets = packets; }
+
+void DatasetBuilder::hash_input(std::size_t index, const std::string& path) {
+  if (!hasher_) hasher_ = std::make_unique<Hasher>(sha256_inputs_);
+  hasher_->add(index, path);  // by its place in inputs_
+}
+
+// The content hashes the sources computed as they read; a file a source did not read whole
+// (damaged, stopped) is hashed here.
+void DatasetBuilder::files_read(const std::vector<SourceFileInfo>& files) {
+  std::map<std::string, std::string> by_path;
+  for (const auto& f : files)
+    if (!f.content_hash.empty()) by_path[f.path] = f.content_hash;
+  for (const auto& [index, path] : source_hashes_) {
+    auto it = by_path.find(path);
+    if (it != by_path.end()) inputs_[index].content_hash = it->second;
+    else hash_input(index, path);
+  }
+  source_hashes_.clear();
+}
 
 // The classes in name order (or an evaluation's training classes) and each class id as seen ->
 // its final index (-1: a class the training dataset does not have).
@@ -327,6 +345,8 @@ std::vector<DatasetShard> DatasetBuilder::close_workers(std::uint64_t& packets) 
 }
 
 void DatasetBuilder::await_hashes() {
+  for (const auto& [index, path] : source_hashes_) hash_input(index, path);  // files_read() never came
+  source_hashes_.clear();
   if (hasher_)
     for (const auto& [index, digest] : hasher_->results()) inputs_[index].content_hash = digest;
 }

@@ -48,6 +48,7 @@ class DatasetBuilder final : public StageHook {
   std::vector<PacketHook*> begin_input(const SourceFileInfo& file, unsigned workers) override;
   void labelled(const FlowRecord& flow, const std::optional<std::string>& cls) override;
   void end_input(std::uint64_t packets) override;
+  void files_read(const std::vector<SourceFileInfo>& files) override;
 
   // Labels, splits and describes what was written; returns the manifest (also in the folder).
   DatasetManifest finish(const std::string& config_hash, const Json& config);
@@ -136,7 +137,8 @@ class DatasetBuilder final : public StageHook {
   };
   // The workers' shards closed: their shards, and the packets they saw in flows.
   std::vector<DatasetShard> close_workers(std::uint64_t& packets);
-  void await_hashes();  // the inputs' content hashes in inputs_
+  void hash_input(std::size_t index, const std::string& path);  // in the background
+  void await_hashes();                                          // the inputs' content hashes in inputs_
   RowPlan row_plan() const;
   void count_rows(const std::vector<DatasetShard>& shards);
   void write_flow_keys(const RowPlan& plan) const;
@@ -164,7 +166,9 @@ class DatasetBuilder final : public StageHook {
   std::vector<DatasetInput> inputs_;
   class Hasher;
   std::unique_ptr<Hasher> hasher_;  // content hashes of the inputs, one at a time, beside the work
-  FlowIndex flow_index_;            // dataset flow id -> flows_
+  bool sha256_inputs_ = false;      // an evaluation against a dataset whose inputs have SHA-256 digests
+  std::map<std::size_t, std::string> source_hashes_;  // input -> path: its source hashes it as it reads
+  FlowIndex flow_index_;                              // dataset flow id -> flows_
   std::vector<FlowEntry> flows_;
   std::vector<std::string> class_seen_;
   std::unordered_map<std::string, std::int32_t> class_ids_;

@@ -22,6 +22,7 @@ PipelineResult Pipeline::run() {
   PipelineResult result;
   result.capture = run_capture_stage(spec_.sources, spec_.max_packets, registry_, log_, observer, spec_.summary);
   if (label_stage) result.labels = label_stage->finish();
+  if (hook_) hook_->files_read(result.capture.files);
   return result;
 }
 

@@ -37,6 +37,8 @@ class StageHook {
   virtual void input_flows(FlowList&& flows) { (void)flows; }
   // The input ended after `packets` packets.
   virtual void end_input(std::uint64_t packets) { (void)packets; }
+  // Every source read: what each said of its files at the end (counts, damage, content hashes).
+  virtual void files_read(const std::vector<SourceFileInfo>& files) { (void)files; }
 };
 
 }  // namespace trafficid::host

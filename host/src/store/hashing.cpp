@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "trafficid/capture.hpp"
 #include "trafficid/error.hpp"
 
 namespace trafficid::host {
@@ -49,7 +50,7 @@ std::string content_hash_file(const fs::path& file) {
   }
   ::close(fd);
   const XXH128_hash_t digest = XXH3_128bits_digest(state.get());
-  return fmt::format("xxh3-128:{:016x}{:016x}", digest.high64, digest.low64);
+  return content_hash_text(digest.high64, digest.low64);
 }
 
 // libgcrypt must be initialised by the application before its first use, once; without it,

@@ -30,6 +30,12 @@ struct SourceFileInfo {
   std::uint64_t received = 0;
   std::uint64_t dropped_kernel = 0;
   std::uint64_t dropped_interface = 0;
+  // A source that hashes a file's bytes as it reads them says so when it opens it (`hashing`), and
+  // gives the hash (content_hash_text) once it has read every byte: the host then does not read
+  // the file a second time for its identity. Empty when it did not read it whole (damaged,
+  // stopped early) or does not hash; the host hashes the file itself then.
+  bool hashing = false;
+  std::string content_hash;
 
   // Counts one packet delivered from this input: timestamps, packets, bytes, link types.
   void count(const PacketView& packet) {
@@ -41,6 +47,16 @@ struct SourceFileInfo {
       link_types.push_back(packet.link_type);
   }
 };
+
+// A file's content hash as trafficid writes it: XXH3-128 of its bytes, "xxh3-128:" and the 32 hex
+// digits `xxh128sum FILE` prints (the high half first).
+inline std::string content_hash_text(std::uint64_t high, std::uint64_t low) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string text = "xxh3-128:";
+  for (std::uint64_t half : {high, low})
+    for (int shift = 60; shift >= 0; shift -= 4) text += hex[(half >> shift) & 15];
+  return text;
+}
 
 // A network interface that can be captured on.
 struct CaptureInterface {

@@ -11,7 +11,9 @@
 #include "trafficid/params.hpp"
 
 // Bump on any change to a type that crosses the plugin boundary (descriptor, interfaces, data types).
-#define TRAFFICID_ABI_VERSION 3u  // 3: data-parallel training (TrainingContext::parallel, SampleBatches::skip)
+// 3: data-parallel training (TrainingContext::parallel, SampleBatches::skip); 4: a file's content
+// hash from its source (SourceFileInfo::hashing, content_hash).
+#define TRAFFICID_ABI_VERSION 4u
 
 namespace trafficid {
 
