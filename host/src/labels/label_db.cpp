@@ -108,6 +108,10 @@ LabelDb::LabelDb(const fs::path& file) : path_(file), statements_(std::make_uniq
   }
   sqlite3_busy_timeout(db_, 10000);
   exec("PRAGMA journal_mode = WAL;");
+  // 64 MiB of page cache (the default is 2 MiB): a large file's rows and the indexes built after
+  // them stay in memory until its commit instead of spilling pages along the way. On the 1 GB
+  // capture's 280,299 flows the write took 0.91-0.94 s instead of 1.03 s, for 40 MB more at the peak.
+  exec("PRAGMA cache_size = -65536;");
   // The layout's version: a database from another layout is refused rather than half-used.
   // Layout 1 kept SHA-256 digests in files.sha256; layout 2 keeps XXH3-128 in files.content_hash. A
   // layout-1 database is carried over: its digests match no new one, so each file is labelled
