@@ -21,11 +21,11 @@ namespace trafficid::host {
 namespace fs = std::filesystem;
 using namespace dataset_detail;
 
-// Hashes the inputs' content in one background thread, in order: one file read at a time,
-// whatever the number of inputs. XXH3-128, as the labels database: SHA-256 cost 0.4 s of the
-// 3.3 s `trafficid prepro` took on a 1 GB capture with two cores, its workers and this thread
-// sharing them. SHA-256 only to check an evaluation's captures against a training dataset built
-// before datasets used XXH3 (its manifest holds SHA-256 digests).
+// Hashes the content of the inputs whose source did not hash them as it read them (a damaged or
+// stopped file, a source that does not hash), in one background thread, one file at a time.
+// XXH3-128, as the labels database: SHA-256 cost 0.4 s of the 3.3 s `trafficid prepro` took on a
+// 1 GB capture. SHA-256 only to check an evaluation's captures against a training dataset built
+// before datasets used XXH3 (its manifest holds SHA-256 digests): then every input comes here.
 class DatasetBuilder::Hasher {
  public:
   explicit Hasher(bool sha256) : sha256_(sha256), thread_([this] { run(); }) {}
