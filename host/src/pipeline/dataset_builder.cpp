@@ -284,22 +284,6 @@ DatasetBuilder::RowPlan DatasetBuilder::row_plan() const {
   return plan;
 }
 
-// Pass 1: rows per flow, for a split stratified by samples; repeated flows serve no split.
-void DatasetBuilder::count_rows(const std::vector<DatasetShard>& shards) {
-  for (const auto& s : shards) {
-    ColumnReader<std::uint64_t> flows(shard_path(s, "flow"));
-    while (true) {
-      const auto& block = flows.next();
-      if (block.empty()) break;
-      for (std::uint64_t id : block)
-        if (FlowEntry* f = entry_of(id)) ++f->rows;
-    }
-  }
-  mark_repeats();
-  for (auto& f : flows_)
-    if (f.repeated) f.rows = 0;
-}
-
 // flow_keys.npy: the identities of the flows with a class, what an evaluation dataset must not hold.
 void DatasetBuilder::write_flow_keys(const RowPlan& plan) const {
   std::vector<std::uint64_t> keys;

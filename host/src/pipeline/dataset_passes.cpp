@@ -141,6 +141,27 @@ struct DatasetBuilder::FilterTally {
   std::vector<std::vector<std::uint64_t>> at_boundary;
 };
 
+// Pass 1: rows per flow, for a split stratified by samples; repeated flows serve no split. Each
+// thread counts into its own table (a flow's rows can be in two shards), summed afterwards.
+void DatasetBuilder::count_rows(const std::vector<DatasetShard>& shards) {
+  std::vector<std::vector<std::uint32_t>> counts(std::min(finish_threads(), std::max<std::size_t>(1, shards.size())),
+                                                 std::vector<std::uint32_t>(flows_.size(), 0));
+  for_each_shard(shards.size(), counts.size(), [&](std::size_t shard, std::size_t slot) {
+    ColumnReader<std::uint64_t> flows(shard_path(shards[shard], "flow"));
+    while (true) {
+      const auto& block = flows.next();
+      if (block.empty()) break;
+      for (std::uint64_t id : block)
+        if (const std::uint32_t place = flow_index_.find(id); place != FlowIndex::none) ++counts[slot][place];
+    }
+  });
+  for (const auto& c : counts)
+    for (std::size_t i = 0; i < flows_.size(); ++i) flows_[i].rows += c[i];
+  mark_repeats();
+  for (auto& f : flows_)
+    if (f.repeated) f.rows = 0;
+}
+
 std::size_t DatasetBuilder::finish_threads() const { return std::max<std::size_t>(1, workers_.size()); }
 
 // Pass 2: what training and validation hold (for deduplication) and the training rows per
