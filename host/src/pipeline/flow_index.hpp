@@ -19,29 +19,27 @@ class FlowIndex {
 
   void insert(std::uint64_t id, std::uint32_t place) {
     const std::uint32_t input = input_of_flow(id);
-    const std::uint64_t number = id & ((std::uint64_t{1} << flow_input_shift) - 1);
+    const std::uint64_t number = number_of(id);
     if (input >= direct_.size()) direct_.resize(input + std::size_t{1});
     auto& table = direct_[input];
     if (number < 2 * table.size() + 1024) {
       if (number >= table.size())
         table.resize(std::max<std::size_t>(number + 1, table.size() + table.size() / 2), none);
-      if (table[number] == none) ++size_;
       table[number] = place;
       return;
     }
-    if (other_.insert_or_assign(id, place).second) ++size_;
+    other_.insert_or_assign(id, place);
   }
   // The place of `id`, or `none`.
   std::uint32_t find(std::uint64_t id) const {
     const std::uint32_t input = input_of_flow(id);
-    const std::uint64_t number = id & ((std::uint64_t{1} << flow_input_shift) - 1);
+    const std::uint64_t number = number_of(id);
     if (input < direct_.size() && number < direct_[input].size() && direct_[input][number] != none)
       return direct_[input][number];
     if (other_.empty()) return none;
     auto it = other_.find(id);
     return it == other_.end() ? none : it->second;
   }
-  std::size_t size() const { return size_; }
   // visit(id, place) for every entry, in no particular order.
   template <typename Visit>
   void for_each(Visit visit) const {
@@ -54,7 +52,8 @@ class FlowIndex {
  private:
   std::vector<std::vector<std::uint32_t>> direct_;  // per input, flow number -> place (none: no flow)
   std::unordered_map<std::uint64_t, std::uint32_t> other_;
-  std::size_t size_ = 0;
+
+  static std::uint64_t number_of(std::uint64_t id) { return id & ((std::uint64_t{1} << flow_input_shift) - 1); }
 };
 
 }  // namespace trafficid::host
