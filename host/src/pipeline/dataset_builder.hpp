@@ -146,8 +146,8 @@ class DatasetBuilder final : public StageHook {
   FlowEntry* entry_of(std::uint64_t flow_id);
   void rows_of(const DatasetShard& s, const RowPlan& plan, const std::function<void(const Row&, std::uint64_t)>& visit);
   static std::uint8_t split_of(const Row& r, const RowPlan& plan, int fold);
-  struct FilterTally;                  // one thread's share of fold_filter's pass
-  std::size_t finish_threads() const;  // threads for the passes over the shards: the labelling workers'
+  struct FilterTally;                                  // one thread's share of fold_filter's pass
+  std::size_t pass_threads(std::size_t shards) const;  // for a pass over the shards: a worker's, a shard each
   FoldFilter fold_filter(const std::vector<DatasetShard>& shards, const RowPlan& plan, int fold);
   void balance_thresholds(const std::vector<DatasetShard>& shards, const RowPlan& plan, int fold,
                           std::vector<FilterTally>& tallies, const std::vector<std::uint64_t>& train_rows,

@@ -144,7 +144,7 @@ struct DatasetBuilder::FilterTally {
 // Pass 1: rows per flow, for a split stratified by samples; repeated flows serve no split. Each
 // thread counts into its own table (a flow's rows can be in two shards), summed afterwards.
 void DatasetBuilder::count_rows(const std::vector<DatasetShard>& shards) {
-  std::vector<std::vector<std::uint32_t>> counts(std::min(finish_threads(), std::max<std::size_t>(1, shards.size())),
+  std::vector<std::vector<std::uint32_t>> counts(pass_threads(shards.size()),
                                                  std::vector<std::uint32_t>(flows_.size(), 0));
   for_each_shard(shards.size(), counts.size(), [&](std::size_t shard, std::size_t slot) {
     ColumnReader<std::uint64_t> flows(shard_path(shards[shard], "flow"));
@@ -162,7 +162,9 @@ void DatasetBuilder::count_rows(const std::vector<DatasetShard>& shards) {
     if (f.repeated) f.rows = 0;
 }
 
-std::size_t DatasetBuilder::finish_threads() const { return std::max<std::size_t>(1, workers_.size()); }
+std::size_t DatasetBuilder::pass_threads(std::size_t shards) const {
+  return std::max<std::size_t>(1, std::min(workers_.size(), shards));
+}
 
 // Pass 2: what training and validation hold (for deduplication) and the training rows per
 // class, with a histogram of their identities, for exact, thread-independent balancing: the
@@ -176,7 +178,7 @@ DatasetBuilder::FoldFilter DatasetBuilder::fold_filter(const std::vector<Dataset
   if (target_) return out;
   out.deduplicate = d.deduplicate;
   const bool balancing = d.balance == "undersample" || d.balance == "cap";
-  std::vector<FilterTally> tallies(std::min(finish_threads(), std::max<std::size_t>(1, shards.size())));
+  std::vector<FilterTally> tallies(pass_threads(shards.size()));
   for (auto& t : tallies) {
     t.train_rows.assign(k, 0);
     t.histogram.assign(balancing ? k : 0, std::vector<std::uint32_t>(1u << bucket_bits, 0));
@@ -274,7 +276,7 @@ struct FoldTally {
 std::uint64_t DatasetBuilder::write_fold(DatasetManifest& m, const RowPlan& plan, int fold) {
   const std::size_t k = plan.classes.size();
   const FoldFilter filter = fold_filter(m.shards, plan, fold);
-  std::vector<FoldTally> tallies(std::min(finish_threads(), std::max<std::size_t>(1, m.shards.size())));
+  std::vector<FoldTally> tallies(pass_threads(m.shards.size()));
   for (auto& t : tallies)
     for (auto& c : t.counts) c.assign(k, 0);
   for_each_shard(m.shards.size(), tallies.size(), [&](std::size_t shard, std::size_t slot) {
