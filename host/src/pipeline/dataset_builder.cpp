@@ -215,7 +215,7 @@ std::vector<PacketHook*> DatasetBuilder::begin_input(const SourceFileInfo& info,
   if (!info.path.empty() && fs::is_regular_file(info.path, ec)) {
     input.size = fs::file_size(info.path, ec);
     input.mtime_ns = mtime_ns(info.path);
-    if (info.hashing && !sha256_inputs_) source_hashes_[inputs_.size()] = info.path;  // files_read() brings it
+    if (info.hashing && !sha256_inputs_) source_hashed_.push_back(inputs_.size());  // files_read() brings it
     else hash_input(inputs_.size(), info.path);
   }
   inputs_.push_back(input);
@@ -257,12 +257,12 @@ void DatasetBuilder::files_read(const std::vector<SourceFileInfo>& files) {
   std::map<std::string, std::string> by_path;
   for (const auto& f : files)
     if (!f.content_hash.empty()) by_path[f.path] = f.content_hash;
-  for (const auto& [index, path] : source_hashes_) {
-    auto it = by_path.find(path);
+  for (std::size_t index : source_hashed_) {
+    auto it = by_path.find(inputs_[index].path);
     if (it != by_path.end()) inputs_[index].content_hash = it->second;
-    else hash_input(index, path);
+    else hash_input(index, inputs_[index].path);
   }
-  source_hashes_.clear();
+  source_hashed_.clear();
 }
 
 // The classes in name order (or an evaluation's training classes) and each class id as seen ->
@@ -329,8 +329,8 @@ std::vector<DatasetShard> DatasetBuilder::close_workers(std::uint64_t& packets) 
 }
 
 void DatasetBuilder::await_hashes() {
-  for (const auto& [index, path] : source_hashes_) hash_input(index, path);  // files_read() never came
-  source_hashes_.clear();
+  for (std::size_t index : source_hashed_) hash_input(index, inputs_[index].path);  // files_read() never came
+  source_hashed_.clear();
   if (hasher_)
     for (const auto& [index, digest] : hasher_->results()) inputs_[index].content_hash = digest;
 }

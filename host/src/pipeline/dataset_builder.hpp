@@ -165,10 +165,10 @@ class DatasetBuilder final : public StageHook {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<DatasetInput> inputs_;
   class Hasher;
-  std::unique_ptr<Hasher> hasher_;  // content hashes of the inputs, one at a time, beside the work
-  bool sha256_inputs_ = false;      // an evaluation against a dataset whose inputs have SHA-256 digests
-  std::map<std::size_t, std::string> source_hashes_;  // input -> path: its source hashes it as it reads
-  FlowIndex flow_index_;                              // dataset flow id -> flows_
+  std::unique_ptr<Hasher> hasher_;          // content hashes of the inputs, one at a time, beside the work
+  bool sha256_inputs_ = false;              // an evaluation against a dataset whose inputs have SHA-256 digests
+  std::vector<std::size_t> source_hashed_;  // inputs whose source hashes them as it reads them
+  FlowIndex flow_index_;                    // dataset flow id -> flows_
   std::vector<FlowEntry> flows_;
   std::vector<std::string> class_seen_;
   std::unordered_map<std::string, std::int32_t> class_ids_;
