@@ -104,7 +104,7 @@ class HashingFile {
   }
   static int seek(void* cookie, off64_t* offset, int whence) {
     auto* self = static_cast<HashingFile*>(cookie);
-    if (whence == SEEK_CUR && *offset == 0) {  // ftell
+    if (whence == SEEK_CUR && *offset == 0 && !self->broken_) {  // ftell: the bytes read so far
       *offset = static_cast<off64_t>(self->hashed_);
       return 0;
     }
