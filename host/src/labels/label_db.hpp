@@ -57,6 +57,7 @@ class LabelDb {
 
  private:
   void exec(const char* sql) const;
+  void release_cache();
   // An Error naming the database and SQLite's message, with what to do when the disk is full.
   Error failure(const std::string& message) const;
   sqlite3* db_ = nullptr;
