@@ -10,7 +10,8 @@ packages=(
   cmake g++ make pkg-config ccache
   # libraries (headers); libopenblas0-pthread: without it LibTorch falls back to the slow reference BLAS;
   # libgloo-dev: the headers of LibTorch's Gloo process group (data-parallel training)
-  libtorch-dev libgloo-dev libxgboost-dev libpcap-dev libndpi-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libfmt-dev
+  # libdnnl-dev: oneDNN (LibTorch links its library), for int8 inference (predict/evaluate --int8)
+  libtorch-dev libgloo-dev libdnnl-dev libxgboost-dev libpcap-dev libndpi-dev libboost-dev libboost-filesystem-dev libtomlplusplus-dev libfmt-dev
   nlohmann-json3-dev libcli11-dev libcpp-httplib-dev catch2 libsqlite3-dev libgcrypt20-dev libxxhash-dev libopenblas0-pthread sqlite3
   # test tools: capinfos/editcap (tshark), ndpiReader (libndpi-bin), clang with libFuzzer,
   # NumPy (datasets load with numpy alone), scapy (the Deep Packet reference peer), chromium

@@ -2,7 +2,9 @@
 // host's registry, the plugin's fit() with the framework's trainer, predict_proba), on random
 // data of Deep Packet's shape: the side of tests/bench/cnn_bench.sh that is trafficid.
 // usage: model_bench PLUGIN_DIR MODEL THREADS [BATCH] [STEPS] [--set name=json]...
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -99,16 +101,26 @@ int main(int argc, char** argv) {
   context.observer = &observer;
   context.host = &log;
   model->fit(train, validation, context);
-  std::filesystem::remove_all(context.checkpoint_dir);
   // Batched inference: one warm-up batch, then 8 timed.
   FeatureBatch batch;
   validation.rewind(false, 0);
   validation.next(batch_size, batch);
-  model->predict_proba(batch);
-  auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < 8; ++i) model->predict_proba(batch);
-  const double inference = 8.0 * static_cast<double>(batch.rows) /
-                           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto inference_rate = [&](Model& m) {
+    m.predict_proba(batch);
+    auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 8; ++i) m.predict_proba(batch);
+    return 8.0 * static_cast<double>(batch.rows) /
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  const double inference = inference_rate(*model);
+  // The same trained weights in the model's int8 version (trafficid predict --int8), where it has one.
+  const auto weights = context.checkpoint_dir / "bench-model.pt";
+  model->save(weights);
+  auto quantized = registry.create<Model>(*plugin, host::schema_defaults(plugin->schema), log, model_name);
+  input.int8_inference = true;
+  quantized->build(input);
+  quantized->load(weights);
+  std::filesystem::remove_all(context.checkpoint_dir);
   auto share = [&](const char* key) { return observer.last.extra.count(key) ? observer.last.extra.at(key) : 0.0; };
   std::printf(
       "train %.1f samples/s, inference %.1f samples/s, loader share of a step %.4f, parameters %llu, threads %d\n"
@@ -116,5 +128,22 @@ int main(int argc, char** argv) {
       observer.last.samples_per_second, inference, share("loader_fraction"),
       static_cast<unsigned long long>(model->info().parameters), threads, 100 * share("forward_fraction"),
       100 * share("backward_fraction"), 100 * share("optimizer_fraction"), 100 * share("loader_fraction"));
+  if (quantized->info().int8_inference) {
+    const double int8 = inference_rate(*quantized);
+    const auto a = model->predict_proba(batch), b = quantized->predict_proba(batch);
+    std::size_t same = 0;
+    float largest = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) largest = std::max(largest, std::abs(a[i] - b[i]));
+    for (std::size_t r = 0; r < batch.rows; ++r) {
+      auto top = [&](const std::vector<float>& p) {
+        return std::max_element(p.begin() + r * classes, p.begin() + (r + 1) * classes) - p.begin();
+      };
+      same += top(a) == top(b) ? 1 : 0;
+    }
+    std::printf(
+        "int8: inference %.1f samples/s (%.2fx float32), top class as float32's for %.1f%% of the batch, "
+        "probabilities within %.4f\n",
+        int8, int8 / inference, 100.0 * static_cast<double>(same) / static_cast<double>(batch.rows), largest);
+  }
   return 0;
 }

@@ -78,6 +78,10 @@ timeout 120 "$browser" "${flags[@]}" --screenshot="$work/report.png" "file://$fi
 "$tid" synth -o "$work/new.pcap" -p seed=99 -p flows_per_app=3 > /dev/null 2>&1
 "$tid" -q predict "$first/models/cnn" "$work/new.pcap" > flows.csv || fail "predict"
 "$tid" -q predict "$first/models/mlp" "$work/new.pcap" --level packet --format json > packets.json || fail "predict --level packet"
+# The CNN's int8 version (predict --int8: its convolutions and dense layers on oneDNN in int8)
+# decides the flows as its float32 self does.
+"$tid" predict "$first/models/cnn" "$work/new.pcap" --int8 > flows8.csv 2> int8.err || { cat int8.err; fail "predict --int8"; }
+grep -q "flows decided by logprob, int8)" int8.err || { cat int8.err; fail "predict --int8 did not run in int8"; }
 $py - "$first" <<'PY' || fail "predictions of a new capture"
 import csv, json, sys
 classes = json.load(open(f"{sys.argv[1]}/models/cnn/model.json"))["classes"]
@@ -90,6 +94,11 @@ assert all(p["class"] in classes for p in packets)
 # The flows nDPI calls HTTP.Wikipedia are Web in the quickstart's classes: the CNN says so for most.
 web = [f for f in flows if f["ndpi_label"] == "HTTP.Wikipedia"]
 assert web and sum(f["class"] == "Web" for f in web) >= len(web) / 2, [f["class"] for f in web]
+int8 = list(csv.DictReader(open("flows8.csv")))
+key = lambda f: (f["file"], f["protocol"], f["src_ip"], f["src_port"], f["dst_ip"], f["dst_port"])
+assert sorted(map(key, int8)) == sorted(map(key, flows))
+same = sum(a["class"] == b["class"] for a, b in zip(sorted(flows, key=key), sorted(int8, key=key)))
+assert same >= 0.95 * len(flows), ("the int8 CNN decides flows differently", same, len(flows))
 PY
 
 # Same seed, same threads: the same numbers.

@@ -142,6 +142,25 @@ for name in ("gbdt", "flow_net", "mlp"):
     assert confusion == s["per_flow"]["confusion"], (name, confusion, s["per_flow"]["confusion"])
 print("evaluate: the run's unseen numbers, confusion matrices from its flows")
 PY
+# 2a. `evaluate --int8`: the MLP's int8 version (oneDNN) scores within half a point of per-flow
+# macro F1 of its float32 self, and agrees with it on most flows; gbdt and flow_net (no fully
+# connected or convolution layer at the top of its network) have no int8 version and say so.
+"$tid" -q evaluate run pool -o eval8 --int8 > eval8.out 2> eval8.err || { cat eval8.err; fail "evaluate --int8"; }
+grep -q "model gbdt (gbdt) has no int8 version; it predicts in float32" eval8.err || { cat eval8.err; fail "evaluate --int8: no word that gbdt stays float32"; }
+$py - eval eval8 <<'PY' || fail "evaluate --int8"
+import csv, json, sys
+f32, i8 = (json.load(open(f"{d}/evaluation.json"))["runs"][0]["models"] for d in sys.argv[1:])
+assert i8["mlp"]["precision"] == "int8" and f32["mlp"]["precision"] == "float32", (i8["mlp"]["precision"], f32["mlp"]["precision"])
+assert i8["gbdt"]["precision"] == "float32" and i8["flow_net"]["precision"] == "float32"
+assert i8["gbdt"]["per_flow"] == f32["gbdt"]["per_flow"]
+a, b = f32["mlp"]["per_flow"]["macro_f1"], i8["mlp"]["per_flow"]["macro_f1"]
+assert abs(a - b) <= 0.005, ("int8 moved the MLP's per-flow macro F1 by more than half a point", a, b)
+rows = lambda d: {r["flow"]: r["predicted"] for r in csv.DictReader(open(f"{d}/mlp/flows.csv"))}
+x, y = rows(sys.argv[1]), rows(sys.argv[2])
+same = sum(x[k] == y[k] for k in x) / len(x)
+assert x.keys() == y.keys() and same >= 0.95, ("int8 and float32 MLP decide flows differently", same)
+print(f"evaluate --int8: MLP per-flow macro F1 {b:.4f} against {a:.4f} in float32, {100 * same:.1f}% of flows decided alike")
+PY
 
 # 2b. A training dataset built before manifests held XXH3 content hashes (SHA-256 digests under
 # "sha256"): evaluate still finds the copied training capture by its content, and leaves it out.

@@ -59,6 +59,7 @@ struct PredictRequest {
   std::string level = "flow";          // or "packet" (one row per sample)
   bool flush = false;                  // stdout flushed after every row
   std::optional<double> idle_timeout;  // live: a flow silent this long is decided
+  bool int8 = false;                   // the model's int8 version, where it has one
 };
 int cmd_predict(const GlobalOptions& global, const PredictRequest& request);
 
@@ -67,6 +68,7 @@ struct EvaluateRequest {
   std::vector<std::string> paths;      // labelled captures (files or folders)
   std::vector<std::string> overrides;  // --set on the run's resolved experiment
   std::string out;                     // default: RUN_DIR/evaluations/evaluation-TIMESTAMP
+  bool int8 = false;                   // the models' int8 versions, where they have one
 };
 int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request);
 

@@ -73,12 +73,12 @@ std::string toml_string(const std::string& s) {
 // One trained model's scores on the evaluation dataset (and its flows.csv in `out`).
 Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& log, const Experiment& experiment,
                  const DatasetManifest& eval_manifest, DatasetSplit& split, const fs::path& out,
-                 const std::string& label, Json& trained) {
+                 const std::string& label, bool int8, Json& trained) {
   std::vector<std::uint64_t> without(eval_manifest.class_names.size(), 0);
   for (std::size_t c = 0; c < without.size(); ++c)
     without[c] =
         eval_manifest.evaluation["flows_without_samples"].value(eval_manifest.class_names[c], std::uint64_t{0});
-  TrainedModel model(dir, registry, log);
+  TrainedModel model(dir, registry, log, int8);
   if (model.manifest().class_names != eval_manifest.class_names)
     throw Error(fmt::format("{}: trained on other classes than its run's dataset", dir.string()));
   ScoringOptions options;
@@ -99,14 +99,16 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   if (has_validation) trained[name] = metrics;
   scores["validation_per_flow_macro_f1"] = has_validation ? metrics["validation_per_flow"].value("macro_f1", 0.0) : 0.0;
   scores["folds"] = model.folds();
+  scores["precision"] = model.precision();
   std::cout << fmt::format(
       "{:<40} per-flow macro F1 {:.4f}{}  accuracy {:.4f}  ({} flows, {} without samples, {} abstained "
-      "below {:.3f}); per sample macro F1 {:.4f}\n",
+      "below {:.3f}); per sample macro F1 {:.4f}{}\n",
       label + name, scores["per_flow"]["macro_f1"].get<double>(), describe_interval(scores["per_flow"]),
       scores["per_flow"]["accuracy"].get<double>(), scores["flows"].get<std::uint64_t>(),
       scores["flows_without_samples"].get<std::uint64_t>(),
       scores.contains("abstaining") ? scores["abstaining"]["abstained"].get<std::uint64_t>() : 0,
-      options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>());
+      options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>(),
+      model.precision() == std::string("int8") ? "; int8" : "");
   return scores;
 }
 
@@ -184,7 +186,7 @@ int cmd_evaluate(const GlobalOptions& global, const EvaluateRequest& request) {
     const std::string label = runs.size() > 1 ? run.run.filename().string() + "/" : "";
     for (const auto& dir : run.models)
       models[dir.filename().string()] =
-          score_model(dir, registry, log, *experiment, *eval_manifest, split, run_out, label, trained);
+          score_model(dir, registry, log, *experiment, *eval_manifest, split, run_out, label, request.int8, trained);
     result["runs"].push_back({{"run", fs::absolute(run.run).lexically_normal().string()},
                               {"best_model", best_model_name(trained)},
                               {"dataset", dataset_summary(*eval_manifest)},

@@ -196,6 +196,9 @@ void add_predict(CLI::App& app, Commands& commands, const GlobalOptions& global)
                   "flow (its samples decide: summed log-probabilities, or the "
                   "model's rule) or packet (every sample)")
       ->check(CLI::IsMember({"flow", "packet"}));
+  sub->add_flag("--int8", r->int8,
+                "predict with the model's int8 version (dynamic quantization of a LibTorch model's fully connected "
+                "and 1-D convolution layers; other models predict in float32)");
   commands.push_back({sub, [r, &global] {
                         if (r->paths.empty() && r->interface.empty())
                           throw trafficid::Error("predict: give capture files or folders, or --interface IFACE");
@@ -221,6 +224,9 @@ void add_evaluate(CLI::App& app, Commands& commands, const GlobalOptions& global
                   "(evaluate.pcap.exclude=[\"fuzz*\"], evaluate.unknown=true)")
       ->type_name("K=V");
   sub->add_option("-o,--out", r->out, "folder of the results (default RUN_DIR/evaluations/evaluation-TIMESTAMP)");
+  sub->add_flag("--int8", r->int8,
+                "score the models' int8 versions (dynamic quantization of LibTorch models' fully connected and 1-D "
+                "convolution layers; other models in float32)");
   commands.push_back({sub, [r, &global] { return cmd_evaluate(global, *r); }});
 }
 

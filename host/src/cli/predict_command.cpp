@@ -93,7 +93,7 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
   std::string why;
   const fs::path dir = resolve_model_dir(request.model_dir, why);
   if (dir != fs::path(request.model_dir)) log.info("model " + why);
-  TrainedModel model(dir, registry, log);
+  TrainedModel model(dir, registry, log, request.int8);
   PredictionWriter out(request, model.manifest().class_names);
   auto result = predict_captures(model,
                                  request.interface.empty()
@@ -101,10 +101,10 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
                                      : live_source(registry, request.interface, request.count, request.duration),
                                  registry, log, out, PredictOptions{request.interface, request.idle_timeout});
   out.close();
-  log.info(fmt::format("{} packets read; {} {} classified by {}{} ({}, flows decided by {})", result.capture.packets,
-                       out.rows(), out.per_packet() ? "samples" : "flows", model.name(),
+  log.info(fmt::format("{} packets read; {} {} classified by {}{} ({}, flows decided by {}, {})",
+                       result.capture.packets, out.rows(), out.per_packet() ? "samples" : "flows", model.name(),
                        model.folds() > 1 ? fmt::format(" (the mean of its {} fold models)", model.folds()) : "",
-                       dir.string(), model.flow_decision()));
+                       dir.string(), model.flow_decision(), model.precision()));
   return 0;
 }
 

@@ -56,7 +56,8 @@ fs::path resolve_model_dir(const fs::path& path, std::string& why) {
   return best;
 }
 
-TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, HostServices& host) : dir_(dir) {
+TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, HostServices& host, bool int8)
+    : dir_(dir) {
   if (!fs::exists(dir / "model.json"))
     throw Error(fmt::format("{}: no model.json (a trained model's folder is RUN_DIR/models/NAME)", dir.string()));
   description_ = read_json(dir / "model.json");
@@ -67,16 +68,19 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
   flow_decision_ = description_.value("flow_decision", "vote");  // models of earlier versions voted
   if (description_.contains("abstain_threshold")) threshold_ = description_["abstain_threshold"].get<double>();
   const int folds = description_.value("folds", 0);
-  ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, 0};
+  ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, 0, int8};
   for (int fold = 0; fold < std::max(1, folds); ++fold) {
     const fs::path file = folds ? dir / fmt::format("fold-{}", fold) / "model.pt" : dir / "model.pt";
     auto model = registry.make<Model>(*plugin, description_.at("params"), host, name_);
     model([&](Model& m) {
       m.build(input);
       m.load(file);
+      int8_ = m.info().int8_inference;
     });
     models_.push_back(std::move(model));
   }
+  if (int8 && !int8_)
+    host.warn(fmt::format("model {} ({}) has no int8 version; it predicts in float32", name_, dir.filename().string()));
 }
 
 std::vector<float> TrainedModel::predict_proba(const FeatureBatch& batch) {

@@ -21,7 +21,8 @@ std::filesystem::path resolve_model_dir(const std::filesystem::path& path, std::
 
 class TrainedModel {
  public:
-  TrainedModel(const std::filesystem::path& dir, const PluginRegistry& registry, HostServices& host);
+  // `int8`: predict with the model's int8 version where it has one (ModelInput::int8_inference).
+  TrainedModel(const std::filesystem::path& dir, const PluginRegistry& registry, HostServices& host, bool int8 = false);
   const std::filesystem::path& dir() const { return dir_; }
   const Json& description() const { return description_; }
   const DatasetManifest& manifest() const { return manifest_; }
@@ -30,6 +31,8 @@ class TrainedModel {
   const std::string& flow_decision() const { return flow_decision_; }
   std::optional<double> abstain_threshold() const { return threshold_; }
   int folds() const { return static_cast<int>(models_.size()); }
+  // "int8" when predict_proba runs in int8, else "float32" (not asked, or the model has no int8 version).
+  const char* precision() const { return int8_ ? "int8" : "float32"; }
   // Row-major probabilities, batch.rows x classes (the mean of the fold models').
   std::vector<float> predict_proba(const FeatureBatch& batch);
 
@@ -39,6 +42,7 @@ class TrainedModel {
   DatasetManifest manifest_;
   std::string name_, flow_decision_ = "logprob";
   std::optional<double> threshold_;
+  bool int8_ = false;
   std::vector<PluginHandle<Model>> models_;  // one, or one per fold
 };
 

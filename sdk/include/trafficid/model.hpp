@@ -21,12 +21,16 @@ struct ModelInput {
   std::vector<std::string> class_names;
   std::vector<double> class_weights;  // from the dataset (all 1 unless it was balanced by weights)
   std::uint64_t seed = 0;
+  // Predict with int8 arithmetic where the model offers it (trafficid predict/evaluate --int8): a
+  // trained model's weights quantized once, each batch's inputs as it comes. Training ignores it.
+  bool int8_inference = false;
 };
 
 struct ModelInfo {
   std::uint64_t parameters = 0;  // trainable parameters (or tree nodes)
   std::string summary;           // one line per layer
   bool data_parallel = false;    // fit() trains across the workers of TrainingContext::parallel
+  bool int8_inference = false;   // predict_proba runs in int8 (asked for, and the model has layers to quantize)
 };
 
 // The rows of one split of a dataset, in batches, read from its shards without loading them

@@ -12,8 +12,9 @@
 
 // Bump on any change to a type that crosses the plugin boundary (descriptor, interfaces, data types).
 // 3: data-parallel training (TrainingContext::parallel, SampleBatches::skip); 4: a file's content
-// hash from its source (SourceFileInfo::hashing, content_hash).
-#define TRAFFICID_ABI_VERSION 4u
+// hash from its source (SourceFileInfo::hashing, content_hash); 5: int8 inference
+// (ModelInput::int8_inference, ModelInfo::int8_inference).
+#define TRAFFICID_ABI_VERSION 5u
 
 namespace trafficid {
 

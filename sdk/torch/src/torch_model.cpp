@@ -14,6 +14,7 @@
 #include "trafficid/error.hpp"
 #include "trafficid/files.hpp"
 #include "data_parallel.hpp"
+#include "int8.hpp"
 
 namespace trafficid {
 
@@ -33,6 +34,7 @@ struct TorchModel::State {
   std::string name;
   ModelInput input;
   torch::nn::Sequential module{nullptr};
+  torch::nn::Sequential int8_module{nullptr};  // module's int8 copy (ModelInput::int8_inference), made once loaded
   bool built = false;
   torch::Device device = torch::kCPU;
   explicit State(HostServices& h, std::string n) : host(h), name(std::move(n)) {}
@@ -66,6 +68,7 @@ ModelInfo TorchModel::info() const {
     info.summary += "\n  " + child.key() + ": " + line.str();
   }
   info.data_parallel = true;
+  info.int8_inference = state_->input.int8_inference && int8::quantizable_layers(state_->module) > 0;
   return info;
 }
 
@@ -514,6 +517,7 @@ void Trainer::save_checkpoint(std::int64_t epoch) {
 void TorchModel::fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) {
   auto& st = *state_;
   if (!st.built) throw Error(fmt::format("model {}: fit() before build()", st.name));
+  st.int8_module = torch::nn::Sequential(nullptr);  // quantized anew from the trained weights
   Settings s(context.settings, st.input.seed);
   if (s.device == "cuda") {
     if (!torch::cuda::is_available())
@@ -546,8 +550,13 @@ std::vector<float> TorchModel::predict_proba(const FeatureBatch& batch) {
   auto& st = *state_;
   torch::NoGradGuard no_grad;
   st.module.ptr()->eval();
-  auto probabilities =
-      torch::softmax(st.module->forward(to_tensor(batch).to(st.device)), 1).to(torch::kCPU).contiguous();
+  if (st.input.int8_inference && st.int8_module.is_empty()) {
+    if (!st.device.is_cpu()) throw Error(fmt::format("model {}: int8 inference runs on the CPU only", st.name));
+    int layers = 0;
+    st.int8_module = int8::quantize(st.module, layers);
+  }
+  auto& network = st.int8_module.is_empty() ? st.module : st.int8_module;
+  auto probabilities = torch::softmax(network->forward(to_tensor(batch).to(st.device)), 1).to(torch::kCPU).contiguous();
   const float* p = probabilities.data_ptr<float>();
   return std::vector<float>(p, p + probabilities.numel());
 }
@@ -564,6 +573,7 @@ void TorchModel::load(const fs::path& file) {
   try {
     archive.load_from(file.string());
     state_->module.ptr()->load(archive);
+    state_->int8_module = torch::nn::Sequential(nullptr);  // quantized anew from these weights
   } catch (const c10::Error& e) {
     throw Error(
         fmt::format("{}: not a model of this architecture and config ({})", file.string(), e.what_without_backtrace()));
