@@ -151,12 +151,7 @@ class Int8LayerImpl : public torch::nn::Module {
                                         memory::desc({shape_.out, shape_.in, shape_.kernel}, DT::s8, Tag::any),
                                         memory::desc(dst_dims, DT::f32, Tag::any), {shape_.stride},
                                         {shape_.dilation - 1}, {shape_.padding}, {shape_.padding});
-      dnnl::convolution_forward::primitive_desc pd(d, attr, cpu_engine());
-      p.compute = dnnl::convolution_forward(pd);
-      p.src_q = pd.src_desc();
-      p.dst = pd.dst_desc();
-      p.scratchpad = pd.scratchpad_desc();
-      weights_any = pd.weights_desc();
+      weights_any = adopt<dnnl::convolution_forward>(p, {d, attr, cpu_engine()});
     } else {
       const memory::dims src_dims{rows, shape_.in}, dst_dims{rows, shape_.out};
       p.src_f32 = memory::desc(src_dims, DT::f32, Tag::ab);
@@ -164,12 +159,7 @@ class Int8LayerImpl : public torch::nn::Module {
       dnnl::inner_product_forward::desc d(
           dnnl::prop_kind::forward_inference, memory::desc(src_dims, src_type, Tag::any),
           memory::desc({shape_.out, shape_.in}, DT::s8, Tag::any), memory::desc(dst_dims, DT::f32, Tag::any));
-      dnnl::inner_product_forward::primitive_desc pd(d, attr, cpu_engine());
-      p.compute = dnnl::inner_product_forward(pd);
-      p.src_q = pd.src_desc();
-      p.dst = pd.dst_desc();
-      p.scratchpad = pd.scratchpad_desc();
-      weights_any = pd.weights_desc();
+      weights_any = adopt<dnnl::inner_product_forward>(p, {d, attr, cpu_engine()});
     }
     p.weights = reordered_weights(weights_any);
     dnnl::primitive_attr quantize;
@@ -180,6 +170,17 @@ class Int8LayerImpl : public torch::nn::Module {
     if (!p.dst_direct)
       p.reorder_output = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), p.dst, cpu_engine(), p.dst_torch));
     return cache_.emplace(key, std::move(p)).first->second;
+  }
+
+  // The primitive of `pd` and the layouts it chose for its input, output and working memory into
+  // `p`; the layout it chose for the weights.
+  template <class Primitive>
+  static memory::desc adopt(Prepared& p, const typename Primitive::primitive_desc& pd) {
+    p.compute = Primitive(pd);
+    p.src_q = pd.src_desc();
+    p.dst = pd.dst_desc();
+    p.scratchpad = pd.scratchpad_desc();
+    return pd.weights_desc();
   }
 
   // The weights in the layout the primitive chose, kept once per layout.
