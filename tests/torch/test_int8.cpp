@@ -46,6 +46,20 @@ TEST_CASE("int8 1-D convolutions: stride, padding, dilation, channels-last chain
   REQUIRE(torch::equal(net->forward(x).argmax(1), q->forward(x).argmax(1)));
 }
 
+TEST_CASE("int8: a row's result does not depend on the rows beside it in its batch", "[int8]") {
+  torch::manual_seed(5);
+  nn::Sequential net(nn::Conv1d(nn::Conv1dOptions(1, 8, 4).stride(3)), nn::ReLU(), nn::Flatten(),
+                     nn::Linear(8 * 33, 5));
+  int replaced = 0;
+  auto q = trafficid::int8::quantize(net, replaced);
+  auto x = torch::rand({6, 1, 100});
+  x[2] *= 50.0;  // a row with a far larger range than the others
+  torch::NoGradGuard no_grad;
+  const auto together = q->forward(x);
+  for (std::int64_t r = 0; r < 6; ++r)
+    REQUIRE(torch::allclose(together[r], q->forward(x.narrow(0, r, 1))[0], 1e-5, 1e-6));
+}
+
 TEST_CASE("int8 leaves grouped and 'same'-padded convolutions and other layers in float32", "[int8]") {
   nn::Sequential net(nn::Conv1d(nn::Conv1dOptions(4, 4, 3).groups(2)),
                      nn::Conv1d(nn::Conv1dOptions(4, 4, 3).padding(torch::kSame)), nn::BatchNorm1d(4), nn::Flatten());

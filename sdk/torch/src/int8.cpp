@@ -53,39 +53,42 @@ class Int8LayerImpl : public torch::nn::Module {
     if (!shape_.conv) x = x.reshape({x.size(0), -1}).contiguous();
     const bool channels_last = shape_.conv && x.stride(1) == 1 && x.stride(2) == x.size(1);
     if (shape_.conv && !channels_last) x = x.contiguous();
-    float smallest = 0, largest = 0;
-    if (x.numel() > 0) {
-      auto [low, high] = torch::aminmax(x);
-      smallest = low.item<float>();
-      largest = std::max(-smallest, high.item<float>());
-    }
-    const bool is_signed = smallest < 0;
-    const float input_scale = largest > 0 ? largest / (is_signed ? 127.0f : 255.0f) : 1.0f;
+    // One scale per row (sample), so that a sample's result does not depend on the others of its
+    // batch: its largest |value| maps to 255 (no negative value in the whole batch) or 127.
+    const std::int64_t rows = x.size(0);
+    const std::vector<std::int64_t> within_row =
+        shape_.conv ? std::vector<std::int64_t>{1, 2} : std::vector<std::int64_t>{1};
+    auto high = x.amax(within_row), low = x.amin(within_row);
+    const bool is_signed = rows > 0 && low.min().item<float>() < 0;
+    auto scales = torch::maximum(high, -low).div_(is_signed ? 127.0f : 255.0f);
+    scales.masked_fill_(scales <= 0, 1.0f);
+    const auto inverse = scales.reciprocal().contiguous();
     const std::int64_t width = shape_.conv ? x.size(2) : 1;
     auto out_rows =
         shape_.conv ? output({x.size(0), out_width(width), shape_.out}) : torch::empty({x.size(0), shape_.out});
     auto out = shape_.conv ? out_rows.permute({0, 2, 1}) : out_rows;
     // In chunks of a power of two rows (200 = 128 + 64 + 8): a primitive is made for each shape,
     // and a predictor's batches come in every size from 1 to 256.
-    const std::int64_t rows = x.size(0), in_row = x.numel() / std::max<std::int64_t>(rows, 1),
+    const std::int64_t in_row = x.numel() / std::max<std::int64_t>(rows, 1),
                        out_row = out_rows.numel() / std::max<std::int64_t>(rows, 1);
     std::lock_guard<std::mutex> lock(mutex_);
     for (std::int64_t done = 0; done < rows;) {
       const std::int64_t chunk = std::int64_t{1} << (63 - __builtin_clzll(static_cast<std::uint64_t>(rows - done)));
       const Prepared& p = prepared(chunk, width, is_signed, channels_last);
-      run(p, x.data_ptr<float>() + done * in_row, out_rows.data_ptr<float>() + done * out_row, input_scale);
+      run(p, x.data_ptr<float>() + done * in_row, out_rows.data_ptr<float>() + done * out_row,
+          inverse.data_ptr<float>() + done);
       done += chunk;
     }
-    finish(out_rows, input_scale);
+    finish(out_rows, scales);
     return out;
   }
 
  private:
   // Quantizes `rows` rows of input, then the layer's int8 product into `out` (floats).
-  void run(const Prepared& p, float* in, float* out, float input_scale) {
+  // `inverse`: 1 / each row's scale.
+  void run(const Prepared& p, float* in, float* out, float* inverse) {
     dnnl::stream stream(cpu_engine());
-    float inverse = 1.0f / input_scale;
-    memory inverse_mem({{1}, DT::f32, Tag::a}, cpu_engine(), &inverse);
+    memory inverse_mem({{p.src_f32.dims()[0]}, DT::f32, Tag::a}, cpu_engine(), inverse);
     memory src_f32(p.src_f32, cpu_engine(), in);
     memory src_q(p.src_q, cpu_engine(), buffer(quantized_, p.src_q.get_size()));
     p.quantize_input.execute(
@@ -117,12 +120,12 @@ class Int8LayerImpl : public torch::nn::Module {
     return output_.narrow(0, 0, n).view(sizes);
   }
 
-  // The primitive scaled each channel's sum by its weights' scale. The input's scale, known only
+  // The primitive scaled each channel's sum by its weights' scale. The rows' scales, known only
   // now, the bias and the ReLU follow, on the output's rows of a value per channel (oneDNN 2.6
   // takes output scales given at run time for matmul and reorders only, not for convolutions or
   // inner products).
-  void finish(torch::Tensor& rows, float input_scale) const {
-    rows.mul_(input_scale).add_(bias_);
+  void finish(torch::Tensor& rows, const torch::Tensor& scales) const {
+    rows.mul_(shape_.conv ? scales.view({-1, 1, 1}) : scales.view({-1, 1})).add_(bias_);
     if (relu_) rows.relu_();
   }
 
@@ -163,7 +166,7 @@ class Int8LayerImpl : public torch::nn::Module {
     }
     p.weights = reordered_weights(weights_any);
     dnnl::primitive_attr quantize;
-    quantize.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+    quantize.set_output_scales(1 << 0, {DNNL_RUNTIME_F32_VAL});  // per row
     p.quantize_input =
         dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), p.src_f32, cpu_engine(), p.src_q, quantize));
     p.dst_direct = p.dst == p.dst_torch;

@@ -1,10 +1,11 @@
 // Dynamic int8 quantization of a trained network for inference, on oneDNN (Debian's libdnnl, the
 // library LibTorch itself links): the weights of its fully connected and 1-D convolution layers
 // become signed 8-bit with one scale per output channel, once; each batch's input to such a
-// layer is quantized on the fly with one scale for the batch (unsigned 8-bit when it holds no
-// negative value, as after a ReLU or for bytes, else signed), and the layer accumulates in 32-bit
-// integers and writes floats. This is PyTorch's quantize_dynamic extended to convolutions.
-// Debian's LibTorch has no quantized engine of its own (supportedQEngines() is empty).
+// layer is quantized on the fly with one scale per row (unsigned 8-bit when the batch holds no
+// negative value, as after a ReLU or for bytes, else signed), so a sample's result depends on
+// the rest of its batch only through that choice; the layer accumulates in 32-bit integers and
+// writes floats. This is PyTorch's quantize_dynamic extended to convolutions. Debian's LibTorch
+// has no quantized engine of its own (supportedQEngines() is empty).
 #pragma once
 #include <torch/torch.h>
 
