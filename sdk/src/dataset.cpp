@@ -20,17 +20,20 @@ std::vector<double> balanced_class_weights(const std::vector<std::uint64_t>& tra
   return w;
 }
 
+Json to_json(const DatasetInput& i) {
+  return {{"id", i.id},
+          {"path", i.path},
+          {"size", i.size},
+          {"mtime_ns", i.mtime_ns},
+          {"content_hash", i.content_hash},
+          {"packets", i.packets}};
+}
+
 Json to_json(const DatasetManifest& m) {
   Json shards = Json::array();
   for (const auto& s : m.shards) shards.push_back({{"name", s.name}, {"rows", s.rows}});
   Json inputs = Json::array();
-  for (const auto& i : m.inputs)
-    inputs.push_back({{"id", i.id},
-                      {"path", i.path},
-                      {"size", i.size},
-                      {"mtime_ns", i.mtime_ns},
-                      {"content_hash", i.content_hash},
-                      {"packets", i.packets}});
+  for (const auto& i : m.inputs) inputs.push_back(to_json(i));
   return {
       {"format", "trafficid-dataset"},
       {"version", m.version},

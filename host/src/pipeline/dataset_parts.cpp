@@ -24,15 +24,8 @@ void DatasetBuilder::number_inputs(std::vector<std::uint32_t> ids) { input_ids_ 
 
 namespace {
 
-Json input_json(const DatasetInput& i) {
-  return {{"id", i.id},
-          {"path", i.path},
-          {"size", i.size},
-          {"mtime_ns", i.mtime_ns},
-          {"content_hash", i.content_hash},
-          {"packets", i.packets}};
-}
-
+// Strict where the manifest's reader is lenient (older manifests' "sha256", no "packets"): a
+// part.json is this version's own, written by to_json(DatasetInput).
 DatasetInput input_of_json(const Json& j) {
   return {j.at("id").get<std::uint32_t>(),         j.at("path").get<std::string>(),
           j.at("size").get<std::uint64_t>(),       j.at("mtime_ns").get<std::int64_t>(),
@@ -95,7 +88,7 @@ void DatasetBuilder::save_part(Json header) {
   write_column(folder_ / "flows.unknown.npy", unknown);
   Json shard_list = Json::array(), input_list = Json::array();
   for (const auto& s : shards) shard_list.push_back({{"name", s.name}, {"rows", s.rows}});
-  for (const auto& i : inputs_) input_list.push_back(input_json(i));
+  for (const auto& i : inputs_) input_list.push_back(to_json(i));
   header["shards"] = shard_list;
   header["inputs"] = input_list;
   header["classes"] = class_seen_;

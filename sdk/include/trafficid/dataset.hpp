@@ -98,6 +98,8 @@ struct DatasetManifest {
 TRAFFICID_SDK_API std::vector<double> balanced_class_weights(const std::vector<std::uint64_t>& train_rows);
 
 TRAFFICID_SDK_API Json to_json(const DatasetManifest& manifest);
+// One input as manifest.json's "inputs" and a builder part's part.json hold it.
+TRAFFICID_SDK_API Json to_json(const DatasetInput& input);
 TRAFFICID_SDK_API DatasetManifest manifest_from_json(const Json& json);
 // Reads folder/manifest.json; throws Error naming the folder when it is not a complete dataset.
 TRAFFICID_SDK_API DatasetManifest read_manifest(const std::filesystem::path& folder);
