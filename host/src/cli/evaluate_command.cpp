@@ -108,7 +108,7 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
       scores["flows_without_samples"].get<std::uint64_t>(),
       scores.contains("abstaining") ? scores["abstaining"]["abstained"].get<std::uint64_t>() : 0,
       options.abstain_threshold.value_or(0.0), scores["per_sample"]["macro_f1"].get<double>(),
-      model.precision() == std::string("int8") ? "; int8" : "");
+      model.int8() ? "; int8" : "");
   return scores;
 }
 

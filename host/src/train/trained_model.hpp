@@ -31,7 +31,8 @@ class TrainedModel {
   const std::string& flow_decision() const { return flow_decision_; }
   std::optional<double> abstain_threshold() const { return threshold_; }
   int folds() const { return static_cast<int>(models_.size()); }
-  // "int8" when predict_proba runs in int8, else "float32" (not asked, or the model has no int8 version).
+  // Whether predict_proba runs in int8 (asked, and the model has an int8 version), and as a word.
+  bool int8() const { return int8_; }
   const char* precision() const { return int8_ ? "int8" : "float32"; }
   // Row-major probabilities, batch.rows x classes (the mean of the fold models').
   std::vector<float> predict_proba(const FeatureBatch& batch);

@@ -242,7 +242,7 @@ bool is_relu(const torch::nn::AnyModule& module) {
 
 }  // namespace
 
-torch::nn::Sequential quantize(const torch::nn::Sequential& network, int& replaced) {
+torch::nn::Sequential quantize(const torch::nn::Sequential& network) {
   const std::vector<torch::nn::AnyModule> layers(network->begin(), network->end());
   torch::nn::Sequential out;
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -252,7 +252,6 @@ torch::nn::Sequential quantize(const torch::nn::Sequential& network, int& replac
       const auto weights = module->named_parameters(false);
       const auto* bias = weights.find("bias");
       out->push_back(Int8Layer(*shape, weights["weight"], bias ? *bias : torch::Tensor(), relu_next));
-      ++replaced;
       if (relu_next) ++i;  // applied inside the int8 layer
     } else {
       out->push_back(layers[i]);

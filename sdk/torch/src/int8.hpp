@@ -12,11 +12,11 @@
 namespace trafficid::int8 {
 
 // A copy of `network` for inference whose Linear layers and Conv1d layers (zero padding, one
-// group) run in int8; the other layers are shared with `network`. `replaced` counts the layers
-// quantized (0: nothing to quantize, the copy computes what `network` does). A ReLU right after
-// such a layer is applied inside it.
-torch::nn::Sequential quantize(const torch::nn::Sequential& network, int& replaced);
-// How many layers quantize() would replace.
+// group) run in int8; the other layers are shared with `network`. With no such layer
+// (quantizable_layers() 0), the copy computes what `network` does. A ReLU right after such a
+// layer is applied inside it.
+torch::nn::Sequential quantize(const torch::nn::Sequential& network);
+// How many layers quantize() replaces.
 int quantizable_layers(const torch::nn::Sequential& network);
 
 }  // namespace trafficid::int8

@@ -552,8 +552,7 @@ std::vector<float> TorchModel::predict_proba(const FeatureBatch& batch) {
   st.module.ptr()->eval();
   if (st.input.int8_inference && st.int8_module.is_empty()) {
     if (!st.device.is_cpu()) throw Error(fmt::format("model {}: int8 inference runs on the CPU only", st.name));
-    int layers = 0;
-    st.int8_module = int8::quantize(st.module, layers);
+    st.int8_module = int8::quantize(st.module);
   }
   auto& network = st.int8_module.is_empty() ? st.module : st.int8_module;
   auto probabilities = torch::softmax(network->forward(to_tensor(batch).to(st.device)), 1).to(torch::kCPU).contiguous();
