@@ -28,6 +28,10 @@ const Schema& train_settings_schema() {
                          "seed of the weights and the data order (0: experiment.seed, which also splits the "
                          "dataset); each tuning trial gets its own")
           .range(0, std::nullopt),
+      ParamSpec::integer("ensemble", 1,
+                         "members trained of each model on the same split, member k from seed + k; their "
+                         "probabilities are averaged (a deep ensemble: steadier on captures never seen)")
+          .range(1, 32),
   };
   return schema;
 }

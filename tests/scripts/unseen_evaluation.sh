@@ -12,6 +12,8 @@
 #    together, and each model is trained once per fold.
 # 5. `trafficid predict -i lo`: rows stream as flows end (idle timeout), while the capture goes on,
 #    one JSON object per line, flushed (needs root or CAP_NET_RAW, as CI has).
+# 6. An ensemble ([train] ensemble): members from successive seeds, averaged alike by the run,
+#    `evaluate` and `predict`; refused with folds.
 # usage: unseen_evaluation.sh TRAFFICID DATA_DIR
 set -euo pipefail
 tid=$(realpath "$1")
@@ -254,4 +256,36 @@ print(f"folds: {len(np.unique(files[kept]))} captures, each tested in one of {k}
 PY
 "$tid" -q predict folds pool/quic-29.pcap > predict-folds.csv || fail "predict with fold models"
 grep -q "QUIC" predict-folds.csv || fail "the fold models' ensemble did not classify QUIC flows"
-echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind and live on lo, folds cover every capture once"
+
+# 6. An ensemble ([train] ensemble = 3): three members from seeds 3, 4, 5 (the experiment's seed
+# and the next), each scored alone; the model's probabilities are their mean, the same in the run,
+# in `evaluate` and in `predict`. With folds it is refused before anything runs.
+"$tid" run exp.toml --run-dir ensemble --set train.ensemble=3 --set 'models={mlp={layers=[32]}}' > ensemble.log 2>&1 ||
+  { cat ensemble.log; fail "ensemble run"; }
+grep -q "each model an ensemble of 3 members" ensemble.log || fail "the run does not say it trains ensembles"
+"$tid" -q evaluate ensemble pool -o eval-ensemble > /dev/null 2> eval-ensemble.err || { cat eval-ensemble.err; fail "evaluate an ensemble"; }
+$py - ensemble eval-ensemble <<'PY' || fail "ensemble"
+import hashlib, json, sys
+run, ev = sys.argv[1:]
+m = json.load(open(f"{run}/models/mlp/metrics.json"))
+assert [r["member"] for r in m["members"]] == [0, 1, 2] and [r["seed"] for r in m["members"]] == [3, 4, 5], m["members"]
+assert all("unseen_per_flow_macro_f1" in r for r in m["members"]), m["members"]
+assert json.load(open(f"{run}/models/mlp/model.json"))["members"] == 3
+weights = {hashlib.md5(open(f"{run}/models/mlp/member-{k}/model.pt", "rb").read()).hexdigest() for k in range(3)}
+assert len(weights) == 3, "members trained from different seeds came out the same"
+e = json.load(open(f"{ev}/evaluation.json"))["runs"][0]["models"]["mlp"]
+assert e["members"] == 3 and e["folds"] == 1, (e["members"], e["folds"])
+a, b = e["per_flow"]["macro_f1"], m["unseen"]["per_flow"]["macro_f1"]
+assert abs(a - b) < 1e-9, ("evaluate and the run average the members differently", a, b)
+alone = [r["unseen_per_flow_macro_f1"] for r in m["members"]]
+print(f"ensemble: members alone {alone}, the ensemble {b:.4f} on the unseen captures")
+PY
+grep -q "ensemble of 3" ensemble/report.html || fail "the report does not say the model is an ensemble"
+"$tid" predict ensemble pool/quic-29.pcap > predict-ensemble.csv 2> predict-ensemble.err || { cat predict-ensemble.err; fail "predict with an ensemble"; }
+grep -q "the mean of its 3 ensemble members" predict-ensemble.err || fail "predict: $(tail -1 predict-ensemble.err)"
+grep -q "QUIC" predict-ensemble.csv || fail "the ensemble did not classify QUIC flows"
+s=0; "$tid" validate exp.toml --set train.ensemble=3 --set dataset.split=\"file\" --set dataset.folds=3 > ensemble-folds.err 2>&1 || s=$?
+[[ $s -eq 2 ]] && grep -q "train.ensemble: ensemble = 3 with dataset.folds = 3" ensemble-folds.err ||
+  fail "an ensemble with folds was not refused: $(cat ensemble-folds.err)"
+
+echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind and live on lo, folds cover every capture once, ensembles average their members"

@@ -99,6 +99,7 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   if (has_validation) trained[name] = metrics;
   scores["validation_per_flow_macro_f1"] = has_validation ? metrics["validation_per_flow"].value("macro_f1", 0.0) : 0.0;
   scores["folds"] = model.folds();
+  scores["members"] = model.members();
   scores["precision"] = model.precision();
   std::cout << fmt::format(
       "{:<40} per-flow macro F1 {:.4f}{}  accuracy {:.4f}  ({} flows, {} without samples, {} abstained "

@@ -159,6 +159,13 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
   experiment.train =
       check_table(train, train_section_schema(), "train", train ? train->source() : models->source(), context);
   experiment.train_settings = train_settings(experiment.train);  // checked above: every key typed or defaulted
+  if (experiment.train.value("ensemble", 1) > 1 && experiment.dataset.folds > 0) {
+    const toml::node* e = train ? train->get("ensemble") : nullptr;
+    diags.error(e ? e->source() : models->source(), "train.ensemble",
+                fmt::format("ensemble = {} with dataset.folds = {} would train an ensemble per fold: set "
+                            "train.ensemble = 1 or dataset.folds = 0",
+                            experiment.train.value("ensemble", 1), experiment.dataset.folds));
+  }
   resolved["models"] = resolved_models;
   resolved["train"] = experiment.train;
 }

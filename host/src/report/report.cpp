@@ -99,7 +99,9 @@ std::string models_table(const Json& models, const std::string& best) {
       "<th>inference samples/s</th><th>latency ms (batch 1)</th></tr>";
   for (const auto& [name, m] : models.items()) {
     if (!m.is_object() || !m.contains("test")) continue;
-    html += fmt::format("<tr><td>{}{}</td>", escape(name), name == best ? " (best)" : "");
+    const std::size_t members = m.value("members", Json::array()).size();
+    html += fmt::format("<tr><td>{}{}{}</td>", escape(name), name == best ? " (best)" : "",
+                        members > 1 ? fmt::format("<br><small>ensemble of {}</small>", members) : "");
     if (any_unseen)
       html += fmt::format("<td><b>{}</b>{}</td><td>{}</td>", maybe(m, {"unseen", "per_flow", "macro_f1"}),
                           interval_cell(m.value("unseen", Json::object()).value("per_flow", Json::object())),
@@ -118,10 +120,33 @@ std::string models_table(const Json& models, const std::string& best) {
   return html;
 }
 
+// An ensemble's members, each alone, beside what their averaged probabilities score.
+std::string members_paragraph(const Json& m) {
+  if (!m.contains("members") || m["members"].size() < 2) return "";
+  auto range = [&](const char* key) {
+    double low = 1, high = 0;
+    for (const auto& r : m["members"]) {
+      low = std::min(low, r.value(key, 0.0));
+      high = std::max(high, r.value(key, 0.0));
+    }
+    return fmt::format("{}&ndash;{}", number(low), number(high));
+  };
+  std::string html = fmt::format(
+      "<p>An ensemble of {} members, trained on the same split from seeds {} to {}; it averages their "
+      "probabilities. Each member alone: validation per-flow macro F1 {}",
+      m["members"].size(), m["members"].front().value("seed", 0), m["members"].back().value("seed", 0),
+      range("validation_per_flow_macro_f1"));
+  if (m["members"].front().contains("unseen_per_flow_macro_f1"))
+    html += fmt::format(", unseen captures {} (the ensemble: {})", range("unseen_per_flow_macro_f1"),
+                        maybe(m, {"unseen", "per_flow", "macro_f1"}));
+  return html + ".</p>";
+}
+
 // One model: learning curves, early decisions, abstention, per-class table, confusion matrices.
 std::string model_section(const std::string& name, const Json& m) {
   std::string html;
   html += fmt::format("<h2>{}</h2>", escape(name));
+  html += members_paragraph(m);
   std::vector<Series> losses = {{"train loss", "#1f77b4", {}}, {"validation loss", "#ff7f0e", {}}};
   std::vector<Series> scores = {{"validation macro F1", "#2ca02c", {}}, {"validation accuracy", "#9467bd", {}}};
   for (const auto& e : m["epochs"]) {

@@ -9,6 +9,7 @@
 #include <thread>
 #include <tuple>
 
+#include "train/epoch_log.hpp"
 #include "train/scoring.hpp"
 #include "train/workers.hpp"
 #include "trafficid/dataset_reader.hpp"
@@ -19,70 +20,7 @@ namespace trafficid::host {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::vector<Json> read_epoch_lines(const fs::path& file) {
-  std::vector<Json> lines;
-  if (std::ifstream in(file); in)
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) lines.push_back(Json::parse(line));
-  return lines;
-}
-
 namespace {
-
-// Logs each epoch (a line and an `epoch` event), keeps metrics.jsonl (one line per finished
-// epoch; after a resume, the lines of epochs that are redone are replaced), then asks the judge.
-class EpochLog final : public TrainingObserver {
- public:
-  EpochLog(HostLog& log, std::string name, fs::path file, std::int64_t epochs, EpochJudge* judge)
-      : log_(log), name_(std::move(name)), file_(std::move(file)), epochs_(epochs), judge_(judge) {}
-  bool on_epoch(const EpochMetrics& m) override {
-    // A diverged epoch stops training and is kept out of every file (JSON has no NaN: it would be
-    // written as null, which no reader of metrics.jsonl, the study journal or the report expects).
-    if (auto why = divergence(m); !why.empty()) {
-      diverged_ = fmt::format("diverged at epoch {} ({})", m.epoch, why);
-      log_.warn(fmt::format("model {}: {}", name_, diverged_));
-      return false;
-    }
-    std::string text;
-    const Json line = to_json(m);
-    bool known = false;
-    for (const auto& kept : read_epoch_lines(file_)) {
-      if (kept.value("epoch", 0) < m.epoch) text += kept.dump() + "\n";
-      if (kept == line) known = true;
-    }
-    // A resumed trainer tells of its checkpoint's epoch again, the very numbers (the kill may have
-    // come before this observer heard of it). When the file has them, they were logged and
-    // published then: only the judge hears of them again. (An epoch trained anew differs at least
-    // in its seconds.)
-    if (known) {
-      if (judge_ && !judge_->go_on(m, file_)) return false;
-      return !log_.stop_requested();
-    }
-    text += line.dump() + "\n";
-    write_file_atomically(file_, text);
-    log_.info(
-        fmt::format("model {} epoch {}/{}: train loss {:.4f}, validation loss {:.4f}, accuracy {:.4f}, macro F1 "
-                    "{:.4f}; {:.0f} samples/s, {:.1f} s",
-                    name_, m.epoch, epochs_, m.train_loss, m.val_loss, m.val_accuracy, m.val_macro_f1,
-                    m.samples_per_second, m.seconds));
-    Json payload = line;
-    payload["model"] = name_;
-    payload["epochs"] = epochs_;
-    log_.event("epoch", payload);
-    if (judge_ && !judge_->go_on(m, file_)) return false;
-    return !log_.stop_requested();
-  }
-  // Why training stopped on numbers that are not finite; empty when it did not.
-  const std::string& diverged() const { return diverged_; }
-
- private:
-  HostLog& log_;
-  std::string diverged_;
-  std::string name_;
-  fs::path file_;
-  std::int64_t epochs_;
-  EpochJudge* judge_;
-};
 
 // Inference speed on the test split: samples/s in batches of 512 (from the scoring pass) and the
 // median latency of single-sample predictions (up to 200).
@@ -131,29 +69,17 @@ std::vector<std::uint64_t> flows_without_samples(const DatasetManifest& m) {
   return out;
 }
 
-// What one model's folds add up to.
+// What one model's folds, or an ensemble's members, add up to.
 struct ModelResult {
   SplitPredictions test, validation;
   std::optional<SplitPredictions> unseen;
-  Json fold_records = Json::array();
+  Json part_records = Json::array();  // a record per fold or member
   double training_seconds = 0, latency = 0;
   ModelInfo info;
   Json epochs = Json::array();
   std::int64_t best_epoch = 0;
   std::uint64_t model_bytes = 0;
 };
-
-// The best epoch of a metrics.jsonl by validation macro F1.
-std::int64_t best_epoch_of(const Json& epochs) {
-  std::int64_t best = 0;
-  double best_f1 = -1;
-  for (const auto& e : epochs)
-    if (e.value("val_macro_f1", 0.0) > best_f1) {
-      best_f1 = e.value("val_macro_f1", 0.0);
-      best = e.value("epoch", std::int64_t{0});
-    }
-  return best;
-}
 
 class TrainStage {
  public:
@@ -168,13 +94,25 @@ class TrainStage {
     double seconds = 0;
     std::string diverged;
   };
-  Trained train(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input, int fold,
-                const fs::path& fold_dir, DatasetSplit& train, DatasetSplit& validation);
+  Trained train(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input, int part,
+                const fs::path& folder, DatasetSplit& train, DatasetSplit& validation);
   // The training's context: with workers, what they are told (for a model that trains on them).
   TrainingContext context(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input, int fold,
-                          const fs::path& fold_dir, TrainingObserver& observer);
-  void measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds, DatasetSplit& test,
+                          const fs::path& folder, TrainingObserver& observer);
+  void measure(const PluginHandle<Model>& model, int part, const fs::path& folder, double seconds, DatasetSplit& test,
                DatasetSplit& validation, ModelResult& result);
+  // A model is trained `parts_` times: once per fold, once per member of an ensemble, or once.
+  // Part k's folder (fold-k, member-k, or the model's own), its name in the log, its record file.
+  fs::path part_dir(const fs::path& model_dir, int part) const;
+  std::string part_label(const std::string& name, int part) const;
+  const char* part_record() const { return folds_ ? "fold.json" : "member.json"; }
+  bool ensemble() const { return !folds_ && parts_ > 1; }
+  // The seed of the weights and the data order: [train] seed (else the experiment's), + k for member k.
+  std::uint64_t seed_of(int part) const {
+    const std::int64_t train_seed = experiment_.train_settings.seed;
+    return static_cast<std::uint64_t>(train_seed ? train_seed : experiment_.seed) +
+           static_cast<std::uint64_t>(ensemble() ? part : 0);
+  }
   Json metrics(const ModelSpec& spec, const fs::path& dir, ModelResult& result);
   Json score_unseen(const SplitPredictions& unseen, ScoringOptions options, const fs::path& dir);
 
@@ -185,6 +123,7 @@ class TrainStage {
   TrainOptions options_;
   DatasetManifest manifest_;
   int folds_;
+  int parts_;  // folds_, else [train] ensemble's members (1: one model)
   std::optional<DatasetSplit> unseen_;
   std::optional<DatasetManifest> unseen_manifest_;
   ScoringOptions base_options_, validation_options_;
@@ -199,8 +138,9 @@ TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& regis
       run_dir_(run_dir),
       options_(options),
       manifest_(read_manifest(dataset)),
-      folds_(options.judge ? 0 : manifest_.folds) {
-  // A tuning trial trains fold 0 and looks at its validation split only.
+      folds_(options.judge ? 0 : manifest_.folds),
+      parts_(folds_ ? folds_ : (options.judge ? 1 : experiment.train.value("ensemble", 1))) {
+  // A tuning trial trains fold 0 (or member 0) and looks at its validation split only.
   if (options.evaluation && !options.judge) {
     unseen_.emplace(*options.evaluation, SplitName::test);
     unseen_manifest_ = unseen_->manifest();
@@ -210,19 +150,21 @@ TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& regis
   }
   DatasetSplit train(dataset, SplitName::train), validation(dataset, SplitName::validation),
       test(dataset, SplitName::test);
-  log.info(fmt::format("stage train: {} model{} on {} training, {} validation, {} test samples{}{}",
-                       experiment.models.size(), experiment.models.size() == 1 ? "" : "s", train.rows(),
-                       validation.rows(), test.rows(),
-                       folds_ ? fmt::format(" (fold 0 of {}: each model is trained once per fold)", folds_) : "",
-                       unseen_ ? fmt::format("; {} samples of unseen captures", unseen_->rows()) : ""));
+  log.info(fmt::format(
+      "stage train: {} model{} on {} training, {} validation, {} test samples{}{}", experiment.models.size(),
+      experiment.models.size() == 1 ? "" : "s", train.rows(), validation.rows(), test.rows(),
+      folds_       ? fmt::format(" (fold 0 of {}: each model is trained once per fold)", folds_)
+      : parts_ > 1 ? fmt::format(" (each model an ensemble of {} members, each from its own seed)", parts_)
+                   : "",
+      unseen_ ? fmt::format("; {} samples of unseen captures", unseen_->rows()) : ""));
   base_options_ = scoring_options(experiment);
   validation_options_ = base_options_;  // the validation split gives a score and a threshold, no curves
   validation_options_.early.clear();
 }
 
 TrainingContext TrainStage::context(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input,
-                                    int fold, const fs::path& fold_dir, TrainingObserver& observer) {
-  TrainingContext context{experiment_.train, fold_dir / "checkpoints", &observer, &log_, {}};
+                                    int fold, const fs::path& folder, TrainingObserver& observer) {
+  TrainingContext context{experiment_.train, folder / "checkpoints", &observer, &log_, {}};
   if (!options_.workers) return context;
   const int world = options_.workers->world();
   if (!model([](Model& m) { return m.info(); }).data_parallel) {
@@ -247,13 +189,24 @@ TrainingContext TrainStage::context(const PluginHandle<Model>& model, const Mode
   return context;
 }
 
-// Trains the model of one fold; its checkpoints make a killed run go on from the last epoch.
+fs::path TrainStage::part_dir(const fs::path& model_dir, int part) const {
+  if (folds_) return model_dir / fmt::format("fold-{}", part);
+  if (parts_ > 1) return model_dir / fmt::format("member-{}", part);
+  return model_dir;
+}
+
+std::string TrainStage::part_label(const std::string& name, int part) const {
+  if (folds_) return fmt::format("{} (fold {} of {})", name, part, folds_);
+  if (parts_ > 1) return fmt::format("{} (member {} of {})", name, part, parts_);
+  return name;
+}
+
+// Trains one fold's model (or one member); its checkpoints make a killed run go on from the last epoch.
 TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const ModelSpec& spec, const ModelInput& input,
-                                      int fold, const fs::path& fold_dir, DatasetSplit& train,
-                                      DatasetSplit& validation) {
-  const std::string label = folds_ ? fmt::format("{} (fold {} of {})", spec.name, fold, folds_) : spec.name;
-  EpochLog observer(log_, label, fold_dir / "metrics.jsonl", experiment_.train_settings.epochs, options_.judge);
-  const TrainingContext context = this->context(model, spec, input, fold, fold_dir, observer);
+                                      int part, const fs::path& folder, DatasetSplit& train, DatasetSplit& validation) {
+  const std::string label = part_label(spec.name, part);
+  EpochLog observer(log_, label, folder / "metrics.jsonl", experiment_.train_settings.epochs, options_.judge);
+  const TrainingContext context = this->context(model, spec, input, folds_ ? part : 0, folder, observer);
   const auto started = Clock::now();
   try {
     model([&](Model& m) { m.fit(train, validation, context); });
@@ -273,36 +226,54 @@ TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const Mo
 }
 
 // One fold's predictions: the test rows (out of fold), the validation rows, the unseen captures.
-void TrainStage::measure(const PluginHandle<Model>& model, int fold, const fs::path& fold_dir, double seconds,
+// An ensemble's members all predict the same rows: their probabilities are averaged.
+void TrainStage::measure(const PluginHandle<Model>& model, int part, const fs::path& folder, double seconds,
                          DatasetSplit& test, DatasetSplit& validation, ModelResult& result) {
   result.training_seconds += seconds;
   auto tested = predict_split(model, test, base_options_.early);
   auto validated = predict_split(model, validation, {});  // its per-flow score and threshold only
-  Json fold_epochs = read_epoch_lines(fold_dir / "metrics.jsonl");
-  const std::int64_t fold_best = best_epoch_of(fold_epochs);
-  if (fold == 0) {
-    result.epochs = fold_epochs;
-    result.best_epoch = fold_best;
-    result.model_bytes = fs::file_size(fold_dir / "model.pt");
-    result.latency = latency_ms(model, test);
+  Json part_epochs = read_epoch_lines(folder / "metrics.jsonl");
+  const std::int64_t part_best = best_epoch_of(part_epochs);
+  std::optional<SplitPredictions> unseen;
+  if (unseen_) unseen = predict_split(model, *unseen_, base_options_.early);
+  if (part == 0) {
+    result.epochs = part_epochs;
+    result.best_epoch = part_best;
   }
-  if (folds_) {
+  // A fold model predicts alone (its fold's files) and stands for the model; an ensemble predicts
+  // with every member: its size and its time at batch 1 are the members' together.
+  if (part == 0 || ensemble()) {
+    result.model_bytes += fs::file_size(folder / "model.pt");
+    result.latency += latency_ms(model, test);
+  }
+  if (parts_ > 1) {
     Json record = {
-        {"fold", fold},
-        {"best_epoch", fold_best},
+        {folds_ ? "fold" : "member", part},
+        {"best_epoch", part_best},
         {"training_seconds", seconds},
         {"validation_per_flow_macro_f1", score(validated, validation_options_)["per_flow"].value("macro_f1", 0.0)},
         {"test_per_flow_macro_f1", score(tested, base_options_)["per_flow"].value("macro_f1", 0.0)},
         {"test_rows", tested.rows()}};
-    write_file_atomically(fold_dir / "fold.json", record.dump(2));
-    result.fold_records.push_back(record);
+    if (ensemble()) record["seed"] = seed_of(part);
+    if (unseen && ensemble()) {
+      // What this member alone scores on the unseen captures, beside the ensemble's (metrics.json).
+      ScoringOptions options = base_options_;
+      options.flows_without_samples = flows_without_samples(*unseen_manifest_);
+      record["unseen_per_flow_macro_f1"] = score(*unseen, options)["per_flow"].value("macro_f1", 0.0);
+    }
+    write_file_atomically(folder / part_record(), record.dump(2));
+    result.part_records.push_back(record);
   }
-  result.test.append(tested);
-  result.validation.append(validated);
-  if (unseen_) {
-    auto p = predict_split(model, *unseen_, base_options_.early);
-    if (result.unseen) result.unseen->average_with(p);
-    else result.unseen = std::move(p);
+  if (ensemble() && part > 0) {
+    result.test.average_with(tested);
+    result.validation.average_with(validated);
+  } else {
+    result.test.append(tested);
+    result.validation.append(validated);
+  }
+  if (unseen) {
+    if (result.unseen) result.unseen->average_with(*unseen);
+    else result.unseen = std::move(unseen);
   }
 }
 
@@ -316,15 +287,19 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
     log_.event("model", {{"name", name}, {"state", "kept"}});
     return Json::parse(done);
   }
-  log_.event("model", {{"name", name}, {"state", "started"}, {"plugin", spec.plugin->name}, {"folds", folds_}});
-  const std::int64_t train_seed = experiment_.train_settings.seed;
-  ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights,
-                   static_cast<std::uint64_t>(train_seed ? train_seed : experiment_.seed)};
+  log_.event("model", {{"name", name},
+                       {"state", "started"},
+                       {"plugin", spec.plugin->name},
+                       {"folds", folds_},
+                       {"members", ensemble() ? parts_ : 1}});
+  ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, seed_of(0)};
   ModelResult result;
-  for (int fold = 0; fold < std::max(1, folds_); ++fold) {
-    const fs::path fold_dir = folds_ ? dir / fmt::format("fold-{}", fold) : dir;
-    const std::string label = folds_ ? fmt::format("{} (fold {} of {})", name, fold, folds_) : name;
-    fs::create_directories(fold_dir);
+  for (int part = 0; part < parts_; ++part) {
+    const fs::path folder = part_dir(dir, part);
+    const std::string label = part_label(name, part);
+    const int fold = folds_ ? part : 0;
+    input.seed = seed_of(part);
+    fs::create_directories(folder);
     DatasetSplit train(dataset_, SplitName::train, fold), validation(dataset_, SplitName::validation, fold),
         test(dataset_, SplitName::test, fold);
     if (folds_ && manifest_.balance == "weights" && manifest_.fold_counts.size() == static_cast<std::size_t>(folds_))
@@ -333,14 +308,14 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
     model([&](Model& m) { m.build(input); });
     result.info = model([](Model& m) { return m.info(); });
     double seconds = 0;
-    if (folds_ && fs::exists(fold_dir / "model.pt") && fs::exists(fold_dir / "fold.json")) {
-      // A fold finished in an earlier attempt of this run: its model is kept.
-      model([&](Model& m) { m.load(fold_dir / "model.pt"); });
-      seconds = Json::parse(std::ifstream(fold_dir / "fold.json")).value("training_seconds", 0.0);
+    if (parts_ > 1 && fs::exists(folder / "model.pt") && fs::exists(folder / part_record())) {
+      // A fold (or member) finished in an earlier attempt of this run: its model is kept.
+      model([&](Model& m) { m.load(folder / "model.pt"); });
+      seconds = Json::parse(std::ifstream(folder / part_record())).value("training_seconds", 0.0);
       log_.info(fmt::format("model {}: trained in an earlier attempt of this run", label));
     } else {
       log_.info(fmt::format("model {}: {} trainable parameters", label, result.info.parameters));
-      const Trained trained = this->train(model, spec, input, fold, fold_dir, train, validation);
+      const Trained trained = this->train(model, spec, input, part, folder, train, validation);
       seconds = trained.seconds;
       result.info = model([](Model& m) { return m.info(); });  // trees count only after training
       if (trained.stopped) return std::nullopt;
@@ -352,14 +327,14 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
         Json out = {{"status", trained.diverged.empty() ? "trained" : "diverged"},
                     {"training_seconds", seconds},
                     {"parameters", result.info.parameters},
-                    {"metrics_file", (fold_dir / "metrics.jsonl").string()}};
+                    {"metrics_file", (folder / "metrics.jsonl").string()}};
         if (!trained.diverged.empty()) out["error"] = trained.diverged;
         return out;
       }
-      model([&](Model& m) { m.save(fold_dir / "model.pt"); });
-      sync_file(fold_dir / "model.pt");  // on the disk before metrics.json or fold.json says it is done
+      model([&](Model& m) { m.save(folder / "model.pt"); });
+      sync_file(folder / "model.pt");  // on the disk before metrics.json or fold.json says it is done
     }
-    measure(model, fold, fold_dir, seconds, test, validation, result);
+    measure(model, part, folder, seconds, test, validation, result);
   }
   return metrics(spec, dir, result);
 }
@@ -409,11 +384,11 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
   ScoringOptions options = base_options_;
   options.abstain_threshold =
       abstain_threshold(r.validation, options.flow_decision, experiment_.evaluation.abstain_quantile);
-  Json description = {{"plugin", spec.plugin->name},           {"name", name},
-                      {"version", spec.plugin->version},       {"params", spec.params},
-                      {"classes", manifest_.class_names},      {"dataset", fs::absolute(dataset_).string()},
-                      {"manifest", dataset_manifest},          {"folds", folds_},
-                      {"flow_decision", options.flow_decision}};
+  Json description = {{"plugin", spec.plugin->name},        {"name", name},
+                      {"version", spec.plugin->version},    {"params", spec.params},
+                      {"classes", manifest_.class_names},   {"dataset", fs::absolute(dataset_).string()},
+                      {"manifest", dataset_manifest},       {"folds", folds_},
+                      {"members", ensemble() ? parts_ : 1}, {"flow_decision", options.flow_decision}};
   if (options.abstain_threshold) description["abstain_threshold"] = *options.abstain_threshold;
   write_file_atomically(dir / "model.json", description.dump(2));
 
@@ -440,10 +415,11 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
   const double test_f1 = tested["per_flow"]["macro_f1"].get<double>();
   if (folds_) {
     double mean = 0;
-    for (const auto& f : r.fold_records) mean += f["validation_per_flow_macro_f1"].get<double>();
-    metrics["folds"] = r.fold_records;
+    for (const auto& f : r.part_records) mean += f["validation_per_flow_macro_f1"].get<double>();
+    metrics["folds"] = r.part_records;
     metrics["validation_per_flow"]["macro_f1"] = mean / folds_;  // the mean of the folds' validation
   }
+  if (ensemble()) metrics["members"] = r.part_records;  // the ensemble's validation is its own (averaged)
   if (r.unseen) metrics["unseen"] = score_unseen(*r.unseen, options, dir);
   std::string headline;
   std::tie(metrics["headline"], headline) =

@@ -43,7 +43,4 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
                      const std::filesystem::path& dataset, const std::filesystem::path& run_dir,
                      const TrainOptions& options = {});
 
-// The lines of a model's metrics.jsonl, one per finished epoch (none when it does not exist yet).
-std::vector<Json> read_epoch_lines(const std::filesystem::path& file);
-
 }  // namespace trafficid::host

@@ -67,10 +67,14 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
   if (!plugin) throw Error(fmt::format("model plugin '{}' is not installed (--plugin-path?)", name_));
   flow_decision_ = description_.value("flow_decision", "vote");  // models of earlier versions voted
   if (description_.contains("abstain_threshold")) threshold_ = description_["abstain_threshold"].get<double>();
+  // Fold models (fold-k/), an ensemble's members (member-k/), or one model.
   const int folds = description_.value("folds", 0);
+  members_ = folds ? 1 : std::max(1, description_.value("members", 1));
   ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, 0, int8};
-  for (int fold = 0; fold < std::max(1, folds); ++fold) {
-    const fs::path file = folds ? dir / fmt::format("fold-{}", fold) / "model.pt" : dir / "model.pt";
+  for (int part = 0; part < std::max(folds, members_); ++part) {
+    const fs::path file = folds          ? dir / fmt::format("fold-{}", part) / "model.pt"
+                          : members_ > 1 ? dir / fmt::format("member-{}", part) / "model.pt"
+                                         : dir / "model.pt";
     auto model = registry.make<Model>(*plugin, description_.at("params"), host, name_);
     model([&](Model& m) {
       m.build(input);

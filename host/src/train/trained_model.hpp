@@ -30,11 +30,12 @@ class TrainedModel {
   const std::string& name() const { return name_; }
   const std::string& flow_decision() const { return flow_decision_; }
   std::optional<double> abstain_threshold() const { return threshold_; }
-  int folds() const { return static_cast<int>(models_.size()); }
+  int folds() const { return members_ > 1 ? 1 : static_cast<int>(models_.size()); }
+  int members() const { return members_; }  // an ensemble's ([train] ensemble), else 1
   // Whether predict_proba runs in int8 (asked, and the model has an int8 version), and as a word.
   bool int8() const { return int8_; }
   const char* precision() const { return int8_ ? "int8" : "float32"; }
-  // Row-major probabilities, batch.rows x classes (the mean of the fold models').
+  // Row-major probabilities, batch.rows x classes (the mean of the fold models' or the members').
   std::vector<float> predict_proba(const FeatureBatch& batch);
 
  private:
@@ -44,7 +45,8 @@ class TrainedModel {
   std::string name_, flow_decision_ = "logprob";
   std::optional<double> threshold_;
   bool int8_ = false;
-  std::vector<PluginHandle<Model>> models_;  // one, or one per fold
+  std::vector<PluginHandle<Model>> models_;  // one, or one per fold, or one per member
+  int members_ = 1;
 };
 
 }  // namespace trafficid::host

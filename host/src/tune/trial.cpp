@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <optional>
 
+#include "train/epoch_log.hpp"
 #include "trafficid/files.hpp"
 
 namespace trafficid::host {
