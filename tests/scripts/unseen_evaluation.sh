@@ -260,9 +260,12 @@ grep -q "QUIC" predict-folds.csv || fail "the fold models' ensemble did not clas
 # 6. An ensemble ([train] ensemble = 3): three members from seeds 3, 4, 5 (the experiment's seed
 # and the next), each scored alone; the model's probabilities are their mean, the same in the run,
 # in `evaluate` and in `predict`. With folds it is refused before anything runs.
-"$tid" run exp.toml --run-dir ensemble --set train.ensemble=3 --set 'models={mlp={layers=[32]}}' > ensemble.log 2>&1 ||
-  { cat ensemble.log; fail "ensemble run"; }
+"$tid" run exp.toml --run-dir ensemble --set train.ensemble=3 --set 'models={mlp={layers=[32]},gbdt={rounds=20}}' \
+  > ensemble.log 2>&1 || { cat ensemble.log; fail "ensemble run"; }
 grep -q "each model an ensemble of 3 members" ensemble.log || fail "the run does not say it trains ensembles"
+# gbdt without subsampling draws nothing at random: its members are one model, and the run says so.
+grep -q "model gbdt: its 3 members came out identical" ensemble.log || fail "no warning that gbdt's members are identical"
+! grep -q "model mlp: its 3 members came out identical" ensemble.log || fail "the MLP's members were called identical"
 "$tid" -q evaluate ensemble pool -o eval-ensemble > /dev/null 2> eval-ensemble.err || { cat eval-ensemble.err; fail "evaluate an ensemble"; }
 $py - ensemble eval-ensemble <<'PY' || fail "ensemble"
 import hashlib, json, sys

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fmt/format.h>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <thread>
@@ -107,6 +108,7 @@ class TrainStage {
   std::string part_label(const std::string& name, int part) const;
   const char* part_record() const { return folds_ ? "fold.json" : "member.json"; }
   bool ensemble() const { return !folds_ && parts_ > 1; }
+  bool members_identical(const fs::path& dir) const;
   // The seed of the weights and the data order: [train] seed (else the experiment's), + k for member k.
   std::uint64_t seed_of(int part) const {
     const std::int64_t train_seed = experiment_.train_settings.seed;
@@ -336,7 +338,24 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
     }
     measure(model, part, folder, seconds, test, validation, result);
   }
+  if (ensemble() && members_identical(dir))
+    log_.warn(
+        fmt::format("model {}: its {} members came out identical ({} drew nothing at random from their seeds "
+                    "with these parameters): the ensemble is one model, trained {} times",
+                    name, parts_, spec.plugin->name, parts_));
   return metrics(spec, dir, result);
+}
+
+// Whether an ensemble's members saved the very same weights (a plugin that ignores the seed).
+bool TrainStage::members_identical(const fs::path& dir) const {
+  auto bytes = [&](int part) {
+    std::ifstream in(part_dir(dir, part) / "model.pt", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string first = bytes(0);
+  for (int part = 1; part < parts_; ++part)
+    if (bytes(part) != first) return false;
+  return true;
 }
 
 // metrics.json's headline and the log's words for it: the unseen captures' per-flow macro F1 where
