@@ -15,10 +15,11 @@ struct Value {
   std::uint64_t id = 0;
   std::vector<int> held;  // owns memory: erase() must release it (ASan, valgrind) and reset it
 };
-using Table = FlowTable<std::uint64_t, Value>;
-
 // Few distinct homes, long runs that wrap around the end of the bucket array.
-std::uint64_t weak_hash(std::uint64_t key) { return (key % 13) * 0x9e3779b9ull + 1020; }
+struct WeakHash {
+  std::uint64_t operator()(std::uint64_t key) const { return (key % 13) * 0x9e3779b9ull + 1020; }
+};
+using Table = FlowTable<std::uint64_t, Value, WeakHash>;
 }  // namespace
 
 TEST_CASE("flow table: finds, inserts and erases as std::unordered_map does, under colliding hashes", "[flow_table]") {
@@ -28,11 +29,11 @@ TEST_CASE("flow table: finds, inserts and erases as std::unordered_map does, und
   std::uint64_t next_id = 1;
   for (int step = 0; step < 200'000; ++step) {
     const std::uint64_t key = random() % 3000;
-    const Table::Slot slot = table.find(key, weak_hash(key));
+    const Table::Slot slot = table.find(key);
     const auto known = oracle.find(key);
     REQUIRE((slot == Table::none) == (known == oracle.end()));
     if (slot == Table::none) {
-      const Table::Slot added = table.insert(key, weak_hash(key));
+      const Table::Slot added = table.insert(key);
       REQUIRE(table.entry(added).key == key);
       REQUIRE(table.entry(added).value.id == 0);  // a reused slot comes back reset
       table.entry(added).value = {next_id++, std::vector<int>(3, 1)};
@@ -41,7 +42,7 @@ TEST_CASE("flow table: finds, inserts and erases as std::unordered_map does, und
       REQUIRE(slot == known->second);
       REQUIRE(table.entry(slot).key == key);
       if (random() % 2) {
-        table.erase(slot, weak_hash(key));
+        table.erase(slot);
         oracle.erase(known);
       }
     }
@@ -52,7 +53,7 @@ TEST_CASE("flow table: finds, inserts and erases as std::unordered_map does, und
   table.for_each([&](Table::Slot slot, Table::Entry& e) {
     ++visited;
     REQUIRE(oracle.at(e.key) == slot);
-    REQUIRE(table.find(e.key, weak_hash(e.key)) == slot);
+    REQUIRE(table.find(e.key) == slot);
   });
   REQUIRE(visited == oracle.size());
 }
@@ -60,14 +61,14 @@ TEST_CASE("flow table: finds, inserts and erases as std::unordered_map does, und
 TEST_CASE("flow table: without erasures, entries come back in the order they were made, and drain empties it",
           "[flow_table]") {
   Table table;
-  for (std::uint64_t key = 0; key < 5000; ++key) table.entry(table.insert(key * 7919, weak_hash(key))).value.id = key;
+  for (std::uint64_t key = 0; key < 5000; ++key) table.entry(table.insert(key * 7919)).value.id = key;
   std::vector<std::uint64_t> order;
   table.drain([&](Table::Entry& e) { order.push_back(e.value.id); });
   REQUIRE(order.size() == 5000);
   for (std::uint64_t i = 0; i < order.size(); ++i) REQUIRE(order[i] == i);
   REQUIRE(table.size() == 0);
-  REQUIRE(table.find(0, weak_hash(0)) == Table::none);
+  REQUIRE(table.find(0) == Table::none);
   // Usable again after draining.
-  const Table::Slot slot = table.insert(42, weak_hash(42));
-  REQUIRE(table.find(42, weak_hash(42)) == slot);
+  const Table::Slot slot = table.insert(42);
+  REQUIRE(table.find(42) == slot);
 }

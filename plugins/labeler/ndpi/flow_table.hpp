@@ -14,7 +14,8 @@
 
 namespace trafficid::ndpi_labeler {
 
-template <class Key, class Value>
+// Hash: a functor giving a key's 64-bit hash; the table keeps its low 32 bits per bucket.
+template <class Key, class Value, class Hash>
 class FlowTable {
  public:
   struct Entry {
@@ -28,16 +29,16 @@ class FlowTable {
 
   std::size_t size() const { return size_; }
 
-  // The slot of `key`, whose hash is `hash`, or `none`.
-  Slot find(const Key& key, std::uint64_t hash) {
-    const auto tag = static_cast<std::uint32_t>(hash);
+  // The slot of `key`, or `none`.
+  Slot find(const Key& key) {
+    const std::uint32_t tag = tag_of(key);
     for (std::size_t at = tag & mask_; buckets_[at].slot; at = (at + 1) & mask_)
       if (buckets_[at].tag == tag && entry(buckets_[at].slot - 1).key == key) return buckets_[at].slot - 1;
     return none;
   }
 
   // Adds `key` (which must be absent) with a default value; returns its slot.
-  Slot insert(const Key& key, std::uint64_t hash) {
+  Slot insert(const Key& key) {
     if ((size_ + 1) * 10 > buckets_.size() * 7) grow(buckets_.size() * 2);
     Slot slot;
     if (!free_.empty()) {
@@ -49,16 +50,15 @@ class FlowTable {
       used_.push_back(false);
     }
     used_[slot] = true;
-    place(static_cast<std::uint32_t>(hash), slot);
+    place(tag_of(key), slot);
     ++size_;
     entry(slot).key = key;
     return slot;
   }
 
-  // Removes the entry in `slot` (its value reset to a default one), given its key's hash.
-  void erase(Slot slot, std::uint64_t hash) {
-    const auto tag = static_cast<std::uint32_t>(hash);
-    std::size_t hole = tag & mask_;
+  // Removes the entry in `slot` (its value reset to a default one).
+  void erase(Slot slot) {
+    std::size_t hole = tag_of(entry(slot).key) & mask_;
     while (buckets_[hole].slot != slot + 1) hole = (hole + 1) & mask_;
     // Backward shift: every later bucket of the run that may move into the hole does.
     for (std::size_t next = (hole + 1) & mask_; buckets_[next].slot; next = (next + 1) & mask_) {
@@ -106,6 +106,8 @@ class FlowTable {
   };
   static constexpr std::size_t min_buckets = 1024;  // a power of two
   static constexpr std::size_t chunk_entries = 1024;
+
+  static std::uint32_t tag_of(const Key& key) { return static_cast<std::uint32_t>(Hash{}(key)); }
 
   void place(std::uint32_t tag, Slot slot) {
     std::size_t at = tag & mask_;

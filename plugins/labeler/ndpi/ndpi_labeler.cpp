@@ -38,19 +38,21 @@ struct Key {
 // The key is canonical already, so its hash need not be symmetric (symmetric_hash costs 14
 // multiplications): five words, each multiplied in, then a finaliser that brings the high bits
 // (which every input bit reached) down to the low ones (the home bucket).
-std::uint64_t hash_of(const Key& k) {
-  std::uint64_t w[4];
-  std::memcpy(w, k.tuple.src.bytes.data(), 16);
-  std::memcpy(w + 2, k.tuple.dst.bytes.data(), 16);
-  const std::uint64_t rest = (std::uint64_t{k.tuple.src_port} << 48) | (std::uint64_t{k.tuple.dst_port} << 32) |
-                             (std::uint64_t{k.vlan} << 16) | (std::uint64_t{k.tuple.protocol} << 8) |
-                             (std::uint64_t{k.tuple.src.version} << 4) | k.tuple.dst.version;
-  std::uint64_t h = 0x9e3779b97f4a7c15ull;
-  for (std::uint64_t v : {w[0], w[1], w[2], w[3], rest}) h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 32;
-  h *= 0x94d049bb133111ebull;
-  return h ^ (h >> 29);
-}
+struct KeyHash {
+  std::uint64_t operator()(const Key& k) const {
+    std::uint64_t w[4];
+    std::memcpy(w, k.tuple.src.bytes.data(), 16);
+    std::memcpy(w + 2, k.tuple.dst.bytes.data(), 16);
+    const std::uint64_t rest = (std::uint64_t{k.tuple.src_port} << 48) | (std::uint64_t{k.tuple.dst_port} << 32) |
+                               (std::uint64_t{k.vlan} << 16) | (std::uint64_t{k.tuple.protocol} << 8) |
+                               (std::uint64_t{k.tuple.src.version} << 4) | k.tuple.dst.version;
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (std::uint64_t v : {w[0], w[1], w[2], w[3], rest}) h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 29);
+  }
+};
 
 // A flow, as small as it can be kept: a file's flows all stay until its end (ndpiReader's
 // semantics), most of them long decided, so a decided flow holds only its counters, its
@@ -80,7 +82,7 @@ struct Names {
 };
 
 class NdpiLabeler final : public Labeler {
-  using Table = FlowTable<Key, Flow>;
+  using Table = FlowTable<Key, Flow, KeyHash>;
 
  public:
   explicit NdpiLabeler(const PluginArgs& args) : host_(args.host) {
@@ -141,16 +143,15 @@ class NdpiLabeler final : public Labeler {
     key.vlan = vlan_of(packet);
     const bool from_key_src = oriented.src == key.tuple.src && oriented.src_port == key.tuple.src_port;
 
-    const std::uint64_t hash = hash_of(key);
-    Table::Slot slot = flows_.find(key, hash);
+    Table::Slot slot = flows_.find(key);
     if (slot != Table::none && ended_before(flows_.entry(slot).value, packet.timestamp_ns)) {
       // That flow ended (idle, too long, torn down): this packet starts another.
-      end(slot, hash, out);
+      end(slot, out);
       slot = Table::none;
     }
     if (slot == Table::none) {
       if (max_flows_ && flows_.size() >= max_flows_) evict(out);
-      slot = flows_.insert(key, hash);
+      slot = flows_.insert(key);
       Flow& flow = flows_.entry(slot).value;
       flow.ndpi.reset(static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(SIZEOF_FLOW_STRUCT)));
       if (!flow.ndpi) throw Error("nDPI: out of memory for a new flow");
@@ -200,7 +201,7 @@ class NdpiLabeler final : public Labeler {
     if ((!idle_ns_ && !active_ns_ && !teardown_) || now - last_sweep_ns_ < 1'000'000'000) return;
     last_sweep_ns_ = now;
     flows_.for_each([&](Table::Slot slot, Table::Entry& e) {
-      if (ended_before(e.value, now)) end(slot, hash_of(e.key), out);
+      if (ended_before(e.value, now)) end(slot, out);
     });
   }
 
@@ -234,7 +235,7 @@ class NdpiLabeler final : public Labeler {
     const std::size_t n = std::max<std::size_t>(1, by_age.size() / 10);
     std::nth_element(by_age.begin(), by_age.begin() + static_cast<std::ptrdiff_t>(n - 1), by_age.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (std::size_t i = 0; i < n; ++i) end(by_age[i].second, hash_of(flows_.entry(by_age[i].second).key), out);
+    for (std::size_t i = 0; i < n; ++i) end(by_age[i].second, out);
     if (evicted_ == 0)
       host_.warn(
           fmt::format("ndpi: the flow table is full (max_flows = {}): the flows silent the longest are ended "
@@ -270,10 +271,10 @@ class NdpiLabeler final : public Labeler {
   }
 
   // Emits the flow in `slot` and removes it from the table.
-  void end(Table::Slot slot, std::uint64_t hash, FlowSink& out) {
+  void end(Table::Slot slot, FlowSink& out) {
     Table::Entry& e = flows_.entry(slot);
     finish(e.key, e.value, out);
-    flows_.erase(slot, hash);
+    flows_.erase(slot);
   }
 
   void finish(const Key& key, Flow& flow, FlowSink& out) {
