@@ -3,7 +3,8 @@
 // points while it trains, Stop, Resume, see it done and open its report. Screenshots of each
 // step go to OUT_DIR (the test's artefacts).
 // Then Predict: upload a capture and see its flows classified, and classify lo live (rows as
-// flows end, then Stop); Compare: the run picked on the Runs page, its models side by side.
+// flows end, then Stop); Compare: the runs picked on the Runs page (the other one an ensemble
+// trained before the server started), their models side by side.
 // usage: node web_app.mjs URL OUT_DIR CAPTURE
 import http from "node:http";
 import {chromium} from "playwright-core";
@@ -120,11 +121,17 @@ try {
 
   await page.click("text=Runs");
   await page.waitForSelector("#runs input.pick");
-  await page.check("#runs input.pick");
+  const picks = page.locator("#runs input.pick");  // this run and the ensemble's (the list redraws every 3 s)
+  await picks.nth(1).waitFor();
+  for (let i = 0; i < await picks.count(); ++i) await picks.nth(i).check();
   await page.click("#compare");
   await page.waitForSelector("#compared tr.compared");
   const best = await page.$$eval("#compared tr.compared td:nth-child(2)", (cells) => cells.map((c) => c.textContent));
   if (!best.some((c) => c.endsWith("(best)"))) throw new Error(`no best model in the comparison: ${best}`);
+  // The ensemble's model names its members and their range, each scored alone on the unseen captures.
+  const members = await page.$$eval("#compared small.members", (cells) => cells.map((c) => c.textContent));
+  if (members.length !== 1 || !/^ensemble of 2; members \d\.\d\d–\d\.\d\d unseen$/.test(members[0]))
+    throw new Error(`the ensemble's members are not shown as such: ${members}`);
   await page.frameLocator("#comparison-page").locator("h2:text('What differs')").waitFor();
   await shot(page, "9-compare");
   step(`compare: ${best.join(", ")}`);

@@ -114,3 +114,44 @@ TEST_CASE("the comparison of runs lists what differs and marks the best headline
   CHECK_THAT(html, Catch::Contains("<td>slow</td><td>mlp</td><td>0.3333</td>"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("an ensemble's members are summarised by their range, each scored alone", "[report]") {
+  const auto test = predictions({{1, 0, {0.9f, 0.1f}}, {2, 1, {0.2f, 0.8f}}});
+  const auto unseen = predictions({{7, 0, {0.7f, 0.3f}}, {8, 1, {0.55f, 0.45f}}});
+  Json m = metrics(test, &unseen);
+  CHECK(members_summary(m).is_null());  // one model
+  m["members"] = Json::array();
+  for (const auto& [seed, validation, alone] :
+       {std::tuple{4, 0.91, 0.52}, std::tuple{5, 0.88, 0.61}, std::tuple{6, 0.95, 0.47}})
+    m["members"].push_back({{"member", seed - 4},
+                            {"seed", seed},
+                            {"validation_per_flow_macro_f1", validation},
+                            {"unseen_per_flow_macro_f1", alone}});
+  const Json s = members_summary(m);
+  CHECK(s["count"] == 3);
+  CHECK(s["first_seed"] == 4);
+  CHECK(s["last_seed"] == 6);
+  CHECK(s["validation"]["low"].get<double>() == Approx(0.88));
+  CHECK(s["validation"]["high"].get<double>() == Approx(0.95));
+  CHECK(s["unseen"]["low"].get<double>() == Approx(0.47));
+  CHECK(s["unseen"]["high"].get<double>() == Approx(0.61));
+  // Without [evaluate] the members have no unseen score, and the summary none either.
+  for (auto& r : m["members"]) r.erase("unseen_per_flow_macro_f1");
+  CHECK_FALSE(members_summary(m).contains("unseen"));
+
+  const fs::path dir = test_support::temp_dir("members");
+  m = metrics(test, &unseen);
+  m["members"] = Json::array({{{"seed", 4}, {"validation_per_flow_macro_f1", 0.9}, {"unseen_per_flow_macro_f1", 0.4}},
+                              {{"seed", 5}, {"validation_per_flow_macro_f1", 0.8}, {"unseen_per_flow_macro_f1", 0.2}}});
+  write_report(dir, Json{{"name", "r"}, {"status", "done"}, {"best_model", "e"}}, Json{{"e", m}}, "");
+  const std::string html = read(dir / "report.html");
+  CHECK_THAT(html, Catch::Contains("ensemble of 2"));
+  CHECK_THAT(html, Catch::Contains("from seeds 4 to 5"));
+  CHECK_THAT(html, Catch::Contains("validation per-flow macro F1 0.8000&ndash;0.9000"));
+  CHECK_THAT(html, Catch::Contains("unseen captures 0.2000&ndash;0.4000 (the ensemble: 0.3333)"));
+  // The comparison of runs says so too.
+  std::ofstream(dir / "run.json") << Json{{"name", "r"}, {"status", "done"}, {"models", {{"e", m}}}}.dump();
+  write_comparison_report(dir / "comparison.html", {dir, dir}, "the same run twice");
+  CHECK_THAT(read(dir / "comparison.html"), Catch::Contains("<td>e<br><small>ensemble of 2</small></td>"));
+  fs::remove_all(dir);
+}

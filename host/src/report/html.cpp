@@ -149,6 +149,10 @@ std::string maybe(const Json& m, std::initializer_list<const char*> path) {
   return j->is_number() ? number(j->get<double>()) : "";
 }
 
+std::string ensemble_note(std::size_t members) {
+  return members > 1 ? fmt::format("<br><small>ensemble of {}</small>", members) : "";
+}
+
 // The headline of a model: per-flow macro F1 on unseen captures, else the test split's (which is
 // "captures held out by fold" with folds).
 std::optional<double> headline_of(const Json& m) {

@@ -29,6 +29,8 @@ std::string page_head(const std::string& title);
 std::string number(double v);
 std::string maybe(const Json& m, std::initializer_list<const char*> path);
 std::optional<double> headline_of(const Json& m);
+// After a model's name: "ensemble of N" when its probabilities are the mean of N > 1 members.
+std::string ensemble_note(std::size_t members);
 std::string headline_what(const Json& models);
 std::string early_chart(const Json& m);
 std::string class_table(const Json& m);

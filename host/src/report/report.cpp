@@ -99,9 +99,8 @@ std::string models_table(const Json& models, const std::string& best) {
       "<th>inference samples/s</th><th>latency ms (batch 1)</th></tr>";
   for (const auto& [name, m] : models.items()) {
     if (!m.is_object() || !m.contains("test")) continue;
-    const std::size_t members = m.value("members", Json::array()).size();
     html += fmt::format("<tr><td>{}{}{}</td>", escape(name), name == best ? " (best)" : "",
-                        members > 1 ? fmt::format("<br><small>ensemble of {}</small>", members) : "");
+                        ensemble_note(m.value("members", Json::array()).size()));
     if (any_unseen)
       html += fmt::format("<td><b>{}</b>{}</td><td>{}</td>", maybe(m, {"unseen", "per_flow", "macro_f1"}),
                           interval_cell(m.value("unseen", Json::object()).value("per_flow", Json::object())),
@@ -122,22 +121,18 @@ std::string models_table(const Json& models, const std::string& best) {
 
 // An ensemble's members, each alone, beside what their averaged probabilities score.
 std::string members_paragraph(const Json& m) {
-  if (!m.contains("members") || m["members"].size() < 2) return "";
-  auto range = [&](const char* key) {
-    double low = 1, high = 0;
-    for (const auto& r : m["members"]) {
-      low = std::min(low, r.value(key, 0.0));
-      high = std::max(high, r.value(key, 0.0));
-    }
-    return fmt::format("{}&ndash;{}", number(low), number(high));
+  const Json s = members_summary(m);
+  if (s.is_null()) return "";
+  auto range = [](const Json& r) {
+    return fmt::format("{}&ndash;{}", number(r["low"].get<double>()), number(r["high"].get<double>()));
   };
   std::string html = fmt::format(
       "<p>An ensemble of {} members, trained on the same split from seeds {} to {}; it averages their "
       "probabilities. Each member alone: validation per-flow macro F1 {}",
-      m["members"].size(), m["members"].front().value("seed", 0), m["members"].back().value("seed", 0),
-      range("validation_per_flow_macro_f1"));
-  if (m["members"].front().contains("unseen_per_flow_macro_f1"))
-    html += fmt::format(", unseen captures {} (the ensemble: {})", range("unseen_per_flow_macro_f1"),
+      s["count"].get<std::size_t>(), s["first_seed"].get<std::int64_t>(), s["last_seed"].get<std::int64_t>(),
+      range(s["validation"]));
+  if (s.contains("unseen"))
+    html += fmt::format(", unseen captures {} (the ensemble: {})", range(s["unseen"]),
                         maybe(m, {"unseen", "per_flow", "macro_f1"}));
   return html + ".</p>";
 }
@@ -191,6 +186,27 @@ std::string model_section(const std::string& name, const Json& m) {
 
 }  // namespace
 
+Json members_summary(const Json& metrics) {
+  if (!metrics.is_object() || !metrics.contains("members") || !metrics["members"].is_array() ||
+      metrics["members"].size() < 2)
+    return nullptr;
+  const Json& members = metrics["members"];
+  auto range = [&](const char* key) {
+    double low = 1, high = 0;
+    for (const auto& r : members) {
+      low = std::min(low, r.value(key, 0.0));
+      high = std::max(high, r.value(key, 0.0));
+    }
+    return Json{{"low", low}, {"high", high}};
+  };
+  Json s = {{"count", members.size()},
+            {"first_seed", members.front().value("seed", std::int64_t{0})},
+            {"last_seed", members.back().value("seed", std::int64_t{0})},
+            {"validation", range("validation_per_flow_macro_f1")}};
+  if (members.front().contains("unseen_per_flow_macro_f1")) s["unseen"] = range("unseen_per_flow_macro_f1");
+  return s;
+}
+
 void write_report(const fs::path& run_dir, const Json& run_record, const Json& models,
                   const std::string& resolved_config) {
   std::string html = page_head("trafficid report");
@@ -231,11 +247,12 @@ void write_evaluation_report(const fs::path& file, const Json& evaluation) {
         "F1</th></tr>";
     for (const auto& [name, s] : run["models"].items())
       html += fmt::format(
-          "<tr><td>{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
+          "<tr><td>{}{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
           "td><td>{}</td></tr>",
-          escape(name), name == best ? " (best)" : "", number(s["per_flow"]["macro_f1"].get<double>()),
-          interval_cell(s["per_flow"]), number(s["per_flow"]["accuracy"].get<double>()), s.value("flows", 0),
-          s.value("flows_without_samples", 0), maybe(s, {"abstaining", "macro_f1"}),
+          escape(name), name == best ? " (best)" : "", ensemble_note(s.value("members", std::size_t{1})),
+          number(s["per_flow"]["macro_f1"].get<double>()), interval_cell(s["per_flow"]),
+          number(s["per_flow"]["accuracy"].get<double>()), s.value("flows", 0), s.value("flows_without_samples", 0),
+          maybe(s, {"abstaining", "macro_f1"}),
           s.contains("abstaining") ? std::to_string(s["abstaining"].value("abstained", 0)) : "",
           number(s["per_sample"]["macro_f1"].get<double>()), number(s.value("validation_per_flow_macro_f1", 0.0)));
     html += "</table>";

@@ -20,6 +20,12 @@ void write_report(const std::filesystem::path& run_dir, const Json& run_record, 
 void write_comparison_report(const std::filesystem::path& out, const std::vector<std::filesystem::path>& run_dirs,
                              const std::string& title);
 
+// An ensemble's members in a model's metrics.json, each scored alone: null for a single model, else
+// {"count", "first_seed", "last_seed", "validation": {"low", "high"}, "unseen": {"low", "high"}}
+// (per-flow macro F1; "unseen" only when the run had [evaluate]). What the report, the web pages and
+// the comparison show beside the ensemble's own score.
+Json members_summary(const Json& metrics);
+
 // `trafficid evaluate`'s page: per run, every model's scores on the given captures.
 void write_evaluation_report(const std::filesystem::path& out, const Json& evaluation);
 

@@ -11,6 +11,7 @@
 
 #include "config/experiment.hpp"
 #include "pipeline/run.hpp"
+#include "report/report.hpp"
 #include "serve/workspace_files.hpp"
 #include "store/file_lock.hpp"
 #include "trafficid/error.hpp"
@@ -29,6 +30,7 @@ Json model_summary(const fs::path& metrics_file) {
   for (const char* key : {"test_per_flow", "validation_per_flow"})
     if (m->contains(key)) s[key] = (*m)[key].value("macro_f1", 0.0);
   if (m->contains("unseen")) s["unseen_per_flow"] = (*m)["unseen"]["per_flow"].value("macro_f1", 0.0);
+  s["members"] = members_summary(*m);
   return s;
 }
 
