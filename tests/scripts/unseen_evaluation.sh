@@ -5,7 +5,8 @@
 #    the unseen flows scored are exactly the classed flows of the other captures, re-derived here
 #    from the two label stages' flows.csv; metrics.json leads with them; the report shows them.
 # 2. `trafficid evaluate` on the same captures gives the run's numbers; its confusion matrix is
-#    the one its flows.csv adds up to.
+#    the one its flows.csv adds up to; flow_net's training augmentation changes its weights and
+#    never its inference.
 # 3. `trafficid predict` works with every model kind (gbdt, flow_net, mlp) and with a run folder,
 #    which takes the model with the best validation score.
 # 4. Group k-fold by file: every capture is in the test split of exactly one fold, all its rows
@@ -68,6 +69,10 @@ rounds = 20
 channels = 8
 packet_units = 16
 hidden = 16
+byte_drop = 0.2
+truncate = 0.3
+port_drop = 0.3
+gap_noise = 0.3
 [models.mlp]
 layers = [32]
 TOML
@@ -142,8 +147,17 @@ for name in ("gbdt", "flow_net", "mlp"):
         if r["true"]:
             confusion[classes.index(r["true"])][classes.index(r["predicted"])] += 1
     assert confusion == s["per_flow"]["confusion"], (name, confusion, s["per_flow"]["confusion"])
+# flow_net trains on augmented samples and scores them as they are: evaluate (another process,
+# another random state) gives each flow the run's confidence to the last digit.
+scored = lambda path: {(r["file"], r["flow"]): (r["predicted"], r["confidence"]) for r in csv.DictReader(open(path))}
+a, b = scored(f"{run}/models/flow_net/unseen_flows.csv"), scored(f"{ev}/flow_net/flows.csv")
+assert a and all(b[k] == v for k, v in a.items()), "flow_net's augmentation reached its inference"
 print("evaluate: the run's unseen numbers, confusion matrices from its flows")
 PY
+# The augmentation does change training: the same seed without it gives other weights.
+"$tid" -q run exp.toml --run-dir plain --set 'models={flow_net={channels=8,packet_units=16,hidden=16}}' > plain.log 2>&1 ||
+  { cat plain.log; fail "flow_net without augmentation"; }
+cmp -s run/models/flow_net/model.pt plain/models/flow_net/model.pt && fail "flow_net's augmentation changed nothing in training"
 # 2a. `evaluate --int8`: the MLP's int8 version (oneDNN) scores within half a point of per-flow
 # macro F1 of its float32 self, and agrees with it on most flows; gbdt and flow_net (no fully
 # connected or convolution layer at the top of its network) have no int8 version and say so.

@@ -18,7 +18,7 @@ namespace nn = torch::nn;
 struct Layout {
   std::vector<std::int64_t> numbers;  // column indices of the numeric features
   std::int64_t first_byte = -1, bytes = 0;
-  std::int64_t server_port = -1, client_port = -1, present = -1;
+  std::int64_t server_port = -1, client_port = -1, present = -1, gap = -1;
   std::int64_t packets = 0, columns = 0;
 };
 
@@ -45,6 +45,7 @@ Layout layout_of(const FeatureSpec& spec) {
       l.client_port = i;
     } else {
       if (name == "present") l.present = i;
+      if (name == "gap") l.gap = i;
       l.numbers.push_back(i);
     }
   }
@@ -56,6 +57,11 @@ struct Options {
                port_units = 8;
   double dropout = 0.3;
   bool ports = true;
+  // Training-time augmentation: what differs between one network's captures and another's.
+  double gap_noise = 0;  // a gap times 10^N(0, gap_noise): other round trips
+  double port_drop = 0;  // share of training flows shown without their ports
+  double byte_drop = 0;  // share of payload bytes hidden (as if absent)
+  double truncate = 0;   // share of training flows cut after a random number of their packets
 };
 
 struct FlowNetImpl : nn::Module {
@@ -85,7 +91,42 @@ struct FlowNetImpl : nn::Module {
     out = register_module("out", nn::Linear(o.hidden, classes));
   }
 
-  torch::Tensor forward(const torch::Tensor& x) {
+  // The training batch as another network or another version of the application might give it
+  // (training only; evaluation sees the samples as they are): other round trips (gaps scaled by a
+  // log-normal factor), ports not seen, payload bytes missing, the flow seen only up to a random
+  // packet. A class learned from one or two training flows then cannot rest on one exact value.
+  torch::Tensor augment(torch::Tensor x) {
+    const auto b = x.size(0), n = x.size(1);
+    x = x.clone();
+    auto present = l.present >= 0 ? x.select(2, l.present) : torch::ones({b, n}, x.options());
+    if (opt.truncate > 0 && n > 1) {
+      auto count = present.sum(1);
+      auto kept = (torch::rand({b}, x.options()) * count).floor() + 1;  // 1..count packets
+      auto cut = torch::rand({b}, x.options()).lt(opt.truncate);
+      auto position = torch::arange(n, x.options()).unsqueeze(0);
+      auto keep = position.lt(kept.unsqueeze(1)).logical_or(cut.logical_not().unsqueeze(1));
+      x.mul_(keep.unsqueeze(2).to(x.dtype()));
+      present = l.present >= 0 ? x.select(2, l.present) : present;
+    }
+    if (opt.gap_noise > 0 && l.gap >= 0) {
+      auto gap = x.select(2, l.gap);
+      gap.add_(torch::randn({b, n}, x.options()) * (opt.gap_noise / 6.0) * present).clamp_min_(0);
+    }
+    if (opt.port_drop > 0) {
+      auto keep = torch::rand({b, 1}, x.options()).ge(opt.port_drop).to(x.dtype());
+      for (auto column : {l.server_port, l.client_port})
+        if (column >= 0) x.select(2, column).mul_(keep);
+    }
+    if (opt.byte_drop > 0 && l.bytes > 0) {
+      auto bytes = x.narrow(2, l.first_byte, l.bytes);
+      bytes.mul_(torch::rand(bytes.sizes(), x.options()).ge(opt.byte_drop).to(x.dtype()));
+    }
+    return x;
+  }
+
+  torch::Tensor forward(torch::Tensor x) {
+    const bool augmenting = opt.gap_noise > 0 || opt.port_drop > 0 || opt.byte_drop > 0 || opt.truncate > 0;
+    if (is_training() && augmenting) x = augment(x);
     const auto b = x.size(0), n = x.size(1);
     std::vector<torch::Tensor> parts = {x.index_select(2, numbers)};
     if (l.bytes > 0) {
@@ -144,6 +185,10 @@ class FlowNetModel final : public TorchModel {
     o_.port_units = p.at("port_units").get<std::int64_t>();
     o_.dropout = p.at("dropout").get<double>();
     o_.ports = p.at("ports").get<bool>();
+    o_.gap_noise = p.at("gap_noise").get<double>();
+    o_.port_drop = p.at("port_drop").get<double>();
+    o_.byte_drop = p.at("byte_drop").get<double>();
+    o_.truncate = p.at("truncate").get<double>();
   }
 
   torch::nn::Sequential network(const ModelInput& input) override {
@@ -167,6 +212,10 @@ Schema schema() {
       ParamSpec::integer("port_units", 8, "width of the port embeddings").range(1, 256),
       ParamSpec::real("dropout", 0.3, "dropout before the flow layers").range(0, 0.95),
       ParamSpec::boolean("ports", true, "use the flow's ports (false: bytes, sizes and timing alone)"),
+      ParamSpec::real("gap_noise", 0, "training only: noise on the gaps, standard deviation in decades").range(0, 3),
+      ParamSpec::real("port_drop", 0, "training only: share of flows shown without their ports").range(0, 1),
+      ParamSpec::real("byte_drop", 0, "training only: share of payload bytes hidden").range(0, 0.95),
+      ParamSpec::real("truncate", 0, "training only: share of flows cut after a random number of packets").range(0, 1),
   };
 }
 
