@@ -9,6 +9,7 @@
 #   flow_stats  per-flow statistics: gbdt, an MLP;
 #   flow_start  how flows start (8 payload packets, 256 bytes each): flow_net, gbdt, an MLP;
 #   no_ports    the same without the ports (an ablation): flow_net, gbdt;
+#   byte_drop   flow_net trained with a fifth of the payload bytes hidden (an augmentation);
 # and nDPI itself as the reference labeller, given the first 8 packets of each flow against its
 # own labels with every packet. Prints per-flow macro F1 on the unseen pool, the classes at 0,
 # the abstention rate at the validation-calibrated threshold, the test split's per-flow macro F1,
@@ -70,6 +71,8 @@ models = { cnn = { conv = [{ filters = 32, kernel = 5, stride = 3 }, { filters =
 features.extractor = "flow_stats"
 models = { gbdt = { rounds = 200 }, mlp = { layers = [256, 128], dropout = 0.3 } }
 [variants.flow_start]
+[variants.byte_drop]
+models = { flow_net = { byte_drop = 0.2 } }
 [variants.no_ports]
 features.flow_start.ports = false
 models = { flow_net = { ports = false }, gbdt = { rounds = 200 } }
@@ -90,7 +93,7 @@ fi
 $py - "$work/run" "$root/experiments/identify_apps.toml" first8.sqlite <<'PY'
 import csv, fnmatch, json, sqlite3, sys, tomllib
 run, exp, first8 = sys.argv[1:4]
-families = ["packets", "flow_stats", "flow_start", "no_ports"]
+families = ["packets", "flow_stats", "flow_start", "no_ports", "byte_drop"]
 classes = tomllib.load(open(exp, "rb"))["label"]["classes"]
 def classify(label, master):
     for name in sorted(classes):
