@@ -119,7 +119,8 @@ for fam in families:
 
 # The nDPI reference on the flows the models were scored on: the evaluation's classed flows that
 # are not training data (re-derived from the label stages' flows.csv).
-fam = f"{run}/flow_start"
+# (flow_start and byte_drop share a dataset: whichever ran first labelled the captures.)
+fam = next(f"{run}/{v}" for v in ("flow_start", "byte_drop") if __import__("os").path.exists(f"{run}/{v}/label/flows.csv"))
 def flows_csv(path):
     out = {}
     for r in csv.DictReader(open(path)):

@@ -298,6 +298,8 @@ alone = [r["unseen_per_flow_macro_f1"] for r in m["members"]]
 print(f"ensemble: members alone {alone}, the ensemble {b:.4f} on the unseen captures")
 PY
 grep -q "ensemble of 3" ensemble/report.html || fail "the report does not say the model is an ensemble"
+grep -q "mlp (best)<br><small>ensemble of 3\|mlp<br><small>ensemble of 3" eval-ensemble/evaluation.html ||
+  fail "evaluate's page does not say the model is an ensemble"
 "$tid" predict ensemble pool/quic-29.pcap > predict-ensemble.csv 2> predict-ensemble.err || { cat predict-ensemble.err; fail "predict with an ensemble"; }
 grep -q "the mean of its 3 ensemble members" predict-ensemble.err || fail "predict: $(tail -1 predict-ensemble.err)"
 grep -q "QUIC" predict-ensemble.csv || fail "the ensemble did not classify QUIC flows"
