@@ -2,6 +2,7 @@
 // (unseen captures when scored, else the test split with a warning), each to 4 decimals, the best
 // model marked; the comparison of runs lists the settings that differ.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <fstream>
 #include <sstream>
 
@@ -112,6 +113,7 @@ TEST_CASE("the comparison of runs lists what differs and marks the best headline
   CHECK_THAT(html, !Catch::Contains("<td>train.epochs</td>"));  // the same in both: not a difference
   CHECK_THAT(html, Catch::Contains("<td>fast</td><td>mlp</td><td><b>1.0000</b></td>"));
   CHECK_THAT(html, Catch::Contains("<td>slow</td><td>mlp</td><td>0.3333</td>"));
+  CHECK_THAT(html, !Catch::Contains("Across seeds"));  // one seed: no spread to give
   fs::remove_all(dir);
 }
 
@@ -153,5 +155,37 @@ TEST_CASE("an ensemble's members are summarised by their range, each scored alon
   std::ofstream(dir / "run.json") << Json{{"name", "r"}, {"status", "done"}, {"models", {{"e", m}}}}.dump();
   write_comparison_report(dir / "comparison.html", {dir, dir}, "the same run twice");
   CHECK_THAT(read(dir / "comparison.html"), Catch::Contains("<td>e<br><small>ensemble of 2</small></td>"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the comparison gives each setting's spread across seeds, and the difference against the first", "[report]") {
+  const fs::path dir = test_support::temp_dir("seeds");
+  const auto test = predictions({{1, 0, {0.9f, 0.1f}}, {2, 1, {0.2f, 0.8f}}});
+  const auto unseen = predictions({{7, 0, {0.7f, 0.3f}}, {8, 1, {0.55f, 0.45f}}});
+  std::vector<fs::path> dirs;
+  // dropout 0.1 scores 0.5 and 0.7 on the unseen captures with seeds 1 and 2; dropout 0.2, 0.6 and 0.9.
+  for (const auto& [dropout, seed, headline] :
+       {std::tuple{0.1, 1, 0.5}, std::tuple{0.1, 2, 0.7}, std::tuple{0.2, 1, 0.6}, std::tuple{0.2, 2, 0.9}}) {
+    Json m = metrics(test, &unseen);
+    m["unseen"]["per_flow"]["macro_f1"] = headline;
+    const std::string name = fmt::format("d{}-s{}", dropout, seed);
+    fs::create_directories(dir / name);
+    Json record = {
+        {"name", name},
+        {"status", "done"},
+        {"config", {{"experiment", {{"seed", seed}, {"name", name}}}, {"models", {{"mlp", {{"dropout", dropout}}}}}}},
+        {"models", {{"mlp", m}}}};
+    std::ofstream(dir / name / "run.json") << record.dump();
+    dirs.push_back(dir / name);
+  }
+  write_comparison_report(dir / "comparison.html", dirs, "four runs");
+  const std::string html = read(dir / "comparison.html");
+  CHECK_THAT(html, Catch::Contains("<h2>Across seeds</h2>"));
+  // Mean, sample standard deviation, range; the second setting against the first, seed by seed.
+  CHECK_THAT(html, Catch::Contains("<tr><td>models.mlp.dropout = 0.1</td><td>mlp</td><td>2 (1, 2)</td><td><b>0.6000</b>"
+                                   "</td><td>0.1414</td><td>0.5000&ndash;0.7000</td><td></td></tr>"));
+  CHECK_THAT(html, Catch::Contains("<tr><td>models.mlp.dropout = 0.2</td><td>mlp</td><td>2 (1, 2)</td><td><b>0.7500</b>"
+                                   "</td><td>0.2121</td><td>0.6000&ndash;0.9000</td><td>+0.1500, higher in 2 of 2 "
+                                   "seeds</td></tr>"));
   fs::remove_all(dir);
 }

@@ -116,6 +116,107 @@ std::string differences(const std::vector<ComparedRun>& runs) {
   return html;
 }
 
+// Runs that differ in their seed, grouped by the rest of their settings: per group and model, the
+// headline's mean, standard deviation and range across seeds, and against the first group the
+// difference of means and the seeds where the model scored higher. A difference between settings
+// smaller than a setting's spread across seeds is no finding.
+std::string seed_spread(const std::vector<ComparedRun>& runs) {
+  auto beside_seed = [](const std::string& key) {
+    return key == "experiment.seed" || key == "experiment.name" || key == "experiment.description" ||
+           key == "experiment.output_dir" || key.rfind("variants.", 0) == 0;
+  };
+  std::set<std::string> seeds;
+  for (const auto& r : runs) seeds.insert(r.config.count("experiment.seed") ? r.config.at("experiment.seed") : "");
+  if (seeds.size() < 2) return "";
+  // Groups: runs whose settings are the same but for the seed, in the order they come.
+  std::vector<std::map<std::string, std::string>> settings;
+  std::vector<std::vector<const ComparedRun*>> groups;
+  for (const auto& r : runs) {
+    std::map<std::string, std::string> rest;
+    for (const auto& [k, v] : r.config)
+      if (!beside_seed(k)) rest[k] = v;
+    auto it = std::find(settings.begin(), settings.end(), rest);
+    if (it == settings.end()) {
+      settings.push_back(rest);
+      groups.emplace_back();
+      it = settings.end() - 1;
+    }
+    groups[static_cast<std::size_t>(it - settings.begin())].push_back(&r);
+  }
+  // A group is named by the settings in which it differs from the others.
+  std::set<std::string> keys;
+  for (const auto& s : settings)
+    for (const auto& [k, v] : s) keys.insert(k);
+  auto name_of = [&](std::size_t g) {
+    std::vector<std::string> parts;
+    for (const auto& k : keys) {
+      std::set<std::string> values;
+      for (const auto& s : settings) values.insert(s.count(k) ? s.at(k) : "(absent)");
+      if (values.size() > 1) parts.push_back(k + " = " + (settings[g].count(k) ? settings[g].at(k) : "(absent)"));
+    }
+    return parts.empty() ? std::string("all runs") : fmt::format("{}", fmt::join(parts, ", "));
+  };
+  // Per group and model: seed -> headline, seeds in numeric order (shorter first, as integers are).
+  struct SeedOrder {
+    bool operator()(const std::string& a, const std::string& b) const {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    }
+  };
+  auto scores = [&](std::size_t g, const std::string& model) {
+    std::map<std::string, double, SeedOrder> out;
+    for (const auto* r : groups[g])
+      if (r->models.contains(model))
+        if (auto h = headline_of(r->models[model]))
+          out[r->config.count("experiment.seed") ? r->config.at("experiment.seed") : ""] = *h;
+    return out;
+  };
+  std::set<std::string> model_names;
+  for (const auto& r : runs)
+    for (const auto& [name, m] : r.models.items()) model_names.insert(name);
+  std::string rows;
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    for (const auto& model : model_names) {
+      const auto values = scores(g, model);
+      if (values.size() < 2) continue;
+      double mean = 0, low = 1, high = 0;
+      for (const auto& [seed, v] : values) {
+        mean += v / static_cast<double>(values.size());
+        low = std::min(low, v);
+        high = std::max(high, v);
+      }
+      double squares = 0;
+      for (const auto& [seed, v] : values) squares += (v - mean) * (v - mean);
+      const double sd = std::sqrt(squares / static_cast<double>(values.size() - 1));
+      std::string against;
+      if (g > 0)
+        if (const auto first = scores(0, model); first.size() >= 2) {
+          double first_mean = 0;
+          for (const auto& [seed, v] : first) first_mean += v / static_cast<double>(first.size());
+          int paired = 0, higher = 0;
+          for (const auto& [seed, v] : values)
+            if (first.count(seed)) {
+              ++paired;
+              higher += v > first.at(seed);
+            }
+          against = fmt::format("{:+.4f}", mean - first_mean) +
+                    (paired ? fmt::format(", higher in {} of {} seeds", higher, paired) : "");
+        }
+      std::vector<std::string> seed_list;
+      for (const auto& [seed, v] : values) seed_list.push_back(seed);
+      rows += fmt::format(
+          "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td><b>{}</b></td><td>{}</td><td>{}&ndash;{}</td><td>{}</td></tr>",
+          escape(name_of(g)), escape(model), values.size(), escape(fmt::format("{}", fmt::join(seed_list, ", "))),
+          number(mean), number(sd), number(low), number(high), against);
+    }
+  if (rows.empty()) return "";
+  return "<h2>Across seeds</h2><p>Runs that differ in their seed, grouped by the rest of their settings: the "
+         "headline's mean, standard deviation and range over the seeds, and against the first group the "
+         "difference of means and the seeds where the model scored higher. A difference between settings smaller "
+         "than their spread across seeds is no finding.</p><table><tr><th>settings</th><th>model</th><th>runs "
+         "(seeds)</th><th>mean</th><th>standard deviation</th><th>range</th><th>against the first</th></tr>" +
+         rows + "</table>";
+}
+
 // Every model of every run: headline and test-split numbers, a link to its run's report.
 std::string model_table(const std::vector<ComparedRun>& runs, const fs::path& out) {
   std::string html;
@@ -272,8 +373,8 @@ void write_comparison_report(const fs::path& out, const std::vector<fs::path>& r
     html += fmt::format(
         R"(<p class="warn"><b>Packet split</b> in {}: packets of one flow sit in training and test; their numbers overstate what the models do on new traffic and are not comparable with a flow split.</p>)",
         escape(fmt::format("{}", fmt::join(leaking, ", "))));
-  html +=
-      differences(runs) + model_table(runs, out) + validation_curves(runs) + per_class_table(runs) + run_table(runs);
+  html += differences(runs) + model_table(runs, out) + seed_spread(runs) + validation_curves(runs) +
+          per_class_table(runs) + run_table(runs);
   html += "</table></body></html>\n";
   write_file_atomically(out, html);
 }
