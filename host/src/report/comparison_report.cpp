@@ -116,97 +116,116 @@ std::string differences(const std::vector<ComparedRun>& runs) {
   return html;
 }
 
-// Runs that differ in their seed, grouped by the rest of their settings: per group and model, the
-// headline's mean, standard deviation and range across seeds, and against the first group the
-// difference of means and the seeds where the model scored higher. A difference between settings
-// smaller than a setting's spread across seeds is no finding.
-std::string seed_spread(const std::vector<ComparedRun>& runs) {
-  auto beside_seed = [](const std::string& key) {
-    return key == "experiment.seed" || key == "experiment.name" || key == "experiment.description" ||
-           key == "experiment.output_dir" || key.rfind("variants.", 0) == 0;
-  };
-  std::set<std::string> seeds;
-  for (const auto& r : runs) seeds.insert(r.config.count("experiment.seed") ? r.config.at("experiment.seed") : "");
-  if (seeds.size() < 2) return "";
-  // Groups: runs whose settings are the same but for the seed, in the order they come.
-  std::vector<std::map<std::string, std::string>> settings;
-  std::vector<std::vector<const ComparedRun*>> groups;
-  for (const auto& r : runs) {
-    std::map<std::string, std::string> rest;
-    for (const auto& [k, v] : r.config)
-      if (!beside_seed(k)) rest[k] = v;
-    auto it = std::find(settings.begin(), settings.end(), rest);
-    if (it == settings.end()) {
-      settings.push_back(rest);
-      groups.emplace_back();
-      it = settings.end() - 1;
-    }
-    groups[static_cast<std::size_t>(it - settings.begin())].push_back(&r);
+// Seeds in numeric order: shorter first, as integers are.
+struct SeedOrder {
+  bool operator()(const std::string& a, const std::string& b) const {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
   }
+};
+using SeedScores = std::map<std::string, double, SeedOrder>;  // seed -> a model's headline
+
+// Runs whose settings are the same but for the seed, in the order they come.
+struct SeedGroups {
+  std::vector<std::map<std::string, std::string>> settings;
+  std::vector<std::vector<const ComparedRun*>> runs;
+
+  explicit SeedGroups(const std::vector<ComparedRun>& all) {
+    for (const auto& r : all) {
+      std::map<std::string, std::string> rest;
+      for (const auto& [k, v] : r.config)
+        if (k != "experiment.seed" && k != "experiment.name" && k != "experiment.description" &&
+            k != "experiment.output_dir" && k.rfind("variants.", 0) != 0)
+          rest[k] = v;
+      auto it = std::find(settings.begin(), settings.end(), rest);
+      if (it == settings.end()) {
+        settings.push_back(rest);
+        runs.emplace_back();
+        it = settings.end() - 1;
+      }
+      runs[static_cast<std::size_t>(it - settings.begin())].push_back(&r);
+    }
+  }
+
   // A group is named by the settings in which it differs from the others.
-  std::set<std::string> keys;
-  for (const auto& s : settings)
-    for (const auto& [k, v] : s) keys.insert(k);
-  auto name_of = [&](std::size_t g) {
+  std::string name(std::size_t g) const {
+    std::set<std::string> keys;
+    for (const auto& s : settings)
+      for (const auto& [k, v] : s) keys.insert(k);
+    auto value = [](const std::map<std::string, std::string>& s, const std::string& k) {
+      return s.count(k) ? s.at(k) : std::string("(absent)");
+    };
     std::vector<std::string> parts;
     for (const auto& k : keys) {
       std::set<std::string> values;
-      for (const auto& s : settings) values.insert(s.count(k) ? s.at(k) : "(absent)");
-      if (values.size() > 1) parts.push_back(k + " = " + (settings[g].count(k) ? settings[g].at(k) : "(absent)"));
+      for (const auto& s : settings) values.insert(value(s, k));
+      if (values.size() > 1) parts.push_back(k + " = " + value(settings[g], k));
     }
     return parts.empty() ? std::string("all runs") : fmt::format("{}", fmt::join(parts, ", "));
-  };
-  // Per group and model: seed -> headline, seeds in numeric order (shorter first, as integers are).
-  struct SeedOrder {
-    bool operator()(const std::string& a, const std::string& b) const {
-      return a.size() != b.size() ? a.size() < b.size() : a < b;
-    }
-  };
-  auto scores = [&](std::size_t g, const std::string& model) {
-    std::map<std::string, double, SeedOrder> out;
-    for (const auto* r : groups[g])
+  }
+
+  SeedScores scores(std::size_t g, const std::string& model) const {
+    SeedScores out;
+    for (const auto* r : runs[g])
       if (r->models.contains(model))
         if (auto h = headline_of(r->models[model]))
           out[r->config.count("experiment.seed") ? r->config.at("experiment.seed") : ""] = *h;
     return out;
-  };
-  std::set<std::string> model_names;
-  for (const auto& r : runs)
-    for (const auto& [name, m] : r.models.items()) model_names.insert(name);
-  std::string rows;
-  for (std::size_t g = 0; g < groups.size(); ++g)
-    for (const auto& model : model_names) {
-      const auto values = scores(g, model);
-      if (values.size() < 2) continue;
-      double mean = 0, low = 1, high = 0;
-      for (const auto& [seed, v] : values) {
-        mean += v / static_cast<double>(values.size());
-        low = std::min(low, v);
-        high = std::max(high, v);
+  }
+};
+
+double mean_of(const SeedScores& values) {
+  double mean = 0;
+  for (const auto& [seed, v] : values) mean += v / static_cast<double>(values.size());
+  return mean;
+}
+
+// One setting's model across seeds: runs, mean, sample standard deviation, range, and against the
+// first setting's scores (when given) the difference of means and the shared seeds where it is higher.
+std::string spread_row(const std::string& setting, const std::string& model, const SeedScores& values,
+                       const SeedScores* first) {
+  const double mean = mean_of(values);
+  double low = 1, high = 0, squares = 0;
+  std::vector<std::string> seeds;
+  for (const auto& [seed, v] : values) {
+    low = std::min(low, v);
+    high = std::max(high, v);
+    squares += (v - mean) * (v - mean);
+    seeds.push_back(seed);
+  }
+  std::string against;
+  if (first && first->size() >= 2) {
+    int paired = 0, higher = 0;
+    for (const auto& [seed, v] : values)
+      if (first->count(seed)) {
+        ++paired;
+        higher += v > first->at(seed);
       }
-      double squares = 0;
-      for (const auto& [seed, v] : values) squares += (v - mean) * (v - mean);
-      const double sd = std::sqrt(squares / static_cast<double>(values.size() - 1));
-      std::string against;
-      if (g > 0)
-        if (const auto first = scores(0, model); first.size() >= 2) {
-          double first_mean = 0;
-          for (const auto& [seed, v] : first) first_mean += v / static_cast<double>(first.size());
-          int paired = 0, higher = 0;
-          for (const auto& [seed, v] : values)
-            if (first.count(seed)) {
-              ++paired;
-              higher += v > first.at(seed);
-            }
-          against = fmt::format("{:+.4f}", mean - first_mean) +
-                    (paired ? fmt::format(", higher in {} of {} seeds", higher, paired) : "");
-        }
-      std::vector<std::string> seed_list;
-      for (const auto& [seed, v] : values) seed_list.push_back(seed);
-      rows += fmt::format(
-          "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td><b>{}</b></td><td>{}</td><td>{}&ndash;{}</td><td>{}</td></tr>",
-          escape(name_of(g)), escape(model), values.size(), escape(fmt::format("{}", fmt::join(seed_list, ", "))),
-          number(mean), number(sd), number(low), number(high), against);
+    against = fmt::format("{:+.4f}", mean - mean_of(*first)) +
+              (paired ? fmt::format(", higher in {} of {} seeds", higher, paired) : "");
+  }
+  return fmt::format(
+      "<tr><td>{}</td><td>{}</td><td>{} ({})</td><td><b>{}</b></td><td>{}</td><td>{}&ndash;{}</td><td>{}</td></tr>",
+      escape(setting), escape(model), values.size(), escape(fmt::format("{}", fmt::join(seeds, ", "))), number(mean),
+      number(std::sqrt(squares / static_cast<double>(values.size() - 1))), number(low), number(high), against);
+}
+
+// Runs that differ in their seed, grouped by the rest of their settings: per group and model, the
+// headline's spread across seeds, and against the first group the difference. A difference between
+// settings smaller than a setting's spread across seeds is no finding.
+std::string seed_spread(const std::vector<ComparedRun>& runs) {
+  std::set<std::string> seeds, model_names;
+  for (const auto& r : runs) {
+    seeds.insert(r.config.count("experiment.seed") ? r.config.at("experiment.seed") : "");
+    for (const auto& [name, m] : r.models.items()) model_names.insert(name);
+  }
+  if (seeds.size() < 2) return "";
+  const SeedGroups groups(runs);
+  std::string rows;
+  for (std::size_t g = 0; g < groups.runs.size(); ++g)
+    for (const auto& model : model_names) {
+      const auto values = groups.scores(g, model);
+      const auto first = groups.scores(0, model);
+      if (values.size() >= 2) rows += spread_row(groups.name(g), model, values, g > 0 ? &first : nullptr);
     }
   if (rows.empty()) return "";
   return "<h2>Across seeds</h2><p>Runs that differ in their seed, grouped by the rest of their settings: the "
