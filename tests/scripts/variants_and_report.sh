@@ -3,7 +3,8 @@
 # line; a run runs every variant into RUN_DIR/NAME (each a run of its own that repeats from its
 # config.resolved.toml) and compares them in RUN_DIR/report.html; `run --resume` keeps what is
 # done; `trafficid report A B` compares runs made apart; the page renders in headless Chromium;
-# two models of one plugin ([models.NAME] with plugin = "...") in one experiment.
+# two models of one plugin ([models.NAME] with plugin = "...") in one experiment; a seed sweep
+# as variants, and the report's spread across seeds.
 # usage: variants_and_report.sh TRAFFICID SOURCE_DIR
 set -euo pipefail
 tid=$(realpath "$1") src=$(realpath "$2")
@@ -152,4 +153,40 @@ status=0
 "$tid" validate typo.toml 2> typo.err || status=$?
 [[ $status -eq 2 ]] && grep -qF "typo.toml:12:10: models.small.plugin: no model plugin named 'mpl' (did you mean 'mlp'?)" typo.err \
   || fail "a mistyped plugin: $(cat typo.err)"
-echo "variants_and_report: variant diagnostics, runs, resume, comparison, rendering and two models of one plugin checked"
+
+# 7. A seed sweep as variants: the report groups the runs by the rest of their settings and gives
+#    each group's mean, sample standard deviation and range over its seeds, and the second group
+#    against the first, from the variants' own metrics.
+cat > seeds.toml <<TOML
+$base
+[variants.s5]
+[variants.s6]
+experiment.seed = 6
+[variants.s5_small]
+models.mlp.layers = [16]
+[variants.s6_small]
+experiment.seed = 6
+models.mlp.layers = [16]
+TOML
+"$tid" -q run seeds.toml --run-dir seeds > seeds.log 2>&1 || { cat seeds.log; fail "seed sweep"; }
+$py - seeds <<'PY' || fail "the report's spread across seeds"
+import json, re, statistics, sys
+d = sys.argv[1]
+h = {v: json.load(open(f"{d}/{v}/models/mlp/metrics.json"))["headline"]["macro_f1"] for v in ("s5", "s6", "s5_small", "s6_small")}
+html = open(f"{d}/report.html").read()
+section = html.split("<h2>Across seeds</h2>")[1].split("<h2>")[0]
+rows = [re.findall(r"<td>(?:<b>)?([^<]*)(?:</b>)?</td>", r) for r in re.findall(r"<tr>(<td>.*?)</tr>", section)]
+def expect(setting, a, b, against):
+    mean = (a + b) / 2
+    return [setting, "mlp", "2 (5, 6)", f"{mean:.4f}", f"{statistics.stdev([a, b]):.4f}", f"{min(a, b):.4f}", f"{max(a, b):.4f}", against]
+first = (h["s5"] + h["s6"]) / 2
+higher = (h["s5_small"] > h["s5"]) + (h["s6_small"] > h["s6"])
+want = [expect("models.mlp.layers = [32]", h["s5"], h["s6"], ""),
+        expect("models.mlp.layers = [16]", h["s5_small"], h["s6_small"],
+               f"{(h['s5_small'] + h['s6_small']) / 2 - first:+.4f}, higher in {higher} of 2 seeds")]
+got = [r[:5] + re.split("&ndash;|\u2013", r[5]) + r[6:] for r in rows]
+assert got == want, (got, want)
+print(f"seeds: {got}")
+PY
+
+echo "variants_and_report: variant diagnostics, runs, resume, comparison, rendering, two models of one plugin and a seed sweep checked"
