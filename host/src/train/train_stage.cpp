@@ -12,6 +12,7 @@
 
 #include "train/epoch_log.hpp"
 #include "train/scoring.hpp"
+#include "train/trained_model.hpp"
 #include "train/workers.hpp"
 #include "trafficid/dataset_reader.hpp"
 #include "trafficid/files.hpp"
@@ -192,9 +193,7 @@ TrainingContext TrainStage::context(const PluginHandle<Model>& model, const Mode
 }
 
 fs::path TrainStage::part_dir(const fs::path& model_dir, int part) const {
-  if (folds_) return model_dir / fmt::format("fold-{}", part);
-  if (parts_ > 1) return model_dir / fmt::format("member-{}", part);
-  return model_dir;
+  return model_part_dir(model_dir, folds_, ensemble() ? parts_ : 1, part);
 }
 
 std::string TrainStage::part_label(const std::string& name, int part) const {

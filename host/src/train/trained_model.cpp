@@ -56,6 +56,12 @@ fs::path resolve_model_dir(const fs::path& path, std::string& why) {
   return best;
 }
 
+fs::path model_part_dir(const fs::path& model_dir, int folds, int members, int part) {
+  if (folds) return model_dir / fmt::format("fold-{}", part);
+  if (members > 1) return model_dir / fmt::format("member-{}", part);
+  return model_dir;
+}
+
 TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, HostServices& host, bool int8)
     : dir_(dir) {
   if (!fs::exists(dir / "model.json"))
@@ -72,9 +78,7 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
   members_ = folds ? 1 : std::max(1, description_.value("members", 1));
   ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, 0, int8};
   for (int part = 0; part < std::max(folds, members_); ++part) {
-    const fs::path file = folds          ? dir / fmt::format("fold-{}", part) / "model.pt"
-                          : members_ > 1 ? dir / fmt::format("member-{}", part) / "model.pt"
-                                         : dir / "model.pt";
+    const fs::path file = model_part_dir(dir, folds, members_, part) / "model.pt";
     auto model = registry.make<Model>(*plugin, description_.at("params"), host, name_);
     model([&](Model& m) {
       m.build(input);

@@ -19,6 +19,11 @@ namespace trafficid::host {
 // split, never the test split nor unseen captures. `why` says which and why.
 std::filesystem::path resolve_model_dir(const std::filesystem::path& path, std::string& why);
 
+// Where part `part` of a model trained in RUN_DIR/models/NAME (`model_dir`) is kept: fold-k/ with
+// `folds`, member-k/ for an ensemble of `members` > 1, else the model's own folder. The train
+// stage writes there and TrainedModel reads from there.
+std::filesystem::path model_part_dir(const std::filesystem::path& model_dir, int folds, int members, int part);
+
 class TrainedModel {
  public:
   // `int8`: predict with the model's int8 version where it has one (ModelInput::int8_inference).
