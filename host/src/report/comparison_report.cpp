@@ -221,12 +221,15 @@ std::string seed_spread(const std::vector<ComparedRun>& runs) {
   if (seeds.size() < 2) return "";
   const SeedGroups groups(runs);
   std::string rows;
-  for (std::size_t g = 0; g < groups.runs.size(); ++g)
+  for (std::size_t g = 0; g < groups.runs.size(); ++g) {
+    const std::string setting = groups.name(g);
     for (const auto& model : model_names) {
       const auto values = groups.scores(g, model);
-      const auto first = groups.scores(0, model);
-      if (values.size() >= 2) rows += spread_row(groups.name(g), model, values, g > 0 ? &first : nullptr);
+      if (values.size() < 2) continue;
+      const auto first = g > 0 ? groups.scores(0, model) : SeedScores();
+      rows += spread_row(setting, model, values, g > 0 ? &first : nullptr);
     }
+  }
   if (rows.empty()) return "";
   return "<h2>Across seeds</h2><p>Runs that differ in their seed, grouped by the rest of their settings: the "
          "headline's mean, standard deviation and range over the seeds, and against the first group the "

@@ -98,6 +98,7 @@ struct FlowNetImpl : nn::Module {
   torch::Tensor augment(torch::Tensor x) {
     const auto b = x.size(0), n = x.size(1);
     x = x.clone();
+    // A view of x where the samples have a `present` column: it sees the cut below.
     auto present = l.present >= 0 ? x.select(2, l.present) : torch::ones({b, n}, x.options());
     if (opt.truncate > 0 && n > 1) {
       auto count = present.sum(1);
@@ -106,7 +107,6 @@ struct FlowNetImpl : nn::Module {
       auto position = torch::arange(n, x.options()).unsqueeze(0);
       auto keep = position.lt(kept.unsqueeze(1)).logical_or(cut.logical_not().unsqueeze(1));
       x.mul_(keep.unsqueeze(2).to(x.dtype()));
-      present = l.present >= 0 ? x.select(2, l.present) : present;
     }
     if (opt.gap_noise > 0 && l.gap >= 0) {
       auto gap = x.select(2, l.gap);
