@@ -1,9 +1,11 @@
 // libFuzzer target for parse_packet: the first input byte picks a link type, the rest is the
-// captured frame. Every offset the parser reports must stay inside the frame.
+// captured frame. Every offset the parser reports must stay inside the frame. flow_start's server
+// name parser (TLS SNI, HTTP Host) reads the parsed payload and the frame itself as a payload.
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
 
+#include "server_name.hpp"
 #include "trafficid/packet.hpp"
 
 namespace {
@@ -36,5 +38,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (auto b : payload) sum = sum + b;
   check(payload.empty() ||
         (payload.data() >= frame.data() && payload.data() + payload.size() <= frame.data() + frame.size()));
+  for (auto bytes : {std::span<const std::uint8_t>(frame), payload}) {
+    const auto name = trafficid::flow_start_features::server_name(bytes);
+    check(name.size() <= 253 && name.find_first_of(" /:\r\n") == std::string::npos);
+    for (auto bucket : trafficid::flow_start_features::name_buckets(name, 64)) check(bucket < 64);
+  }
   return 0;
 }

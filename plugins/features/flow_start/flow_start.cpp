@@ -4,7 +4,9 @@
 // ports, and the first B bytes of the packet's transport payload (the handshake: TLS
 // ClientHello / ServerHello with SNI, ALPN and cipher lists, QUIC Initial, protocol banners).
 // Nothing of the IP or transport headers but these fields: no addresses, TTL, IP id, sequence
-// numbers, windows or checksums, the per-capture shortcuts.
+// numbers, windows or checksums, the per-capture shortcuts. With `names` = K > 0, K columns more
+// hold the server name the client asks for (TLS SNI, HTTP Host) as hashed tokens, in the row of
+// the packet that carried it: `name_K` is 1 where a token of the name falls in bucket K.
 //
 // One float32 sample [N, C] per window of N payload packets: the flow's start (window 0), and
 // with `windows` > 1 the next windows of the same flow too (packets N..2N-1, ...), each a sample
@@ -20,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server_name.hpp"
 #include "trafficid/sdk.hpp"
 
 namespace trafficid::flow_start_features {
@@ -44,7 +47,8 @@ class FlowStart final : public FeatureExtractor {
     windows_ = static_cast<std::size_t>(p.at("windows").get<std::int64_t>());
     skip_empty_ = p.at("skip_empty").get<bool>();
     ports_ = p.at("ports").get<bool>();
-    columns_ = header_count + bytes_;
+    names_ = static_cast<std::size_t>(p.at("names").get<std::int64_t>());
+    columns_ = header_count + names_ + bytes_;
   }
 
   FeatureSpec spec() const override {
@@ -54,6 +58,7 @@ class FlowStart final : public FeatureExtractor {
     s.shape = {static_cast<std::int64_t>(packets_), static_cast<std::int64_t>(columns_)};
     s.sequence = true;
     for (const char* c : header_columns) s.column_names.push_back(c);
+    for (std::size_t i = 0; i < names_; ++i) s.column_names.push_back(fmt::format("name_{}", i));
     for (std::size_t i = 0; i < bytes_; ++i) s.column_names.push_back(fmt::format("byte_{}", i));
     return s;
   }
@@ -97,9 +102,16 @@ class FlowStart final : public FeatureExtractor {
         ports_ ? static_cast<float>(s.client_port) : 0.0f,
     };
     std::copy(std::begin(header), std::end(header), row);
+    std::fill(row + header_count, row + header_count + names_, 0.0f);
+    if (names_ > 0 && !s.named && s.window == 0 && flow.from_client) {
+      const std::string name = server_name(payload);
+      for (std::size_t bucket : name_buckets(name, names_)) row[header_count + bucket] = 1.0f;
+      s.named = !name.empty();
+    }
+    float* bytes = row + header_count + names_;
     const std::size_t n = std::min(bytes_, payload.size());
-    for (std::size_t i = 0; i < n; ++i) row[header_count + i] = static_cast<float>(payload[i]) + 1.0f;
-    std::fill(row + header_count + n, row + columns_, 0.0f);
+    for (std::size_t i = 0; i < n; ++i) bytes[i] = static_cast<float>(payload[i]) + 1.0f;
+    std::fill(bytes + n, row + columns_, 0.0f);
     if (++s.count == packets_) emit(s, flow.flow_id, out);
   }
 
@@ -116,6 +128,7 @@ class FlowStart final : public FeatureExtractor {
     std::size_t count = 0, window = 0;
     std::int64_t last_ns = 0;
     std::uint16_t server_port = 0, client_port = 0;
+    bool named = false;  // the client's server name was found
   };
 
   // The window's rows leave as a sample; rows past its packets are zeros (no packet).
@@ -127,7 +140,7 @@ class FlowStart final : public FeatureExtractor {
     if (s.window >= windows_) s.rows = {};  // nothing more of this flow is kept
   }
 
-  std::size_t packets_ = 8, bytes_ = 256, windows_ = 1, columns_ = 0;
+  std::size_t packets_ = 8, bytes_ = 256, windows_ = 1, names_ = 0, columns_ = 0;
   bool skip_empty_ = true, ports_ = true;
   std::unordered_map<std::uint64_t, State> open_;
 };
@@ -144,6 +157,10 @@ Schema schema() {
       ParamSpec::boolean("skip_empty", true, "leave out packets without payload (TCP handshake and pure ACKs)"),
       ParamSpec::boolean("ports", true,
                          "give the flow's server and client ports (false: zeros, to measure without them)"),
+      ParamSpec::integer("names", 0,
+                         "hashed buckets for the server name the client asks for (TLS SNI, HTTP Host), "
+                         "its tokens as columns name_0..name_{K-1} (0: no name columns)")
+          .range(0, 4096),
   };
 }
 
