@@ -4,8 +4,10 @@
 // they sit (an SNI, a banner, a magic number), beside the packet's first bytes by position (the
 // protocol header) and its numbers (direction, sizes, gap, flags); a GRU reads the packets in
 // order; the flow's server and client ports are embeddings that start at zero, so a port never
-// seen in training adds nothing. Columns are found by name: `byte_I` (0 = no byte, else value + 1),
-// `server_port` / `client_port`, `present`, and the rest as numbers.
+// seen in training adds nothing; so do the tokens of the server name the client asked for (TLS SNI,
+// HTTP Host), a bag whose weights start at zero. Columns are found by name: `byte_I` (0 = no byte,
+// else value + 1), `name_K` (hashed name tokens), `server_port` / `client_port`, `present`, and the
+// rest as numbers.
 #include <fmt/format.h>
 #include <trafficid/sdk.hpp>
 #include <trafficid/torch_model.hpp>
@@ -18,6 +20,7 @@ namespace nn = torch::nn;
 struct Layout {
   std::vector<std::int64_t> numbers;  // column indices of the numeric features
   std::int64_t first_byte = -1, bytes = 0;
+  std::int64_t first_name = -1, names = 0;
   std::int64_t server_port = -1, client_port = -1, present = -1, gap = -1;
   std::int64_t packets = 0, columns = 0;
 };
@@ -39,6 +42,10 @@ Layout layout_of(const FeatureSpec& spec) {
       if (l.first_byte < 0) l.first_byte = i;
       if (i != l.first_byte + l.bytes) throw Error("flow_net: the byte_I columns must be contiguous and in order");
       ++l.bytes;
+    } else if (name.rfind("name_", 0) == 0) {
+      if (l.first_name < 0) l.first_name = i;
+      if (i != l.first_name + l.names) throw Error("flow_net: the name_K columns must be contiguous and in order");
+      ++l.names;
     } else if (name == "server_port") {
       l.server_port = i;
     } else if (name == "client_port") {
@@ -54,7 +61,7 @@ Layout layout_of(const FeatureSpec& spec) {
 
 struct Options {
   std::int64_t embedding = 16, channels = 32, kernel = 3, head_bytes = 16, packet_units = 64, hidden = 64,
-               port_units = 8;
+               port_units = 8, name_units = 8;
   double dropout = 0.3;
   bool ports = true;
   // Training-time augmentation: what differs between one network's captures and another's.
@@ -85,6 +92,12 @@ struct FlowNetImpl : nn::Module {
       torch::NoGradGuard no_grad;
       port->weight.zero_();
       flow_in += 2 * o.port_units;
+    }
+    if (l.names > 0) {
+      name = register_module("name", nn::Linear(nn::LinearOptions(l.names, o.name_units).bias(false)));
+      torch::NoGradGuard no_grad;
+      name->weight.zero_();  // a token never seen in training adds nothing
+      flow_in += o.name_units;
     }
     drop = register_module("drop", nn::Dropout(o.dropout));
     hidden = register_module("hidden", nn::Linear(flow_in, o.hidden));
@@ -157,6 +170,7 @@ struct FlowNetImpl : nn::Module {
       flow.push_back(port(ids(l.server_port)));
       flow.push_back(port(ids(l.client_port)));
     }
+    if (!name.is_empty()) flow.push_back(name(x.narrow(2, l.first_name, l.names).amax(1)));  // tokens of any row
     auto f = torch::relu(hidden(drop(torch::cat(flow, 1))));
     return out(drop(f));
   }
@@ -166,7 +180,7 @@ struct FlowNetImpl : nn::Module {
   torch::Tensor numbers;
   nn::Embedding embed{nullptr}, port{nullptr};
   nn::Conv1d conv1{nullptr}, conv2{nullptr};
-  nn::Linear head{nullptr}, packet{nullptr}, hidden{nullptr}, out{nullptr};
+  nn::Linear head{nullptr}, packet{nullptr}, hidden{nullptr}, out{nullptr}, name{nullptr};
   nn::GRU gru{nullptr};
   nn::Dropout drop{nullptr};
 };
@@ -183,6 +197,7 @@ class FlowNetModel final : public TorchModel {
     o_.packet_units = p.at("packet_units").get<std::int64_t>();
     o_.hidden = p.at("hidden").get<std::int64_t>();
     o_.port_units = p.at("port_units").get<std::int64_t>();
+    o_.name_units = p.at("name_units").get<std::int64_t>();
     o_.dropout = p.at("dropout").get<double>();
     o_.ports = p.at("ports").get<bool>();
     o_.gap_noise = p.at("gap_noise").get<double>();
@@ -210,6 +225,8 @@ Schema schema() {
       ParamSpec::integer("packet_units", 64, "width of each packet's representation").range(1, 4096),
       ParamSpec::integer("hidden", 64, "units of the GRU over packets and of the flow layer").range(1, 4096),
       ParamSpec::integer("port_units", 8, "width of the port embeddings").range(1, 256),
+      ParamSpec::integer("name_units", 8, "width of the server name's token bag (with flow_start's names)")
+          .range(1, 256),
       ParamSpec::real("dropout", 0.3, "dropout before the flow layers").range(0, 0.95),
       ParamSpec::boolean("ports", true, "use the flow's ports (false: bytes, sizes and timing alone)"),
       ParamSpec::real("gap_noise", 0, "training only: noise on the gaps, standard deviation in decades").range(0, 3),
