@@ -10,6 +10,8 @@
 #   flow_start  how flows start (8 payload packets, 256 bytes each): flow_net, gbdt, an MLP;
 #   no_ports    the same without the ports (an ablation): flow_net, gbdt;
 #   byte_drop   flow_net trained with a fifth of the payload bytes hidden (an augmentation);
+#   names       flow_start with the server name's tokens (TLS SNI, HTTP Host; 256 buckets):
+#               flow_net, gbdt;
 # and nDPI itself as the reference labeller, given the first 8 packets of each flow against its
 # own labels with every packet. Prints per-flow macro F1 on the unseen pool, the classes at 0,
 # the abstention rate at the validation-calibrated threshold, the test split's per-flow macro F1,
@@ -73,6 +75,9 @@ models = { gbdt = { rounds = 200 }, mlp = { layers = [256, 128], dropout = 0.3 }
 [variants.flow_start]
 [variants.byte_drop]
 models = { flow_net = { byte_drop = 0.2 } }
+[variants.names]
+features.flow_start.names = 256
+models = { flow_net = {}, gbdt = { rounds = 200 } }
 [variants.no_ports]
 features.flow_start.ports = false
 models = { flow_net = { ports = false }, gbdt = { rounds = 200 } }
@@ -93,7 +98,7 @@ fi
 $py - "$work/run" "$root/experiments/identify_apps.toml" first8.sqlite <<'PY'
 import csv, fnmatch, json, sqlite3, sys, tomllib
 run, exp, first8 = sys.argv[1:4]
-families = ["packets", "flow_stats", "flow_start", "no_ports", "byte_drop"]
+families = ["packets", "flow_stats", "flow_start", "no_ports", "byte_drop", "names"]
 classes = tomllib.load(open(exp, "rb"))["label"]["classes"]
 def classify(label, master):
     for name in sorted(classes):
@@ -120,7 +125,7 @@ for fam in families:
 # The nDPI reference on the flows the models were scored on: the evaluation's classed flows that
 # are not training data (re-derived from the label stages' flows.csv).
 # (flow_start and byte_drop share a dataset: whichever ran first labelled the captures.)
-fam = next(f"{run}/{v}" for v in ("flow_start", "byte_drop") if __import__("os").path.exists(f"{run}/{v}/label/flows.csv"))
+fam = next(f"{run}/{v}" for v in ("flow_start", "byte_drop", "names") if __import__("os").path.exists(f"{run}/{v}/label/flows.csv"))
 def flows_csv(path):
     out = {}
     for r in csv.DictReader(open(path)):
