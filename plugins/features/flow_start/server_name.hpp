@@ -66,8 +66,8 @@ inline std::string tls_server_name(std::span<const std::uint8_t> p) {
 // The Host of an HTTP/1 request at the start of `p`, without its port, or empty.
 inline std::string http_host(std::span<const std::uint8_t> p) {
   const std::string_view text(reinterpret_cast<const char*>(p.data()), p.size());
-  static constexpr std::string_view methods[] = {"GET ",    "POST ",   "HEAD ",    "PUT ",
-                                                 "DELETE ", "PATCH ",  "OPTIONS ", "CONNECT "};
+  static constexpr std::string_view methods[] = {"GET ",    "POST ",  "HEAD ",    "PUT ",
+                                                 "DELETE ", "PATCH ", "OPTIONS ", "CONNECT "};
   bool request = false;
   for (auto m : methods) request = request || text.starts_with(m);
   if (!request) return {};
