@@ -3,6 +3,7 @@
 // Parsed from one packet's payload as it is, without reassembly: a ClientHello whose SNI sits in
 // a later segment gives no name. Header-only so the unit tests check it against nDPI.
 #pragma once
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <span>
