@@ -198,6 +198,15 @@ udp_max_packets = 30
   CHECK(experiment->label->params.at("tcp_max_packets") == 80);
   CHECK(experiment->label->map.classes().size() == 2);
   CHECK(experiment->resolved.at("label").at("classes").at("P2P").at("patterns") == Json::array({"BitTorrent*"}));
+  // The list form resolves to the long form's table: config.resolved.toml (the long form) gives the
+  // same config, so a resumed run finds its dataset unchanged.
+  const Json& resolved = experiment->resolved.at("label").at("classes");
+  CHECK(resolved.at("P2P") == Json({{"apps", Json::array()},
+                                    {"categories", Json::array()},
+                                    {"exclude", Json::array()},
+                                    {"masters", Json::array()},
+                                    {"patterns", {"BitTorrent*"}}}));
+  CHECK(resolved.at("P2P").size() == resolved.at("Secure").size());
 }
 
 TEST_CASE("label groups: coarser classes from finer ones, each class in one group", "[config]") {

@@ -263,7 +263,11 @@ Json check_classes(const toml::table& section, CheckContext& context) {
         if (node.is_array()) {
           ParamSpec patterns = ParamSpec::list("patterns", ParamType::string_list, Json::array(), "");
           Json v = check_value(node, patterns, path, context);
-          if (!v.is_null()) classes[name] = Json{{"patterns", v}};
+          if (v.is_null()) continue;
+          // The same resolved table as the long form, so that config.resolved.toml (which writes
+          // the long form) resolves alike: a resumed run finds its dataset's config unchanged.
+          classes[name] = check_table(nullptr, class_definition_schema(), path, node.source(), context);
+          classes[name]["patterns"] = v;
         } else if (node.is_table()) {
           classes[name] = check_table(node.as_table(), class_definition_schema(), path, node.source(), context);
         } else {
