@@ -18,6 +18,8 @@
 # 7. flow_start's server names (TLS SNI, HTTP Host) as tokens: on the quickstart's synthetic
 #    capture without payload bytes or ports, gbdt tells its TLS applications apart with them and
 #    not without; flow_net's bag of name tokens scores alike in the run and in `evaluate`.
+# 8. A blend ([blend]): the mean of two models' probabilities, scored like a model, the same in the
+#    run, in `evaluate`, after a resume and with folds; `predict` takes it by its rule.
 # usage: unseen_evaluation.sh TRAFFICID DATA_DIR
 set -euo pipefail
 tid=$(realpath "$1")
@@ -208,7 +210,7 @@ for m in gbdt flow_net mlp; do
 done
 "$tid" predict run pool/ssh.pcap > predict-run.csv 2> predict-run.err || { cat predict-run.err; fail "predict RUN_DIR"; }
 best=$($py -c "import json; print(json.load(open('run/run.json'))['best_model'])")
-grep -q "models/$best: the best of 3 models by per-flow macro F1 on the validation split" predict-run.err \
+grep -q "models/$best: of 3 models, the best per-flow macro F1 on the validation split" predict-run.err \
   || { cat predict-run.err; fail "predict RUN_DIR did not take the best model ($best)"; }
 cmp predict-run.csv "predict-$best.csv" || fail "predict RUN_DIR differs from predict RUN_DIR/models/$best"
 
@@ -337,4 +339,73 @@ assert x and all(y[k] == v for k, v in x.items()), "flow_net with names scores o
 print(f"server names: gbdt without payload bytes or ports {a:.4f} without names, {b:.4f} with them")
 PY
 
-echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind and live on lo, folds cover every capture once, ensembles average their members, server names carry"
+# 8. A blend of flow_net and gbdt, trained in this run.
+"$tid" run exp.toml --run-dir blended --set 'blend={models=["flow_net","gbdt"]}' > blended.log 2>&1 ||
+  { cat blended.log; fail "a run with a blend"; }
+grep -q "model blend (a blend): the mean of the probabilities of flow_net, gbdt" blended.log || fail "the run does not say it blends"
+"$tid" -q evaluate blended pool -o eval-blended > /dev/null 2> eval-blended.err || { cat eval-blended.err; fail "evaluate a blend"; }
+cp blended/models/blend/metrics.json blend-metrics.json
+rm -r blended/models/blend
+"$tid" run --resume blended > blended-resumed.log 2>&1 || { cat blended-resumed.log; fail "resuming a run for its blend"; }
+grep -q "flow_net was trained in an earlier attempt; it predicts again" blended-resumed.log || fail "the resumed blend did not predict again"
+"$tid" predict blended pool/ssh.pcap > predict-blended.csv 2> predict-blended.err || { cat predict-blended.err; fail "predict RUN_DIR with a blend"; }
+"$tid" predict blended/models/blend pool/ssh.pcap > predict-blend.csv 2> predict-blend.err || fail "predict with a blend's folder"
+$py - blended eval-blended blend-metrics.json predict-blended.err <<'PY' || fail "blend"
+import csv, json, sys
+run, ev, before, predicted = sys.argv[1:]
+m = json.load(open(f"{run}/models/blend/metrics.json"))
+assert m["blend"]["models"] == ["flow_net", "gbdt"], m["blend"]
+assert json.load(open(f"{run}/models/blend/model.json"))["blend"] == ["flow_net", "gbdt"]
+members = {n: json.load(open(f"{run}/models/{n}/metrics.json")) for n in ("flow_net", "gbdt")}
+for r in m["blend"]["members"]:
+    assert r["unseen_per_flow_macro_f1"] == members[r["model"]]["unseen"]["per_flow"]["macro_f1"], r
+# Resumed, the blend predicts its models again from their files: the same numbers.
+assert json.load(open(before))["unseen"] == m["unseen"], "the resumed blend scores otherwise"
+# Each flow of flow_start is one sample: where flow_net, gbdt and the blend pick one class (test
+# split and unseen captures), the blend's confidence is the mean of theirs (4 decimals each).
+flows = {n: {(f, r["flow"]): r for f in ("flows.csv", "unseen_flows.csv") for r in csv.DictReader(open(f"{run}/models/{n}/{f}"))}
+         for n in ("flow_net", "gbdt", "blend")}
+agree = [k for k, r in flows["blend"].items() if flows["flow_net"][k]["predicted"] == flows["gbdt"][k]["predicted"] == r["predicted"]]
+assert len(agree) >= 10, len(agree)
+for k in agree:
+    mean = (float(flows["flow_net"][k]["confidence"]) + float(flows["gbdt"][k]["confidence"])) / 2
+    assert abs(float(flows["blend"][k]["confidence"]) - mean) <= 1.5e-4, (k, flows["blend"][k]["confidence"], mean)
+# evaluate loads the blend's models from their folders and averages them alike.
+e = json.load(open(f"{ev}/evaluation.json"))["runs"][0]["models"]["blend"]
+assert e["blend"] == ["flow_net", "gbdt"] and e["per_flow"] == m["unseen"]["per_flow"], (e["per_flow"]["macro_f1"], m["unseen"]["per_flow"]["macro_f1"])
+# predict RUN_DIR: the blend when its validation score lies within the best single model's interval.
+singles = {n: json.load(open(f"{run}/models/{n}/metrics.json"))["validation_per_flow"] for n in ("flow_net", "gbdt", "mlp")}
+best = max(singles, key=lambda n: singles[n]["macro_f1"])  # the first of equals, in name order, as the run
+line = open(predicted).read()
+if m["validation_per_flow"]["macro_f1"] >= singles[best]["interval"]["low"]:
+    assert f"models/blend: of 4 models, a blend whose per-flow macro F1 on the validation split" in line, line
+    assert f"best single model's ({run}/models/{best} " in line, line
+else:
+    assert f"models/{best}: of 4 models, the best per-flow macro F1" in line, line
+print(f"blend: unseen per-flow macro F1 {m['unseen']['per_flow']['macro_f1']:.4f} (flow_net {members['flow_net']['unseen']['per_flow']['macro_f1']:.4f}, gbdt {members['gbdt']['unseen']['per_flow']['macro_f1']:.4f}); {len(agree)} flows checked for the mean")
+PY
+grep -q "mean of flow_net, gbdt" blended/report.html || fail "the report does not say what the blend averages"
+grep -q "blend of flow_net, gbdt (the mean of their probabilities)" predict-blend.err || fail "predict with a blend: $(tail -1 predict-blend.err)"
+grep -q SSH predict-blend.csv || fail "the blend classified no SSH flow"
+# With folds: each fold's rows scored alone, as its models' are.
+"$tid" run exp.toml --run-dir blended-folds --set dataset.split=\"file\" --set dataset.folds=3 --set 'evaluate.sources=[]' \
+  --set 'models={gbdt={rounds=20},mlp={layers=[32]}}' --set 'blend={models=["gbdt","mlp"],name="trees_and_mlp"}' \
+  > blended-folds.log 2>&1 || { cat blended-folds.log; fail "a blend with folds"; }
+$py - blended-folds <<'PY' || fail "a blend with folds"
+import json, sys
+d = sys.argv[1]
+m = json.load(open(f"{d}/models/trees_and_mlp/metrics.json"))
+g = json.load(open(f"{d}/models/gbdt/metrics.json"))
+assert [f["fold"] for f in m["folds"]] == [0, 1, 2], m.get("folds")
+assert [f["test_rows"] for f in m["folds"]] == [f["test_rows"] for f in g["folds"]]
+mean = sum(f["validation_per_flow_macro_f1"] for f in m["folds"]) / 3
+assert abs(m["validation_per_flow"]["macro_f1"] - mean) < 1e-12, (m["validation_per_flow"]["macro_f1"], mean)
+print(f"blend with folds: validation {mean:.4f} (the mean of its folds'), gbdt's {g['validation_per_flow']['macro_f1']:.4f}")
+PY
+# A blend of what the experiment does not train is refused before anything runs.
+for bad in '{models=["flow_net","cnn"]}' '{models=["gbdt"]}' '{models=["gbdt","mlp"],name="gbdt"}'; do
+  s=0; "$tid" validate exp.toml --set "blend=$bad" > blend-bad.err 2>&1 || s=$?
+  [[ $s -eq 2 ]] && grep -q "blend\.\(models\|name\)" blend-bad.err || fail "blend = $bad was not refused: $(cat blend-bad.err)"
+done
+
+echo "unseen_evaluation: leaks left out, evaluate agrees with the run, predict for every model kind and live on lo, folds cover every capture once, ensembles average their members, server names carry, blends average their models"

@@ -176,3 +176,31 @@ TEST_CASE("the headline's interval resamples captures, not flows, and is the sam
   undecided.flows_without_samples = {0, 0, 1};
   CHECK(score(one, undecided)["per_flow"]["interval"]["units"] == 2);
 }
+
+TEST_CASE("the run's model: the best by validation, or a blend that validation cannot tell from it", "[scoring]") {
+  auto model = [](double f1, double low, bool blend = false) {
+    Json m = {{"validation_per_flow", {{"macro_f1", f1}, {"interval", {{"low", low}, {"high", 1.0}}}}}};
+    if (blend) m["blend"] = {{"models", {"flow_net", "gbdt"}}};
+    return m;
+  };
+  std::string why;
+  // gbdt is best (0.99, interval 0.87-1); the blend's 0.98 lies inside it: the blend.
+  Json models = {{"flow_net", model(0.97, 0.86)}, {"gbdt", model(0.99, 0.87)}, {"blend", model(0.98, 0.88, true)}};
+  CHECK(best_model_name(models, &why) == "blend");
+  CHECK(why.find("within the 95% interval of the best single model's (gbdt 0.9900, interval 0.87-1.00)") !=
+        std::string::npos);
+  // Below the best's interval: the best single model, whatever the blend's name sorts as.
+  models["blend"] = model(0.80, 0.70, true);
+  CHECK(best_model_name(models, &why) == "gbdt");
+  CHECK(why == "the best per-flow macro F1 on the validation split (0.9900)");
+  // Without a blend, ties go to the first in name order; a blend above every model is taken.
+  Json tied = {{"b", model(0.9, 0.8)}, {"a", model(0.9, 0.8)}};
+  CHECK(best_model_name(tied) == "a");
+  tied["z_blend"] = model(0.95, 0.9, true);
+  CHECK(best_model_name(tied) == "z_blend");
+  // Runs of earlier versions (no interval): a blend must match the best exactly.
+  Json bare = {{"gbdt", {{"validation_per_flow", {{"macro_f1", 0.9}}}}},
+               {"blend", {{"validation_per_flow", {{"macro_f1", 0.89}}}, {"blend", Json::array({"a", "b"})}}}};
+  CHECK(best_model_name(bare) == "gbdt");
+  CHECK(best_model_name(Json::object()).empty());
+}

@@ -86,8 +86,8 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   options.early = experiment.evaluation.early;
   options.abstain_threshold = model.abstain_threshold();
   options.flows_without_samples = without;
-  auto predictions = predict_split([&](const FeatureBatch& b) { return model.predict_proba(b); },
-                                   model.plugin().label(), split, options.early);
+  auto predictions =
+      predict_split([&](const FeatureBatch& b) { return model.predict_proba(b); }, model.name(), split, options.early);
   std::vector<FlowDecision> decisions;
   Json scores = score(predictions, options, &decisions);
   const std::string name = dir.filename().string();
@@ -99,6 +99,7 @@ Json score_model(const fs::path& dir, const PluginRegistry& registry, HostLog& l
   if (has_validation) trained[name] = metrics;
   scores["validation_per_flow_macro_f1"] = has_validation ? metrics["validation_per_flow"].value("macro_f1", 0.0) : 0.0;
   scores["folds"] = model.folds();
+  if (model.description().contains("blend")) scores["blend"] = model.description()["blend"];
   scores["members"] = model.members();
   scores["precision"] = model.precision();
   std::cout << fmt::format(

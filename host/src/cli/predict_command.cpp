@@ -103,9 +103,10 @@ int cmd_predict(const GlobalOptions& global, const PredictRequest& request) {
   out.close();
   log.info(fmt::format("{} packets read; {} {} classified by {}{} ({}, flows decided by {}, {})",
                        result.capture.packets, out.rows(), out.per_packet() ? "samples" : "flows", model.name(),
-                       model.folds() > 1     ? fmt::format(" (the mean of its {} fold models)", model.folds())
-                       : model.members() > 1 ? fmt::format(" (the mean of its {} ensemble members)", model.members())
-                                             : "",
+                       !model.blended().empty() ? std::string(" (the mean of their probabilities)")
+                       : model.folds() > 1      ? fmt::format(" (the mean of its {} fold models)", model.folds())
+                       : model.members() > 1    ? fmt::format(" (the mean of its {} ensemble members)", model.members())
+                                                : "",
                        dir.string(), model.flow_decision(), model.precision()));
   return 0;
 }

@@ -19,8 +19,8 @@ namespace trafficid::host::config_detail {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> known_sections = {"experiment", "capture", "label",  "features", "dataset",
-                                                 "evaluate",   "train",   "models", "variants", "tune"};
+const std::vector<std::string> known_sections = {"experiment", "capture", "label", "features", "dataset", "evaluate",
+                                                 "train",      "models",  "blend", "variants", "tune"};
 
 // Splits "pcap:some/path" into plugin name and value.
 std::pair<std::string, std::optional<std::string>> split_source(const std::string& text) {

@@ -170,6 +170,38 @@ void check_models(const toml::table& doc, Experiment& experiment, const PluginRe
   resolved["train"] = experiment.train;
 }
 
+void check_blend(const toml::table& doc, Experiment& experiment, CheckContext& context, Json& resolved) {
+  auto& diags = context.diagnostics;
+  const toml::table* section = optional_section(doc, "blend", diags);
+  if (!section) return;
+  Json settings = check_table(section, blend_section_schema(), "blend", section->source(), context);
+  BlendSpec blend;
+  blend.name = settings.value("name", "blend");
+  blend.models = settings.value("models", std::vector<std::string>{});
+  auto at = [&](const char* key) { return section->get(key) ? section->get(key)->source() : section->source(); };
+  if (auto why = name_problem(blend.name); !why.empty()) diags.error(at("name"), "blend.name", "a blend's name " + why);
+  std::vector<std::string> names;
+  for (const auto& m : experiment.models) names.push_back(m.name);
+  if (std::find(names.begin(), names.end(), blend.name) != names.end())
+    diags.error(at("name"), "blend.name",
+                fmt::format("'{}' is also a [models.{}]: name the blend otherwise (blend.name = \"...\")", blend.name,
+                            blend.name));
+  std::set<std::string> seen;
+  for (const auto& m : blend.models) {
+    if (std::find(names.begin(), names.end(), m) == names.end())
+      diags.error(at("models"), "blend.models",
+                  fmt::format("'{}' is no model of this experiment{} (its models: {})", m, did_you_mean(m, names),
+                              names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
+    if (!seen.insert(m).second)
+      diags.error(at("models"), "blend.models", fmt::format("'{}' is named twice: a blend weighs its models alike", m));
+  }
+  if (seen.size() < 2)
+    diags.error(at("models"), "blend.models",
+                "a blend averages at least two models: models = [\"flow_net\", \"gbdt\"] (two [models.NAME])");
+  resolved["blend"] = settings;
+  experiment.blend = std::move(blend);
+}
+
 // [tune]: settings, the tuner plugin and its table, and the search space's form (its values are
 // checked against the plugins' schemas by load_experiment, which needs the whole experiment).
 // One dimension of [tune.space]: `kind` = values, one of choice, uniform, loguniform, int_uniform.

@@ -134,6 +134,16 @@ const Schema& evaluate_section_schema() {
   return schema;
 }
 
+const Schema& blend_section_schema() {
+  static const Schema schema = {
+      ParamSpec::list("models", ParamType::string_list, Json::array(),
+                      "[models.NAME] names whose probabilities are averaged into one more model (soft voting), "
+                      "scored and picked like any model; at least two"),
+      ParamSpec::string("name", "blend", "the blend's name: its folder models/NAME and its rows in reports"),
+  };
+  return schema;
+}
+
 const Schema& tune_section_schema() {
   static const Schema schema = {
       ParamSpec::string("tuner", "random", "tuner plugin: grid, random, asha, or your own"),
@@ -206,6 +216,7 @@ Json check_sections(const toml::table& doc, Experiment& experiment, const Plugin
   check_dataset(doc, experiment, context, resolved);
   check_evaluate(doc, experiment, registry, context, resolved);
   check_models(doc, experiment, registry, context, resolved);
+  check_blend(doc, experiment, context, resolved);
   check_tune(doc, experiment, registry, context, resolved, dimension_sources);
   return resolved;
 }

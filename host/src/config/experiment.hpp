@@ -90,6 +90,14 @@ struct ModelSpec {
   std::string name;
 };
 
+// [blend]: a model that is the mean of other models' probabilities (soft voting), trained on the
+// same dataset and scored like any model, in models/NAME. Models of different families err on
+// different flows of captures they never saw; their mean carries over better than either.
+struct BlendSpec {
+  std::string name = "blend";
+  std::vector<std::string> models;  // [models.NAME] names, at least two
+};
+
 // [tune]: a study over the experiment (`trafficid tune`): a tuner plugin, the metric, the budget,
 // and the search space over dotted config paths, every value of which was checked against the
 // plugins' schemas.
@@ -115,6 +123,7 @@ struct Experiment {
   EvaluateSpec evaluation;               // scoring settings, whether or not [evaluate] is there
   std::optional<EvaluateSpec> evaluate;  // [evaluate] with sources: the unseen captures
   std::vector<ModelSpec> models;         // [models.NAME] tables, in name order
+  std::optional<BlendSpec> blend;        // [blend], after the models
   Json train = Json::object();           // resolved [train]
   TrainSettings train_settings;          // the same, typed (its defaults declared once, in the SDK)
   // [variants.NAME] tables: each sets some values of the experiment. A run of an experiment with
@@ -135,6 +144,7 @@ const Schema& dataset_section_schema();
 const Schema& train_section_schema();
 const Schema& evaluate_section_schema();
 const Schema& tune_section_schema();
+const Schema& blend_section_schema();
 
 // Why `name` cannot name an experiment, a variant or a study ("holds '/': use only ..."); empty
 // when it can. Names become folders and Slurm job names: letters, digits, '-', '_', '.', starting

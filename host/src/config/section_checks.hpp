@@ -23,6 +23,8 @@ void check_evaluate(const toml::table& doc, Experiment& experiment, const Plugin
                     CheckContext& context, Json& resolved);
 void check_models(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,
                   Json& resolved);
+// [blend]: models of the experiment averaged into one more (after check_models).
+void check_blend(const toml::table& doc, Experiment& experiment, CheckContext& context, Json& resolved);
 // [tune]: settings, the tuner plugin and its table, and the search space's form; the sources of
 // the space's dimensions go to `dimension_sources` (their values are checked by check_experiment).
 void check_tune(const toml::table& doc, Experiment& experiment, const PluginRegistry& registry, CheckContext& context,

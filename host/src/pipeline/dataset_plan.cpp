@@ -25,6 +25,7 @@ DatasetPlan plan_dataset(const Experiment& experiment) {
   config.erase("experiment");
   config.erase("models");  // the stages after the dataset do not change it
   config.erase("train");
+  config.erase("blend");     // a mean of the models, after them
   config.erase("evaluate");  // scores models; the evaluation dataset has a plan of its own
   config["seed"] = experiment.seed;
   if (config.contains("dataset"))

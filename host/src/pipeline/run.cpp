@@ -220,7 +220,9 @@ void RunSession::train_and_report(const fs::path& dataset, const std::optional<f
     return;
   }
   record["models"] = models;
-  record["best_model"] = best_model_name(models);
+  std::string rule;
+  record["best_model"] = best_model_name(models, &rule);
+  record["best_model_rule"] = rule;
   write_report(dir_, record, models, resolved_);
   record["stages"].push_back({{"name", "report"}, {"output", "report.html"}});
   log_.event("stage", {{"name", "report"}, {"state", "done"}, {"output", (dir_ / "report.html").string()}});

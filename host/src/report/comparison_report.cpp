@@ -273,11 +273,11 @@ std::string model_table(const std::vector<ComparedRun>& runs, const fs::path& ou
       const auto h = headline_of(m);
       const bool top = h && *h == best_headline;
       html += fmt::format(
-          "<tr><td>{}</td><td>{}{}{}</td><td>{}{}{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</"
+          "<tr><td>{}</td><td>{}{}{}{}</td><td>{}{}{}</td><td>{}</td><td>{}{}{}</td><td>{}</td><td>{}</td><td>{}</"
           "td><td>{}</td><td>{:.1f}</td>"
           "<td>{}</td><td>{:.0f}</td><td>{}</td></tr>",
           escape(r.label), escape(name), r.record.value("best_model", "") == name ? " (best)" : "",
-          ensemble_note(m.value("members", Json::array()).size()), top ? "<b>" : "", h ? number(*h) : "",
+          ensemble_note(m.value("members", Json::array()).size()), blend_note(m), top ? "<b>" : "", h ? number(*h) : "",
           top ? "</b>" : "", maybe(m, {"validation_per_flow", "macro_f1"}), f1 == best ? "<b>" : "", number(f1),
           f1 == best ? "</b>" : "", number(m["test"]["weighted_f1"].get<double>()),
           number(m["test"]["accuracy"].get<double>()), number(m["test_per_flow"]["macro_f1"].get<double>()),

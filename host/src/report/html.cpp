@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -151,6 +152,21 @@ std::string maybe(const Json& m, std::initializer_list<const char*> path) {
 
 std::string ensemble_note(std::size_t members) {
   return members > 1 ? fmt::format("<br><small>ensemble of {}</small>", members) : "";
+}
+
+std::string blend_models(const Json& m) {
+  if (!m.is_object() || !m.contains("blend")) return "";
+  const Json& b = m["blend"];
+  const Json models = b.is_object() ? b.value("models", Json::array()) : b;
+  std::vector<std::string> names;
+  for (const auto& n : models)
+    if (n.is_string()) names.push_back(escape(n.get<std::string>()));
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+std::string blend_note(const Json& m) {
+  const std::string models = blend_models(m);
+  return models.empty() ? "" : fmt::format("<br><small>mean of {}</small>", models);
 }
 
 // The headline of a model: per-flow macro F1 on unseen captures, else the test split's (which is

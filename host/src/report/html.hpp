@@ -31,6 +31,10 @@ std::string maybe(const Json& m, std::initializer_list<const char*> path);
 std::optional<double> headline_of(const Json& m);
 // After a model's name: "ensemble of N" when its probabilities are the mean of N > 1 members.
 std::string ensemble_note(std::size_t members);
+// A blend's models ([blend]), "A, B", escaped, from its metrics' or scores' "blend"; empty for
+// another model. blend_note: after its name, "mean of A, B".
+std::string blend_models(const Json& m);
+std::string blend_note(const Json& m);
 std::string headline_what(const Json& models);
 std::string early_chart(const Json& m);
 std::string class_table(const Json& m);

@@ -37,6 +37,10 @@ std::string summary_section(const Json& run_record, const Json& models) {
   if (!best.empty() && models.contains(best)) {
     const Json& m = models[best];
     std::string line = fmt::format("Best model (per-flow macro F1 on the validation split): <b>{}</b>. ", escape(best));
+    if (m.contains("blend"))
+      line = fmt::format("Best model: <b>{}</b>, the mean of the probabilities of {} ({}). ", escape(best),
+                         blend_models(m),
+                         escape(run_record.value("best_model_rule", std::string("picked on the validation split"))));
     if (m.contains("unseen"))
       line += fmt::format(
           "On captures it never saw ({} flows in {} capture{}): per-flow macro F1 <b "
@@ -99,8 +103,8 @@ std::string models_table(const Json& models, const std::string& best) {
       "<th>inference samples/s</th><th>latency ms (batch 1)</th></tr>";
   for (const auto& [name, m] : models.items()) {
     if (!m.is_object() || !m.contains("test")) continue;
-    html += fmt::format("<tr><td>{}{}{}</td>", escape(name), name == best ? " (best)" : "",
-                        ensemble_note(m.value("members", Json::array()).size()));
+    html += fmt::format("<tr><td>{}{}{}{}</td>", escape(name), name == best ? " (best)" : "",
+                        ensemble_note(m.value("members", Json::array()).size()), blend_note(m));
     if (any_unseen)
       html += fmt::format("<td><b>{}</b>{}</td><td>{}</td>", maybe(m, {"unseen", "per_flow", "macro_f1"}),
                           interval_cell(m.value("unseen", Json::object()).value("per_flow", Json::object())),
@@ -247,9 +251,9 @@ void write_evaluation_report(const fs::path& file, const Json& evaluation) {
         "F1</th></tr>";
     for (const auto& [name, s] : run["models"].items())
       html += fmt::format(
-          "<tr><td>{}{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
+          "<tr><td>{}{}{}{}</td><td><b>{}</b>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</"
           "td><td>{}</td></tr>",
-          escape(name), name == best ? " (best)" : "", ensemble_note(s.value("members", std::size_t{1})),
+          escape(name), name == best ? " (best)" : "", ensemble_note(s.value("members", std::size_t{1})), blend_note(s),
           number(s["per_flow"]["macro_f1"].get<double>()), interval_cell(s["per_flow"]),
           number(s["per_flow"]["accuracy"].get<double>()), s.value("flows", 0), s.value("flows_without_samples", 0),
           maybe(s, {"abstaining", "macro_f1"}),

@@ -371,17 +371,31 @@ std::string describe_interval(const Json& per_flow) {
                      i.value("low", 0.0), i.value("high", 0.0), units, units == 1 ? "" : "s");
 }
 
-std::string best_model_name(const Json& models) {
+std::string best_model_name(const Json& models, std::string* why) {
+  auto scored = [](const Json& m) { return m.is_object() && m.contains("validation_per_flow"); };
+  auto validation = [](const Json& m) { return m["validation_per_flow"].value("macro_f1", 0.0); };
+  // The best of the models that are no blend, then a blend that validation cannot tell from it.
   std::string best;
   double best_value = -1;
-  for (const auto& [name, m] : models.items()) {
-    if (!m.is_object() || !m.contains("validation_per_flow")) continue;
-    const double v = m["validation_per_flow"].value("macro_f1", 0.0);
-    if (v > best_value) {
-      best_value = v;
+  for (const auto& [name, m] : models.items())
+    if (scored(m) && !m.contains("blend") && validation(m) > best_value) {
+      best_value = validation(m);
       best = name;
     }
+  const Json interval = best.empty() ? Json() : models[best]["validation_per_flow"].value("interval", Json::object());
+  const double low = interval.is_object() ? interval.value("low", best_value) : best_value;
+  for (const auto& [name, m] : models.items()) {
+    if (!scored(m) || !m.contains("blend") || validation(m) < low) continue;
+    if (why)
+      *why = best.empty() ? fmt::format("per-flow macro F1 on the validation split {:.4f}", validation(m))
+                          : fmt::format(
+                                "a blend whose per-flow macro F1 on the validation split ({:.4f}) lies within "
+                                "the 95% interval of the best single model's ({} {:.4f}, interval {:.2f}-{:.2f})",
+                                validation(m), best, best_value, low, interval.value("high", best_value));
+    return name;
   }
+  if (why && !best.empty())
+    *why = fmt::format("the best per-flow macro F1 on the validation split ({:.4f})", best_value);
   return best;
 }
 

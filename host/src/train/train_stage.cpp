@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -11,6 +12,7 @@
 #include <tuple>
 
 #include "train/epoch_log.hpp"
+#include "train/model_result.hpp"
 #include "train/scoring.hpp"
 #include "train/trained_model.hpp"
 #include "train/workers.hpp"
@@ -24,37 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Inference speed on the test split: samples/s in batches of 512 (from the scoring pass) and the
-// median latency of single-sample predictions (up to 200).
-double latency_ms(const PluginHandle<Model>& model, DatasetSplit& test) {
-  std::vector<double> latencies;
-  FeatureBatch batch;
-  test.rewind(false);
-  while (latencies.size() < 200 && test.next(1, batch)) {
-    auto started = Clock::now();
-    model([&](Model& m) { return m.predict_proba(batch); });
-    latencies.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
-  }
-  if (latencies.empty()) return 0;
-  std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(latencies.size() / 2),
-                   latencies.end());
-  return latencies[latencies.size() / 2];
-}
-
-// predictions.csv: every test row, its flow and file, true and predicted class, confidence.
-void write_row_predictions(const fs::path& file, const SplitPredictions& p) {
-  const std::size_t k = p.class_names.size();
-  std::ofstream out(file);
-  out << "row,flow,file,true,predicted,confidence\n";
-  for (std::size_t r = 0; r < p.rows(); ++r) {
-    const float* q = p.probabilities.data() + r * k;
-    const auto best = std::max_element(q, q + k) - q;
-    out << r << ',' << p.flows[r] << ',' << input_of_flow(p.flows[r]) << ','
-        << (p.labels[r] >= 0 ? p.class_names[static_cast<std::size_t>(p.labels[r])] : std::string()) << ','
-        << p.class_names[static_cast<std::size_t>(best)] << ',' << fmt::format("{:.4f}", q[best]) << '\n';
-  }
-}
-
 ScoringOptions scoring_options(const Experiment& experiment) {
   ScoringOptions o;
   o.flow_decision = experiment.evaluation.flow_decision;
@@ -62,33 +33,15 @@ ScoringOptions scoring_options(const Experiment& experiment) {
   return o;
 }
 
-// The flows of an evaluation dataset that gave no sample, per class: the model cannot decide them.
-std::vector<std::uint64_t> flows_without_samples(const DatasetManifest& m) {
-  std::vector<std::uint64_t> out(m.class_names.size(), 0);
-  if (m.evaluation.is_null() || !m.evaluation.contains("flows_without_samples")) return out;
-  for (std::size_t c = 0; c < m.class_names.size(); ++c)
-    out[c] = m.evaluation["flows_without_samples"].value(m.class_names[c], std::uint64_t{0});
-  return out;
-}
-
-// What one model's folds, or an ensemble's members, add up to.
-struct ModelResult {
-  SplitPredictions test, validation;
-  std::optional<SplitPredictions> unseen;
-  Json part_records = Json::array();  // a record per fold or member
-  double training_seconds = 0, latency = 0;
-  ModelInfo info;
-  Json epochs = Json::array();
-  std::int64_t best_epoch = 0;
-  std::uint64_t model_bytes = 0;
-};
-
 class TrainStage {
  public:
   TrainStage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log, const fs::path& dataset,
              const fs::path& run_dir, const TrainOptions& options);
   // The model's metrics (or, with a judge, what its training gave); nullopt when a stop was asked.
   std::optional<Json> model(const ModelSpec& spec);
+  // [blend]'s metrics: the mean of its models' probabilities, scored as a model. `trained`: the
+  // models' metrics.
+  Json blend(const BlendSpec& blend, const Json& trained);
 
  private:
   struct Trained {
@@ -103,6 +56,12 @@ class TrainStage {
                           const fs::path& folder, TrainingObserver& observer);
   void measure(const PluginHandle<Model>& model, int part, const fs::path& folder, double seconds, DatasetSplit& test,
                DatasetSplit& validation, ModelResult& result);
+  PartPredictions predict_part(const PluginHandle<Model>& model, DatasetSplit& test, DatasetSplit& validation);
+  // Part k's predictions into the model's: an ensemble's members averaged, folds' rows appended.
+  void combine(int part, PartPredictions&& p, ModelResult& result) const;
+  // The predictions of a model trained in an earlier attempt of this run, from its saved parts.
+  ModelResult predictions_of(const ModelSpec& spec);
+  ModelInput input_of(int part) const;
   // A model is trained `parts_` times: once per fold, once per member of an ensemble, or once.
   // Part k's folder (fold-k, member-k, or the model's own), its name in the log, its record file.
   fs::path part_dir(const fs::path& model_dir, int part) const;
@@ -116,7 +75,8 @@ class TrainStage {
     return static_cast<std::uint64_t>(train_seed ? train_seed : experiment_.seed) +
            static_cast<std::uint64_t>(ensemble() ? part : 0);
   }
-  Json metrics(const ModelSpec& spec, const fs::path& dir, ModelResult& result);
+  // `description`: model.json's account of what the model is (a plugin and its parameters, or a blend).
+  Json metrics(const std::string& name, Json description, const fs::path& dir, ModelResult& result);
   Json score_unseen(const SplitPredictions& unseen, ScoringOptions options, const fs::path& dir);
 
   const Experiment& experiment_;
@@ -130,6 +90,7 @@ class TrainStage {
   std::optional<DatasetSplit> unseen_;
   std::optional<DatasetManifest> unseen_manifest_;
   ScoringOptions base_options_, validation_options_;
+  std::map<std::string, ModelResult> blended_;  // the predictions of [blend]'s models trained here
 };
 
 TrainStage::TrainStage(const Experiment& experiment, const PluginRegistry& registry, HostLog& log,
@@ -231,12 +192,11 @@ TrainStage::Trained TrainStage::train(const PluginHandle<Model>& model, const Mo
 void TrainStage::measure(const PluginHandle<Model>& model, int part, const fs::path& folder, double seconds,
                          DatasetSplit& test, DatasetSplit& validation, ModelResult& result) {
   result.training_seconds += seconds;
-  auto tested = predict_split(model, test, base_options_.early);
-  auto validated = predict_split(model, validation, {});  // its per-flow score and threshold only
+  PartPredictions predicted = predict_part(model, test, validation);
+  const SplitPredictions &tested = predicted.test, &validated = predicted.validation;
+  const std::optional<SplitPredictions>& unseen = predicted.unseen;
   Json part_epochs = read_epoch_lines(folder / "metrics.jsonl");
   const std::int64_t part_best = best_epoch_of(part_epochs);
-  std::optional<SplitPredictions> unseen;
-  if (unseen_) unseen = predict_split(model, *unseen_, base_options_.early);
   if (part == 0) {
     result.epochs = part_epochs;
     result.best_epoch = part_best;
@@ -265,17 +225,58 @@ void TrainStage::measure(const PluginHandle<Model>& model, int part, const fs::p
     write_file_atomically(folder / part_record(), record.dump(2));
     result.part_records.push_back(record);
   }
+  combine(part, std::move(predicted), result);
+}
+
+PartPredictions TrainStage::predict_part(const PluginHandle<Model>& model, DatasetSplit& test,
+                                         DatasetSplit& validation) {
+  PartPredictions p{predict_split(model, test, base_options_.early),
+                    predict_split(model, validation, {}),  // its per-flow score and threshold only
+                    std::nullopt};
+  if (unseen_) p.unseen = predict_split(model, *unseen_, base_options_.early);
+  return p;
+}
+
+void TrainStage::combine(int part, PartPredictions&& p, ModelResult& result) const {
   if (ensemble() && part > 0) {
-    result.test.average_with(tested);
-    result.validation.average_with(validated);
+    result.test.average_with(p.test);
+    result.validation.average_with(p.validation);
   } else {
-    result.test.append(tested);
-    result.validation.append(validated);
+    result.test.append(p.test);
+    result.validation.append(p.validation);
+    if (folds_) {
+      result.test_ends.push_back(result.test.rows());
+      result.validation_ends.push_back(result.validation.rows());
+    }
   }
-  if (unseen) {
-    if (result.unseen) result.unseen->average_with(*unseen);
-    else result.unseen = std::move(unseen);
+  if (p.unseen) {
+    if (result.unseen) result.unseen->average_with(*p.unseen);
+    else result.unseen = std::move(p.unseen);
   }
+}
+
+ModelInput TrainStage::input_of(int part) const {
+  ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, seed_of(part)};
+  const int fold = folds_ ? part : 0;
+  if (folds_ && manifest_.balance == "weights" && manifest_.fold_counts.size() == static_cast<std::size_t>(folds_))
+    input.class_weights = balanced_class_weights(manifest_.fold_counts[static_cast<std::size_t>(fold)].at("train"));
+  return input;
+}
+
+ModelResult TrainStage::predictions_of(const ModelSpec& spec) {
+  const fs::path dir = run_dir_ / "models" / spec.name;
+  ModelResult result;
+  for (int part = 0; part < parts_; ++part) {
+    const int fold = folds_ ? part : 0;
+    DatasetSplit validation(dataset_, SplitName::validation, fold), test(dataset_, SplitName::test, fold);
+    const auto model = registry_.make<Model>(*spec.plugin, spec.params, log_, spec.name);
+    model([&](Model& m) {
+      m.build(input_of(part));
+      m.load(part_dir(dir, part) / "model.pt");
+    });
+    combine(part, predict_part(model, test, validation), result);
+  }
+  return result;
 }
 
 std::optional<Json> TrainStage::model(const ModelSpec& spec) {
@@ -293,18 +294,15 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
                        {"plugin", spec.plugin->name},
                        {"folds", folds_},
                        {"members", ensemble() ? parts_ : 1}});
-  ModelInput input{manifest_.spec, manifest_.class_names, manifest_.class_weights, seed_of(0)};
   ModelResult result;
   for (int part = 0; part < parts_; ++part) {
     const fs::path folder = part_dir(dir, part);
     const std::string label = part_label(name, part);
     const int fold = folds_ ? part : 0;
-    input.seed = seed_of(part);
+    const ModelInput input = input_of(part);
     fs::create_directories(folder);
     DatasetSplit train(dataset_, SplitName::train, fold), validation(dataset_, SplitName::validation, fold),
         test(dataset_, SplitName::test, fold);
-    if (folds_ && manifest_.balance == "weights" && manifest_.fold_counts.size() == static_cast<std::size_t>(folds_))
-      input.class_weights = balanced_class_weights(manifest_.fold_counts[static_cast<std::size_t>(fold)].at("train"));
     const auto model = registry_.make<Model>(*spec.plugin, spec.params, log_, name);
     model([&](Model& m) { m.build(input); });
     result.info = model([](Model& m) { return m.info(); });
@@ -342,7 +340,42 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
         fmt::format("model {}: its {} members came out identical ({} drew nothing at random from their seeds "
                     "with these parameters): the ensemble is one model, trained {} times",
                     name, parts_, spec.plugin->name, parts_));
-  return metrics(spec, dir, result);
+  Json description = {{"plugin", spec.plugin->name}, {"version", spec.plugin->version}, {"params", spec.params}};
+  Json out = metrics(name, std::move(description), dir, result);
+  if (experiment_.blend) {
+    const auto& blended = experiment_.blend->models;
+    if (std::find(blended.begin(), blended.end(), name) != blended.end()) blended_[name] = std::move(result);
+  }
+  return out;
+}
+
+Json TrainStage::blend(const BlendSpec& blend, const Json& trained) {
+  const fs::path dir = run_dir_ / "models" / blend.name;
+  fs::create_directories(dir);
+  if (std::ifstream done(dir / "metrics.json"); done) {
+    log_.info(fmt::format("model {} (a blend): done in an earlier attempt of this run", blend.name));
+    log_.event("model", {{"name", blend.name}, {"state", "kept"}});
+    return Json::parse(done);
+  }
+  log_.event("model", {{"name", blend.name}, {"state", "started"}, {"blend", blend.models}});
+  ModelResult result;
+  Json members = Json::array();
+  for (const auto& name : blend.models) {
+    const auto spec = std::find_if(experiment_.models.begin(), experiment_.models.end(),
+                                   [&](const ModelSpec& m) { return m.name == name; });
+    if (spec == experiment_.models.end()) throw Error(fmt::format("blend {}: no model {}", blend.name, name));
+    auto kept = blended_.find(name);
+    if (kept == blended_.end())
+      log_.info(
+          fmt::format("model {} (a blend): {} was trained in an earlier attempt; it predicts again", blend.name, name));
+    members.push_back(blend_into(result, kept != blended_.end() ? std::move(kept->second) : predictions_of(*spec), name,
+                                 trained.at(name), members.empty()));
+  }
+  blended_.clear();
+  result.part_records = fold_records(result, validation_options_, base_options_);
+  log_.info(fmt::format("model {} (a blend): the mean of the probabilities of {}", blend.name,
+                        fmt::join(blend.models, ", ")));
+  return metrics(blend.name, {{"blend", blend.models}, {"blend_members", members}}, dir, result);
 }
 
 // Whether an ensemble's members saved the very same weights (a plugin that ignores the seed).
@@ -355,29 +388,6 @@ bool TrainStage::members_identical(const fs::path& dir) const {
   for (int part = 1; part < parts_; ++part)
     if (bytes(part) != first) return false;
   return true;
-}
-
-// metrics.json's headline and the log's words for it: the unseen captures' per-flow macro F1 where
-// there are any, else the test split's (with folds: the captures each fold held out).
-std::pair<Json, std::string> headline_of(const Json& tested, const Json* unseen, int folds, double test_f1) {
-  if (unseen) {
-    const Json& u = *unseen;
-    return {{{"what", "unseen captures, per-flow macro F1"},
-             {"macro_f1", u["per_flow"]["macro_f1"]},
-             {"interval", u["per_flow"]["interval"]}},
-            fmt::format("UNSEEN captures per flow macro F1 {:.4f}{} ({} flows, {} without samples); test split {:.4f}",
-                        u["per_flow"]["macro_f1"].get<double>(), describe_interval(u["per_flow"]),
-                        u["flows"].get<std::uint64_t>(), u["flows_without_samples"].get<std::uint64_t>(), test_f1)};
-  }
-  Json headline = {{"what", folds ? "captures held out by fold, per-flow macro F1" : "test split, per-flow macro F1"},
-                   {"macro_f1", tested["per_flow"]["macro_f1"]},
-                   {"interval", tested["per_flow"]["interval"]}};
-  if (folds)
-    return {headline, fmt::format("{} folds by capture, per flow macro F1 {:.4f}{} (every capture tested by a model "
-                                  "that never saw it)",
-                                  folds, test_f1, describe_interval(tested["per_flow"]))};
-  return {headline,
-          fmt::format("test split per flow macro F1 {:.4f}{}", test_f1, describe_interval(tested["per_flow"]))};
 }
 
 // The unseen captures' scores (metrics.json's "unseen"); writes unseen_flows.csv.
@@ -395,18 +405,22 @@ Json TrainStage::score_unseen(const SplitPredictions& unseen, ScoringOptions opt
 // Scores what the folds predicted and writes the model's files: model.json (what `trafficid
 // predict` needs), predictions.csv, flows.csv, unseen_flows.csv, and metrics.json last (the mark
 // that the model is done).
-Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult& r) {
-  const std::string& name = spec.name;
+Json TrainStage::metrics(const std::string& name, Json description, const fs::path& dir, ModelResult& r) {
+  const bool blend = description.contains("blend");
+  Json blend_members = blend ? description["blend_members"] : Json();
+  description.erase("blend_members");
   Json dataset_manifest = to_json(manifest_);
   dataset_manifest["inputs"] = Json::array();
   ScoringOptions options = base_options_;
   options.abstain_threshold =
       abstain_threshold(r.validation, options.flow_decision, experiment_.evaluation.abstain_quantile);
-  Json description = {{"plugin", spec.plugin->name},        {"name", name},
-                      {"version", spec.plugin->version},    {"params", spec.params},
-                      {"classes", manifest_.class_names},   {"dataset", fs::absolute(dataset_).string()},
-                      {"manifest", dataset_manifest},       {"folds", folds_},
-                      {"members", ensemble() ? parts_ : 1}, {"flow_decision", options.flow_decision}};
+  description.update({{"name", name},
+                      {"classes", manifest_.class_names},
+                      {"dataset", fs::absolute(dataset_).string()},
+                      {"manifest", dataset_manifest},
+                      {"folds", blend ? 0 : folds_},
+                      {"members", ensemble() && !blend ? parts_ : 1},
+                      {"flow_decision", options.flow_decision}});
   if (options.abstain_threshold) description["abstain_threshold"] = *options.abstain_threshold;
   write_file_atomically(dir / "model.json", description.dump(2));
 
@@ -431,13 +445,14 @@ Json TrainStage::metrics(const ModelSpec& spec, const fs::path& dir, ModelResult
       {"split", {{"method", manifest_.split_method}, {"leaks", manifest_.split_leaks()}, {"folds", folds_}}},
       {"granularity", to_string(manifest_.spec.granularity)}};
   const double test_f1 = tested["per_flow"]["macro_f1"].get<double>();
+  if (blend) metrics["blend"] = {{"models", description["blend"]}, {"members", blend_members}};
   if (folds_) {
     double mean = 0;
     for (const auto& f : r.part_records) mean += f["validation_per_flow_macro_f1"].get<double>();
     metrics["folds"] = r.part_records;
     metrics["validation_per_flow"]["macro_f1"] = mean / folds_;  // the mean of the folds' validation
   }
-  if (ensemble()) metrics["members"] = r.part_records;  // the ensemble's validation is its own (averaged)
+  if (ensemble() && !blend) metrics["members"] = r.part_records;  // the ensemble's validation is its own (averaged)
   if (r.unseen) metrics["unseen"] = score_unseen(*r.unseen, options, dir);
   std::string headline;
   std::tie(metrics["headline"], headline) =
@@ -466,6 +481,7 @@ Json run_train_stage(const Experiment& experiment, const PluginRegistry& registr
     if (!metrics) return {{"status", "interrupted"}};
     all[spec.name] = std::move(*metrics);
   }
+  if (experiment.blend && !options.judge) all[experiment.blend->name] = stage.blend(*experiment.blend, all);
   return all;
 }
 

@@ -1,6 +1,8 @@
 #include "train/trained_model.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fstream>
 
 #include "train/scoring.hpp"
@@ -48,11 +50,11 @@ fs::path resolve_model_dir(const fs::path& path, std::string& why) {
   std::sort(candidates.begin(), candidates.end());
   Json metrics = Json::object();
   for (const auto& c : candidates) metrics[c.string()] = read_json(c / "metrics.json");
-  const std::string chosen = best_model_name(metrics);
+  std::string rule;
+  const std::string chosen = best_model_name(metrics, &rule);
   const fs::path best = chosen.empty() ? candidates.front() : fs::path(chosen);  // runs of earlier versions: the first
-  const double best_value = chosen.empty() ? 0.0 : metrics[chosen]["validation_per_flow"].value("macro_f1", 0.0);
-  why = fmt::format("{}: the best of {} model{} by per-flow macro F1 on the validation split ({:.4f})", best.string(),
-                    candidates.size(), candidates.size() == 1 ? "" : "s", best_value);
+  why = fmt::format("{}: of {} model{}, {}", best.string(), candidates.size(), candidates.size() == 1 ? "" : "s",
+                    chosen.empty() ? "the first (no validation scores)" : rule);
   return best;
 }
 
@@ -68,11 +70,29 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
     throw Error(fmt::format("{}: no model.json (a trained model's folder is RUN_DIR/models/NAME)", dir.string()));
   description_ = read_json(dir / "model.json");
   manifest_ = manifest_from_json(description_.at("manifest"));
+  flow_decision_ = description_.value("flow_decision", "vote");  // models of earlier versions voted
+  if (description_.contains("abstain_threshold")) threshold_ = description_["abstain_threshold"].get<double>();
+  if (description_.contains("blend")) {
+    // A blend: its models are its siblings, RUN_DIR/models/NAME, trained on the same dataset.
+    std::vector<std::string> names;
+    for (const auto& member : description_["blend"]) {
+      const std::string name = member.get<std::string>();
+      names.push_back(name);
+      auto model = std::make_unique<TrainedModel>(dir.parent_path() / name, registry, host, int8);
+      if (model->description()["manifest"].value("config_hash", "") !=
+          description_["manifest"].value("config_hash", ""))
+        throw Error(fmt::format("{}: its model {} was not trained on the blend's dataset (retrain the run)",
+                                dir.string(), (dir.parent_path() / name).string()));
+      blended_.push_back(std::move(model));
+    }
+    if (blended_.empty()) throw Error(fmt::format("{}: a blend of no models", (dir / "model.json").string()));
+    int8_ = std::all_of(blended_.begin(), blended_.end(), [](const auto& m) { return m->int8(); });
+    name_ = fmt::format("blend of {}", fmt::join(names, ", "));
+    return;
+  }
   name_ = description_.at("plugin").get<std::string>();
   const PluginInfo* plugin = registry.find(PluginKind::model, name_);
   if (!plugin) throw Error(fmt::format("model plugin '{}' is not installed (--plugin-path?)", name_));
-  flow_decision_ = description_.value("flow_decision", "vote");  // models of earlier versions voted
-  if (description_.contains("abstain_threshold")) threshold_ = description_["abstain_threshold"].get<double>();
   // Fold models (fold-k/), an ensemble's members (member-k/), or one model.
   const int folds = description_.value("folds", 0);
   members_ = folds ? 1 : std::max(1, description_.value("members", 1));
@@ -93,14 +113,16 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
 
 std::vector<float> TrainedModel::predict_proba(const FeatureBatch& batch) {
   std::vector<float> mean;
-  for (auto& model : models_) {
-    auto p = model([&](Model& m) { return m.predict_proba(batch); });
+  auto add = [&](std::vector<float> p) {
     if (mean.empty()) mean = std::move(p);
     else
       for (std::size_t i = 0; i < mean.size(); ++i) mean[i] += p[i];
-  }
-  if (models_.size() > 1)
-    for (auto& v : mean) v /= static_cast<float>(models_.size());
+  };
+  for (auto& model : models_) add(model([&](Model& m) { return m.predict_proba(batch); }));
+  for (auto& model : blended_) add(model->predict_proba(batch));
+  const std::size_t n = models_.size() + blended_.size();
+  if (n > 1)
+    for (auto& v : mean) v /= static_cast<float>(n);
   return mean;
 }
 

@@ -1,6 +1,7 @@
 // A trained model as `predict` and `evaluate` load it from RUN_DIR/models/NAME: its plugin, its
 // dataset's manifest (classes, features, labeler config), its flow decision and abstention
-// threshold; with folds, the fold models, whose probabilities are averaged.
+// threshold; with folds, the fold models, whose probabilities are averaged; a blend ([blend]):
+// its models, loaded from their folders beside it, whose probabilities are averaged.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -31,8 +32,10 @@ class TrainedModel {
   const std::filesystem::path& dir() const { return dir_; }
   const Json& description() const { return description_; }
   const DatasetManifest& manifest() const { return manifest_; }
-  const PluginInfo& plugin() const { return models_.front().info(); }
+  // The plugin's name, or "blend of A, B" for a blend.
   const std::string& name() const { return name_; }
+  // The models a blend averages (empty for a plugin's model).
+  const std::vector<std::unique_ptr<TrainedModel>>& blended() const { return blended_; }
   const std::string& flow_decision() const { return flow_decision_; }
   std::optional<double> abstain_threshold() const { return threshold_; }
   int folds() const { return members_ > 1 ? 1 : static_cast<int>(models_.size()); }
@@ -51,6 +54,7 @@ class TrainedModel {
   std::optional<double> threshold_;
   bool int8_ = false;
   std::vector<PluginHandle<Model>> models_;  // one, or one per fold, or one per member
+  std::vector<std::unique_ptr<TrainedModel>> blended_;
   int members_ = 1;
 };
 
