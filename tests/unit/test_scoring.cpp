@@ -202,5 +202,10 @@ TEST_CASE("the run's model: the best by validation, or a blend that validation c
   Json bare = {{"gbdt", {{"validation_per_flow", {{"macro_f1", 0.9}}}}},
                {"blend", {{"validation_per_flow", {{"macro_f1", 0.89}}}, {"blend", Json::array({"a", "b"})}}}};
   CHECK(best_model_name(bare) == "gbdt");
+  // A validation split too small for an interval (null): the same.
+  bare["gbdt"]["validation_per_flow"]["interval"] = nullptr;
+  bare["blend"]["validation_per_flow"]["macro_f1"] = 0.9;
+  CHECK(best_model_name(bare, &why) == "blend");
+  CHECK(why.find("(gbdt 0.9000, interval 0.90-0.90)") != std::string::npos);
   CHECK(best_model_name(Json::object()).empty());
 }

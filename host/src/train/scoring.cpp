@@ -384,6 +384,7 @@ std::string best_model_name(const Json& models, std::string* why) {
     }
   const Json interval = best.empty() ? Json() : models[best]["validation_per_flow"].value("interval", Json::object());
   const double low = interval.is_object() ? interval.value("low", best_value) : best_value;
+  const double high = interval.is_object() ? interval.value("high", best_value) : best_value;
   for (const auto& [name, m] : models.items()) {
     if (!scored(m) || !m.contains("blend") || validation(m) < low) continue;
     if (why)
@@ -391,7 +392,7 @@ std::string best_model_name(const Json& models, std::string* why) {
                           : fmt::format(
                                 "a blend whose per-flow macro F1 on the validation split ({:.4f}) lies within "
                                 "the 95% interval of the best single model's ({} {:.4f}, interval {:.2f}-{:.2f})",
-                                validation(m), best, best_value, low, interval.value("high", best_value));
+                                validation(m), best, best_value, low, high);
     return name;
   }
   if (why && !best.empty())
