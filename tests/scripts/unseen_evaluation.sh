@@ -387,7 +387,8 @@ PY
 grep -q "mean of flow_net, gbdt" blended/report.html || fail "the report does not say what the blend averages"
 grep -q "blend of flow_net, gbdt (the mean of their probabilities)" predict-blend.err || fail "predict with a blend: $(tail -1 predict-blend.err)"
 grep -q SSH predict-blend.csv || fail "the blend classified no SSH flow"
-# With folds: each fold's rows scored alone, as its models' are.
+# With folds: each fold's rows scored alone, as its models' are; a validation score's interval
+# is the folds' spread.
 "$tid" run exp.toml --run-dir blended-folds --set dataset.split=\"file\" --set dataset.folds=3 --set 'evaluate.sources=[]' \
   --set 'models={gbdt={rounds=20},mlp={layers=[32]}}' --set 'blend={models=["gbdt","mlp"],name="trees_and_mlp"}' \
   > blended-folds.log 2>&1 || { cat blended-folds.log; fail "a blend with folds"; }
@@ -398,8 +399,16 @@ m = json.load(open(f"{d}/models/trees_and_mlp/metrics.json"))
 g = json.load(open(f"{d}/models/gbdt/metrics.json"))
 assert [f["fold"] for f in m["folds"]] == [0, 1, 2], m.get("folds")
 assert [f["test_rows"] for f in m["folds"]] == [f["test_rows"] for f in g["folds"]]
-mean = sum(f["validation_per_flow_macro_f1"] for f in m["folds"]) / 3
-assert abs(m["validation_per_flow"]["macro_f1"] - mean) < 1e-12, (m["validation_per_flow"]["macro_f1"], mean)
+for x in (m, g):
+    v = [f["validation_per_flow_macro_f1"] for f in x["folds"]]
+    mean = sum(v) / 3
+    assert abs(x["validation_per_flow"]["macro_f1"] - mean) < 1e-12, (x["validation_per_flow"]["macro_f1"], mean)
+    # Its interval: the folds' spread, mean +- 1.96 standard errors.
+    error = (sum((y - mean) ** 2 for y in v) / 2 / 3) ** 0.5
+    i = x["validation_per_flow"]["interval"]
+    assert i["unit"] == "fold" and i["units"] == 3, i
+    assert abs(i["low"] - max(0, mean - 1.96 * error)) < 1e-12 and abs(i["high"] - min(1, mean + 1.96 * error)) < 1e-12, (i, mean, error)
+mean = m["validation_per_flow"]["macro_f1"]
 print(f"blend with folds: validation {mean:.4f} (the mean of its folds'), gbdt's {g['validation_per_flow']['macro_f1']:.4f}")
 PY
 # A blend of what the experiment does not train is refused before anything runs.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fmt/format.h>
 #include <fstream>
 
@@ -101,6 +102,25 @@ Json fold_records(const ModelResult& r, const ScoringOptions& validation, const 
          {"test_rows", tested.rows()}});
   }
   return records;
+}
+
+Json fold_mean(const Json& records, const char* key) {
+  std::vector<double> v;
+  for (const auto& f : records) v.push_back(f.value(key, 0.0));
+  if (v.empty()) return Json::object();
+  const double n = static_cast<double>(v.size());
+  double mean = 0, squares = 0;
+  for (double x : v) mean += x / n;
+  for (double x : v) squares += (x - mean) * (x - mean);
+  const double error = v.size() > 1 ? std::sqrt(squares / (n - 1) / n) : 0.0;
+  return {{"macro_f1", mean},
+          {"interval",
+           {{"low", std::max(0.0, mean - 1.96 * error)},
+            {"high", std::min(1.0, mean + 1.96 * error)},
+            {"level", 0.95},
+            {"unit", "fold"},
+            {"units", v.size()},
+            {"method", "mean +- 1.96 standard errors over the folds"}}}};
 }
 
 std::pair<Json, std::string> headline_of(const Json& tested, const Json* unseen, int folds, double test_f1) {

@@ -56,6 +56,10 @@ Json blend_into(ModelResult& blend, ModelResult&& model, const std::string& name
 // their mean); empty without folds.
 Json fold_records(const ModelResult& r, const ScoringOptions& validation, const ScoringOptions& test);
 
+// The mean of the folds' `key` as {macro_f1, interval}: the interval is the mean +- 1.96 standard
+// errors over the folds (their spread, as cross-validation's one-standard-error rule reads it).
+Json fold_mean(const Json& records, const char* key);
+
 // metrics.json's headline and the log's words for it: the unseen captures' per-flow macro F1 where
 // there are any, else the test split's (with folds: the captures each fold held out).
 std::pair<Json, std::string> headline_of(const Json& tested, const Json* unseen, int folds, double test_f1);

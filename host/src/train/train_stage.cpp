@@ -447,10 +447,8 @@ Json TrainStage::metrics(const std::string& name, Json description, const fs::pa
   const double test_f1 = tested["per_flow"]["macro_f1"].get<double>();
   if (blend) metrics["blend"] = {{"models", description["blend"]}, {"members", blend_members}};
   if (folds_) {
-    double mean = 0;
-    for (const auto& f : r.part_records) mean += f["validation_per_flow_macro_f1"].get<double>();
     metrics["folds"] = r.part_records;
-    metrics["validation_per_flow"]["macro_f1"] = mean / folds_;  // the mean of the folds' validation
+    metrics["validation_per_flow"].update(fold_mean(r.part_records, "validation_per_flow_macro_f1"));
   }
   if (ensemble() && !blend) metrics["members"] = r.part_records;  // the ensemble's validation is its own (averaged)
   if (r.unseen) metrics["unseen"] = score_unseen(*r.unseen, options, dir);
