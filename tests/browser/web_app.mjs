@@ -128,10 +128,13 @@ try {
   await page.waitForSelector("#compared tr.compared");
   const best = await page.$$eval("#compared tr.compared td:nth-child(2)", (cells) => cells.map((c) => c.textContent));
   if (!best.some((c) => c.endsWith("(best)"))) throw new Error(`no best model in the comparison: ${best}`);
-  // The ensemble's model names its members and their range, each scored alone on the unseen captures.
+  // The ensembles' models name their members and their range, each scored alone on the unseen
+  // captures; the blend names the models it averages.
   const members = await page.$$eval("#compared small.members", (cells) => cells.map((c) => c.textContent));
-  if (members.length !== 1 || !/^ensemble of 2; members \d\.\d\d–\d\.\d\d unseen$/.test(members[0]))
-    throw new Error(`the ensemble's members are not shown as such: ${members}`);
+  if (members.length !== 2 || !members.every((m) => /^ensemble of 2; members \d\.\d\d–\d\.\d\d unseen$/.test(m)))
+    throw new Error(`the ensembles' members are not shown as such: ${members}`);
+  const blends = await page.$$eval("#compared small.blend", (cells) => cells.map((c) => c.textContent));
+  if (blends.length !== 1 || blends[0] !== "mean of gbdt, mlp") throw new Error(`the blend is not shown as such: ${blends}`);
   await page.frameLocator("#comparison-page").locator("h2:text('What differs')").waitFor();
   await shot(page, "9-compare");
   step(`compare: ${best.join(", ")}`);

@@ -28,9 +28,11 @@ cp "$src/experiments/quickstart.toml" "$work/ws/experiments/"
 { cat "$src/experiments/quickstart.toml"
   printf '\n[tune]\ntuner = "random"\ntrials = 3\nmetric = "val.macro_f1"\n[tune.space]\n"train.lr" = { loguniform = [1e-3, 3e-2] }\n'
 } > "$work/ws/experiments/study.toml"
-# A finished run whose model is an ensemble of two MLPs, for the Compare page to show its members.
+# A finished run whose models are ensembles of two (MLPs, gbdts) and their blend, for the Compare
+# page to show the members and what the blend averages.
 (cd "$work/ws" && "$tid" -q run experiments/quickstart.toml --run-dir runs/ensemble --set train.ensemble=2 \
-  --set capture.synth.flows_per_app=6 --set evaluate.synth.flows_per_app=3 --set 'models={ mlp = { layers = [32] } }' \
+  --set capture.synth.flows_per_app=6 --set evaluate.synth.flows_per_app=3 \
+  --set 'models={ mlp = { layers = [32] }, gbdt = { rounds = 20 } }' --set 'blend={ models = ["gbdt", "mlp"] }' \
   --set train.epochs=5 --set train.patience=0 > "$work/ensemble.log" 2>&1) || fail "ensemble run: $(tail -5 "$work/ensemble.log")"
 "$tid" serve --workspace "$work/ws" --port 0 > "$work/serve.out" 2> "$work/serve.err" &
 server=$!
@@ -41,4 +43,4 @@ url=$(sed -n 's/^serving //p' "$work/serve.out")
 "$tid" -q label --db "$work/ws/labels.db" "$work/other.pcap" > /dev/null || fail "label wrote no database"
 node "$work/web_app.mjs" "$url" "$shots" "$work/other.pcap" || fail "the browser test failed; server said: $(tail -20 "$work/serve.err")"
 ls "$shots"/*.png > /dev/null || fail "no screenshots"
-echo "web_app_browser: started, watched, stopped, resumed, opened the report, predicted (file and live), compared (an ensemble's members among them), browsed data and ran a study in chromium; screenshots in $shots"
+echo "web_app_browser: started, watched, stopped, resumed, opened the report, predicted (file and live), compared (ensembles' members and a blend among them), browsed data and ran a study in chromium; screenshots in $shots"

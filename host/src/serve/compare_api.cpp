@@ -43,6 +43,7 @@ Json comparison_rows(const std::vector<fs::path>& run_dirs, const std::vector<st
                       {"test_per_flow_macro_f1", number_at(m, "test_per_flow", "macro_f1")},
                       {"validation_per_flow_macro_f1", number_at(m, "validation_per_flow", "macro_f1")},
                       {"members", members_summary(m)},
+                      {"blend", m.contains("blend") ? m["blend"].value("models", Json::array()) : Json(nullptr)},
                       {"parameters", m.value("parameters", 0)},
                       {"training_seconds", m.value("training_seconds", 0.0)}});
     }

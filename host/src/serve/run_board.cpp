@@ -31,6 +31,7 @@ Json model_summary(const fs::path& metrics_file) {
     if (m->contains(key)) s[key] = (*m)[key].value("macro_f1", 0.0);
   if (m->contains("unseen")) s["unseen_per_flow"] = (*m)["unseen"]["per_flow"].value("macro_f1", 0.0);
   s["members"] = members_summary(*m);
+  if (m->contains("blend")) s["blend"] = (*m)["blend"].value("models", Json::array());  // the models it averages
   return s;
 }
 

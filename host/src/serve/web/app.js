@@ -24,9 +24,11 @@ async function api(path, body) {
 }
 
 const fixed = (x) => (typeof x === "number" ? x.toFixed(4) : "");
-// A model's name, and for an ensemble its members' range alone (unseen captures where scored).
-function modelCell(name, members, best) {
+// A model's name, and for an ensemble its members' range alone (unseen captures where scored),
+// for a blend the models it averages.
+function modelCell(name, members, best, blend) {
   const cell = el("td", {}, name + (best ? " (best)" : ""));
+  if (blend) cell.append(el("br"), el("small", {class: "blend"}, `mean of ${blend.join(", ")}`));
   if (members) {
     const r = members.unseen || members.validation;
     cell.append(el("br"), el("small", {class: "members"}, `ensemble of ${members.count}; members ${r.low.toFixed(2)}–${r.high.toFixed(2)} ` +
@@ -243,7 +245,7 @@ async function showRun(id) {
     stop.disabled = !d.stoppable; resume.disabled = d.running || state === "done";
     summary.replaceChildren(...(Object.keys(d.models).length ? [el("h2", {}, "Models"), el("table", {id: "models"},
       el("tr", {}, ...["model", "headline", "test per-flow", "validation per-flow"].map((h) => el("th", {}, h))),
-      ...Object.entries(d.models).filter(([, m]) => m).map(([name, m]) => el("tr", {}, modelCell(name, m.members),
+      ...Object.entries(d.models).filter(([, m]) => m).map(([name, m]) => el("tr", {}, modelCell(name, m.members, false, m.blend),
         el("td", {class: "headline"}, headlineText(m.headline)), el("td", {}, fixed(m.test_per_flow)), el("td", {}, fixed(m.validation_per_flow)))))] : []),
       ...(d.report ? [el("p", {}, el("a", {href: `/api/runs/${id}/report`, target: "_blank", id: "report"}, "The run's report"))] : []));
   };
@@ -319,7 +321,7 @@ async function showCompare(ids) {
       el("a", {href: "/api/compare?format=csv&" + query, id: "csv"}, "CSV"), " · ",
       el("a", {href: "/api/compare?" + query, target: "_blank"}, "JSON")),
     el("table", {id: "compared"}, el("tr", {}, ...columns.map((c) => el("th", {}, c))),
-      ...rows.map((r) => el("tr", {class: "compared"}, el("td", {}, r.run), modelCell(r.model, r.members, r.best),
+      ...rows.map((r) => el("tr", {class: "compared"}, el("td", {}, r.run), modelCell(r.model, r.members, r.best, r.blend),
         el("td", {class: "headline"}, headlineText({what: r.headline_what, macro_f1: r.headline_macro_f1,
           interval: r.interval_low === null ? null : {low: r.interval_low, high: r.interval_high}})),
         el("td", {}, fixed(r.test_per_flow_macro_f1)), el("td", {}, fixed(r.validation_per_flow_macro_f1)),
