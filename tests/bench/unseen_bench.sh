@@ -11,11 +11,12 @@
 #   no_ports    the same without the ports (an ablation): flow_net, gbdt;
 #   byte_drop   flow_net trained with a fifth of the payload bytes hidden (an augmentation);
 #   names       flow_start with the server name's tokens (TLS SNI, HTTP Host; 256 buckets):
-#               flow_net, gbdt;
+#               flow_net, gbdt, and their blend (the mean of their probabilities);
 # and nDPI itself as the reference labeller, given the first 8 packets of each flow against its
 # own labels with every packet. Prints per-flow macro F1 on the unseen pool, the classes at 0,
 # the abstention rate at the validation-calibrated threshold, the test split's per-flow macro F1,
-# training seconds and inference samples/s per model, and the per-class F1 of the best.
+# training seconds and inference samples/s per model, and the per-class F1 of the best; a star marks
+# the model each run stands by.
 # usage: tests/bench/unseen_bench.sh [BUILD_DIR] [DATA_DIR] [WORK_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -78,6 +79,7 @@ models = { flow_net = { byte_drop = 0.2 } }
 [variants.names]
 features.flow_start.names = 256
 models = { flow_net = {}, gbdt = { rounds = 200 } }
+blend.models = ["flow_net", "gbdt"]
 [variants.no_ports]
 features.flow_start.ports = false
 models = { flow_net = { ports = false }, gbdt = { rounds = 200 } }
@@ -111,12 +113,13 @@ def classify(label, master):
 
 rows, best = [], None
 for fam in families:
+    picked = json.load(open(f"{run}/{fam}/run.json")).get("best_model")
     for name in sorted(__import__("os").listdir(f"{run}/{fam}/models")):
         m = json.load(open(f"{run}/{fam}/models/{name}/metrics.json"))
         u = m["unseen"]
         zero = [c["class"] for c in u["per_flow"]["per_class"] if c["support"] and c["f1"] == 0]
         a = u.get("abstaining", {})
-        r = dict(family=fam, model=name, unseen=u["per_flow"]["macro_f1"], classes=sum(1 for c in u["per_flow"]["per_class"] if c["support"]),
+        r = dict(family=fam, model=name + ("*" if name == picked else ""), unseen=u["per_flow"]["macro_f1"], classes=sum(1 for c in u["per_flow"]["per_class"] if c["support"]),
                  zero=zero, abstain=a.get("abstained", 0) / max(1, u["flows"]), abstain_f1=a.get("macro_f1", 0), vote=u.get("per_flow_vote", {}).get("macro_f1"),
                  test=m["test_per_flow"]["macro_f1"], val=m["validation_per_flow"]["macro_f1"], flows=u["flows"],
                  nosamples=u["flows_without_samples"], train_s=m["training_seconds"], speed=m["inference"]["throughput_samples_per_second"], per_class=u["per_flow"]["per_class"])
@@ -163,6 +166,7 @@ print(f"\nunseen pool: {rows[0]['flows']} flows of {rows[0]['classes']} classes 
 print(f"{'family':<11} {'model':<9} {'unseen F1':>9} {'vote':>6} {'abstain':>8} {'F1 abst.':>8} {'test F1':>8} {'val F1':>7} {'train s':>8} {'samples/s':>10}  classes at 0")
 for r in rows:
     print(f"{r['family']:<11} {r['model']:<9} {r['unseen']:>9.3f} {r['vote'] or 0:>6.3f} {100 * r['abstain']:>7.1f}% {r['abstain_f1']:>8.3f} {r['test']:>8.3f} {r['val']:>7.3f} {r['train_s']:>8.1f} {r['speed']:>10.0f}  {len(r['zero'])}: {' '.join(r['zero'])}")
+print("* the model the run stands by (validation; a blend within the best single model's 95% interval)")
 print(f"{'nDPI':<11} {'8 pkts':<9} {ndpi8:>9.3f}   (nDPI given each flow's first 8 packets, against its own labels with all: {len(scored)} flows)")
 best = max((r for r in rows if r["family"] != "no_ports"), key=lambda r: r["unseen"])
 print(f"\nbest learned model on the unseen pool: {best['family']}/{best['model']} {best['unseen']:.3f}; per class (F1/flows):")
