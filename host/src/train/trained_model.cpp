@@ -75,14 +75,18 @@ TrainedModel::TrainedModel(const fs::path& dir, const PluginRegistry& registry, 
   if (description_.contains("blend")) {
     // A blend: its models are its siblings, RUN_DIR/models/NAME, trained on the same dataset.
     std::vector<std::string> names;
-    for (const auto& member : description_["blend"]) {
-      const std::string name = member.get<std::string>();
+    for (const auto& entry : description_["blend"]) {
+      const std::string name = entry.get<std::string>();
       names.push_back(name);
-      auto model = std::make_unique<TrainedModel>(dir.parent_path() / name, registry, host, int8);
+      const fs::path member = dir.parent_path() / name;
+      if (fs::exists(member / "model.json") && read_json(member / "model.json").contains("blend"))
+        throw Error(fmt::format("{}: its model {} is itself a blend: a blend averages trained models", dir.string(),
+                                member.string()));
+      auto model = std::make_unique<TrainedModel>(member, registry, host, int8);
       if (model->description()["manifest"].value("config_hash", "") !=
           description_["manifest"].value("config_hash", ""))
         throw Error(fmt::format("{}: its model {} was not trained on the blend's dataset (retrain the run)",
-                                dir.string(), (dir.parent_path() / name).string()));
+                                dir.string(), member.string()));
       blended_.push_back(std::move(model));
     }
     if (blended_.empty()) throw Error(fmt::format("{}: a blend of no models", (dir / "model.json").string()));

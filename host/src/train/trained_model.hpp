@@ -3,6 +3,7 @@
 // threshold; with folds, the fold models, whose probabilities are averaged; a blend ([blend]):
 // its models, loaded from their folders beside it, whose probabilities are averaged.
 #pragma once
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -38,7 +39,7 @@ class TrainedModel {
   const std::vector<std::unique_ptr<TrainedModel>>& blended() const { return blended_; }
   const std::string& flow_decision() const { return flow_decision_; }
   std::optional<double> abstain_threshold() const { return threshold_; }
-  int folds() const { return members_ > 1 ? 1 : static_cast<int>(models_.size()); }
+  int folds() const { return members_ > 1 ? 1 : std::max(1, static_cast<int>(models_.size())); }  // a blend: 1
   int members() const { return members_; }  // an ensemble's ([train] ensemble), else 1
   // Whether predict_proba runs in int8 (asked, and the model has an int8 version), and as a word.
   bool int8() const { return int8_; }
