@@ -62,11 +62,12 @@ SplitPredictions rows_of(const SplitPredictions& p, std::size_t begin, std::size
   return out;
 }
 
-Json blend_into(ModelResult& blend, ModelResult&& model, const std::string& name, const Json& metrics, bool first) {
+void blend_into(ModelResult& blend, ModelResult&& model, const std::string& name, const Json& metrics) {
   // Each model weighs alike, whatever the number of members it averages itself.
   model.test.models = model.validation.models = 1;
   if (model.unseen) model.unseen->models = 1;
-  if (first) {
+  if (blend.blend.is_null()) blend.blend = {{"models", Json::array()}, {"members", Json::array()}};
+  if (blend.blend["models"].empty()) {
     blend.test = std::move(model.test);
     blend.validation = std::move(model.validation);
     blend.unseen = std::move(model.unseen);
@@ -86,20 +87,25 @@ Json blend_into(ModelResult& blend, ModelResult&& model, const std::string& name
                  {"test_per_flow_macro_f1", metrics["test_per_flow"].value("macro_f1", 0.0)}};
   if (metrics.contains("unseen"))
     record["unseen_per_flow_macro_f1"] = metrics["unseen"]["per_flow"].value("macro_f1", 0.0);
-  return record;
+  blend.blend["models"].push_back(name);
+  blend.blend["members"].push_back(std::move(record));
+}
+
+Json part_scores(const SplitPredictions& validated, const SplitPredictions& tested, const ScoringOptions& validation,
+                 const ScoringOptions& test) {
+  return {{"validation_per_flow_macro_f1", score(validated, validation)["per_flow"].value("macro_f1", 0.0)},
+          {"test_per_flow_macro_f1", score(tested, test)["per_flow"].value("macro_f1", 0.0)},
+          {"test_rows", tested.rows()}};
 }
 
 Json fold_records(const ModelResult& r, const ScoringOptions& validation, const ScoringOptions& test) {
   Json records = Json::array();
   for (std::size_t f = 0; f < r.validation_ends.size() && f < r.test_ends.size(); ++f) {
     const std::size_t vb = f ? r.validation_ends[f - 1] : 0, tb = f ? r.test_ends[f - 1] : 0;
-    const auto validated = rows_of(r.validation, vb, r.validation_ends[f]);
-    const auto tested = rows_of(r.test, tb, r.test_ends[f]);
-    records.push_back(
-        {{"fold", f},
-         {"validation_per_flow_macro_f1", score(validated, validation)["per_flow"].value("macro_f1", 0.0)},
-         {"test_per_flow_macro_f1", score(tested, test)["per_flow"].value("macro_f1", 0.0)},
-         {"test_rows", tested.rows()}});
+    Json record = {{"fold", f}};
+    record.update(part_scores(rows_of(r.validation, vb, r.validation_ends[f]), rows_of(r.test, tb, r.test_ends[f]),
+                              validation, test));
+    records.push_back(std::move(record));
   }
   return records;
 }

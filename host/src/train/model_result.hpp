@@ -27,6 +27,7 @@ struct ModelResult {
   Json epochs = Json::array();  // of part 0; none for a blend
   std::int64_t best_epoch = 0;
   std::uint64_t model_bytes = 0;
+  Json blend;  // a blend's {models, members}: what it averages, each model's own scores; null otherwise
 };
 
 // One part's predictions (a fold model's, an ensemble member's, or the one model's).
@@ -48,9 +49,14 @@ std::vector<std::uint64_t> flows_without_samples(const DatasetManifest& m);
 SplitPredictions rows_of(const SplitPredictions& p, std::size_t begin, std::size_t end);
 
 // A blend's model `name` (its metrics.json `metrics`) into the blend's result: its predictions
-// averaged in, each model weighing alike; its time, size, latency and parameters added. Returns
-// the model's record in the blend's metrics.json.
-Json blend_into(ModelResult& blend, ModelResult&& model, const std::string& name, const Json& metrics, bool first);
+// averaged in, each model weighing alike; its time, size, latency and parameters added; its
+// record appended to blend.blend's members.
+void blend_into(ModelResult& blend, ModelResult&& model, const std::string& name, const Json& metrics);
+
+// A part's (a fold's, a member's) per-flow macro F1 on its validation and test rows, and its
+// test rows: the record fold.json and member.json share.
+Json part_scores(const SplitPredictions& validated, const SplitPredictions& tested, const ScoringOptions& validation,
+                 const ScoringOptions& test);
 
 // With folds, each fold's rows scored alone, as a model's folds are (its validation score is
 // their mean); empty without folds.

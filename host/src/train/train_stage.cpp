@@ -208,13 +208,8 @@ void TrainStage::measure(const PluginHandle<Model>& model, int part, const fs::p
     result.latency += latency_ms(model, test);
   }
   if (parts_ > 1) {
-    Json record = {
-        {folds_ ? "fold" : "member", part},
-        {"best_epoch", part_best},
-        {"training_seconds", seconds},
-        {"validation_per_flow_macro_f1", score(validated, validation_options_)["per_flow"].value("macro_f1", 0.0)},
-        {"test_per_flow_macro_f1", score(tested, base_options_)["per_flow"].value("macro_f1", 0.0)},
-        {"test_rows", tested.rows()}};
+    Json record = {{folds_ ? "fold" : "member", part}, {"best_epoch", part_best}, {"training_seconds", seconds}};
+    record.update(part_scores(validated, tested, validation_options_, base_options_));
     if (ensemble()) record["seed"] = seed_of(part);
     if (unseen && ensemble()) {
       // What this member alone scores on the unseen captures, beside the ensemble's (metrics.json).
@@ -359,7 +354,6 @@ Json TrainStage::blend(const BlendSpec& blend, const Json& trained) {
   }
   log_.event("model", {{"name", blend.name}, {"state", "started"}, {"blend", blend.models}});
   ModelResult result;
-  Json members = Json::array();
   for (const auto& name : blend.models) {
     const auto spec = std::find_if(experiment_.models.begin(), experiment_.models.end(),
                                    [&](const ModelSpec& m) { return m.name == name; });
@@ -368,14 +362,14 @@ Json TrainStage::blend(const BlendSpec& blend, const Json& trained) {
     if (kept == blended_.end())
       log_.info(
           fmt::format("model {} (a blend): {} was trained in an earlier attempt; it predicts again", blend.name, name));
-    members.push_back(blend_into(result, kept != blended_.end() ? std::move(kept->second) : predictions_of(*spec), name,
-                                 trained.at(name), members.empty()));
+    blend_into(result, kept != blended_.end() ? std::move(kept->second) : predictions_of(*spec), name,
+               trained.at(name));
   }
   blended_.clear();
   result.part_records = fold_records(result, validation_options_, base_options_);
   log_.info(fmt::format("model {} (a blend): the mean of the probabilities of {}", blend.name,
                         fmt::join(blend.models, ", ")));
-  return metrics(blend.name, {{"blend", blend.models}, {"blend_members", members}}, dir, result);
+  return metrics(blend.name, {{"blend", blend.models}}, dir, result);
 }
 
 // Whether an ensemble's members saved the very same weights (a plugin that ignores the seed).
@@ -406,9 +400,7 @@ Json TrainStage::score_unseen(const SplitPredictions& unseen, ScoringOptions opt
 // predict` needs), predictions.csv, flows.csv, unseen_flows.csv, and metrics.json last (the mark
 // that the model is done).
 Json TrainStage::metrics(const std::string& name, Json description, const fs::path& dir, ModelResult& r) {
-  const bool blend = description.contains("blend");
-  Json blend_members = blend ? description["blend_members"] : Json();
-  description.erase("blend_members");
+  const bool blend = !r.blend.is_null();
   Json dataset_manifest = to_json(manifest_);
   dataset_manifest["inputs"] = Json::array();
   ScoringOptions options = base_options_;
@@ -445,7 +437,7 @@ Json TrainStage::metrics(const std::string& name, Json description, const fs::pa
       {"split", {{"method", manifest_.split_method}, {"leaks", manifest_.split_leaks()}, {"folds", folds_}}},
       {"granularity", to_string(manifest_.spec.granularity)}};
   const double test_f1 = tested["per_flow"]["macro_f1"].get<double>();
-  if (blend) metrics["blend"] = {{"models", description["blend"]}, {"members", blend_members}};
+  if (blend) metrics["blend"] = r.blend;
   if (folds_) {
     metrics["folds"] = r.part_records;
     metrics["validation_per_flow"].update(fold_mean(r.part_records, "validation_per_flow_macro_f1"));
