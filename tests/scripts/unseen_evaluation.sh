@@ -19,7 +19,8 @@
 #    capture without payload bytes or ports, gbdt tells its TLS applications apart with them and
 #    not without; flow_net's bag of name tokens scores alike in the run and in `evaluate`.
 # 8. A blend ([blend]): the mean of two models' probabilities, scored like a model, the same in the
-#    run, in `evaluate`, after a resume and with folds; `predict` takes it by its rule.
+#    run, in `evaluate`, after a resume and with folds; `predict` takes it by its rule (a paired
+#    bootstrap over the validation captures).
 # usage: unseen_evaluation.sh TRAFFICID DATA_DIR
 set -euo pipefail
 tid=$(realpath "$1")
@@ -373,13 +374,21 @@ for k in agree:
 # evaluate loads the blend's models from their folders and averages them alike.
 e = json.load(open(f"{ev}/evaluation.json"))["runs"][0]["models"]["blend"]
 assert e["blend"] == ["flow_net", "gbdt"] and e["per_flow"] == m["unseen"]["per_flow"], (e["per_flow"]["macro_f1"], m["unseen"]["per_flow"]["macro_f1"])
-# predict RUN_DIR: the blend when its validation score lies within the best single model's interval.
+# predict RUN_DIR: the blend unless the best single model beats it in 97.5% of the resamples of
+# the validation captures, both scored on the flows of each draw (paired).
 singles = {n: json.load(open(f"{run}/models/{n}/metrics.json"))["validation_per_flow"] for n in ("flow_net", "gbdt", "mlp")}
 best = max(singles, key=lambda n: singles[n]["macro_f1"])  # the first of equals, in name order, as the run
+d = m["validation_per_flow"]["decisions"]
+support = sum(c["support"] for c in m["validation_per_flow"]["per_class"])
+assert len(d["flow"]) == len(d["predicted"]) == support > 0, (len(d["flow"]), support)
+assert sorted(d["flow"]) == sorted(singles[best]["decisions"]["flow"]), "the blend and its models decided other validation flows"
 line = open(predicted).read()
-if m["validation_per_flow"]["macro_f1"] >= singles[best]["interval"]["low"]:
-    assert f"models/blend: of 4 models, a blend whose per-flow macro F1 on the validation split" in line, line
-    assert f"best single model's ({run}/models/{best} " in line, line
+import re
+share = re.search(r"(?:beats in|above the blend's in) ([0-9.]+)% of 1000 resamples of the validation captures", line)
+assert share, line
+if float(share.group(1)) < 97.5:
+    assert f"models/blend: of 4 models, a blend ({m['validation_per_flow']['macro_f1']:.4f} per-flow macro F1" in line, line
+    assert f"best single model ({run}/models/{best} " in line, line
 else:
     assert f"models/{best}: of 4 models, the best per-flow macro F1" in line, line
 print(f"blend: unseen per-flow macro F1 {m['unseen']['per_flow']['macro_f1']:.4f} (flow_net {members['flow_net']['unseen']['per_flow']['macro_f1']:.4f}, gbdt {members['gbdt']['unseen']['per_flow']['macro_f1']:.4f}); {len(agree)} flows checked for the mean")

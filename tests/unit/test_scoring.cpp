@@ -209,3 +209,46 @@ TEST_CASE("the run's model: the best by validation, or a blend that validation c
   CHECK(why.find("(gbdt 0.9000, interval 0.90-0.90)") != std::string::npos);
   CHECK(best_model_name(Json::object()).empty());
 }
+
+TEST_CASE("the run's model: a blend unless the best single model beats it on most resamples of validation captures",
+          "[scoring]") {
+  // Ten validation captures of three flows each (A, B, C). gbdt decides every flow right: a
+  // perfect 1.0, whose interval is 1.0-1.0. The blend errs on `wrong` flows (one per capture,
+  // in the first `wrong` captures).
+  auto metrics = [](int wrong, bool blend) {
+    std::vector<std::tuple<std::uint64_t, std::int64_t, std::array<float, 3>>> rows;
+    for (std::uint32_t capture = 0; capture < 10; ++capture)
+      for (std::int64_t c = 0; c < 3; ++c) {
+        std::array<float, 3> p = {0.1f, 0.1f, 0.1f};
+        const bool err = blend && c == 0 && static_cast<int>(capture) < wrong;
+        p[static_cast<std::size_t>(err ? 1 : c)] = 0.8f;
+        rows.emplace_back(dataset_flow_id(capture, static_cast<std::uint64_t>(c)), c, p);
+      }
+    std::vector<FlowDecision> decisions;
+    Json m = {{"validation_per_flow", score(predictions(rows), {}, &decisions)["per_flow"]}};
+    m["validation_per_flow"]["decisions"] = decisions_json(decisions);
+    if (blend) m["blend"] = {{"models", {"flow_net", "gbdt"}}};
+    return m;
+  };
+  Json models = {{"gbdt", metrics(0, false)}, {"blend", metrics(1, true)}};
+  REQUIRE(models["gbdt"]["validation_per_flow"]["macro_f1"].get<double>() == Approx(1.0));
+  REQUIRE(models["gbdt"]["validation_per_flow"]["interval"]["low"].get<double>() == Approx(1.0));
+  // One flow in one capture: gbdt is better only in the resamples that draw that capture (about
+  // 1 - 0.9^10 = 65% of them), though the blend lies below its interval: the blend.
+  std::string why;
+  CHECK(best_model_name(models, &why) == "blend");
+  CHECK(why.find("that the best single model (gbdt 1.0000) beats in 6") != std::string::npos);
+  CHECK(why.find("% of 1000 resamples of the validation captures, short of 97.5%") != std::string::npos);
+  // A flow wrong in every capture: gbdt is better in every resample.
+  models["blend"] = metrics(10, true);
+  CHECK(best_model_name(models, &why) == "gbdt");
+  CHECK(why ==
+        "the best per-flow macro F1 on the validation split (1.0000), above the blend's in 100.0% of 1000 "
+        "resamples of the validation captures");
+  // The same draws give the same choice; decisions of other classes fall back to the interval.
+  CHECK(best_model_name(models) == "gbdt");
+  models["blend"]["validation_per_flow"]["decisions"]["predicted"][0] = 7;
+  models["blend"]["validation_per_flow"]["macro_f1"] = 1.0;
+  CHECK(best_model_name(models, &why) == "blend");
+  CHECK(why.find("lies within the 95% interval") != std::string::npos);
+}

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <tuple>
 #include <unordered_map>
@@ -371,6 +372,64 @@ std::string describe_interval(const Json& per_flow) {
                      i.value("low", 0.0), i.value("high", 0.0), units, units == 1 ? "" : "s");
 }
 
+Json decisions_json(const std::vector<FlowDecision>& decisions) {
+  Json flow = Json::array(), truth = Json::array(), predicted = Json::array();
+  for (const auto& d : decisions) {
+    flow.push_back(d.flow);
+    truth.push_back(d.truth);
+    predicted.push_back(d.predicted);
+  }
+  return {{"flow", flow}, {"truth", truth}, {"predicted", predicted}};
+}
+
+namespace {
+
+// In what share of 1,000 resamples of the validation captures model `a` has a higher per-flow
+// macro F1 than model `b` on the flows both decided: a paired cluster bootstrap over their
+// validation decisions (metrics.json's validation_per_flow.decisions). Both models are drawn on
+// the same captures, so what the captures share cancels out. None without decisions.
+std::optional<double> share_better(const Json& a, const Json& b) {
+  const Json& da = a["validation_per_flow"].value("decisions", Json());
+  const Json& db = b["validation_per_flow"].value("decisions", Json());
+  if (!da.is_object() || !db.is_object()) return std::nullopt;
+  std::map<std::uint64_t, std::int64_t> of_b;
+  for (std::size_t i = 0; i < db["flow"].size(); ++i) of_b[db["flow"][i].get<std::uint64_t>()] = db["predicted"][i];
+  struct Flow {
+    std::int64_t truth, a, b;
+  };
+  std::map<std::uint32_t, std::vector<Flow>> by_capture;
+  for (std::size_t i = 0; i < da["flow"].size(); ++i) {
+    const auto flow = da["flow"][i].get<std::uint64_t>();
+    const auto truth = da["truth"][i].get<std::int64_t>();
+    if (auto it = of_b.find(flow); truth >= 0 && it != of_b.end())
+      by_capture[input_of_flow(flow)].push_back({truth, da["predicted"][i].get<std::int64_t>(), it->second});
+  }
+  std::vector<std::string> classes;
+  for (const auto& c : a["validation_per_flow"].value("per_class", Json::array()))
+    classes.push_back(c.value("class", ""));
+  const auto k = static_cast<std::int64_t>(classes.size());
+  for (const auto& [capture, flows] : by_capture)
+    for (const Flow& f : flows)
+      if (f.truth >= k || f.a < 0 || f.a >= k || f.b < 0 || f.b >= k) return std::nullopt;  // not this run's classes
+  if (by_capture.empty()) return std::nullopt;
+  std::vector<std::vector<Flow>> units;
+  for (auto& [capture, flows] : by_capture) units.push_back(std::move(flows));
+  constexpr int resamples = 1000;
+  std::mt19937_64 rng(0x7061697265640a00ull);
+  std::uniform_int_distribution<std::size_t> draw(0, units.size() - 1);
+  int better = 0;
+  std::vector<std::int64_t> t, pa, pb;
+  for (int r = 0; r < resamples; ++r) {
+    t.clear(), pa.clear(), pb.clear();
+    for (std::size_t u = 0; u < units.size(); ++u)
+      for (const Flow& f : units[draw(rng)]) t.push_back(f.truth), pa.push_back(f.a), pb.push_back(f.b);
+    better += evaluate(t, pa, classes).macro_f1 > evaluate(t, pb, classes).macro_f1;
+  }
+  return static_cast<double>(better) / resamples;
+}
+
+}  // namespace
+
 std::string best_model_name(const Json& models, std::string* why) {
   auto scored = [](const Json& m) { return m.is_object() && m.contains("validation_per_flow"); };
   auto validation = [](const Json& m) { return m["validation_per_flow"].value("macro_f1", 0.0); };
@@ -385,18 +444,33 @@ std::string best_model_name(const Json& models, std::string* why) {
   const Json interval = best.empty() ? Json() : models[best]["validation_per_flow"].value("interval", Json::object());
   const double low = interval.is_object() ? interval.value("low", best_value) : best_value;
   const double high = interval.is_object() ? interval.value("high", best_value) : best_value;
+  std::optional<double> beaten;  // the share of resamples in which the best single model beat a blend
   for (const auto& [name, m] : models.items()) {
-    if (!scored(m) || !m.contains("blend") || validation(m) < low) continue;
+    if (!scored(m) || !m.contains("blend")) continue;
+    const auto share = best.empty() ? std::nullopt : share_better(models[best], m);
+    if (share ? *share >= 0.975 : validation(m) < low) {
+      if (share) beaten = *share;
+      continue;
+    }
     if (why)
       *why = best.empty() ? fmt::format("per-flow macro F1 on the validation split {:.4f}", validation(m))
-                          : fmt::format(
-                                "a blend whose per-flow macro F1 on the validation split ({:.4f}) lies within "
-                                "the 95% interval of the best single model's ({} {:.4f}, interval {:.2f}-{:.2f})",
-                                validation(m), best, best_value, low, high);
+             : share      ? fmt::format(
+                                "a blend ({:.4f} per-flow macro F1 on the validation split) that the best "
+                                     "single model ({} {:.4f}) beats in {:.1f}% of 1000 resamples of the "
+                                     "validation captures, short of 97.5%",
+                                validation(m), best, best_value, 100 * *share)
+                     : fmt::format(
+                           "a blend whose per-flow macro F1 on the validation split ({:.4f}) lies within "
+                           "the 95% interval of the best single model's ({} {:.4f}, interval {:.2f}-{:.2f})",
+                           validation(m), best, best_value, low, high);
     return name;
   }
   if (why && !best.empty())
-    *why = fmt::format("the best per-flow macro F1 on the validation split ({:.4f})", best_value);
+    *why = beaten ? fmt::format(
+                        "the best per-flow macro F1 on the validation split ({:.4f}), above the blend's in "
+                        "{:.1f}% of 1000 resamples of the validation captures",
+                        best_value, 100 * *beaten)
+                  : fmt::format("the best per-flow macro F1 on the validation split ({:.4f})", best_value);
   return best;
 }
 

@@ -101,11 +101,16 @@ std::string describe_interval(const Json& per_flow);
 
 // The model a run stands by, of {name: metrics.json}: the best per-flow macro F1 on the validation
 // split (never the test split nor unseen captures); empty when none has one. A blend ([blend])
-// is taken when its validation score lies within the 95% interval of the best's: validation
-// inside the training captures cannot tell such models apart, and a blend of models of different
-// families carries over to unseen captures better than its models (README, "Blends"). `why`, if
-// given, says which rule chose.
+// is taken unless that model beats it beyond validation's noise: in at least 97.5% of 1,000
+// resamples of the validation captures, both models scored on the same draws (their
+// validation_per_flow.decisions); for metrics without decisions, unless the blend's validation
+// score lies below the 95% interval of the best's. Validation inside the training captures
+// cannot tell such models apart, and a blend of models of different families carries over to
+// unseen captures better than its models (README, "Blends"). `why`, if given, says which rule chose.
 std::string best_model_name(const Json& models, std::string* why = nullptr);
+
+// A split's flow decisions as metrics.json keeps them: {"flow": [...], "truth": [...], "predicted": [...]}.
+Json decisions_json(const std::vector<FlowDecision>& decisions);
 
 // {"per_sample", "per_flow", "per_flow_vote" or "per_flow_logprob" (the other rule), "early",
 //  "abstaining" (with its threshold), "flows": count, "flows_without_samples", "unknown" (rejection)}.

@@ -418,7 +418,8 @@ Json TrainStage::metrics(const std::string& name, Json description, const fs::pa
 
   std::vector<FlowDecision> test_flows;
   Json tested = score(r.test, options, &test_flows);
-  Json validated = score(r.validation, validation_options_);
+  std::vector<FlowDecision> validation_flows;
+  Json validated = score(r.validation, validation_options_, &validation_flows);
   write_row_predictions(dir / "predictions.csv", r.test);
   write_flow_decisions(dir / "flows.csv", test_flows, manifest_, options.abstain_threshold);
   const double throughput = r.test.seconds > 0 ? static_cast<double>(r.test.rows()) / r.test.seconds : 0;
@@ -437,6 +438,7 @@ Json TrainStage::metrics(const std::string& name, Json description, const fs::pa
       {"split", {{"method", manifest_.split_method}, {"leaks", manifest_.split_leaks()}, {"folds", folds_}}},
       {"granularity", to_string(manifest_.spec.granularity)}};
   const double test_f1 = tested["per_flow"]["macro_f1"].get<double>();
+  metrics["validation_per_flow"]["decisions"] = decisions_json(validation_flows);  // for the run's choice
   if (blend) metrics["blend"] = r.blend;
   if (folds_) {
     metrics["folds"] = r.part_records;
