@@ -10,6 +10,7 @@
 // rest as numbers.
 #include <fmt/format.h>
 #include <trafficid/sdk.hpp>
+#include <trafficid/sequence_columns.hpp>
 #include <trafficid/torch_model.hpp>
 
 namespace trafficid::flow_net_model {
@@ -26,36 +27,20 @@ struct Layout {
 };
 
 Layout layout_of(const FeatureSpec& spec) {
-  if (spec.dtype != DType::f32 || spec.shape.size() != 2 ||
-      spec.column_names.size() != static_cast<std::size_t>(spec.shape[1]))
-    throw Error(
-        fmt::format("flow_net reads float32 samples of [packets, columns] with named columns (the flow_start "
-                    "extractor's); this dataset's are {} [{}] with {} column names: use features.extractor = "
-                    "\"flow_start\"",
-                    to_string(spec.dtype), fmt::join(spec.shape, ", "), spec.column_names.size()));
-  Layout l;
-  l.packets = spec.shape[0];
-  l.columns = spec.shape[1];
-  for (std::int64_t i = 0; i < l.columns; ++i) {
-    const auto& name = spec.column_names[static_cast<std::size_t>(i)];
-    if (name.rfind("byte_", 0) == 0) {
-      if (l.first_byte < 0) l.first_byte = i;
-      if (i != l.first_byte + l.bytes) throw Error("flow_net: the byte_I columns must be contiguous and in order");
-      ++l.bytes;
-    } else if (name.rfind("name_", 0) == 0) {
-      if (l.first_name < 0) l.first_name = i;
-      if (i != l.first_name + l.names) throw Error("flow_net: the name_K columns must be contiguous and in order");
-      ++l.names;
-    } else if (name == "server_port") {
-      l.server_port = i;
-    } else if (name == "client_port") {
-      l.client_port = i;
-    } else {
-      if (name == "present") l.present = i;
-      if (name == "gap") l.gap = i;
-      l.numbers.push_back(i);
-    }
-  }
+  const SequenceColumns c = sequence_columns(spec, "flow_net");
+  Layout l{{},
+           c.first_byte,
+           c.bytes,
+           c.first_name,
+           c.names,
+           c.at("server_port"),
+           c.at("client_port"),
+           c.at("present"),
+           c.at("gap"),
+           c.packets,
+           c.columns};
+  for (const auto& [name, i] : c.others)
+    if (name != "server_port" && name != "client_port") l.numbers.push_back(i);
   return l;
 }
 

@@ -26,6 +26,7 @@
 #include <set>
 #include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
+#include <trafficid/sequence_columns.hpp>
 #include <trafficid/validation.hpp>
 #include <unordered_map>
 
@@ -60,48 +61,19 @@ struct Params {
 
 // Where flow_start's columns sit, found by name.
 struct Layout {
+  SequenceColumns c;
   std::int64_t present = -1, from_server = -1, payload_length = -1, udp = -1, server_port = -1;
-  std::int64_t first_name = -1, names = 0, first_byte = -1, bytes = 0;
-  std::int64_t packets = 0, columns = 0;
 };
 
 Layout layout_of(const FeatureSpec& spec) {
-  if (spec.dtype != DType::f32 || spec.shape.size() != 2 ||
-      spec.column_names.size() != static_cast<std::size_t>(spec.shape[1]))
-    throw Error(
-        fmt::format("knn reads float32 samples of [packets, columns] with named columns (the flow_start "
-                    "extractor's); this dataset's are {} [{}] with {} column names: use "
-                    "features.extractor = \"flow_start\"",
-                    to_string(spec.dtype), fmt::join(spec.shape, ", "), spec.column_names.size()));
-  Layout l;
-  l.packets = spec.shape[0];
-  l.columns = spec.shape[1];
-  for (std::int64_t i = 0; i < l.columns; ++i) {
-    const auto& c = spec.column_names[static_cast<std::size_t>(i)];
-    if (c.rfind("byte_", 0) == 0) {
-      if (l.first_byte < 0) l.first_byte = i;
-      ++l.bytes;
-    } else if (c.rfind("name_", 0) == 0) {
-      if (l.first_name < 0) l.first_name = i;
-      ++l.names;
-    } else if (c == "present") {
-      l.present = i;
-    } else if (c == "from_server") {
-      l.from_server = i;
-    } else if (c == "payload_length") {
-      l.payload_length = i;
-    } else if (c == "udp") {
-      l.udp = i;
-    } else if (c == "server_port") {
-      l.server_port = i;
-    }
-  }
-  for (auto [index, what] : {std::pair{l.present, "present"},
-                             {l.from_server, "from_server"},
-                             {l.payload_length, "payload_length"},
-                             {l.udp, "udp"},
-                             {l.server_port, "server_port"}})
-    if (index < 0) throw Error(fmt::format("knn: the samples have no `{}` column (flow_start's columns)", what));
+  Layout l{sequence_columns(spec, "knn")};
+  for (auto [index, name] : {std::pair{&l.present, "present"},
+                             {&l.from_server, "from_server"},
+                             {&l.payload_length, "payload_length"},
+                             {&l.udp, "udp"},
+                             {&l.server_port, "server_port"}})
+    if ((*index = l.c.at(name)) < 0)
+      throw Error(fmt::format("knn: the samples have no `{}` column (flow_start's columns)", name));
   return l;
 }
 
@@ -124,21 +96,21 @@ Tokens tokens_of(const float* sample, const Layout& l, const Params& p) {
   auto& [port, name, bytes, shape] = t.keys;
   port.push_back(token({0, sample[l.udp] > 0.5f, static_cast<std::uint32_t>(sample[l.server_port])}));
   bool seen[2] = {false, false};
-  for (std::int64_t packet = 0; packet < l.packets; ++packet) {
-    const float* row = sample + packet * l.columns;
+  for (std::int64_t packet = 0; packet < l.c.packets; ++packet) {
+    const float* row = sample + packet * l.c.columns;
     if (row[l.present] == 0.0f) break;
     const std::uint32_t from_server = row[l.from_server] > 0.5f;
     const double length = std::max(0.0, std::round(static_cast<double>(row[l.payload_length]) * 1500.0));
     const auto size = static_cast<std::uint32_t>(std::log2(1.0 + length));
     shape.push_back(token({1, static_cast<std::uint32_t>(packet), from_server, size}));
     shape.push_back(token({2, from_server, size}));
-    for (std::int64_t k = 0; k < l.names; ++k)
-      if (row[l.first_name + k] != 0.0f) name.push_back(static_cast<std::uint32_t>(k));
-    if (seen[from_server] && packet >= p.packets) continue;
+    for (std::int64_t k = 0; k < l.c.names; ++k)
+      if (row[l.c.first_name + k] != 0.0f) name.push_back(static_cast<std::uint32_t>(k));
+    if (l.c.bytes == 0 || (seen[from_server] && packet >= p.packets)) continue;
     seen[from_server] = true;
-    const float* b = row + l.first_byte;
+    const float* b = row + l.c.first_byte;
     std::int64_t n = 0;  // the payload's bytes in the sample: value + 1, 0 past its end
-    while (n < l.bytes && b[n] != 0.0f) ++n;
+    while (n < l.c.bytes && b[n] != 0.0f) ++n;
     auto byte = [&](std::int64_t i) { return static_cast<std::uint32_t>(b[i]); };
     for (std::int64_t i = 0; i < std::min(n, p.header_bytes); ++i)
       bytes.push_back(token({3, from_server, static_cast<std::uint32_t>(i), byte(i)}));
@@ -358,7 +330,7 @@ class Knn final : public Model {
 
   Tokens tokens(const FeatureBatch& batch, std::size_t row) const {
     const std::size_t n = batch.row_elements();
-    if (batch.dtype != DType::f32 || n != static_cast<std::size_t>(layout_.packets * layout_.columns))
+    if (batch.dtype != DType::f32 || n != static_cast<std::size_t>(layout_.c.packets * layout_.c.columns))
       throw Error("knn: a batch of another shape than the model was built for");
     return tokens_of(reinterpret_cast<const float*>(batch.data.data()) + row * n, layout_, p_);
   }
