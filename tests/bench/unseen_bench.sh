@@ -11,7 +11,8 @@
 #   no_ports    the same without the ports (an ablation): flow_net, gbdt;
 #   byte_drop   flow_net trained with a fifth of the payload bytes hidden (an augmentation);
 #   names       flow_start with the server name's tokens (TLS SNI, HTTP Host; 256 buckets):
-#               flow_net, gbdt, and their blend (the mean of their probabilities);
+#               flow_net, gbdt, knn (the nearest training flow per class), and their blend
+#               (the mean of the three's probabilities);
 # and nDPI itself as the reference labeller, given the first 8 packets of each flow against its
 # own labels with every packet. Prints per-flow macro F1 on the unseen pool, the classes at 0,
 # the abstention rate at the validation-calibrated threshold, the test split's per-flow macro F1,
@@ -78,8 +79,8 @@ models = { gbdt = { rounds = 200 }, mlp = { layers = [256, 128], dropout = 0.3 }
 models = { flow_net = { byte_drop = 0.2 } }
 [variants.names]
 features.flow_start.names = 256
-models = { flow_net = {}, gbdt = { rounds = 200 } }
-blend.models = ["flow_net", "gbdt"]
+models = { flow_net = {}, gbdt = { rounds = 200 }, knn = {} }
+blend.models = ["flow_net", "gbdt", "knn"]
 [variants.no_ports]
 features.flow_start.ports = false
 models = { flow_net = { ports = false }, gbdt = { rounds = 200 } }
@@ -166,7 +167,7 @@ print(f"\nunseen pool: {rows[0]['flows']} flows of {rows[0]['classes']} classes 
 print(f"{'family':<11} {'model':<9} {'unseen F1':>9} {'vote':>6} {'abstain':>8} {'F1 abst.':>8} {'test F1':>8} {'val F1':>7} {'train s':>8} {'samples/s':>10}  classes at 0")
 for r in rows:
     print(f"{r['family']:<11} {r['model']:<9} {r['unseen']:>9.3f} {r['vote'] or 0:>6.3f} {100 * r['abstain']:>7.1f}% {r['abstain_f1']:>8.3f} {r['test']:>8.3f} {r['val']:>7.3f} {r['train_s']:>8.1f} {r['speed']:>10.0f}  {len(r['zero'])}: {' '.join(r['zero'])}")
-print("* the model the run stands by (validation; a blend within the best single model's 95% interval)")
+print("* the model the run stands by (validation; a blend unless the best single model beats it in 97.5% of resamples of the validation captures)")
 print(f"{'nDPI':<11} {'8 pkts':<9} {ndpi8:>9.3f}   (nDPI given each flow's first 8 packets, against its own labels with all: {len(scored)} flows)")
 best = max((r for r in rows if r["family"] != "no_ports"), key=lambda r: r["unseen"])
 print(f"\nbest learned model on the unseen pool: {best['family']}/{best['model']} {best['unseen']:.3f}; per class (F1/flows):")
