@@ -12,8 +12,9 @@
 //   shape  each packet's direction and size (log2), by position and as a bag.
 // A flow's similarity to a training flow is the weighted sum of the four; a class's score is its
 // largest; the probabilities are the softmax of the scores at the temperature of the lowest
-// cross-entropy when each training flow is scored by the training flows of the other captures. Training stores the
-// flows, once each: the model file is the training set's tokens, and a query looks them up through an inverted index.
+// cross-entropy when each training flow is scored by the training flows of the other captures.
+// Training stores the flows, once each: the model file is the training set's tokens, and a query
+// looks them up through an inverted index.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -22,7 +23,6 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <limits>
-#include <numeric>
 #include <set>
 #include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
@@ -33,9 +33,7 @@
 namespace trafficid::knn_model {
 namespace {
 
-constexpr std::size_t block_count = 4;
-enum Block : std::size_t { port_block = 0, name_block = 1, bytes_block = 2, shape_block = 3 };
-constexpr const char* block_names[block_count] = {"port", "name", "bytes", "shape"};
+constexpr std::size_t block_count = 4;  // port, name, bytes, shape
 
 // Each parameter once: its schema entry beside the member it is read into.
 struct Params {
@@ -52,8 +50,8 @@ struct Params {
     bind(header_bytes,
          ParamSpec::integer("header_bytes", 64, "first payload bytes compared by position").range(0, 65536));
     bind(temperature, ParamSpec::real("temperature", 0.0,
-                                      "softmax temperature of the class scores (0: the one of lowest validation "
-                                      "cross-entropy)")
+                                      "softmax temperature of the class scores (0: fitted, each training flow "
+                                      "scored by the other training captures' flows)")
                           .range(0, 100));
   }
   std::array<double, block_count> weights() const { return {port, name, bytes, shape}; }
@@ -346,12 +344,13 @@ class Knn final : public Model {
   // Each training flow's class scores from the training flows of the other captures, where its
   // class has some: how near a flow of a capture never seen comes to its class. Flows of the same
   // capture (one session, one network) are near copies, and a temperature fitted to them would
-  // make the model sure of itself on captures it never saw.
+  // make the model sure of itself on captures it never saw. At most 4,096 flows, evenly spaced,
+  // are scored: each costs a look through the whole index.
   void across_captures(std::vector<double>& scores, std::vector<std::int64_t>& truth) const {
-    const std::size_t k = classes();
+    const std::size_t k = classes(), step = std::max<std::size_t>(1, neighbours_.size() / 4096);
     std::vector<float> similarity;
     std::vector<double> row(k);
-    for (std::size_t i = 0; i < neighbours_.size(); ++i) {
+    for (std::size_t i = 0; i < neighbours_.size(); i += step) {
       const auto label = static_cast<std::size_t>(neighbours_.labels()[i]);
       neighbours_.scores(neighbours_.flows()[i], p_.weights(), similarity, row.data(), k, neighbours_.files()[i]);
       if (!std::isfinite(row[label])) continue;
