@@ -308,10 +308,14 @@ std::optional<Json> TrainStage::model(const ModelSpec& spec) {
       seconds = Json::parse(std::ifstream(folder / part_record())).value("training_seconds", 0.0);
       log_.info(fmt::format("model {}: trained in an earlier attempt of this run", label));
     } else {
-      log_.info(fmt::format("model {}: {} trainable parameters", label, result.info.parameters));
+      // Trees and kept flows count only after training: such a model says what it became then.
+      const bool sized_by_training = result.info.parameters == 0;
+      if (!sized_by_training)
+        log_.info(fmt::format("model {}: {} trainable parameters", label, result.info.parameters));
       const Trained trained = this->train(model, spec, input, part, folder, train, validation);
       seconds = trained.seconds;
-      result.info = model([](Model& m) { return m.info(); });  // trees count only after training
+      result.info = model([](Model& m) { return m.info(); });
+      if (sized_by_training) log_.info(fmt::format("model {}: {}", label, result.info.summary));
       if (trained.stopped) return std::nullopt;
       if (!trained.diverged.empty() && !options_.judge) {
         log_.event("model", {{"name", name}, {"state", "failed"}, {"error", trained.diverged}});
