@@ -293,6 +293,7 @@ class Knn final : public Model {
 
   void load(const std::filesystem::path& file) override {
     std::ifstream in(file, std::ios::binary);
+    if (!in) throw Error(fmt::format("{}: cannot be read", file.string()));
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::size_t at = sizeof magic - 1;
     auto fail = [&file](const std::string& why) {
