@@ -1,6 +1,7 @@
 #include "train/scoring.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -181,6 +182,37 @@ EvaluationMetrics flow_metrics(const std::vector<std::int64_t>& truth, const std
   return evaluate(t, q, p.class_names);
 }
 
+// A flow's true class and the classes M models gave it.
+template <std::size_t M>
+struct Decided {
+  std::int64_t truth;
+  std::array<std::int64_t, M> predicted;
+};
+template <std::size_t M>
+using Units = std::vector<std::vector<Decided<M>>>;  // the flows of each capture
+constexpr int resamples = 1000;
+
+// A cluster bootstrap: `resamples` draws of as many units as there are, with replacement, from a
+// fixed seed (the same units, the same draws); `on_draw(truth, predicted)` gets each draw's flows,
+// predicted[m] the classes of model m.
+template <std::size_t M, class OnDraw>
+void resample_units(const Units<M>& units, std::uint64_t seed, OnDraw on_draw) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::size_t> draw(0, units.size() - 1);
+  std::vector<std::int64_t> truth;
+  std::array<std::vector<std::int64_t>, M> predicted;
+  for (int b = 0; b < resamples; ++b) {
+    truth.clear();
+    for (auto& q : predicted) q.clear();
+    for (std::size_t u = 0; u < units.size(); ++u)
+      for (const Decided<M>& f : units[draw(rng)]) {
+        truth.push_back(f.truth);
+        for (std::size_t m = 0; m < M; ++m) predicted[m].push_back(f.predicted[m]);
+      }
+    on_draw(truth, predicted);
+  }
+}
+
 // The 95% interval of the per-flow macro F1, by resampling captures (a cluster bootstrap): flows
 // of one capture share its network, hosts and session, so the capture, not the flow, is the unit
 // drawn. A flow without samples (its capture not known here) is a unit of its own. Null with fewer
@@ -188,30 +220,18 @@ EvaluationMetrics flow_metrics(const std::vector<std::int64_t>& truth, const std
 Json macro_f1_interval(const std::vector<std::int64_t>& truth, const std::vector<std::int64_t>& predicted,
                        const std::vector<std::uint64_t>& flow_ids, const SplitPredictions& p,
                        const ScoringOptions& options) {
-  constexpr int resamples = 1000;
-  std::map<std::uint32_t, std::vector<std::pair<std::int64_t, std::int64_t>>> by_capture;
+  std::map<std::uint32_t, std::vector<Decided<1>>> by_capture;
   for (std::size_t i = 0; i < truth.size(); ++i)
-    if (truth[i] >= 0) by_capture[input_of_flow(flow_ids[i])].emplace_back(truth[i], predicted[i]);
-  std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> units;
+    if (truth[i] >= 0) by_capture[input_of_flow(flow_ids[i])].push_back({truth[i], {predicted[i]}});
+  Units<1> units;
   for (auto& [capture, flows] : by_capture) units.push_back(std::move(flows));
   for (std::size_t c = 0; c < options.flows_without_samples.size(); ++c)
     for (std::uint64_t n = 0; n < options.flows_without_samples[c]; ++n)
-      units.push_back({{static_cast<std::int64_t>(c), abstain}});
+      units.push_back({{static_cast<std::int64_t>(c), {abstain}}});
   if (units.size() < 2) return nullptr;
-  std::mt19937_64 rng(0x7261666669636964ull);
-  std::uniform_int_distribution<std::size_t> draw(0, units.size() - 1);
   std::vector<double> values;
-  std::vector<std::int64_t> t, q;
-  for (int b = 0; b < resamples; ++b) {
-    t.clear();
-    q.clear();
-    for (std::size_t u = 0; u < units.size(); ++u)
-      for (const auto& [truth_class, predicted_class] : units[draw(rng)]) {
-        t.push_back(truth_class);
-        q.push_back(predicted_class);
-      }
-    values.push_back(evaluate(t, q, p.class_names).macro_f1);
-  }
+  resample_units(units, 0x7261666669636964ull,
+                 [&](const auto& t, const auto& q) { values.push_back(evaluate(t, q[0], p.class_names).macro_f1); });
   std::sort(values.begin(), values.end());
   return {{"level", 0.95},
           {"low", values[static_cast<std::size_t>(std::floor(0.025 * (resamples - 1)))]},
@@ -394,37 +414,28 @@ std::optional<double> share_better(const Json& a, const Json& b) {
   if (!da.is_object() || !db.is_object()) return std::nullopt;
   std::map<std::uint64_t, std::int64_t> of_b;
   for (std::size_t i = 0; i < db["flow"].size(); ++i) of_b[db["flow"][i].get<std::uint64_t>()] = db["predicted"][i];
-  struct Flow {
-    std::int64_t truth, a, b;
-  };
-  std::map<std::uint32_t, std::vector<Flow>> by_capture;
+  std::map<std::uint32_t, std::vector<Decided<2>>> by_capture;
   for (std::size_t i = 0; i < da["flow"].size(); ++i) {
     const auto flow = da["flow"][i].get<std::uint64_t>();
     const auto truth = da["truth"][i].get<std::int64_t>();
     if (auto it = of_b.find(flow); truth >= 0 && it != of_b.end())
-      by_capture[input_of_flow(flow)].push_back({truth, da["predicted"][i].get<std::int64_t>(), it->second});
+      by_capture[input_of_flow(flow)].push_back({truth, {da["predicted"][i].get<std::int64_t>(), it->second}});
   }
   std::vector<std::string> classes;
   for (const auto& c : a["validation_per_flow"].value("per_class", Json::array()))
     classes.push_back(c.value("class", ""));
   const auto k = static_cast<std::int64_t>(classes.size());
   for (const auto& [capture, flows] : by_capture)
-    for (const Flow& f : flows)
-      if (f.truth >= k || f.a < 0 || f.a >= k || f.b < 0 || f.b >= k) return std::nullopt;  // not this run's classes
+    for (const auto& f : flows)
+      if (f.truth >= k || std::any_of(f.predicted.begin(), f.predicted.end(), [k](auto c) { return c < 0 || c >= k; }))
+        return std::nullopt;  // not this run's classes
   if (by_capture.empty()) return std::nullopt;
-  std::vector<std::vector<Flow>> units;
+  Units<2> units;
   for (auto& [capture, flows] : by_capture) units.push_back(std::move(flows));
-  constexpr int resamples = 1000;
-  std::mt19937_64 rng(0x7061697265640a00ull);
-  std::uniform_int_distribution<std::size_t> draw(0, units.size() - 1);
   int better = 0;
-  std::vector<std::int64_t> t, pa, pb;
-  for (int r = 0; r < resamples; ++r) {
-    t.clear(), pa.clear(), pb.clear();
-    for (std::size_t u = 0; u < units.size(); ++u)
-      for (const Flow& f : units[draw(rng)]) t.push_back(f.truth), pa.push_back(f.a), pb.push_back(f.b);
-    better += evaluate(t, pa, classes).macro_f1 > evaluate(t, pb, classes).macro_f1;
-  }
+  resample_units(units, 0x7061697265640a00ull, [&](const auto& t, const auto& q) {
+    better += evaluate(t, q[0], classes).macro_f1 > evaluate(t, q[1], classes).macro_f1;
+  });
   return static_cast<double>(better) / resamples;
 }
 
