@@ -7,7 +7,8 @@
 #    run's class and confidence to the last digit. Nothing in it is drawn at random: the same
 #    split gives the same model file byte for byte; flows alike in all it reads are kept once.
 # 3. Its temperature is fitted with each training flow scored by the other captures' flows (one of
-#    a grid), and a given `temperature` is taken as it is.
+#    a grid), and a given `temperature` is taken as it is. Tokens are weighed by how few classes
+#    have them unless `idf = "none"`, which weighs them alike: the same flows, other scores.
 # 4. Bad input: features that are not flow_start's are refused before training, with the fix; a
 #    cut model file is refused by `predict`, naming the file and the byte.
 # usage: knn_model.sh TRAFFICID DATA_DIR
@@ -101,6 +102,17 @@ assert t in (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 PY
 "$tid" run exp.toml --run-dir fixed --set models.knn.temperature=0.25 > fixed.log 2>&1 || { cat fixed.log; fail "fixed temperature"; }
 grep -q "temperature 0.25" fixed.log || fail "a given temperature was not taken"
+grep -q "shape 0; idf classes)" fixed.log || fail "the summary does not name the tokens' weighting"
+"$tid" run exp.toml --run-dir alike-weights --set models.knn.temperature=0.25 --set 'models.knn.idf="none"' \
+  > alike-weights.log 2>&1 || { cat alike-weights.log; fail "idf = none"; }
+grep -q "shape 0; idf none)" alike-weights.log || fail "idf = none was not taken"
+cmp -s fixed/models/knn/model.pt alike-weights/models/knn/model.pt || fail "the weighting changed the flows kept"
+$py - fixed alike-weights <<'PY' || fail "idf"
+import csv, sys
+conf = lambda run: {(r["file"], r["flow"]): r["confidence"] for r in csv.DictReader(open(f"{run}/models/knn/unseen_flows.csv"))}
+a, b = conf(sys.argv[1]), conf(sys.argv[2])
+assert a.keys() == b.keys() and sum(a[k] != b[k] for k in a) > len(a) // 2, "weighing tokens alike scored the flows the same"
+PY
 
 # 4. Bad input.
 s=0; "$tid" run exp.toml --run-dir packets --set features.extractor=\"deep_packet\" > packets.log 2>&1 || s=$?

@@ -3,7 +3,8 @@
 // training flows (EVALUATION.md): one RDP flow on port 3389 or one `*.zoom.us` flow is a whole
 // class here, as near to a new flow as the four hundred flows of another class are. It reads the
 // flow_start extractor's samples by column name and sees each flow as four sets of tokens, each
-// compared by cosine similarity (the sets' overlap over the square root of their sizes):
+// compared by cosine similarity, each token weighed by how few classes have it (a TLS version
+// every class sends tells less than a banner one class sends):
 //   port   the transport and the server's port;
 //   name   the tokens of the server name the client asked for (flow_start's `names`);
 //   bytes  the first payload bytes by position (the protocol header) and every 4 bytes in a row
@@ -26,6 +27,7 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <string>
 #include <trafficid/declared_params.hpp>
 #include <trafficid/sdk.hpp>
 #include <trafficid/sequence_columns.hpp>
@@ -41,6 +43,7 @@ constexpr std::size_t block_count = 4;  // port, name, bytes, shape
 struct Params {
   double port = 0, name = 0, bytes = 0, shape = 0, temperature = 0;
   std::int64_t packets = 0, header_bytes = 0;
+  std::string idf;
   template <class Bind>
   void fields(Bind& bind) {
     bind(port, ParamSpec::real("port", 1.0, "weight of the transport and server port").range(0, 100));
@@ -58,6 +61,9 @@ struct Params {
                                       "softmax temperature of the class scores (0: fitted, each training flow "
                                       "scored by the other training captures' flows)")
                           .range(0, 100));
+    bind(idf, ParamSpec::choice("idf", "classes", {"classes", "flows", "none"},
+                                "weight of a token, log((1 + N) / (1 + n)) + 1 where n of the N training classes "
+                                "(classes) or flows (flows) have it; none: 1"));
   }
   std::array<double, block_count> weights() const { return {port, name, bytes, shape}; }
 };
@@ -135,12 +141,36 @@ class Neighbours {
     if (!seen_.insert(digest(label, t)).second) return;  // a flow that is already there, once
     const auto id = static_cast<std::uint32_t>(labels_.size());
     files_.push_back(file);
-    for (std::size_t b = 0; b < block_count; ++b) {
-      norms_[b].push_back(t.keys[b].empty() ? 0.0f : 1.0f / std::sqrt(static_cast<float>(t.keys[b].size())));
-      for (std::uint32_t key : t.keys[b]) postings_[b][key].push_back(id);
-    }
+    for (std::size_t b = 0; b < block_count; ++b)
+      for (std::uint32_t key : t.keys[b]) postings_[b][key].flows.push_back(id);
     labels_.push_back(label);
     flows_.push_back(std::move(t));
+  }
+
+  // After the last add: each token's weight (1, or its inverse frequency among the training flows
+  // or classes) and each flow's norm per block, the square root of its tokens' squared weights.
+  void finish(const std::string& idf, std::size_t classes) {
+    const double n = idf == "classes" ? static_cast<double>(classes) : static_cast<double>(flows_.size());
+    auto weight = [&](double have) { return idf == "none" ? 1.0 : std::log((1.0 + n) / (1.0 + have)) + 1.0; };
+    std::vector<char> has(classes);
+    for (std::size_t b = 0; b < block_count; ++b) {
+      unseen_[b] = static_cast<float>(weight(0));
+      for (auto& [key, posting] : postings_[b]) {
+        double have = static_cast<double>(posting.flows.size());
+        if (idf == "classes") {
+          std::fill(has.begin(), has.end(), 0);
+          for (std::uint32_t id : posting.flows) has[static_cast<std::size_t>(labels_[id])] = 1;
+          have = static_cast<double>(std::count(has.begin(), has.end(), 1));
+        }
+        posting.weight = static_cast<float>(weight(have));
+      }
+      norms_[b].assign(flows_.size(), 0.0f);
+      for (std::size_t id = 0; id < flows_.size(); ++id) {
+        double squares = 0;
+        for (std::uint32_t key : flows_[id].keys[b]) squares += std::pow(postings_[b].at(key).weight, 2);
+        norms_[b][id] = squares > 0 ? static_cast<float>(1.0 / std::sqrt(squares)) : 0.0f;
+      }
+    }
   }
 
   std::size_t size() const { return flows_.size(); }
@@ -162,11 +192,17 @@ class Neighbours {
     similarity.assign(flows_.size(), 0.0f);
     for (std::size_t b = 0; b < block_count; ++b) {
       if (weights[b] == 0 || q.keys[b].empty()) continue;
-      const float scale = static_cast<float>(weights[b] / std::sqrt(static_cast<double>(q.keys[b].size())));
+      double squares = 0;
+      for (std::uint32_t key : q.keys[b]) {
+        auto it = postings_[b].find(key);
+        squares += std::pow(it == postings_[b].end() ? unseen_[b] : it->second.weight, 2);
+      }
+      const auto scale = static_cast<float>(weights[b] / std::sqrt(squares));
       for (std::uint32_t key : q.keys[b]) {
         auto it = postings_[b].find(key);
         if (it == postings_[b].end()) continue;
-        for (std::uint32_t id : it->second) similarity[id] += scale * norms_[b][id];
+        const float w = scale * it->second.weight * it->second.weight;
+        for (std::uint32_t id : it->second.flows) similarity[id] += w * norms_[b][id];
       }
     }
     std::fill(out, out + classes, -std::numeric_limits<double>::infinity());
@@ -190,8 +226,13 @@ class Neighbours {
   std::vector<std::int32_t> labels_;
   std::vector<std::uint32_t> files_;  // the capture each came from (in training only)
   std::vector<Tokens> flows_;
+  struct Posting {
+    float weight = 1.0f;
+    std::vector<std::uint32_t> flows;
+  };
   std::array<std::vector<float>, block_count> norms_;
-  std::array<std::unordered_map<std::uint32_t, std::vector<std::uint32_t>>, block_count> postings_;
+  std::array<float, block_count> unseen_{};  // the weight of a token no training flow has
+  std::array<std::unordered_map<std::uint32_t, Posting>, block_count> postings_;
   std::set<std::uint64_t> seen_;
 };
 
@@ -229,9 +270,9 @@ class Knn final : public Model {
   ModelInfo info() const override {
     return {neighbours_.tokens(),
             fmt::format("{} training flows of {} classes, {} tokens; per class the nearest flow's similarity "
-                        "(weights port {}, name {}, bytes {}, shape {}), softmax at temperature {}",
+                        "(weights port {}, name {}, bytes {}, shape {}; idf {}), softmax at temperature {}",
                         neighbours_.size(), input_.class_names.size(), neighbours_.tokens(), p_.port, p_.name, p_.bytes,
-                        p_.shape, temperature_)};
+                        p_.shape, p_.idf, temperature_)};
   }
 
   void fit(SampleBatches& train, SampleBatches& validation, const TrainingContext& context) override {
@@ -245,6 +286,7 @@ class Knn final : public Model {
           neighbours_.add(static_cast<std::int32_t>(batch.labels[r]), tokens(batch, r),
                           r < batch.file_ids.size() ? batch.file_ids[r] : 0);
     if (neighbours_.size() == 0) throw Error("knn: the training split is empty");
+    neighbours_.finish(p_.idf, classes());
     std::vector<double> scores;
     std::vector<std::int64_t> truth;
     validation.rewind(false);
@@ -326,6 +368,7 @@ class Knn final : public Model {
       }
       neighbours_.add(label, std::move(t));
     }
+    neighbours_.finish(p_.idf, classes());
     if (at != bytes.size()) throw fail(fmt::format("{} bytes past the last flow", bytes.size() - at));
   }
 
