@@ -136,6 +136,11 @@ Tokens tokens_of(const float* sample, const Layout& l, const Params& p) {
 // The training flows: their classes and tokens, and for each block an inverted index from a
 // token to the flows that have it.
 class Neighbours {
+  struct Posting {
+    float weight = 1.0f;               // the token's weight
+    std::vector<std::uint32_t> flows;  // the training flows that have it
+  };
+
  public:
   void add(std::int32_t label, Tokens t, std::uint32_t file = 0) {
     if (!seen_.insert(digest(label, t)).second) return;  // a flow that is already there, once
@@ -167,7 +172,10 @@ class Neighbours {
       norms_[b].assign(flows_.size(), 0.0f);
       for (std::size_t id = 0; id < flows_.size(); ++id) {
         double squares = 0;
-        for (std::uint32_t key : flows_[id].keys[b]) squares += std::pow(postings_[b].at(key).weight, 2);
+        for (std::uint32_t key : flows_[id].keys[b]) {
+          const double w = postings_[b].at(key).weight;
+          squares += w * w;
+        }
         norms_[b][id] = squares > 0 ? static_cast<float>(1.0 / std::sqrt(squares)) : 0.0f;
       }
     }
@@ -190,19 +198,24 @@ class Neighbours {
   void scores(const Tokens& q, const std::array<double, block_count>& weights, std::vector<float>& similarity,
               double* out, std::size_t classes, std::uint32_t other_than = none) const {
     similarity.assign(flows_.size(), 0.0f);
+    std::vector<const Posting*> found;  // the query's tokens that training flows have
     for (std::size_t b = 0; b < block_count; ++b) {
       if (weights[b] == 0 || q.keys[b].empty()) continue;
       double squares = 0;
+      found.clear();
       for (std::uint32_t key : q.keys[b]) {
         auto it = postings_[b].find(key);
-        squares += std::pow(it == postings_[b].end() ? unseen_[b] : it->second.weight, 2);
+        if (it == postings_[b].end()) {
+          squares += static_cast<double>(unseen_[b]) * unseen_[b];
+          continue;
+        }
+        squares += static_cast<double>(it->second.weight) * it->second.weight;
+        found.push_back(&it->second);
       }
       const auto scale = static_cast<float>(weights[b] / std::sqrt(squares));
-      for (std::uint32_t key : q.keys[b]) {
-        auto it = postings_[b].find(key);
-        if (it == postings_[b].end()) continue;
-        const float w = scale * it->second.weight * it->second.weight;
-        for (std::uint32_t id : it->second.flows) similarity[id] += w * norms_[b][id];
+      for (const Posting* posting : found) {
+        const float w = scale * posting->weight * posting->weight;
+        for (std::uint32_t id : posting->flows) similarity[id] += w * norms_[b][id];
       }
     }
     std::fill(out, out + classes, -std::numeric_limits<double>::infinity());
@@ -226,10 +239,6 @@ class Neighbours {
   std::vector<std::int32_t> labels_;
   std::vector<std::uint32_t> files_;  // the capture each came from (in training only)
   std::vector<Tokens> flows_;
-  struct Posting {
-    float weight = 1.0f;
-    std::vector<std::uint32_t> flows;
-  };
   std::array<std::vector<float>, block_count> norms_;
   std::array<float, block_count> unseen_{};  // the weight of a token no training flow has
   std::array<std::unordered_map<std::uint32_t, Posting>, block_count> postings_;
