@@ -377,8 +377,8 @@ class Knn final : public Model {
       }
       neighbours_.add(label, std::move(t));
     }
-    neighbours_.finish(p_.idf, classes());
     if (at != bytes.size()) throw fail(fmt::format("{} bytes past the last flow", bytes.size() - at));
+    neighbours_.finish(p_.idf, classes());
   }
 
  private:
